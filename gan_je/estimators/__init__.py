@@ -1,0 +1,29 @@
+"""Information-theoretic estimators on samples: pure functions on tensors.
+
+k-NN family (exact neighbours, see :mod:`.neighbors`): :func:`entropy`,
+:func:`joint_entropy`, :func:`conditional_entropy`, :func:`mutual_information`,
+:func:`jensen_shannon`, :func:`sliced_jensen_shannon`. Gaussian plug-in family:
+:mod:`.gaussian`.
+"""
+
+from . import gaussian
+from .knn import (
+    SlicedJensenShannon,
+    conditional_entropy,
+    entropy,
+    jensen_shannon,
+    joint_entropy,
+    mutual_information,
+    sliced_jensen_shannon,
+)
+
+__all__ = [
+    "SlicedJensenShannon",
+    "conditional_entropy",
+    "entropy",
+    "gaussian",
+    "jensen_shannon",
+    "joint_entropy",
+    "mutual_information",
+    "sliced_jensen_shannon",
+]

@@ -1,0 +1,343 @@
+"""Exact nearest-neighbour queries: the one engine under every k-NN estimator.
+
+Two queries serve all estimators:
+
+- :func:`kth_neighbor` — the squared distance to (and index of) each sample's k-th nearest
+  *other* sample, under ``dist(i, j) = max_b ||x_i^b - x_j^b||_2`` over one or more variables
+  ("blocks"; one block is the plain Euclidean distance, two give KSG's joint space);
+- :func:`count_within` — ``#{j != i : dist(i, j) < r_i}`` (``inclusive=False``) or ``<= r_i``.
+
+**One distance.** Every returned distance and every boundary decision uses
+:func:`squared_distance`: float64, ``sum_c (a_c - b_c)^2`` over the columns in order, with
+elementwise operations only, so it is bit-identical on CPU and CUDA and for any batch shape.
+A radius found by :func:`kth_neighbor` and compared in :func:`count_within` is therefore the
+same number, and the strict/inclusive semantics hold exactly for the neighbour that defined
+it (a second query with a recomputed radius would lose such boundary points to rounding).
+
+**Exact, fast search.** Backends only *propose* candidates; the answer is always certified:
+
+- ``"torch"`` (CPU or CUDA): chunked brute force. Approximate squared distances come from a
+  matrix multiply, ``|a|^2 + |b|^2 - 2 a.b``, first in float32 (TF32 disabled), whose error is
+  at most ``E = 2 (D + 4) u (|a| + max|b|)^2``. The top ``k + m`` candidates are rescored with
+  the exact distance; a row is certified when its exact k-th distance is below the smallest
+  approximate distance left out minus ``E``. Rows that fail (cancellation: tight clusters far
+  from the origin) are redone in float64, then, if still needed, by direct differences.
+  Counts use the same bound: pairs within ``E`` of the radius are rescored exactly. Memory is
+  O(chunk x N), never N^2.
+- ``"faiss"`` (CPU): faiss's exact flat L2 search proposes the candidates (faster than a torch
+  top-k on CPU), certified as above. Counts have no faiss equivalent and use ``"torch"``.
+- ``"kdtree"`` (CPU): scipy's cKDTree, the fastest in low dimension. Neighbour distances are
+  rescored exactly. Counts use a ball radius widened (inclusive) or narrowed (strict) by
+  ``4 (D + 4)`` units in the last place, which covers the tree's own rounding of the
+  boundary neighbour; any other point would have to lie within that sliver of the radius.
+- ``"auto"``: ``"torch"`` on CUDA; on CPU ``"kdtree"`` up to :data:`KDTREE_MAX_DIM` dimensions
+  and ``"faiss"`` (kNN) / ``"torch"`` (counts) above, from ``benchmarks/estimators.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+BACKENDS = ("auto", "torch", "faiss", "kdtree")
+#: Above this many dimensions brute force beats the k-d tree on CPU (measured, see README).
+KDTREE_MAX_DIM = 8
+#: Bytes of scratch memory one chunk of the brute-force search may use.
+CHUNK_BYTES = 256 * 2**20
+#: Extra candidates proposed beyond the k-th, so that certification rarely fails.
+EXTRA_CANDIDATES = 8
+_UNIT_ROUNDOFF = {torch.float32: 2.0**-24, torch.float64: 2.0**-53}
+
+
+def squared_distance(a: Tensor, b: Tensor) -> Tensor:
+    """``sum_c (a_c - b_c)^2`` in float64 over the last dim, column by column.
+
+    Elementwise operations in a fixed order: the same bits on every device and shape.
+    """
+    diff = a.to(torch.float64) - b.to(torch.float64)
+    total = diff[..., 0] * diff[..., 0]
+    for c in range(1, diff.shape[-1]):
+        total = total + diff[..., c] * diff[..., c]
+    return total
+
+
+def block_distance(blocks: Sequence[Tensor], i: Tensor, j: Tensor) -> Tensor:
+    """Exact squared joint distance ``max_b |x_i^b - x_j^b|^2`` for index arrays ``i``, ``j``."""
+    out = squared_distance(blocks[0][i], blocks[0][j])
+    for block in blocks[1:]:
+        out = torch.maximum(out, squared_distance(block[i], block[j]))
+    return out
+
+
+def kth_neighbor(
+    blocks: Tensor | Sequence[Tensor], k: int, backend: str = "auto"
+) -> tuple[Tensor, Tensor]:
+    """Squared distance to, and index of, each sample's k-th nearest other sample.
+
+    Args:
+        blocks: one ``(N, D)`` float64 tensor, or several with the same N (one per variable);
+            the distance is the max over blocks of their Euclidean distances.
+        k: which neighbour, 1 <= k < N.
+        backend: ``"auto"``, ``"torch"``, ``"faiss"`` or ``"kdtree"`` (see the module doc).
+
+    Returns:
+        ``(sq_dist, index)``, both of shape ``(N,)``; ``sq_dist`` is exact float64.
+    """
+    blocks = _as_blocks(blocks)
+    n = blocks[0].shape[0]
+    if not 1 <= k < n:
+        raise ValueError(f"k must satisfy 1 <= k < N = {n}, got k={k}")
+    backend = resolve_backend(backend, blocks, query="knn")
+    if backend == "kdtree":
+        candidates = _kdtree_knn(blocks, k)
+        return _best_of(blocks, torch.arange(n, device=blocks[0].device), candidates, k)
+    return _brute_force_knn(blocks, k, use_faiss=backend == "faiss")
+
+
+def count_within(
+    points: Tensor, sq_radius: Tensor, inclusive: bool, backend: str = "auto"
+) -> Tensor:
+    """``#{j != i : |x_i - x_j| < r_i}`` per sample, or ``<= r_i`` when ``inclusive``.
+
+    Args:
+        points: ``(N, D)`` float64 samples.
+        sq_radius: ``(N,)`` squared radii ``r_i^2`` (as returned by :func:`kth_neighbor`).
+        inclusive: count points exactly on the radius (``<=``) or not (``<``).
+        backend: as for :func:`kth_neighbor`; ``"faiss"`` counts with ``"torch"``.
+
+    Returns:
+        ``(N,)`` int64 counts.
+    """
+    (points,) = _as_blocks([points])
+    if sq_radius.shape != (points.shape[0],):
+        raise ValueError(
+            f"sq_radius must have shape ({points.shape[0]},), got {tuple(sq_radius.shape)}"
+        )
+    backend = resolve_backend(backend, [points], query="count")
+    if backend == "kdtree":
+        return _kdtree_count(points, sq_radius, inclusive)
+    return _brute_force_count(points, sq_radius, inclusive)
+
+
+def resolve_backend(backend: str, blocks: Sequence[Tensor], query: str) -> str:
+    """The backend that will run a ``query`` (``"knn"`` or ``"count"``) on ``blocks``.
+
+    ``"auto"`` picks the fastest exact method measured for the device and dimension. An
+    explicit choice the data cannot use (a tree on CUDA tensors, a tree for KSG's joint space
+    of multi-dimensional variables) raises ``ValueError``; ``"faiss"`` counts with torch.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    on_cuda = blocks[0].is_cuda
+    dim = sum(b.shape[1] for b in blocks)
+    tree_ok = len(blocks) == 1 or all(b.shape[1] == 1 for b in blocks)
+    if backend == "auto":
+        if on_cuda:
+            return "torch"
+        if tree_ok and dim <= KDTREE_MAX_DIM:
+            return "kdtree"
+        return "faiss" if query == "knn" and len(blocks) == 1 else "torch"
+    if backend in ("kdtree", "faiss") and on_cuda:
+        raise ValueError(f"backend={backend!r} runs on CPU; use 'torch' or 'auto' for CUDA")
+    if backend == "kdtree" and not tree_ok:
+        raise ValueError(
+            "backend='kdtree' cannot search the joint space of multi-dimensional variables "
+            "(max of Euclidean norms); use 'torch' or 'auto'"
+        )
+    if backend == "faiss" and (query == "count" or len(blocks) > 1):
+        return "torch"
+    return backend
+
+
+def _as_blocks(blocks: Tensor | Sequence[Tensor]) -> list[Tensor]:
+    blocks = [blocks] if isinstance(blocks, Tensor) else list(blocks)
+    if not blocks:
+        raise ValueError("need at least one (N, D) tensor")
+    n = blocks[0].shape[0]
+    for b in blocks:
+        if b.ndim != 2 or b.shape[0] != n or b.dtype != torch.float64:
+            raise ValueError(
+                f"expected float64 (N, D) tensors with the same N, got {b.dtype} "
+                f"{tuple(b.shape)}; the public estimators prepare their inputs for you"
+            )
+    return [b.contiguous() for b in blocks]
+
+
+def _best_of(blocks: list[Tensor], rows: Tensor, candidates: Tensor, k: int):
+    """Rescore candidate indices exactly; return the k-th smallest (sq_dist, index) per row."""
+    exact = block_distance(blocks, rows[:, None], candidates)
+    exact = exact.masked_fill(candidates == rows[:, None], float("inf"))
+    order = exact.argsort(dim=1, stable=True)[:, k - 1 : k]
+    return exact.gather(1, order)[:, 0], candidates.gather(1, order)[:, 0]
+
+
+# --------------------------------------------------------------------------- k-d tree
+
+
+def _kdtree_knn(blocks: list[Tensor], k: int) -> Tensor:
+    from scipy.spatial import cKDTree
+
+    joint = torch.cat(blocks, dim=1).numpy()
+    p = 2 if len(blocks) == 1 else np.inf  # every block is 1-D here: max of |.| = Chebyshev
+    n_query = min(k + 1, joint.shape[0])  # the point itself and its k nearest
+    _, idx = cKDTree(joint).query(joint, k=n_query, p=p, workers=-1)
+    return torch.from_numpy(np.asarray(idx, dtype=np.int64))
+
+
+def _kdtree_count(points: Tensor, sq_radius: Tensor, inclusive: bool) -> Tensor:
+    from scipy.spatial import cKDTree
+
+    x = points.numpy()
+    slack = 4 * (x.shape[1] + 4) * _UNIT_ROUNDOFF[torch.float64]
+    radius = sq_radius.sqrt().numpy() * (1 + slack if inclusive else 1 - slack)
+    counts = cKDTree(x).query_ball_point(x, radius, p=2, return_length=True, workers=-1)
+    return torch.from_numpy(np.asarray(counts, dtype=np.int64)) - 1  # minus the point itself
+
+
+# --------------------------------------------------------------------------- brute force
+
+
+@contextlib.contextmanager
+def _ieee_float32_matmul() -> Iterator[None]:
+    """Full-precision float32 matmul inside the block (no TF32/bf16), restored after."""
+    saved = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(saved)
+
+
+class _ApproxDistances:
+    """Matrix-multiply squared distances of a row chunk to all points, with an error bound."""
+
+    def __init__(self, blocks: list[Tensor], dtype: torch.dtype):
+        self.blocks = [b.to(dtype) for b in blocks]
+        self.sqnorms = [(b * b).sum(dim=1) for b in self.blocks]
+        self.unit = _UNIT_ROUNDOFF[dtype]
+        self.max_norms = [s.max().sqrt() for s in self.sqnorms]
+
+    def __call__(self, rows: Tensor) -> tuple[Tensor, Tensor]:
+        """``(approx (len(rows), N), bound (len(rows), 1))`` with ``|approx - exact| <= bound``."""
+        approx, bound = None, None
+        for b, sq, max_norm in zip(self.blocks, self.sqnorms, self.max_norms, strict=True):
+            d = torch.addmm(sq[None, :], b[rows], b.T, alpha=-2).add_(sq[rows, None])
+            e = 2 * (b.shape[1] + 4) * self.unit * (sq[rows, None].sqrt() + max_norm) ** 2
+            approx = d if approx is None else torch.maximum(approx, d)
+            bound = e if bound is None else torch.maximum(bound, e)
+        return approx.clamp_(min=0), bound
+
+
+def _chunks(rows: Tensor, n: int, per_entry_bytes: int) -> Iterator[Tensor]:
+    size = max(1, CHUNK_BYTES // max(1, n * per_entry_bytes))
+    yield from rows.split(size)
+
+
+def _brute_force_knn(blocks: list[Tensor], k: int, use_faiss: bool) -> tuple[Tensor, Tensor]:
+    n, device = blocks[0].shape[0], blocks[0].device
+    sq_dist = torch.empty(n, dtype=torch.float64, device=device)
+    index = torch.empty(n, dtype=torch.int64, device=device)
+    pending = torch.arange(n, device=device)
+    n_cand = min(k + EXTRA_CANDIDATES, n - 1)
+    with _ieee_float32_matmul():
+        for dtype in (torch.float32, torch.float64):
+            propose = _faiss_candidates if use_faiss and dtype == torch.float32 else _candidates
+            ok_rows, ok_sq, ok_idx, pending = propose(blocks, pending, k, n_cand, dtype)
+            sq_dist[ok_rows], index[ok_rows] = ok_sq, ok_idx
+            if pending.numel() == 0:
+                return sq_dist, index
+    for rows in _chunks(pending, n, 8 * (sum(b.shape[1] for b in blocks) + 3)):
+        exact = block_distance(blocks, rows[:, None], torch.arange(n, device=device)[None, :])
+        exact[torch.arange(len(rows), device=device), rows] = float("inf")
+        sq, idx = exact.topk(k, dim=1, largest=False, sorted=True)
+        sq_dist[rows], index[rows] = sq[:, -1], idx[:, -1]
+    return sq_dist, index
+
+
+def _certify(blocks, rows, cand, threshold, bound, k):
+    """Split rows into those whose exact k-th neighbour is provably among ``cand`` and the rest.
+
+    Every point left out has approximate distance >= ``threshold``, so exact >= threshold -
+    bound; a row is certain when its exact k-th candidate distance is below that.
+    """
+    sq, idx = _best_of(blocks, rows, cand, k)
+    ok = sq < threshold - bound
+    return rows[ok], sq[ok], idx[ok], rows[~ok]
+
+
+def _candidates(blocks, pending, k, n_cand, dtype):
+    """Top candidates from matrix-multiply distances in ``dtype``, certified."""
+    n, device = blocks[0].shape[0], blocks[0].device
+    approx_distances = _ApproxDistances(blocks, dtype)
+    parts = []
+    for rows in _chunks(pending, n, 4 * dtype.itemsize):
+        approx, bound = approx_distances(rows)
+        approx[torch.arange(len(rows), device=device), rows] = float("inf")
+        # one more than the candidates: its value bounds every point left out (inf if none is)
+        vals, cand = approx.topk(n_cand + 1, dim=1, largest=False, sorted=True)
+        threshold = vals[:, -1].to(torch.float64)
+        parts.append(_certify(blocks, rows, cand[:, :-1], threshold, bound[:, 0].double(), k))
+    return tuple(torch.cat(p) for p in zip(*parts, strict=True))
+
+
+def _faiss_candidates(blocks, pending, k, n_cand, dtype):
+    """Top candidates from faiss's exact flat L2 search (float32), certified."""
+    import faiss
+
+    (points,) = blocks
+    base = points.to(torch.float32).numpy()
+    n = base.shape[0]
+    index = faiss.IndexFlatL2(base.shape[1])
+    index.add(base)
+    n_search = min(n_cand + 2, n)  # self, the candidates, one more to bound the rest
+    approx, cand = index.search(base[pending.numpy()], n_search)
+    approx, cand = torch.from_numpy(approx).double(), torch.from_numpy(cand).long()
+    if n_search < n:
+        cand, threshold = cand[:, :-1], approx[:, -1]
+    else:
+        threshold = torch.full_like(approx[:, -1], float("inf"))
+    sqnorm = (points.to(torch.float32) ** 2).sum(dim=1).double()
+    unit = _UNIT_ROUNDOFF[torch.float32]
+    bound = 2 * (base.shape[1] + 4) * unit * (sqnorm[pending].sqrt() + sqnorm.max().sqrt()) ** 2
+    return _certify(blocks, pending, cand, threshold, bound, k)
+
+
+def _brute_force_count(points: Tensor, sq_radius: Tensor, inclusive: bool) -> Tensor:
+    n, device = points.shape[0], points.device
+    counts = torch.zeros(n, dtype=torch.int64, device=device)
+    pending = torch.arange(n, device=device)
+    with _ieee_float32_matmul():
+        for dtype in (torch.float32, torch.float64):
+            approx_distances = _ApproxDistances([points], dtype)
+            unresolved = []
+            for rows in _chunks(pending, n, 4 * dtype.itemsize):
+                approx, bound = approx_distances(rows)
+                approx[torch.arange(len(rows), device=device), rows] = float("inf")
+                r2 = sq_radius[rows, None].to(dtype)
+                slack = bound + 4 * _UNIT_ROUNDOFF[dtype] * r2  # r2 and r2 -/+ slack round too
+                inside = approx < r2 - slack  # surely inside; beyond r2 + slack surely outside
+                near = (approx <= r2 + slack) & ~inside
+                easy = near.sum(dim=1) <= 4 * (EXTRA_CANDIDATES + 1)
+                sure = inside.sum(dim=1)
+                pair_row, pair_col = near[easy].nonzero(as_tuple=True)
+                rows_easy = rows[easy]
+                exact = squared_distance(points[rows_easy[pair_row]], points[pair_col])
+                radius = sq_radius[rows_easy[pair_row]]
+                hit = (exact <= radius) if inclusive else (exact < radius)
+                extra = torch.zeros(len(rows_easy), dtype=torch.int64, device=device)
+                extra.index_add_(0, pair_row, hit.long())
+                counts[rows_easy] = sure[easy] + extra
+                unresolved.append(rows[~easy])
+            pending = torch.cat(unresolved)
+            if pending.numel() == 0:
+                return counts
+    for rows in _chunks(pending, n, 8 * (points.shape[1] + 3)):
+        exact = squared_distance(points[rows, None, :], points[None, :, :])
+        exact[torch.arange(len(rows), device=device), rows] = float("inf")
+        r2 = sq_radius[rows, None]
+        counts[rows] = ((exact <= r2) if inclusive else (exact < r2)).sum(dim=1)
+    return counts
