@@ -9,6 +9,7 @@ k-NN family (exact neighbours, see :mod:`.neighbors`): :func:`entropy`,
 from . import gaussian
 from .knn import (
     SlicedJensenShannon,
+    compare_samples,
     conditional_entropy,
     entropy,
     jensen_shannon,
@@ -19,6 +20,7 @@ from .knn import (
 
 __all__ = [
     "SlicedJensenShannon",
+    "compare_samples",
     "conditional_entropy",
     "entropy",
     "gaussian",

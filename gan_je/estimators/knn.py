@@ -36,12 +36,16 @@ def _digamma(x: Tensor | float) -> Tensor:
     return torch.special.digamma(torch.as_tensor(x, dtype=torch.float64))
 
 
-def _kozachenko_leonenko(x: Tensor, k: int, backend: str) -> Tensor:
-    """KL entropy of prepared samples ``x`` (N, d), in nats."""
-    n, d = x.shape
-    sq_rho, _ = kth_neighbor(x, k, backend)
+def _kl_entropy(sq_rho: Tensor, d: int, k: int) -> Tensor:
+    """Kozachenko-Leonenko formula from squared k-th neighbour distances, in nats."""
+    n = sq_rho.shape[0]
     mean_log_rho = 0.5 * sq_rho.log().mean()
     return _digamma(n) - _digamma(k) + log_unit_ball_volume(d) + d * mean_log_rho
+
+
+def _kozachenko_leonenko(x: Tensor, k: int, backend: str) -> Tensor:
+    """KL entropy of prepared samples ``x`` (N, d), in nats."""
+    return _kl_entropy(kth_neighbor(x, k, backend)[0], x.shape[1], k)
 
 
 def entropy(x: Any, k: int = 3, base: float = math.e, backend: str = "auto") -> Tensor:
@@ -135,15 +139,55 @@ def jensen_shannon(
     check_enough(p, k, "p")
     check_enough(q, k, "q")
     pooled = prepare(torch.cat([p, q]))
-    n_p = p.shape[0]
-    sq_d = torch.cat(
+    sq_d = _within_label_kth(pooled, p.shape[0], k, backend)
+    return nats_to(_ross_jsd(pooled, p.shape[0], sq_d, k, backend), base)
+
+
+def _within_label_kth(pooled: Tensor, n_p: int, k: int, backend: str) -> Tensor:
+    """Squared distance of each pooled sample to its k-th neighbour with the same label."""
+    return torch.cat(
         [kth_neighbor(pooled[:n_p], k, backend)[0], kth_neighbor(pooled[n_p:], k, backend)[0]]
     )
+
+
+def _ross_jsd(pooled: Tensor, n_p: int, sq_d: Tensor, k: int, backend: str) -> Tensor:
+    """Ross's estimate of I(S; L) from the within-label radii ``sq_d``, in nats."""
     m = count_within(pooled, sq_d, inclusive=True, backend=backend)
-    n, n_q = pooled.shape[0], q.shape[0]
+    n = pooled.shape[0]
+    n_q = n - n_p
     mean_psi_label = (n_p * _digamma(n_p) + n_q * _digamma(n_q)) / n
-    jsd = _digamma(n) - mean_psi_label + _digamma(k) - _digamma(m).mean()
-    return nats_to(jsd, base)
+    return _digamma(n) - mean_psi_label + _digamma(k) - _digamma(m).mean()
+
+
+def compare_samples(
+    real: Any, fake: Any, k: int = 3, base: float = math.e, backend: str = "auto"
+) -> dict[str, Tensor]:
+    """Entropies and divergence of two sample sets from one shared neighbour search.
+
+    Returns ``entropy_real`` H(P), ``entropy_fake`` H(Q), ``entropy_mixture`` H(M) of the
+    pooled samples, ``joint_entropy`` H(S, L) = H(L) + pi_p H(P) + pi_q H(Q) (with equal sizes
+    ``log 2 + (H(P) + H(Q)) / 2``) and ``jsd`` I(S; L) (:func:`jensen_shannon`). The
+    within-label neighbour distances serve both the entropies and the JSD.
+    """
+    k = check_k(k)
+    p, q = as_samples(real, "real"), as_samples(fake, "fake")
+    check_same_features(p, q)
+    check_enough(p, k, "real")
+    check_enough(q, k, "fake")
+    pooled = prepare(torch.cat([p, q]))
+    n_p, n, d = p.shape[0], pooled.shape[0], pooled.shape[1]
+    sq_d = _within_label_kth(pooled, n_p, k, backend)
+    h_real, h_fake = _kl_entropy(sq_d[:n_p], d, k), _kl_entropy(sq_d[n_p:], d, k)
+    pi_p, pi_q = n_p / n, 1 - n_p / n
+    h_label = -(pi_p * math.log(pi_p) + pi_q * math.log(pi_q))
+    nats = {
+        "entropy_real": h_real,
+        "entropy_fake": h_fake,
+        "entropy_mixture": _kozachenko_leonenko(pooled, k, backend),
+        "joint_entropy": h_label + pi_p * h_real + pi_q * h_fake,
+        "jsd": _ross_jsd(pooled, n_p, sq_d, k, backend),
+    }
+    return {key: nats_to(value, base) for key, value in nats.items()}
 
 
 class SlicedJensenShannon(NamedTuple):
