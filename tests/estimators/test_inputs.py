@@ -1,0 +1,66 @@
+"""Bad input fails with a ValueError that names the argument and the fix."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from gan_je.estimators import (
+    conditional_entropy,
+    entropy,
+    gaussian,
+    jensen_shannon,
+    joint_entropy,
+    mutual_information,
+    sliced_jensen_shannon,
+)
+from gan_je.estimators._inputs import as_samples
+
+GOOD = torch.randn(50, 2, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: entropy(GOOD[:3], k=3), "x has 3 samples but k=3"),
+        (lambda: entropy(GOOD, k=0), "k must be a whole number"),
+        (lambda: entropy(GOOD, k=2.5), "k must be a whole number"),
+        (lambda: entropy(torch.empty(0, 2)), "x is empty"),
+        (lambda: entropy(torch.empty(5, 0)), "no features"),
+        (lambda: entropy(torch.tensor(1.0)), "single number"),
+        (lambda: entropy(GOOD.index_fill(0, torch.tensor([3]), math.nan)), "NaN or Inf"),
+        (lambda: entropy(GOOD.index_fill(0, torch.tensor([3]), math.inf)), "NaN or Inf"),
+        (lambda: entropy(GOOD.to(torch.complex64)), "real numbers"),
+        (lambda: entropy(np.array(["a", "b", "c", "d", "e"])), "array of numbers"),
+        (lambda: entropy(object()), "tensor or array"),
+        (lambda: entropy(GOOD, base=1), "base must be"),
+        (lambda: entropy(GOOD, base=-2.0), "base must be"),
+        (lambda: entropy(GOOD, backend="annoy"), "backend must be one of"),
+        (lambda: joint_entropy(GOOD, GOOD[:40]), "same number of samples"),
+        (lambda: joint_entropy(), "at least one variable"),
+        (lambda: conditional_entropy(GOOD, GOOD[:10]), "same number of samples"),
+        (lambda: mutual_information(GOOD, GOOD[:49]), "same number of samples"),
+        (lambda: mutual_information(GOOD, GOOD, backend="kdtree"), "multi-dimensional"),
+        (lambda: jensen_shannon(GOOD, GOOD[:, :1]), "same number of features"),
+        (lambda: jensen_shannon(GOOD, GOOD[:2]), "q has 2 samples but k=3"),
+        (lambda: sliced_jensen_shannon(GOOD, GOOD, dim=0), "dim must be"),
+        (lambda: sliced_jensen_shannon(GOOD, GOOD, n_projections=0), "n_projections must be"),
+        (lambda: gaussian.entropy(GOOD[:2]), "more samples than dimensions"),
+        (lambda: gaussian.entropy(torch.ones(20, 2)), "singular"),
+        (lambda: gaussian.frechet_distance(GOOD, GOOD[:, :1]), "same number of features"),
+    ],
+)
+def test_bad_input_raises_value_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_accepted_inputs():
+    ints = torch.arange(30).reshape(10, 3)
+    assert as_samples(ints, "x").dtype == torch.float64
+    assert as_samples(np.ones((4, 2, 3), dtype=np.float32), "x").shape == (4, 6)
+    assert as_samples([1.0, 2.0, 3.0], "x").shape == (3, 1)
+    assert as_samples(torch.ones(3, 2, dtype=torch.bfloat16), "x").shape == (3, 2)
+    assert torch.isfinite(entropy(torch.randint(0, 100, (200, 2))))
+    assert torch.isfinite(mutual_information(GOOD[:, :1], GOOD[:, 1:], backend="kdtree"))

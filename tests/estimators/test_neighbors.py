@@ -1,0 +1,168 @@
+"""The exact neighbour engine against a plain float64 brute force."""
+
+import numpy as np
+import pytest
+import torch
+
+from gan_je.estimators import neighbors
+from gan_je.estimators.neighbors import count_within, kth_neighbor, resolve_backend
+from tests.samples import requires_cuda, ring
+
+
+def reference_sq_distances(blocks):
+    """All pairwise joint squared distances in numpy float64, self excluded (inf)."""
+    total = None
+    for b in blocks:
+        a = b.numpy()
+        sq = ((a[:, None, :] - a[None, :, :]) ** 2).sum(-1)
+        total = sq if total is None else np.maximum(total, sq)
+    np.fill_diagonal(total, np.inf)
+    return total
+
+
+def data(n, d, seed, shift=0.0):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=gen, dtype=torch.float64) * (1 + torch.arange(d)) + shift
+
+
+@pytest.mark.parametrize("backend", ["torch", "faiss", "kdtree"])
+@pytest.mark.parametrize("d", [1, 2, 7, 20])
+def test_kth_neighbor_is_exact(backend, d):
+    x = data(300, d, seed=d)
+    ref = np.sort(reference_sq_distances([x]), axis=1)
+    for k in (1, 3, 10):
+        sq, idx = kth_neighbor(x, k, backend)
+        np.testing.assert_allclose(sq.numpy(), ref[:, k - 1], rtol=1e-12)
+        # the index points at a sample at that distance
+        np.testing.assert_allclose(((x - x[idx]) ** 2).sum(1).numpy(), sq.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["torch", "kdtree"])
+@pytest.mark.parametrize("dims", [(1, 1), (1, 1, 1)])
+def test_kth_neighbor_in_a_joint_space_of_scalars(backend, dims):
+    blocks = [data(250, d, seed=10 + i) for i, d in enumerate(dims)]
+    ref = np.sort(reference_sq_distances(blocks), axis=1)
+    sq, _ = kth_neighbor(blocks, 4, backend)
+    np.testing.assert_allclose(sq.numpy(), ref[:, 3], rtol=1e-12)
+
+
+def test_kth_neighbor_in_a_joint_space_of_vectors():
+    blocks = [data(250, 3, seed=20), data(250, 2, seed=21)]
+    ref = np.sort(reference_sq_distances(blocks), axis=1)
+    np.testing.assert_allclose(kth_neighbor(blocks, 2, "torch")[0].numpy(), ref[:, 1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["torch", "kdtree"])
+@pytest.mark.parametrize("inclusive", [False, True])
+def test_count_within_radius_from_kth_neighbor(backend, inclusive):
+    x = data(400, 3, seed=30)
+    ref = reference_sq_distances([x])
+    k = 5
+    sq, _ = kth_neighbor(x, k, backend)
+    counts = count_within(x, sq, inclusive=inclusive, backend=backend)
+    r2 = sq.numpy()[:, None]
+    expected = (ref <= r2).sum(1) if inclusive else (ref < r2).sum(1)
+    np.testing.assert_array_equal(counts.numpy(), expected)
+    # the neighbour that defines the radius is on the boundary: in when inclusive, out when not
+    np.testing.assert_array_equal(counts.numpy(), np.full(400, k if inclusive else k - 1))
+
+
+@pytest.mark.parametrize("backend", ["torch", "kdtree"])
+def test_count_within_arbitrary_radii(backend):
+    x = data(300, 2, seed=31)
+    r2 = torch.rand(300, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 4
+    ref = reference_sq_distances([x])
+    expected = (ref < r2.numpy()[:, None]).sum(1)
+    np.testing.assert_array_equal(count_within(x, r2, False, backend).numpy(), expected)
+
+
+def test_cancellation_falls_back_to_exact_tiers(monkeypatch):
+    """Far from the origin float32 (and even float64) matmul distances are useless; the
+    certified search must notice and fall back, down to direct differences."""
+    calls = []
+    original = neighbors.squared_distance
+    monkeypatch.setattr(
+        neighbors, "squared_distance", lambda a, b: calls.append(b.shape) or original(a, b)
+    )
+    for shift in (1e3, 1e9):  # 1e3 defeats float32, 1e9 float64 as well
+        x = ring(300, seed=32, shift=shift)
+        ref = np.sort(reference_sq_distances([x]), axis=1)
+        sq, _ = kth_neighbor(x, 3, "torch")
+        np.testing.assert_allclose(sq.numpy(), ref[:, 2], rtol=1e-9)
+        counts = count_within(x, sq, inclusive=True, backend="torch")
+        np.testing.assert_array_equal(counts.numpy(), np.full(300, 3))
+    # the direct tier compares rows with every point: b has shape (1, N, D)
+    assert any(shape == (1, 300, 2) for shape in calls)
+
+
+def test_small_chunks_give_the_same_answer(monkeypatch):
+    x = data(500, 6, seed=33)
+    expected_sq = kth_neighbor(x, 3, "torch")[0]
+    expected_counts = count_within(x, expected_sq, True, "torch")
+    monkeypatch.setattr(neighbors, "CHUNK_BYTES", 500 * 8 * 7)  # a handful of rows per chunk
+    assert torch.equal(kth_neighbor(x, 3, "torch")[0], expected_sq)
+    assert torch.equal(count_within(x, expected_sq, True, "torch"), expected_counts)
+
+
+def test_tiny_sets_use_every_point_as_a_candidate():
+    x = data(5, 2, seed=34)
+    ref = np.sort(reference_sq_distances([x]), axis=1)
+    for backend in ("torch", "faiss", "kdtree"):
+        np.testing.assert_allclose(kth_neighbor(x, 4, backend)[0].numpy(), ref[:, 3])
+
+
+def test_matmul_precision_is_restored():
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")
+    try:
+        kth_neighbor(data(100, 4, seed=35), 3, "torch")
+        assert torch.get_float32_matmul_precision() == "medium"
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+
+def test_auto_backend_choice():
+    low, high = (
+        [torch.zeros(10, 2, dtype=torch.float64)],
+        [torch.zeros(10, 64, dtype=torch.float64)],
+    )
+    scalars = [torch.zeros(10, 1, dtype=torch.float64)] * 2
+    vectors = [torch.zeros(10, 2, dtype=torch.float64)] * 2
+    assert resolve_backend("auto", low, "knn") == "kdtree"
+    assert resolve_backend("auto", high, "knn") == "faiss"
+    assert resolve_backend("auto", high, "count") == "torch"
+    assert resolve_backend("auto", scalars, "knn") == "kdtree"
+    assert resolve_backend("auto", vectors, "knn") == "torch"
+    assert resolve_backend("faiss", vectors, "knn") == "torch"
+
+
+def test_engine_rejects_unprepared_input():
+    with pytest.raises(ValueError, match="float64"):
+        kth_neighbor(torch.zeros(10, 2), 3)
+    with pytest.raises(ValueError, match="1 <= k < N"):
+        kth_neighbor(torch.zeros(3, 2, dtype=torch.float64), 3)
+    with pytest.raises(ValueError, match="sq_radius must have shape"):
+        count_within(torch.zeros(4, 2, dtype=torch.float64), torch.ones(3), True)
+
+
+@requires_cuda
+def test_cuda_matches_cpu():
+    x = data(3000, 16, seed=36)
+    sq_cpu, _ = kth_neighbor(x, 3, "torch")
+    sq_gpu, _ = kth_neighbor(x.cuda(), 3, "auto")
+    assert torch.equal(sq_gpu.cpu(), sq_cpu)
+    counts_gpu = count_within(x.cuda(), sq_gpu, False, "auto")
+    assert torch.equal(counts_gpu.cpu(), count_within(x, sq_cpu, False, "torch"))
+    with pytest.raises(ValueError, match="runs on CPU"):
+        kth_neighbor(x.cuda(), 3, "kdtree")
+
+
+@requires_cuda
+def test_tf32_does_not_leak_in():
+    x = ring(4000, seed=37, shift=10.0)
+    cpu = kth_neighbor(x, 3, "torch")[0]
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        assert torch.equal(kth_neighbor(x.cuda(), 3, "torch")[0].cpu(), cpu)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = False
