@@ -213,28 +213,47 @@ def _ieee_float32_matmul() -> Iterator[None]:
 
 
 class _ApproxDistances:
-    """Matrix-multiply squared distances of a row chunk to all points, with an error bound."""
+    """Matrix-multiply squared distances of row chunks to all points, with an error bound.
 
-    def __init__(self, blocks: list[Tensor], dtype: torch.dtype):
+    Chunks of at most ``rows_per_chunk`` rows are written into one reused buffer: fresh
+    multi-megabyte tensors per chunk cost more in page faults than the multiply itself.
+    """
+
+    def __init__(self, blocks: list[Tensor], dtype: torch.dtype, rows_per_chunk: int):
         self.blocks = [b.to(dtype) for b in blocks]
         self.sqnorms = [(b * b).sum(dim=1) for b in self.blocks]
         self.unit = _UNIT_ROUNDOFF[dtype]
         self.max_norms = [s.max().sqrt() for s in self.sqnorms]
+        n = blocks[0].shape[0]
+        self.buffer = torch.empty(rows_per_chunk, n, dtype=dtype, device=blocks[0].device)
+        self.scratch = torch.empty_like(self.buffer) if len(blocks) > 1 else None
 
     def __call__(self, rows: Tensor) -> tuple[Tensor, Tensor]:
-        """``(approx (len(rows), N), bound (len(rows), 1))`` with ``|approx - exact| <= bound``."""
-        approx, bound = None, None
-        for b, sq, max_norm in zip(self.blocks, self.sqnorms, self.max_norms, strict=True):
-            d = torch.addmm(sq[None, :], b[rows], b.T, alpha=-2).add_(sq[rows, None])
+        """``(approx (len(rows), N), bound (len(rows), 1))`` with ``|approx - exact| <= bound``.
+
+        ``approx`` is a view of the shared buffer, valid until the next call.
+        """
+        approx = self.buffer[: len(rows)]
+        bound = None
+        for i, (b, sq, max_norm) in enumerate(
+            zip(self.blocks, self.sqnorms, self.max_norms, strict=True)
+        ):
+            out = approx if i == 0 else self.scratch[: len(rows)]
+            torch.addmm(sq[None, :], b[rows], b.T, alpha=-2, out=out).add_(sq[rows, None])
+            if i > 0:
+                torch.maximum(approx, out, out=approx)
             e = 2 * (b.shape[1] + 4) * self.unit * (sq[rows, None].sqrt() + max_norm) ** 2
-            approx = d if approx is None else torch.maximum(approx, d)
             bound = e if bound is None else torch.maximum(bound, e)
         return approx.clamp_(min=0), bound
 
 
+def _chunk_rows(n: int, per_entry_bytes: int) -> int:
+    """Rows per chunk so that one chunk's ``(rows, n)`` scratch fits in ``CHUNK_BYTES``."""
+    return max(1, CHUNK_BYTES // max(1, n * per_entry_bytes))
+
+
 def _chunks(rows: Tensor, n: int, per_entry_bytes: int) -> Iterator[Tensor]:
-    size = max(1, CHUNK_BYTES // max(1, n * per_entry_bytes))
-    yield from rows.split(size)
+    yield from rows.split(_chunk_rows(n, per_entry_bytes))
 
 
 def _brute_force_knn(blocks: list[Tensor], k: int, use_faiss: bool) -> tuple[Tensor, Tensor]:
@@ -272,9 +291,10 @@ def _certify(blocks, rows, cand, threshold, bound, k):
 def _candidates(blocks, pending, k, n_cand, dtype):
     """Top candidates from matrix-multiply distances in ``dtype``, certified."""
     n, device = blocks[0].shape[0], blocks[0].device
-    approx_distances = _ApproxDistances(blocks, dtype)
+    per_entry = 4 * dtype.itemsize
+    approx_distances = _ApproxDistances(blocks, dtype, min(_chunk_rows(n, per_entry), len(pending)))
     parts = []
-    for rows in _chunks(pending, n, 4 * dtype.itemsize):
+    for rows in _chunks(pending, n, per_entry):
         approx, bound = approx_distances(rows)
         approx[torch.arange(len(rows), device=device), rows] = float("inf")
         # one more than the candidates: its value bounds every point left out (inf if none is)
@@ -312,9 +332,12 @@ def _brute_force_count(points: Tensor, sq_radius: Tensor, inclusive: bool) -> Te
     pending = torch.arange(n, device=device)
     with _ieee_float32_matmul():
         for dtype in (torch.float32, torch.float64):
-            approx_distances = _ApproxDistances([points], dtype)
+            per_entry = 4 * dtype.itemsize
+            approx_distances = _ApproxDistances(
+                [points], dtype, min(_chunk_rows(n, per_entry), len(pending))
+            )
             unresolved = []
-            for rows in _chunks(pending, n, 4 * dtype.itemsize):
+            for rows in _chunks(pending, n, per_entry):
                 approx, bound = approx_distances(rows)
                 approx[torch.arange(len(rows), device=device), rows] = float("inf")
                 r2 = sq_radius[rows, None].to(dtype)
