@@ -48,8 +48,10 @@ BACKENDS = ("auto", "torch", "faiss", "kdtree")
 KDTREE_MAX_DIM = 8
 #: Bytes of scratch memory one chunk of the brute-force search may use.
 CHUNK_BYTES = 256 * 2**20
-#: Extra candidates proposed beyond the k-th, so that certification rarely fails.
-EXTRA_CANDIDATES = 8
+#: Candidates proposed beyond the k-th (more make certification likelier but cost faiss time).
+EXTRA_CANDIDATES = 1
+#: A count row with more pairs this close to its radius is redone at higher precision.
+MAX_NEAR_PAIRS = 32
 _UNIT_ROUNDOFF = {torch.float32: 2.0**-24, torch.float64: 2.0**-53}
 
 
@@ -320,7 +322,7 @@ def _faiss_candidates(blocks, pending, k, n_cand, dtype):
         cand, threshold = cand[:, :-1], approx[:, -1]
     else:
         threshold = torch.full_like(approx[:, -1], float("inf"))
-    sqnorm = (points.to(torch.float32) ** 2).sum(dim=1).double()
+    sqnorm = torch.from_numpy(base).square().sum(dim=1).double()
     unit = _UNIT_ROUNDOFF[torch.float32]
     bound = 2 * (base.shape[1] + 4) * unit * (sqnorm[pending].sqrt() + sqnorm.max().sqrt()) ** 2
     return _certify(blocks, pending, cand, threshold, bound, k)
@@ -344,7 +346,7 @@ def _brute_force_count(points: Tensor, sq_radius: Tensor, inclusive: bool) -> Te
                 slack = bound + 4 * _UNIT_ROUNDOFF[dtype] * r2  # r2 and r2 -/+ slack round too
                 inside = approx < r2 - slack  # surely inside; beyond r2 + slack surely outside
                 near = (approx <= r2 + slack) & ~inside
-                easy = near.sum(dim=1) <= 4 * (EXTRA_CANDIDATES + 1)
+                easy = near.sum(dim=1) <= MAX_NEAR_PAIRS
                 sure = inside.sum(dim=1)
                 pair_row, pair_col = near[easy].nonzero(as_tuple=True)
                 rows_easy = rows[easy]
