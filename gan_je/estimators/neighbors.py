@@ -46,7 +46,8 @@ from torch import Tensor
 BACKENDS = ("auto", "torch", "faiss", "kdtree")
 #: Above this many dimensions brute force beats the k-d tree on CPU (measured, see README).
 KDTREE_MAX_DIM = 8
-#: Bytes of scratch memory one chunk of the brute-force search may use.
+#: Bytes of scratch memory one chunk of the brute-force search may use on CPU. On CUDA a
+#: chunk may use an eighth of the free device memory, capped at 16x this.
 CHUNK_BYTES = 256 * 2**20
 #: Candidates proposed beyond the k-th (more make certification likelier but cost faiss time).
 EXTRA_CANDIDATES = 1
@@ -249,13 +250,17 @@ class _ApproxDistances:
         return approx.clamp_(min=0), bound
 
 
-def _chunk_rows(n: int, per_entry_bytes: int) -> int:
-    """Rows per chunk so that one chunk's ``(rows, n)`` scratch fits in ``CHUNK_BYTES``."""
-    return max(1, CHUNK_BYTES // max(1, n * per_entry_bytes))
+def _chunk_rows(n: int, per_entry_bytes: int, device: torch.device) -> int:
+    """Rows per chunk so that one chunk's ``(rows, n)`` scratch fits the memory budget."""
+    budget = CHUNK_BYTES
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        budget = max(CHUNK_BYTES, min(16 * CHUNK_BYTES, free // 8))
+    return max(1, budget // max(1, n * per_entry_bytes))
 
 
 def _chunks(rows: Tensor, n: int, per_entry_bytes: int) -> Iterator[Tensor]:
-    yield from rows.split(_chunk_rows(n, per_entry_bytes))
+    yield from rows.split(_chunk_rows(n, per_entry_bytes, rows.device))
 
 
 def _brute_force_knn(blocks: list[Tensor], k: int, use_faiss: bool) -> tuple[Tensor, Tensor]:
@@ -293,10 +298,10 @@ def _certify(blocks, rows, cand, threshold, bound, k):
 def _candidates(blocks, pending, k, n_cand, dtype):
     """Top candidates from matrix-multiply distances in ``dtype``, certified."""
     n, device = blocks[0].shape[0], blocks[0].device
-    per_entry = 4 * dtype.itemsize
-    approx_distances = _ApproxDistances(blocks, dtype, min(_chunk_rows(n, per_entry), len(pending)))
+    size = min(_chunk_rows(n, 4 * dtype.itemsize, device), len(pending))
+    approx_distances = _ApproxDistances(blocks, dtype, size)
     parts = []
-    for rows in _chunks(pending, n, per_entry):
+    for rows in pending.split(size):
         approx, bound = approx_distances(rows)
         approx[torch.arange(len(rows), device=device), rows] = float("inf")
         # one more than the candidates: its value bounds every point left out (inf if none is)
@@ -334,29 +339,15 @@ def _brute_force_count(points: Tensor, sq_radius: Tensor, inclusive: bool) -> Te
     pending = torch.arange(n, device=device)
     with _ieee_float32_matmul():
         for dtype in (torch.float32, torch.float64):
-            per_entry = 4 * dtype.itemsize
-            approx_distances = _ApproxDistances(
-                [points], dtype, min(_chunk_rows(n, per_entry), len(pending))
-            )
+            size = min(_chunk_rows(n, 4 * dtype.itemsize, device), len(pending))
+            approx_distances = _ApproxDistances([points], dtype, size)
             unresolved = []
-            for rows in _chunks(pending, n, per_entry):
-                approx, bound = approx_distances(rows)
-                approx[torch.arange(len(rows), device=device), rows] = float("inf")
-                r2 = sq_radius[rows, None].to(dtype)
-                slack = bound + 4 * _UNIT_ROUNDOFF[dtype] * r2  # r2 and r2 -/+ slack round too
-                inside = approx < r2 - slack  # surely inside; beyond r2 + slack surely outside
-                near = (approx <= r2 + slack) & ~inside
-                easy = near.sum(dim=1) <= MAX_NEAR_PAIRS
-                sure = inside.sum(dim=1)
-                pair_row, pair_col = near[easy].nonzero(as_tuple=True)
-                rows_easy = rows[easy]
-                exact = squared_distance(points[rows_easy[pair_row]], points[pair_col])
-                radius = sq_radius[rows_easy[pair_row]]
-                hit = (exact <= radius) if inclusive else (exact < radius)
-                extra = torch.zeros(len(rows_easy), dtype=torch.int64, device=device)
-                extra.index_add_(0, pair_row, hit.long())
-                counts[rows_easy] = sure[easy] + extra
-                unresolved.append(rows[~easy])
+            for rows in pending.split(size):
+                done, done_counts = _count_chunk(
+                    points, approx_distances, rows, sq_radius, inclusive
+                )
+                counts[rows[done]] = done_counts
+                unresolved.append(rows[~done])
             pending = torch.cat(unresolved)
             if pending.numel() == 0:
                 return counts
@@ -364,5 +355,40 @@ def _brute_force_count(points: Tensor, sq_radius: Tensor, inclusive: bool) -> Te
         exact = squared_distance(points[rows, None, :], points[None, :, :])
         exact[torch.arange(len(rows), device=device), rows] = float("inf")
         r2 = sq_radius[rows, None]
-        counts[rows] = ((exact <= r2) if inclusive else (exact < r2)).sum(dim=1)
+        inside = (exact <= r2) if inclusive else (exact < r2)
+        counts[rows] = inside.sum(dim=1, dtype=torch.int32).long()
     return counts
+
+
+def _count_chunk(
+    points: Tensor,
+    approx_distances: _ApproxDistances,
+    rows: Tensor,
+    sq_radius: Tensor,
+    inclusive: bool,
+) -> tuple[Tensor, Tensor]:
+    """Counts for one chunk of rows from approximate distances and their error bound.
+
+    A pair below ``r2 - slack`` is surely inside, one above ``r2 + slack`` surely outside;
+    the pairs in between are decided with the exact distance. Rows with more than
+    ``MAX_NEAR_PAIRS`` such pairs are left for a more precise tier.
+
+    Returns ``(done, counts)``: which rows were decided, and their counts.
+    """
+    device, c = rows.device, len(rows)
+    approx, bound = approx_distances(rows)
+    approx[torch.arange(c, device=device), rows] = float("inf")
+    unit = approx_distances.unit
+    r2 = sq_radius[rows].to(approx.dtype)
+    slack = bound[:, 0] + 4 * unit * r2  # r2 and r2 -/+ slack are rounded too
+    pair_row, pair_col = (approx <= (r2 + slack)[:, None]).nonzero(as_tuple=True)
+    near = approx[pair_row, pair_col] >= (r2 - slack)[pair_row]
+    done = torch.bincount(pair_row[near], minlength=c) <= MAX_NEAR_PAIRS
+    counts = torch.bincount(pair_row[~near], minlength=c)
+    decide = near & done[pair_row]
+    row_idx, col_idx = pair_row[decide], pair_col[decide]
+    exact = squared_distance(points[rows[row_idx]], points[col_idx])
+    radius = sq_radius[rows[row_idx]]
+    hit = (exact <= radius) if inclusive else (exact < radius)
+    counts += torch.bincount(row_idx[hit], minlength=c)
+    return done, counts[done]
