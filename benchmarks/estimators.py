@@ -356,7 +356,30 @@ def gpu(points=((50_000, 64), (1_000_000, 64))) -> str:
             torch.cuda.synchronize()
             rows.append([name, f"{n:,}", str(d), f"{seconds:.2f}", torch.cuda.get_device_name()])
             print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
-    return table(["quantity", "N", "d", "seconds", "device"], rows)
+    return table(["quantity", "N", "d", "seconds", "device"], rows) + "\n\n" + gpu_steps()
+
+
+def gpu_steps(n: int = 1_000_000, d: int = 64, rows: int = 256, m: int = 5) -> str:
+    """Milliseconds per step for one chunk of the brute-force search on CUDA."""
+    base = torch.randn(n, d, device="cuda")
+    out = torch.empty(rows, n, device="cuda")
+    sq = (base * base).sum(1)
+    steps = {
+        "product (chunk x N)": lambda: torch.addmm(sq[None], base[:rows], base.T, out=out),
+        "top-k": lambda: out.topk(m, dim=1, largest=False),
+        "compare + nonzero": lambda: (out <= out[:, :1]).nonzero(),
+    }
+    cells = []
+    for name, step in steps.items():
+        step()
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(10):
+            step()
+        torch.cuda.synchronize()
+        cells.append([name, f"{(time.perf_counter() - start) * 100:.2f}"])
+    note = f"one chunk: {rows} rows x N = {n:,}, d = {d}; {n // rows:,} chunks per pass"
+    return table(["step", "ms per chunk"], cells) + "\n" + note
 
 
 SECTIONS = {

@@ -206,13 +206,29 @@ def _kdtree_count(points: Tensor, sq_radius: Tensor, inclusive: bool) -> Tensor:
 
 @contextlib.contextmanager
 def _ieee_float32_matmul() -> Iterator[None]:
-    """Full-precision float32 matmul inside the block (no TF32/bf16), restored after."""
-    saved = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("highest")
+    """Full-precision float32 matmul inside the block (no TF32/bf16), restored after.
+
+    torch >= 2.9 has per-backend settings and refuses to read the legacy global one once
+    they disagree (as after ``torch.backends.cuda.matmul.allow_tf32 = True``), so the
+    per-backend ones are used where they exist.
+    """
+    backends = [torch.backends.cuda.matmul, torch.backends.mkldnn.matmul]
+    if not all(hasattr(b, "fp32_precision") for b in backends):
+        saved = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision("highest")
+        try:
+            yield
+        finally:
+            torch.set_float32_matmul_precision(saved)
+        return
+    saved = [b.fp32_precision for b in backends]
+    for b in backends:
+        b.fp32_precision = "ieee"
     try:
         yield
     finally:
-        torch.set_float32_matmul_precision(saved)
+        for b, value in zip(backends, saved, strict=True):
+            b.fp32_precision = value
 
 
 class _ApproxDistances:
@@ -231,23 +247,32 @@ class _ApproxDistances:
         self.buffer = torch.empty(rows_per_chunk, n, dtype=dtype, device=blocks[0].device)
         self.scratch = torch.empty_like(self.buffer) if len(blocks) > 1 else None
 
-    def __call__(self, rows: Tensor) -> tuple[Tensor, Tensor]:
-        """``(approx (len(rows), N), bound (len(rows), 1))`` with ``|approx - exact| <= bound``.
+    def __call__(self, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(shifted (c, N), offset (c,), bound (c,))`` for ``c = len(rows)``.
 
-        ``approx`` is a view of the shared buffer, valid until the next call.
+        The approximate squared distance is ``shifted + offset[:, None]``, within ``bound``
+        of the exact one. With one block the query's own ``|q|^2`` stays out of ``shifted``
+        (a per-row constant changes no ranking and saves a pass over the chunk).
+        ``shifted`` is a view of the shared buffer, valid until the next call.
         """
-        approx = self.buffer[: len(rows)]
-        bound = None
+        c = len(rows)
+        shifted = self.buffer[:c]
+        offset = torch.zeros(c, dtype=torch.float64, device=shifted.device)
+        bound = torch.zeros_like(offset)
         for i, (b, sq, max_norm) in enumerate(
             zip(self.blocks, self.sqnorms, self.max_norms, strict=True)
         ):
-            out = approx if i == 0 else self.scratch[: len(rows)]
-            torch.addmm(sq[None, :], b[rows], b.T, alpha=-2, out=out).add_(sq[rows, None])
+            out = shifted if i == 0 else self.scratch[:c]
+            torch.addmm(sq[None, :], b[rows], b.T, alpha=-2, out=out)
+            if len(self.blocks) == 1:
+                offset = sq[rows].double()
+            else:
+                out.add_(sq[rows, None])
             if i > 0:
-                torch.maximum(approx, out, out=approx)
-            e = 2 * (b.shape[1] + 4) * self.unit * (sq[rows, None].sqrt() + max_norm) ** 2
-            bound = e if bound is None else torch.maximum(bound, e)
-        return approx.clamp_(min=0), bound
+                torch.maximum(shifted, out, out=shifted)
+            e = 2 * (b.shape[1] + 4) * self.unit * (sq[rows].sqrt() + max_norm) ** 2
+            bound = torch.maximum(bound, e.double())
+        return shifted, offset, bound
 
 
 def _chunk_rows(n: int, per_entry_bytes: int, device: torch.device) -> int:
@@ -302,12 +327,12 @@ def _candidates(blocks, pending, k, n_cand, dtype):
     approx_distances = _ApproxDistances(blocks, dtype, size)
     parts = []
     for rows in pending.split(size):
-        approx, bound = approx_distances(rows)
-        approx[torch.arange(len(rows), device=device), rows] = float("inf")
+        shifted, offset, bound = approx_distances(rows)
+        shifted[torch.arange(len(rows), device=device), rows] = float("inf")
         # one more than the candidates: its value bounds every point left out (inf if none is)
-        vals, cand = approx.topk(n_cand + 1, dim=1, largest=False, sorted=True)
-        threshold = vals[:, -1].to(torch.float64)
-        parts.append(_certify(blocks, rows, cand[:, :-1], threshold, bound[:, 0].double(), k))
+        vals, cand = shifted.topk(n_cand + 1, dim=1, largest=False, sorted=True)
+        threshold = vals[:, -1].double() + offset
+        parts.append(_certify(blocks, rows, cand[:, :-1], threshold, bound, k))
     return tuple(torch.cat(p) for p in zip(*parts, strict=True))
 
 
@@ -376,13 +401,15 @@ def _count_chunk(
     Returns ``(done, counts)``: which rows were decided, and their counts.
     """
     device, c = rows.device, len(rows)
-    approx, bound = approx_distances(rows)
-    approx[torch.arange(c, device=device), rows] = float("inf")
-    unit = approx_distances.unit
-    r2 = sq_radius[rows].to(approx.dtype)
-    slack = bound[:, 0] + 4 * unit * r2  # r2 and r2 -/+ slack are rounded too
-    pair_row, pair_col = (approx <= (r2 + slack)[:, None]).nonzero(as_tuple=True)
-    near = approx[pair_row, pair_col] >= (r2 - slack)[pair_row]
+    shifted, offset, bound = approx_distances(rows)
+    shifted[torch.arange(c, device=device), rows] = float("inf")
+    r2 = sq_radius[rows]
+    # r2 -/+ slack - offset is rounded to the chunk's dtype: widen the slack for that too
+    slack = bound + 4 * approx_distances.unit * (r2 + offset)
+    upper = (r2 + slack - offset).to(shifted.dtype)
+    lower = (r2 - slack - offset).to(shifted.dtype)
+    pair_row, pair_col = (shifted <= upper[:, None]).nonzero(as_tuple=True)
+    near = shifted[pair_row, pair_col] >= lower[pair_row]
     done = torch.bincount(pair_row[near], minlength=c) <= MAX_NEAR_PAIRS
     counts = torch.bincount(pair_row[~near], minlength=c)
     decide = near & done[pair_row]
