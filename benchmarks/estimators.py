@@ -6,15 +6,17 @@
 Speed: gan_je's ``backend="auto"`` against what a user would otherwise run on the same data
 in the same process: scipy's cKDTree (the NPEET approach), scikit-learn's NearestNeighbors /
 KDTree / mutual_info_regression, and faiss's exact flat search. Every peer computes the same
-estimator (same k, same formula); the "same" column checks it agrees with gan_je. A peer
-whose probe on N/5 samples extrapolates (quadratically) to over a minute is skipped.
+estimator (same k, same formula); a ``*`` marks a value that differs from gan_je's. Peers
+run in a child process and are skipped when one call takes over a minute.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
 import os
+import queue
 import resource
 import subprocess
 import sys
@@ -142,59 +144,89 @@ def gaussian_data(n: int, d: int, seed: int) -> np.ndarray:
     return rng.standard_normal((n, d)) @ mixing
 
 
-def run_peer(fn: Callable, args: tuple, n: int) -> tuple[float | None, str]:
-    """Time a peer, first probing N/5 samples and skipping it if it could take > 1 minute
-    (extrapolating cubically: trees in high dimension scale worse than N^2)."""
-    probe_args = tuple(a[: max(n // 5, K + 2)] for a in args)
-    start = time.perf_counter()
-    fn(*probe_args)
-    guess = (time.perf_counter() - start) * 125
-    if guess > SKIP_SECONDS:
-        return None, f"skipped (>{guess:.0f} s)"
-    value, seconds = timed(lambda: fn(*args))
-    return value, f"{seconds:.2f}"
+def _peer_child(fn: Callable, args: tuple, results) -> None:
+    results.put(timed(lambda: fn(*args)))
+
+
+def run_peer(fn: Callable, args: tuple) -> tuple[float | None, str]:
+    """Time a peer in a fresh process, giving up (and saying so) after ``SKIP_SECONDS``."""
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    child = ctx.Process(target=_peer_child, args=(fn, args, results))
+    child.start()
+    try:
+        value, seconds = results.get(timeout=SKIP_SECONDS + 30)  # + start-up and imports
+    except queue.Empty:
+        return None, f"skipped (> {SKIP_SECONDS:.0f} s)"
+    finally:
+        child.kill()
+        child.join()
+    return value, f"{seconds:.3f}" if seconds < 0.1 else f"{seconds:.2f}"
+
+
+def ours_entropy(x: np.ndarray) -> float:
+    return entropy(x, k=K).item()
+
+
+def ours_mi(x: np.ndarray, y: np.ndarray) -> float:
+    return mutual_information(x, y, k=K).item()
+
+
+def ours_jsd(p: np.ndarray, q: np.ndarray) -> float:
+    return jensen_shannon(p, q, k=K).item()
+
+
+def split_half_columns(x: np.ndarray) -> tuple[np.ndarray, ...]:
+    return x[:, : x.shape[1] // 2], x[:, x.shape[1] // 2 :]
+
+
+def split_shifted_sets(x: np.ndarray) -> tuple[np.ndarray, ...]:
+    return x[: len(x) // 2], 0.7 * x[len(x) // 2 :] + 0.3
+
+
+PEERS = ("cKDTree", "sklearn", "faiss")
+QUANTITIES = {
+    "entropy": (
+        lambda x: (x,),
+        ours_entropy,
+        {"cKDTree": entropy_ckdtree, "sklearn": entropy_sklearn, "faiss": entropy_faiss},
+    ),
+    "mutual_information": (
+        split_half_columns,
+        ours_mi,
+        {"cKDTree": mi_ckdtree, "sklearn": mi_sklearn},
+    ),
+    "jensen_shannon": (
+        split_shifted_sets,
+        ours_jsd,
+        {"cKDTree": jsd_ckdtree, "sklearn": jsd_sklearn},
+    ),
+}
 
 
 def speed(ns=(10_000, 50_000), ds=(2, 16, 64)) -> str:
-    quantities = {
-        "entropy": (
-            lambda x: (x,),
-            lambda x: entropy(x, k=K),
-            {"cKDTree": entropy_ckdtree, "sklearn": entropy_sklearn, "faiss": entropy_faiss},
-        ),
-        "mutual_information": (
-            lambda x: (x[:, : x.shape[1] // 2], x[:, x.shape[1] // 2 :]),
-            lambda x, y: mutual_information(x, y, k=K),
-            {"cKDTree": mi_ckdtree, "sklearn": mi_sklearn},
-        ),
-        "jensen_shannon": (
-            lambda x: (x[: len(x) // 2], 0.7 * x[len(x) // 2 :] + 0.3),
-            lambda p, q: jensen_shannon(p, q, k=K),
-            {"cKDTree": jsd_ckdtree, "sklearn": jsd_sklearn},
-        ),
-    }
-    peers = ["cKDTree", "sklearn", "faiss"]
+    """gan_je vs the peers; every call runs in its own fresh process, ours included."""
     rows = []
-    for name, (split, ours, peer_fns) in quantities.items():
+    for name, (split, ours, peer_fns) in QUANTITIES.items():
         for n in ns:
             for d in ds:
                 args = split(gaussian_data(n, d, seed=d))
-                ours_value, ours_s = timed(lambda ours=ours, args=args: ours(*args))
+                ours_value, ours_cell = run_peer(ours, args)
                 cells, best = [], None
-                for peer in peers:
+                for peer in PEERS:
                     fn = peer_fns.get(peer)
-                    if fn is None or (peer == "sklearn" and name == "mutual_information" and d > 2):
+                    if fn is None or (fn is mi_sklearn and d > 2):
                         cells.append("n/a")
                         continue
-                    value, cell = run_peer(fn, args, n)
+                    value, cell = run_peer(fn, args)
                     if value is not None:
                         best = float(cell) if best is None else min(best, float(cell))
                         cell += "" if abs(value - ours_value) < 1e-6 else "*"
                     cells.append(cell)
-                ratio = f"{ours_s / best:.2f}" if best else "-"
-                rows.append([name, f"{n:,}", str(d), f"{ours_s:.2f}", *cells, ratio])
+                ratio = f"{float(ours_cell) / best:.2f}" if best else "-"
+                rows.append([name, f"{n:,}", str(d), ours_cell, *cells, ratio])
                 print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
-    header = ["quantity", "N", "d", "gan_je auto (s)", *(f"{p} (s)" for p in peers)]
+    header = ["quantity", "N", "d", "gan_je auto (s)", *(f"{p} (s)" for p in PEERS)]
     notes = (
         "\n\nN samples in all (MI: x and y of d/2 dimensions each; JSD: two sets of N/2). "
         "`*`: the peer's value differs from gan_je's by more than 1e-6 nats (see README)."

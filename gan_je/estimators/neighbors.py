@@ -8,8 +8,8 @@ Two queries serve all estimators:
 - :func:`count_within` — ``#{j != i : dist(i, j) < r_i}`` (``inclusive=False``) or ``<= r_i``.
 
 **One distance.** Every returned distance and every boundary decision uses
-:func:`squared_distance`: float64, ``sum_c (a_c - b_c)^2`` over the columns in order, with
-elementwise operations only, so it is bit-identical on CPU and CUDA and for any batch shape.
+:func:`squared_distance`: float64, ``sum_c (a_c - b_c)^2`` summed in a fixed pairwise tree of
+elementwise operations, so it is bit-identical on CPU and CUDA and for any batch shape.
 A radius found by :func:`kth_neighbor` and compared in :func:`count_within` is therefore the
 same number, and the strict/inclusive semantics hold exactly for the neighbour that defined
 it (a second query with a recomputed radius would lose such boundary points to rounding).
@@ -57,15 +57,21 @@ _UNIT_ROUNDOFF = {torch.float32: 2.0**-24, torch.float64: 2.0**-53}
 
 
 def squared_distance(a: Tensor, b: Tensor) -> Tensor:
-    """``sum_c (a_c - b_c)^2`` in float64 over the last dim, column by column.
+    """``sum_c (a_c - b_c)^2`` in float64 over the last dim, broadcasting the rest.
 
-    Elementwise operations in a fixed order: the same bits on every device and shape.
+    The columns are summed pairwise in a fixed tree (zero-padded to a power of two) with
+    elementwise additions only, so the same pair gives the same bits on every device and for
+    every batch shape (a library reduction may change its order with the shape).
     """
     diff = a.to(torch.float64) - b.to(torch.float64)
-    total = diff[..., 0] * diff[..., 0]
-    for c in range(1, diff.shape[-1]):
-        total = total + diff[..., c] * diff[..., c]
-    return total
+    terms = diff * diff
+    width = 1 << (terms.shape[-1] - 1).bit_length()
+    if width != terms.shape[-1]:
+        terms = torch.nn.functional.pad(terms, (0, width - terms.shape[-1]))
+    while width > 1:
+        width //= 2
+        terms = terms[..., :width] + terms[..., width:]
+    return terms[..., 0]
 
 
 def block_distance(blocks: Sequence[Tensor], i: Tensor, j: Tensor) -> Tensor:
