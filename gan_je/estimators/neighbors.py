@@ -7,9 +7,10 @@ Two queries serve all estimators:
   ("blocks"; one block is the plain Euclidean distance, two give KSG's joint space);
 - :func:`count_within` — ``#{j != i : dist(i, j) < r_i}`` (``inclusive=False``) or ``<= r_i``.
 
-**One distance.** Every returned distance and every boundary decision uses
-:func:`squared_distance`: float64, ``sum_c (a_c - b_c)^2`` summed in a fixed pairwise tree of
-elementwise operations, so it is bit-identical on CPU and CUDA and for any batch shape.
+**One distance.** Every distance the brute-force backends return and every boundary
+decision they make uses :func:`squared_distance`: float64, ``sum_c (a_c - b_c)^2`` summed in
+a fixed pairwise tree of elementwise operations, so it is bit-identical on CPU and CUDA and
+for any batch shape.
 A radius found by :func:`kth_neighbor` and compared in :func:`count_within` is therefore the
 same number, and the strict/inclusive semantics hold exactly for the neighbour that defined
 it (a second query with a recomputed radius would lose such boundary points to rounding).
@@ -26,10 +27,11 @@ it (a second query with a recomputed radius would lose such boundary points to r
   O(chunk x N), never N^2.
 - ``"faiss"`` (CPU): faiss's exact flat L2 search proposes the candidates (faster than a torch
   top-k on CPU), certified as above. Counts have no faiss equivalent and use ``"torch"``.
-- ``"kdtree"`` (CPU): scipy's cKDTree, the fastest in low dimension. Neighbour distances are
-  rescored exactly. Counts use a ball radius widened (inclusive) or narrowed (strict) by
-  ``4 (D + 4)`` units in the last place, which covers the tree's own rounding of the
-  boundary neighbour; any other point would have to lie within that sliver of the radius.
+- ``"kdtree"`` (CPU): scipy's cKDTree, the fastest in low dimension. It computes distances
+  in float64 in its own order, within a few units in the last place of
+  :func:`squared_distance`. Its counts therefore use a ball radius widened (inclusive) or
+  narrowed (strict) by ``4 (D + 4)`` units in the last place, which covers that rounding for
+  the boundary neighbour; any other point would have to lie within that sliver of the radius.
 - ``"auto"``: ``"torch"`` on CUDA; on CPU ``"kdtree"`` up to :data:`KDTREE_MAX_DIM` dimensions
   and ``"faiss"`` (kNN) / ``"torch"`` (counts) above, from ``benchmarks/estimators.py``.
 """
@@ -102,8 +104,7 @@ def kth_neighbor(
         raise ValueError(f"k must satisfy 1 <= k < N = {n}, got k={k}")
     backend = resolve_backend(backend, blocks, query="knn")
     if backend == "kdtree":
-        candidates = _kdtree_knn(blocks, k)
-        return _best_of(blocks, torch.arange(n, device=blocks[0].device), candidates, k)
+        return _kdtree_knn(blocks, k)
     return _brute_force_knn(blocks, k, use_faiss=backend == "faiss")
 
 
@@ -187,14 +188,15 @@ def _best_of(blocks: list[Tensor], rows: Tensor, candidates: Tensor, k: int):
 # --------------------------------------------------------------------------- k-d tree
 
 
-def _kdtree_knn(blocks: list[Tensor], k: int) -> Tensor:
+def _kdtree_knn(blocks: list[Tensor], k: int) -> tuple[Tensor, Tensor]:
     from scipy.spatial import cKDTree
 
     joint = torch.cat(blocks, dim=1).numpy()
     p = 2 if len(blocks) == 1 else np.inf  # every block is 1-D here: max of |.| = Chebyshev
-    n_query = min(k + 1, joint.shape[0])  # the point itself and its k nearest
-    _, idx = cKDTree(joint).query(joint, k=n_query, p=p, workers=-1)
-    return torch.from_numpy(np.asarray(idx, dtype=np.int64))
+    # the point itself is among its k + 1 nearest (at distance 0), so column k is the k-th
+    # nearest other point; with k + 1 exact duplicates it is one of them, at 0, as it should be
+    dist, idx = cKDTree(joint).query(joint, k=k + 1, p=p, workers=-1)
+    return torch.from_numpy(dist[:, k] ** 2), torch.from_numpy(idx[:, k].astype(np.int64))
 
 
 def _kdtree_count(points: Tensor, sq_radius: Tensor, inclusive: bool) -> Tensor:

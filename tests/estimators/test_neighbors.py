@@ -56,17 +56,20 @@ def test_kth_neighbor_in_a_joint_space_of_vectors():
 @pytest.mark.parametrize("inclusive", [False, True])
 def test_count_within_radius_from_kth_neighbor(backend, inclusive):
     x = data(400, 3, seed=30)
-    # the reference must sum the same way: a numpy sum in another order moves the boundary
-    # neighbour's distance by an ulp in some rows and flips exactly these counts
+    k = 5
+    # against a reference that sums the squares the same way (a numpy sum in another order
+    # moves the boundary neighbour's distance by an ulp in some rows and flips those counts)
+    sq, _ = kth_neighbor(x, k, "torch")
     ref = neighbors.squared_distance(x[:, None, :], x[None, :, :]).numpy()
     np.fill_diagonal(ref, np.inf)
-    k = 5
-    sq, _ = kth_neighbor(x, k, backend)
-    counts = count_within(x, sq, inclusive=inclusive, backend=backend)
     r2 = sq.numpy()[:, None]
     expected = (ref <= r2).sum(1) if inclusive else (ref < r2).sum(1)
+    counts = count_within(x, sq, inclusive=inclusive, backend=backend)
     np.testing.assert_array_equal(counts.numpy(), expected)
-    # the neighbour that defines the radius is on the boundary: in when inclusive, out when not
+    # with each backend's own radii, the neighbour that defines the radius is on the
+    # boundary: in when inclusive, out when not
+    own_sq, _ = kth_neighbor(x, k, backend)
+    counts = count_within(x, own_sq, inclusive=inclusive, backend=backend)
     np.testing.assert_array_equal(counts.numpy(), np.full(400, k if inclusive else k - 1))
 
 
