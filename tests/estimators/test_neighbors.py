@@ -117,6 +117,16 @@ def test_tiny_sets_use_every_point_as_a_candidate():
         np.testing.assert_allclose(kth_neighbor(x, 4, backend)[0].numpy(), ref[:, 3])
 
 
+@pytest.mark.parametrize("blocks", [(5,), (1, 1), (3, 2)])
+def test_grouped_proposal_is_exact(monkeypatch, blocks):
+    """The grouped candidate proposal that CUDA uses, forced on for CPU tensors."""
+    points = [data(2600, d, seed=40 + d) for d in blocks]
+    points[0][100:140] = points[0][100]  # duplicates: ties across groups
+    expected = kth_neighbor(points, 4, "torch")[0]
+    monkeypatch.setattr(neighbors, "_grouped", lambda values: values.shape[1] >= 64 * 32)
+    assert torch.equal(kth_neighbor(points, 4, "torch")[0], expected)
+
+
 def test_matmul_precision_is_restored():
     before = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision("medium")
