@@ -128,8 +128,12 @@ class JointEntropy(Metric):
         setattr(self, f"{source}_keys", [keys])
 
     def _samples(self, source: str) -> tuple[Tensor, Tensor]:
-        flat = dim_zero_cat(getattr(self, source))
-        keys = dim_zero_cat(getattr(self, f"{source}_keys"))
+        """``(samples (n, n_features), keys (n,))`` held for ``source`` (n may be 0)."""
+        state, keys = getattr(self, source), getattr(self, f"{source}_keys")
+        if isinstance(state, list) and not state:
+            empty = torch.empty(0, dtype=self.dtype, device=self.n_features.device)
+            state, keys = [empty], [empty]
+        flat, keys = dim_zero_cat(state), dim_zero_cat(keys)
         return flat.reshape(-1, max(int(self.n_features), 1)), keys
 
     def compute(self) -> dict[str, Tensor]:

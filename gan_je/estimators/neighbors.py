@@ -48,7 +48,7 @@ from torch import Tensor
 
 BACKENDS = ("auto", "torch", "faiss", "kdtree")
 #: Above this many dimensions brute force beats the k-d tree on CPU (measured, see README).
-KDTREE_MAX_DIM = 8
+KDTREE_MAX_DIM = 10
 #: Bytes of scratch memory one chunk of the brute-force search may use on CPU. On CUDA a
 #: chunk may use an eighth of the free device memory, capped at 16x this.
 CHUNK_BYTES = 256 * 2**20
