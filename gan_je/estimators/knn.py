@@ -134,13 +134,18 @@ def jensen_shannon(
     entropy. Finite-sample estimates can dip slightly below zero.
     """
     k = check_k(k)
-    p, q = as_samples(p, "p"), as_samples(q, "q")
+    pooled, n_p = _pooled(p, q, k, names=("p", "q"))
+    sq_d = _within_label_kth(pooled, n_p, k, backend)
+    return nats_to(_ross_jsd(pooled, n_p, sq_d, k, backend), base)
+
+
+def _pooled(p: Any, q: Any, k: int, names: tuple[str, str]) -> tuple[Tensor, int]:
+    """Check two sample sets and prepare them together: ``(pooled, N_p)``."""
+    p, q = as_samples(p, names[0]), as_samples(q, names[1])
     check_same_features(p, q)
-    check_enough(p, k, "p")
-    check_enough(q, k, "q")
-    pooled = prepare(torch.cat([p, q]))
-    sq_d = _within_label_kth(pooled, p.shape[0], k, backend)
-    return nats_to(_ross_jsd(pooled, p.shape[0], sq_d, k, backend), base)
+    check_enough(p, k, names[0])
+    check_enough(q, k, names[1])
+    return prepare(torch.cat([p, q])), p.shape[0]
 
 
 def _within_label_kth(pooled: Tensor, n_p: int, k: int, backend: str) -> Tensor:
@@ -170,12 +175,8 @@ def compare_samples(
     within-label neighbour distances serve both the entropies and the JSD.
     """
     k = check_k(k)
-    p, q = as_samples(real, "real"), as_samples(fake, "fake")
-    check_same_features(p, q)
-    check_enough(p, k, "real")
-    check_enough(q, k, "fake")
-    pooled = prepare(torch.cat([p, q]))
-    n_p, n, d = p.shape[0], pooled.shape[0], pooled.shape[1]
+    pooled, n_p = _pooled(real, fake, k, names=("real", "fake"))
+    n, d = pooled.shape
     sq_d = _within_label_kth(pooled, n_p, k, backend)
     h_real, h_fake = _kl_entropy(sq_d[:n_p], d, k), _kl_entropy(sq_d[n_p:], d, k)
     pi_p, pi_q = n_p / n, 1 - n_p / n
