@@ -235,7 +235,7 @@ def speed(ns=(10_000, 50_000), ds=(2, 16, 64)) -> str:
     header = ["quantity", "N", "d", "gan_je auto (s)", *(f"{p} (s)" for p in PEERS)]
     notes = (
         "\n\nN samples in all (MI: x and y of d/2 dimensions each; JSD: two sets of N/2). "
-        "`*`: the peer's value differs from gan_je's by more than 1e-6 nats (see README)."
+        "`*`: the peer's value differs from gan_je's by more than 1e-6 nats."
     )
     return table([*header, "/ fastest", "/ fastest same value"], rows) + notes
 
