@@ -1,6 +1,6 @@
 """Speed, memory and accuracy of gan_je's k-NN estimators, printed as Markdown tables.
 
-    python benchmarks/estimators.py            # everything (make bench), about 25 minutes
+    python benchmarks/estimators.py            # everything (make bench), about 30 minutes
     python benchmarks/estimators.py speed      # or: memory, accuracy, gpu, thresholds
 
 Speed: gan_je's ``backend="auto"`` against what a user would otherwise run on the same data
