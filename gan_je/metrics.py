@@ -17,6 +17,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from gan_je.estimators import compare_samples, sliced_jensen_shannon
+from gan_je.estimators._inputs import check_k
 from gan_je.estimators.neighbors import BACKENDS
 
 SOURCES = ("real", "fake")
@@ -71,8 +72,7 @@ class JointEntropy(Metric):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a whole number >= 1, got {k!r}")
+        k = check_k(k)
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if max_samples is not None and (not isinstance(max_samples, int) or max_samples <= k):
