@@ -1,8 +1,10 @@
 """torchmetrics wrappers around :mod:`gan_je.estimators`.
 
-:class:`JointEntropy` accumulates real and generated samples over a validation epoch and
-reports, from one neighbour search, the entropies of both, of their mixture, the joint
-entropy of sample and source, and the Jensen-Shannon divergence (see ``DESIGN.md``).
+Both metrics accumulate real and generated samples over a validation epoch and report the
+same keys (see ``DESIGN.md``): the entropies of both, of their mixture, the joint entropy of
+sample and source, and the Jensen-Shannon divergence. :class:`JointEntropy` uses the k-NN
+estimators (one neighbour search), :class:`GaussianJointEntropy` the Gaussian plug-in
+family, so runs compare across estimators.
 """
 
 from __future__ import annotations
@@ -16,40 +18,27 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from gan_je.estimators import compare_samples, sliced_jensen_shannon
+from gan_je.estimators import compare_samples, gaussian, sliced_jensen_shannon
 from gan_je.estimators._inputs import check_k
+from gan_je.estimators.knn import random_projections
 from gan_je.estimators.neighbors import BACKENDS
 
 SOURCES = ("real", "fake")
 
 
-class JointEntropy(Metric):
-    """Entropy and divergence of real vs generated samples, estimated with k-NN.
-
-    With a source label L uniform on {real, fake} and a sample S from the matching
-    distribution (so S ~ M = (P_real + P_fake) / 2), ``compute()`` returns 0-dim tensors:
-
-    - ``entropy_real`` H(P_real), ``entropy_fake`` H(P_fake), ``entropy_mixture`` H(M) —
-      Kozachenko-Leonenko;
-    - ``joint_entropy`` H(S, L) = log 2 + (H(P_real) + H(P_fake)) / 2 (weighted by the sample
-      counts when they differ);
-    - ``jsd`` I(S; L) = JSD(P_real || P_fake) — Ross's estimator;
-    - ``jsd_sliced`` and ``jsd_sliced_max`` — mean and max of the same on random
-      ``sliced_dim``-dimensional projections, a lower bound that still works where the full
-      estimate fails in high dimension.
+class RealFakeSamples(Metric):
+    """Holds the real and generated samples of an epoch; subclasses estimate from them.
 
     Args:
-        k: neighbour order of every estimator.
-        backend: neighbour search (``"auto"``, ``"torch"``, ``"faiss"``, ``"kdtree"``).
         max_samples: keep at most this many samples per source. Beyond it a uniform random
             subset is kept (each sample gets a seeded random key; the smallest keys stay), so
             memory stays bounded (at most twice this between computes) over a long validation
             and the choice is reproducible.
-        base: logarithm base of the results (``math.e``: nats, ``2``: bits).
-        features: optional callable (e.g. an ``nn.Module``) applied to every batch in
-            ``update`` before it is flattened; identity by default.
-        sliced_dim, n_projections: the projections of ``jsd_sliced``.
-        seed: seeds the subsampling keys and the projections.
+        features: optional callable (e.g. an ``nn.Module`` such as
+            :class:`gan_je.features.PCA`) applied to every batch in ``update`` before it is
+            flattened; identity by default. An ``nn.Module`` moves with the metric.
+        min_samples: fewest samples per source ``compute`` accepts.
+        seed: seeds the subsampling keys (and the subclasses' projections).
 
     States are flat lists gathered with ``cat``, so processes with different numbers of
     samples (or none) sync correctly under DDP.
@@ -61,27 +50,23 @@ class JointEntropy(Metric):
 
     def __init__(
         self,
-        k: int = 3,
-        backend: str = "auto",
         max_samples: int | None = 10_000,
-        base: float = math.e,
         features: Callable[[Tensor], Tensor] | None = None,
-        sliced_dim: int = 2,
-        n_projections: int = 16,
+        min_samples: int = 2,
         seed: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        k = check_k(k)
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        if max_samples is not None and (not isinstance(max_samples, int) or max_samples <= k):
-            raise ValueError(f"max_samples must be None or a whole number > k={k}")
+        if max_samples is not None and (
+            isinstance(max_samples, bool) or not isinstance(max_samples, int)
+        ):
+            raise ValueError(f"max_samples must be None or a whole number, got {max_samples!r}")
+        if max_samples is not None and max_samples < min_samples:
+            raise ValueError(f"max_samples must be None or at least {min_samples}")
         if features is not None and not callable(features):
             raise ValueError(f"features must be callable, got {type(features).__name__}")
-        self.k, self.backend, self.max_samples, self.base = k, backend, max_samples, base
-        self.features = features
-        self.sliced_dim, self.n_projections, self.seed = sliced_dim, n_projections, seed
+        self.max_samples, self.features, self.min_samples = max_samples, features, min_samples
+        self.seed = seed
         self._keys: torch.Generator | None = None  # seeded per process at the first update
         for source in SOURCES:
             self.add_state(source, default=[], dist_reduce_fx="cat")
@@ -136,19 +121,72 @@ class JointEntropy(Metric):
         flat, keys = dim_zero_cat(state), dim_zero_cat(keys)
         return flat.reshape(-1, max(int(self.n_features), 1)), keys
 
-    def compute(self) -> dict[str, Tensor]:
-        """The estimates over every sample seen (by every process), as 0-dim tensors."""
+    def real_and_fake(self) -> tuple[Tensor, Tensor]:
+        """Every sample held (over every process) as ``(real (n, d), fake (m, d))``."""
         if self.max_samples is not None:
             for source in SOURCES:
                 self._shrink(source)
-        real, _ = self._samples("real")
-        fake, _ = self._samples("fake")
-        for source, samples in (("real", real), ("fake", fake)):
-            if samples.shape[0] <= self.k:
+        held = [self._samples(source)[0] for source in SOURCES]
+        for source, samples in zip(SOURCES, held, strict=True):
+            if samples.shape[0] < self.min_samples:
                 raise ValueError(
-                    f"JointEntropy has {samples.shape[0]} {source} samples but k={self.k}; "
-                    f"update() it with more samples before compute()"
+                    f"{type(self).__name__} has {samples.shape[0]} {source} samples but needs "
+                    f"at least {self.min_samples}; update() it with more samples before "
+                    f"compute()"
                 )
+        return held[0], held[1]
+
+    def reset(self) -> None:
+        """Forget every sample and restart the subsampling keys from the seed."""
+        super().reset()
+        self._keys = None
+
+
+class JointEntropy(RealFakeSamples):
+    """Entropy and divergence of real vs generated samples, estimated with k-NN.
+
+    With a source label L uniform on {real, fake} and a sample S from the matching
+    distribution (so S ~ M = (P_real + P_fake) / 2), ``compute()`` returns 0-dim tensors:
+
+    - ``entropy_real`` H(P_real), ``entropy_fake`` H(P_fake), ``entropy_mixture`` H(M) —
+      Kozachenko-Leonenko;
+    - ``joint_entropy`` H(S, L) = log 2 + (H(P_real) + H(P_fake)) / 2 (weighted by the sample
+      counts when they differ);
+    - ``jsd`` I(S; L) = JSD(P_real || P_fake) — Ross's estimator;
+    - ``jsd_sliced`` and ``jsd_sliced_max`` — mean and max of the same on random
+      ``sliced_dim``-dimensional projections, a lower bound that still works where the full
+      estimate fails in high dimension.
+
+    Args:
+        k: neighbour order of every estimator.
+        backend: neighbour search (``"auto"``, ``"torch"``, ``"faiss"``, ``"kdtree"``).
+        base: logarithm base of the results (``math.e``: nats, ``2``: bits).
+        sliced_dim, n_projections: the projections of ``jsd_sliced``.
+        max_samples, features, seed: see :class:`RealFakeSamples`.
+    """
+
+    def __init__(
+        self,
+        k: int = 3,
+        backend: str = "auto",
+        max_samples: int | None = 10_000,
+        base: float = math.e,
+        features: Callable[[Tensor], Tensor] | None = None,
+        sliced_dim: int = 2,
+        n_projections: int = 16,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        k = check_k(k)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        super().__init__(max_samples, features, min_samples=k + 1, seed=seed, **kwargs)
+        self.k, self.backend, self.base = k, backend, base
+        self.sliced_dim, self.n_projections = sliced_dim, n_projections
+
+    def compute(self) -> dict[str, Tensor]:
+        """The estimates over every sample seen (by every process), as 0-dim tensors."""
+        real, fake = self.real_and_fake()
         result = compare_samples(real, fake, k=self.k, base=self.base, backend=self.backend)
         sliced = sliced_jensen_shannon(
             real,
@@ -163,7 +201,42 @@ class JointEntropy(Metric):
         result["jsd_sliced"], result["jsd_sliced_max"] = sliced.mean, sliced.max
         return result
 
-    def reset(self) -> None:
-        """Forget every sample and restart the subsampling keys from the seed."""
-        super().reset()
-        self._keys = None
+
+class GaussianJointEntropy(RealFakeSamples):
+    """The same keys as :class:`JointEntropy` from Gaussian fits
+    (:func:`gan_je.estimators.gaussian.compare_samples`), plus ``frechet`` — the Fréchet
+    distance between the two fits. Fast, exact for Gaussians, a rough proxy otherwise; the
+    sliced JSD uses the same seeded projections as :class:`JointEntropy`.
+
+    Args:
+        base, sliced_dim, n_projections: as in :class:`JointEntropy`.
+        max_samples, features, seed: see :class:`RealFakeSamples`.
+    """
+
+    def __init__(
+        self,
+        max_samples: int | None = 10_000,
+        base: float = math.e,
+        features: Callable[[Tensor], Tensor] | None = None,
+        sliced_dim: int = 2,
+        n_projections: int = 16,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(max_samples, features, min_samples=2, seed=seed, **kwargs)
+        self.base, self.sliced_dim, self.n_projections = base, sliced_dim, n_projections
+
+    def compute(self) -> dict[str, Tensor]:
+        """The plug-in estimates over every sample seen (by every process)."""
+        real, fake = self.real_and_fake()
+        real, fake = real.double(), fake.double()
+        result = gaussian.compare_samples(real, fake, base=self.base)
+        frames = random_projections(
+            real.shape[1], min(self.sliced_dim, real.shape[1]), self.n_projections, self.seed
+        ).to(real.device)
+        sliced = torch.stack(
+            [gaussian.compare_samples(real @ f, fake @ f, base=self.base)["jsd"] for f in frames]
+        )
+        result["jsd_sliced"], result["jsd_sliced_max"] = sliced.mean(), sliced.max()
+        result["frechet"] = gaussian.frechet_distance(real, fake)
+        return result

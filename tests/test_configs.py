@@ -1,21 +1,109 @@
-"""The estimator configs compose with Hydra and build what they name."""
+"""Every config file in every group composes with conf/train.yaml and builds what it names."""
 
 from pathlib import Path
 
+import lightning
+import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from gan_je.metrics import JointEntropy
+from gan_je.losses import GANLoss
+from gan_je.metrics import GaussianJointEntropy, JointEntropy
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
-def test_knn_estimator_config_builds_the_metric():
-    with initialize_config_dir(config_dir=str(CONF / "estimator"), version_base="1.3"):
-        cfg = compose(config_name="knn", overrides=["k=5", "max_samples=500"])
-    metric = instantiate(cfg)
-    assert isinstance(metric, JointEntropy)
-    assert (metric.k, metric.max_samples, metric.backend) == (5, 500, "auto")
-    metric.update(torch.randn(100, 3), torch.randn(100, 3))
-    assert set(metric.compute()) >= {"entropy_real", "jsd", "jsd_sliced"}
+def _options(group: str) -> list[str]:
+    return sorted(path.stem for path in (CONF / group).glob("*.yaml"))
+
+
+def test_the_defaults_are_the_documented_ones(train_config):
+    cfg = train_config()
+    assert cfg.data._target_ == "gan_je.data.MNIST5k"
+    assert cfg.model.generator._target_ == "gan_je.models.DCGANGenerator"
+    assert cfg.loss._target_ == "gan_je.losses.NonSaturating"
+    assert cfg.estimator._target_ == "gan_je.metrics.JointEntropy"
+    assert cfg.estimator.features._target_ == "gan_je.features.PCA"
+    assert cfg.trainer.accelerator == "auto"
+    assert list(cfg.logger) == ["wandb"]
+    assert cfg.model.optimizer_g.lr == 2e-4 and list(cfg.model.optimizer_g.betas) == [0.5, 0.999]
+
+
+@pytest.mark.parametrize("option", _options("data"))
+def test_data_configs_build_datamodules(train_config, option):
+    datamodule = instantiate(train_config(f"data={option}").data)
+    assert isinstance(datamodule, lightning.LightningDataModule)
+    assert len(datamodule.sample_shape) in (1, 3)
+
+
+@pytest.mark.parametrize("option", _options("model"))
+def test_model_configs_build_both_networks(train_config, option):
+    cfg = train_config(f"model={option}")
+    shape = (1, 28, 28)
+    generator = instantiate(cfg.model.generator, sample_shape=shape, bounded=True)
+    discriminator = instantiate(cfg.model.discriminator, sample_shape=shape)
+    fake = generator(torch.randn(4, generator.latent_dim))
+    assert fake.shape == (4, *shape) and discriminator(fake).shape == (4,)
+    optimizer = instantiate(cfg.model.optimizer_g)(generator.parameters())
+    assert isinstance(optimizer, torch.optim.Optimizer)
+
+
+@pytest.mark.parametrize("option", _options("loss"))
+def test_loss_configs_build_losses(train_config, option):
+    loss = instantiate(train_config(f"loss={option}").loss)
+    assert isinstance(loss, GANLoss)
+    assert loss.n_critic == (5 if option == "wgan_gp" else 1)
+
+
+@pytest.mark.parametrize("option", _options("estimator"))
+@pytest.mark.parametrize("features", _options("features"))
+def test_estimator_configs_give_the_design_keys(train_config, option, features):
+    metric = instantiate(train_config(f"estimator={option}", f"features={features}").estimator)
+    assert isinstance(metric, JointEntropy | GaussianJointEntropy)
+    generator = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(200, 12, generator=generator), torch.randn(200, 12, generator=generator)
+    metric.features.fit(real)
+    metric.update(real, fake + 1)
+    values = metric.compute()
+    keys = {"entropy_real", "entropy_fake", "entropy_mixture", "joint_entropy", "jsd"}
+    assert keys | {"jsd_sliced"} <= set(values)
+    assert all(torch.isfinite(value) for value in values.values())
+
+
+def test_the_knn_config_passes_its_fields(train_config):
+    cfg = train_config("estimator.k=5", "estimator.max_samples=500", "estimator.features.dim=4")
+    metric = instantiate(cfg.estimator)
+    assert (metric.k, metric.max_samples, metric.backend, metric.features.dim) == (5, 500, "auto", 4)
+
+
+@pytest.mark.parametrize("option", _options("logger"))
+def test_logger_configs_build_loggers(train_config, option):
+    loggers = [instantiate(c) for c in (train_config(f"logger={option}").logger or {}).values()]
+    assert all(isinstance(logger, lightning.pytorch.loggers.Logger) for logger in loggers)
+    assert len(loggers) == {"none": 0, "many": 3}.get(option, 1)
+
+
+@pytest.mark.parametrize("option", _options("callbacks"))
+def test_callback_configs_build_callbacks(train_config, option):
+    callbacks = (train_config(f"callbacks={option}").callbacks or {}).values()
+    assert all(isinstance(instantiate(c), lightning.Callback) for c in callbacks)
+
+
+@pytest.mark.parametrize("option", _options("trainer"))
+@pytest.mark.parametrize("debug", [None, *_options("debug")])
+def test_trainer_and_debug_configs_build_trainers(train_config, option, debug):
+    overrides = [f"trainer={option}", "trainer.accelerator=cpu", "trainer.precision=32-true"]
+    cfg = train_config(*overrides, *([f"debug={debug}"] if debug else []))
+    trainer = instantiate(cfg.trainer, logger=False, enable_progress_bar=False)
+    assert isinstance(trainer, lightning.Trainer)
+    if debug == "fdr":
+        assert trainer.fast_dev_run
+
+
+@pytest.mark.parametrize("option", _options("experiment"))
+def test_experiment_presets_compose(train_config, option):
+    cfg = train_config(f"experiment={option}")
+    flat = option in ("ring", "grid")
+    assert cfg.model.generator._target_.endswith("MLPGenerator" if flat else "DCGANGenerator")
+    datamodule = instantiate(cfg.data)
+    assert datamodule.is_image != flat

@@ -1,0 +1,201 @@
+"""Lightning callbacks: sample pictures, the run record (metrics.csv, summary.json, curves).
+
+Both act after each validation (``on_validation_end``, so the epoch's ``val/`` metrics are
+logged) and only on global rank 0; the sanity check is skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from lightning import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
+from PIL import Image
+from torchvision.utils import save_image
+
+LOWER_IS_BETTER = "val/jsd"
+
+
+def _plain(value: Any) -> Any:
+    """A logged value as a JSON-friendly number."""
+    if isinstance(value, torch.Tensor):
+        value = value.item()
+    return float(value) if isinstance(value, int | float) else value
+
+
+def _active(trainer: Trainer) -> bool:
+    return trainer.is_global_zero and not trainer.sanity_checking
+
+
+class SamplePictures(Callback):
+    """After each validation, writes ``samples/epoch<E>-g<step>.png`` in ``output_dir``:
+    a grid of the fixed preview latents' images, or for flat 2-D data a scatter plot of
+    real validation samples vs ``n_points`` generated ones. Also sends it to W&B and
+    TensorBoard loggers."""
+
+    def __init__(self, output_dir: str, every_n_epochs: int = 1, n_points: int = 2000) -> None:
+        if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int):
+            raise ValueError(f"every_n_epochs must be a whole number, got {every_n_epochs!r}")
+        if every_n_epochs < 1 or n_points < 1:
+            raise ValueError("every_n_epochs and n_points must be >= 1")
+        self.folder = Path(output_dir) / "samples"
+        self.every_n_epochs, self.n_points = every_n_epochs, n_points
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not _active(trainer) or trainer.current_epoch % self.every_n_epochs:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"epoch{trainer.current_epoch:03d}-g{pl_module.g_step:06d}.png"
+        preview = pl_module.preview().float().cpu()
+        if preview.ndim == 4:
+            nrow = max(1, round(math.sqrt(preview.shape[0])))
+            save_image(preview, path, nrow=nrow, normalize=True, value_range=(-1, 1), padding=1)
+        elif preview.ndim == 2 and preview.shape[1] == 2:
+            generator = torch.Generator().manual_seed(pl_module.seed + 2)
+            fake = pl_module.sample(self.n_points, generator).float().cpu()
+            real = trainer.datamodule.val_tensor()[: self.n_points].float().cpu()
+            scatter_real_fake(real, fake, path, title=f"generator step {pl_module.g_step}")
+        else:
+            return
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_image("samples", [str(path)], step=trainer.global_step)
+            elif isinstance(logger, TensorBoardLogger):
+                image = np.asarray(Image.open(path).convert("RGB"))
+                logger.experiment.add_image("samples", image, pl_module.g_step, dataformats="HWC")
+
+
+def scatter_real_fake(real: torch.Tensor, fake: torch.Tensor, path: Path, title: str) -> None:
+    """A PNG scatter plot of 2-D real (grey) and generated (red) samples."""
+    fig = Figure(figsize=(5, 5), dpi=100)
+    ax = fig.subplots()
+    ax.scatter(real[:, 0], real[:, 1], s=4, c="0.6", label="real", alpha=0.6)
+    ax.scatter(fake[:, 0], fake[:, 1], s=4, c="tab:red", label="generated", alpha=0.6)
+    ax.set_aspect("equal")
+    ax.legend(loc="upper right", markerscale=3)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+class RunRecord(Callback):
+    """The run's own record in ``output_dir``, written after every validation so a running
+    or crashed run can be read:
+
+    - ``metrics.csv``: one row per validation — epoch, generator step, seconds since the
+      start, every logged ``val/`` and ``train/`` value;
+    - ``summary.json``: ``status`` (running / finished / failed / interrupted, with the error
+      message), ``final`` and ``best`` values of every ``val/`` metric (``best`` = the
+      validation with the lowest ``val/jsd``, ``best_g_step`` its step), ``g_steps``,
+      ``wall_time_s``, the Hydra ``overrides`` and the ``output_dir``;
+    - ``curves.png`` at the end: entropies and JSD against generator steps.
+    """
+
+    def __init__(self, output_dir: str, overrides: list[str] | None = None) -> None:
+        self.output_dir = Path(output_dir)
+        self.overrides = list(overrides or [])
+        self.rows: list[dict[str, float]] = []
+        self.started = time.monotonic()
+        self.status, self.error = "running", None
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.started = time.monotonic()
+        self.rows = self._read_rows() if trainer.ckpt_path else []
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not _active(trainer):
+            return
+        logged = {
+            key: _plain(value)
+            for key, value in trainer.callback_metrics.items()
+            if key.startswith(("val/", "train/"))
+        }
+        row = {"epoch": trainer.current_epoch, "g_step": pl_module.g_step}
+        row["time_s"] = round(time.monotonic() - self.started, 3)
+        self.rows.append(row | logged)
+        self._write(pl_module)
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        self.status = "interrupted" if trainer.interrupted else "finished"
+        self._write(pl_module)
+        if self.rows:
+            plot_curves(self.rows, self.output_dir / "curves.png")
+
+    def on_exception(
+        self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
+    ) -> None:
+        if not trainer.is_global_zero:
+            return
+        self.status = "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed"
+        self.error = f"{type(exception).__name__}: {exception}"
+        self._write(pl_module)
+
+    def summary(self, g_steps: int) -> dict[str, Any]:
+        """The summary as written to ``summary.json``."""
+        val_keys = sorted({key for row in self.rows for key in row if key.startswith("val/")})
+        final = {key: self.rows[-1].get(key) for key in val_keys} if self.rows else {}
+        scored = [row for row in self.rows if math.isfinite(row.get(LOWER_IS_BETTER, math.nan))]
+        best_row = min(scored, key=lambda row: row[LOWER_IS_BETTER]) if scored else None
+        return {
+            "status": self.status,
+            "error": self.error,
+            "final": final,
+            "best": {key: best_row.get(key) for key in val_keys} if best_row else {},
+            "best_g_step": best_row["g_step"] if best_row else None,
+            "g_steps": g_steps,
+            "validations": len(self.rows),
+            "wall_time_s": round(time.monotonic() - self.started, 3),
+            "overrides": self.overrides,
+            "output_dir": str(self.output_dir),
+        }
+
+    def _write(self, pl_module: LightningModule) -> None:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        columns = list(dict.fromkeys(key for row in self.rows for key in row))
+        with open(self.output_dir / "metrics.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        summary = self.summary(pl_module.g_step)
+        (self.output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+    def _read_rows(self) -> list[dict[str, float]]:
+        path = self.output_dir / "metrics.csv"
+        if not path.is_file():
+            return []
+        with open(path, newline="") as handle:
+            return [
+                {key: float(value) for key, value in row.items() if value != ""}
+                for row in csv.DictReader(handle)
+            ]
+
+
+def plot_curves(rows: list[dict[str, float]], path: Path) -> None:
+    """A PNG of the entropies (left) and the JSD estimates (right) against generator steps."""
+    steps = [row["g_step"] for row in rows]
+    fig = Figure(figsize=(10, 4), dpi=100)
+    left, right = fig.subplots(1, 2)
+    for key, label in (("val/entropy_real", "real"), ("val/entropy_fake", "generated")):
+        if key in rows[0]:
+            left.plot(steps, [row.get(key, math.nan) for row in rows], marker=".", label=label)
+    left.set(xlabel="generator step", ylabel="entropy (nats)", title="k-NN entropy")
+    for key, label in (("val/jsd", "JSD"), ("val/jsd_sliced", "sliced JSD")):
+        if key in rows[0]:
+            right.plot(steps, [row.get(key, math.nan) for row in rows], marker=".", label=label)
+    right.axhline(math.log(2), color="0.5", linestyle=":", label="log 2 (disjoint)")
+    right.set(xlabel="generator step", ylabel="nats", title="real vs generated")
+    for ax in (left, right):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)

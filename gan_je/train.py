@@ -1,0 +1,153 @@
+"""``python -m gan_je.train``: train a GAN from the Hydra config ``conf/train.yaml``.
+
+Examples::
+
+    python -m gan_je.train                                  # DCGAN on 5,000 MNIST digits
+    python -m gan_je.train experiment=ring                  # MLP GAN on the 8-Gaussian ring
+    python -m gan_je.train model=dcgan estimator=gaussian loss=hinge trainer.max_epochs=5
+    python -m gan_je.train debug=fdr                        # one batch of everything
+
+Everything is built with ``hydra.utils.instantiate``; :func:`train` is the whole program
+and returns the run's summary (also written to ``<run dir>/summary.json``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning
+import wandb
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import WandbLogger
+from omegaconf import DictConfig, OmegaConf
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from gan_je.callbacks import RunRecord
+from gan_je.loggers import public_config
+from gan_je.module import DivergenceError, GANModule
+
+log = logging.getLogger(__name__)
+CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+# A per-process tag in run directory names: two runs started in the same second differ.
+OmegaConf.register_new_resolver("gan_je.run_tag", lambda: f"{os.getpid()}{secrets.token_hex(2)}")
+
+
+class ConfigError(ValueError):
+    """The chosen configs cannot work together; raised before any training."""
+
+
+def build(cfg: DictConfig) -> tuple[lightning.LightningDataModule, GANModule]:
+    """The datamodule (set up) and the module, with every incompatibility reported as one
+    :class:`ConfigError` sentence before training starts."""
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    shape = tuple(datamodule.sample_shape)
+    try:
+        generator = instantiate(
+            cfg.model.generator, sample_shape=shape, bounded=bool(datamodule.is_image)
+        )
+        discriminator = instantiate(cfg.model.discriminator, sample_shape=shape)
+    except ValueError as err:
+        raise ConfigError(
+            f"model={_choice('model')} cannot be used with data={_choice('data')}: {err}"
+        ) from err
+    loss = instantiate(cfg.loss)
+    if loss.gp_weight > 0 and any(isinstance(m, _BatchNorm) for m in discriminator.modules()):
+        raise ConfigError(
+            f"loss={_choice('loss')} penalises per-sample gradients, which batch norm in the "
+            f"discriminator mixes across the batch: set model.discriminator.norm=layer"
+        )
+    module = GANModule(
+        generator=generator,
+        discriminator=discriminator,
+        loss=loss,
+        metric=instantiate(cfg.estimator),
+        optimizer_g=instantiate(cfg.model.optimizer_g),
+        optimizer_d=instantiate(cfg.model.optimizer_d),
+        scheduler_g=instantiate(cfg.model.get("scheduler_g")),
+        scheduler_d=instantiate(cfg.model.get("scheduler_d")),
+        **cfg.module,
+    )
+    module.fit_features(datamodule.train_tensor(cfg.features_fit_samples))
+    return datamodule, module
+
+
+def _choice(group: str) -> str:
+    """The option chosen for a config group (``?`` outside a Hydra run)."""
+    if not HydraConfig.initialized():
+        return "?"
+    return str(HydraConfig.get().runtime.choices.get(group, "?"))
+
+
+def checkpoint_to_resume(cfg: DictConfig) -> str | None:
+    """``ckpt_path`` when given, else with ``resume=true`` this run directory's last
+    checkpoint (rerun with ``hydra.run.dir=<the run's directory>`` to continue it)."""
+    if cfg.get("ckpt_path"):
+        path = Path(cfg.ckpt_path)
+        if not path.is_file():
+            raise ConfigError(f"ckpt_path={path} does not exist")
+        return str(path)
+    if cfg.get("resume"):
+        last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        if not last.is_file():
+            raise ConfigError(
+                f"resume=true found no {last}; pass hydra.run.dir=<the run's directory> "
+                f"or ckpt_path=<file>"
+            )
+        return str(last)
+    return None
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train as configured; return the summary written to ``summary.json``."""
+    lightning.seed_everything(cfg.seed, workers=True)
+    ckpt_path = checkpoint_to_resume(cfg)
+    datamodule, module = build(cfg)
+    overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    module.run_config = {"config": resolved, "overrides": list(overrides)}
+    record = RunRecord(cfg.paths.output_dir, overrides=list(overrides))
+    callbacks = [record, *(instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c)]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(public_config(resolved))
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    finally:
+        _finish_wandb(trainer)
+    return record.summary(module.g_step)
+
+
+def _finish_wandb(trainer: lightning.Trainer) -> None:
+    """End the W&B run (the next multirun job starts a fresh one); say how to sync it."""
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and trainer.is_global_zero and wandb.run is not None:
+            offline = wandb.run.settings.mode in ("offline", "dryrun")
+            run_dir = Path(wandb.run.dir).parent
+            wandb.finish()
+            if offline:
+                log.info("W&B run saved offline; upload it with: wandb sync %s", run_dir)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point: returns the metric named by ``optimized_metric`` for sweepers."""
+    try:
+        summary = train(cfg)
+    except (ConfigError, DivergenceError) as err:
+        raise SystemExit(f"gan_je: {err}") from None
+    log.info("run finished: %s", cfg.paths.output_dir)
+    metric = cfg.get("optimized_metric")
+    return summary["final"].get(metric) if metric else None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Shared fixtures: composing the real training config, isolated from W&B and Hydra state."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+@pytest.fixture
+def wandb_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """W&B offline with every folder in ``tmp_path``. ``monkeypatch`` restores the
+    environment afterwards, including the ``WANDB_MODE`` that ``WandbLogger(offline=True)``
+    writes into ``os.environ`` for the whole process."""
+    for name in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
+        folder = tmp_path / "wandb_home" / name.lower()
+        folder.mkdir(parents=True)
+        monkeypatch.setenv(name, str(folder))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    yield
+    import wandb
+
+    if wandb.run is not None:
+        wandb.finish()
+    assert os.environ["WANDB_MODE"] == "offline"
+
+
+@pytest.fixture
+def train_config(tmp_path: Path, wandb_offline: None) -> Iterator[Callable[..., DictConfig]]:
+    """``make(*overrides)`` composes ``conf/train.yaml`` as ``python -m gan_je.train``
+    would, with the run directory in ``tmp_path/run`` and Hydra's runtime config set."""
+
+    def make(*overrides: str) -> DictConfig:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose(
+                config_name="train",
+                overrides=[
+                    f"paths.root_dir={tmp_path}",
+                    f"paths.output_dir={tmp_path / 'run'}",
+                    *overrides,
+                ],
+                return_hydra_config=True,
+            )
+        HydraConfig.instance().set_config(cfg)
+        with open_dict(cfg):
+            del cfg["hydra"]  # as in a real run: the task config has no hydra node
+        return cfg
+
+    yield make
+    GlobalHydra.instance().clear()
+    HydraConfig.instance().cfg = None

@@ -1,0 +1,165 @@
+"""The training program end to end: fast_dev_run everywhere, a real short run, resume,
+W&B offline, the start-up and divergence errors, the run record."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from gan_je import losses
+from gan_je.module import DivergenceError
+from gan_je.train import ConfigError, train
+
+QUIET = ["logger=none", "callbacks=none", "trainer.enable_progress_bar=false"]
+QUIET += ["trainer.enable_model_summary=false", "trainer.accelerator=cpu"]
+SMALL_RING = ["data.n_train=2048", "data.n_val=500"]
+
+
+@pytest.mark.parametrize(
+    ("model", "data"),
+    [
+        ("mlp", "ring"),
+        ("mlp", "grid"),
+        ("mlp", "digits"),
+        ("mlp", "mnist5k"),
+        ("dcgan", "digits"),
+        ("dcgan", "mnist5k"),
+    ],
+)
+def test_fast_dev_run_for_every_sensible_model_and_data(train_config, model, data):
+    summary = train(train_config(f"model={model}", f"data={data}", "debug=fdr", *QUIET))
+    assert summary["status"] == "finished"
+    assert summary["g_steps"] == 1
+
+
+@pytest.mark.parametrize("loss", ["nonsaturating", "minimax", "hinge", "wgan_gp", "lsgan"])
+def test_fast_dev_run_for_every_loss(train_config, loss):
+    cfg = train_config("experiment=ring", f"loss={loss}", "debug=fdr", *SMALL_RING, *QUIET)
+    assert train(cfg)["g_steps"] == 1
+
+
+def test_options_that_change_the_step_run(train_config):
+    cfg = train_config(
+        "data=digits",
+        "loss.r1_weight=1.0",
+        "module.grad_clip=1.0",
+        "module.ema_decay=0.9",
+        "model.scheduler_g={_target_:torch.optim.lr_scheduler.StepLR,_partial_:true,step_size:1}",
+        "trainer.precision=bf16-mixed",
+        "debug=limit",
+        "estimator=gaussian",
+        *QUIET,
+    )
+    summary = train(cfg)
+    assert summary["status"] == "finished" and summary["g_steps"] == 10
+    assert "val/frechet" in summary["final"]
+
+
+def test_a_short_ring_run_learns(train_config):
+    """The JSD between generated and real ring samples falls well below its first value."""
+    cfg = train_config(
+        "experiment=ring",
+        "data.n_train=6400",
+        "data.n_val=1000",
+        "trainer.max_epochs=12",
+        *QUIET,
+    )
+    summary = train(cfg)
+    rows = (Path(cfg.paths.output_dir) / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    jsd = [float(row.split(",")[header.index("val/jsd")]) for row in rows[1:]]
+    assert len(jsd) == 12
+    assert summary["final"]["val/jsd"] < 0.6 * jsd[0], jsd
+
+
+def test_the_run_record_and_checkpoints(train_config):
+    cfg = train_config("experiment=ring", "debug=limit", "logger=csv", *SMALL_RING)
+    summary = train(cfg)
+    run = Path(cfg.paths.output_dir)
+    written = json.loads((run / "summary.json").read_text())
+    assert written["status"] == "finished" and written["g_steps"] == summary["g_steps"] == 10
+    assert set(written) >= {"final", "best", "best_g_step", "overrides", "wall_time_s"}
+    keys = {"entropy_real", "entropy_fake", "entropy_mixture", "joint_entropy", "jsd"}
+    assert {f"val/{key}" for key in keys | {"jsd_sliced"}} <= set(written["final"])
+    assert written["best"]["val/jsd"] <= written["final"]["val/jsd"]
+    assert "experiment=ring" in written["overrides"]
+    assert len((run / "metrics.csv").read_text().splitlines()) == 3  # header + 2 validations
+    assert (run / "curves.png").stat().st_size > 0
+    assert len(list((run / "samples").glob("*.png"))) == 2
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert len(list((run / "checkpoints").glob("best-*.ckpt"))) == 1
+
+
+def test_resume_continues_the_generator_step(train_config):
+    cfg = train_config("experiment=ring", "debug=limit", *SMALL_RING, "logger=none")
+    assert train(cfg)["g_steps"] == 10
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    assert checkpoint["g_step"] == 10 and checkpoint["global_step"] == 20  # G and D steps
+    assert checkpoint["run_config"]["config"]["data"]["_target_"] == "gan_je.data.Ring"
+
+    resumed = train_config(
+        "experiment=ring", "debug=limit", *SMALL_RING, "logger=none", "resume=true",
+        "trainer.max_epochs=3",
+    )
+    summary = train(resumed)
+    assert summary["g_steps"] == 15
+    assert summary["validations"] == 3  # the record continues the interrupted run's rows
+
+
+def test_resume_without_a_checkpoint_says_what_to_do(train_config):
+    with pytest.raises(ConfigError, match="hydra.run.dir"):
+        train(train_config("experiment=ring", "resume=true", *QUIET))
+
+
+def test_wandb_offline_run_is_written(train_config):
+    cfg = train_config("experiment=ring", "debug=limit", *SMALL_RING, "callbacks=none")
+    train(cfg)
+    runs = list((Path(cfg.paths.output_dir) / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 1 and runs[0].stat().st_size > 0
+
+
+def test_incompatible_choices_fail_before_training(train_config):
+    with pytest.raises(ConfigError, match="model=.*use model=mlp"):
+        train(train_config("model=dcgan", "data=ring", *QUIET))
+    with pytest.raises(ConfigError, match="norm=layer"):
+        train(train_config("loss=wgan_gp", "data=digits", *QUIET))
+    assert not (Path(train_config().paths.output_dir) / "checkpoints").exists()
+
+
+def test_the_command_line_reports_a_bad_choice_in_one_sentence(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "gan_je.train", "model=dcgan", "data=ring", "logger=none"]
+        + [f"hydra.run.dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("gan_je: model=dcgan cannot be used with data=ring"), result.stderr
+
+
+def test_a_nan_loss_stops_with_the_step_and_keeps_the_good_checkpoint(train_config, monkeypatch):
+    original = losses.NonSaturating.generator_loss
+    calls = {"n": 0}
+
+    def nan_after_one_epoch(self, fake_logits):
+        calls["n"] += 1
+        value = original(self, fake_logits)
+        return value * float("nan") if calls["n"] > 5 else value
+
+    monkeypatch.setattr(losses.NonSaturating, "generator_loss", nan_after_one_epoch)
+    cfg = train_config("experiment=ring", "debug=limit", *SMALL_RING, "logger=none")
+    with pytest.raises(DivergenceError, match="generator loss is nan at generator step 5"):
+        train(cfg)
+    run = Path(cfg.paths.output_dir)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "failed" and "generator step 5" in summary["error"]
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["g_step"] == 5
