@@ -23,6 +23,7 @@ import hydra
 import lightning
 import wandb
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
@@ -54,9 +55,11 @@ def build(cfg: DictConfig) -> tuple[lightning.LightningDataModule, GANModule]:
             cfg.model.generator, sample_shape=shape, bounded=bool(datamodule.is_image)
         )
         discriminator = instantiate(cfg.model.discriminator, sample_shape=shape)
-    except ValueError as err:
+    except InstantiationException as err:
+        if not isinstance(err.__cause__, ValueError):
+            raise
         raise ConfigError(
-            f"model={_choice('model')} cannot be used with data={_choice('data')}: {err}"
+            f"model={_choice('model')} cannot be used with data={_choice('data')}: {err.__cause__}"
         ) from err
     loss = instantiate(cfg.loss)
     if loss.gp_weight > 0 and any(isinstance(m, _BatchNorm) for m in discriminator.modules()):

@@ -61,7 +61,10 @@ def test_estimator_configs_give_the_design_keys(train_config, option, features):
     metric = instantiate(train_config(f"estimator={option}", f"features={features}").estimator)
     assert isinstance(metric, JointEntropy | GaussianJointEntropy)
     generator = torch.Generator().manual_seed(0)
-    real, fake = torch.randn(200, 12, generator=generator), torch.randn(200, 12, generator=generator)
+    real, fake = (
+        torch.randn(200, 12, generator=generator),
+        torch.randn(200, 12, generator=generator),
+    )
     metric.features.fit(real)
     metric.update(real, fake + 1)
     values = metric.compute()
@@ -73,7 +76,12 @@ def test_estimator_configs_give_the_design_keys(train_config, option, features):
 def test_the_knn_config_passes_its_fields(train_config):
     cfg = train_config("estimator.k=5", "estimator.max_samples=500", "estimator.features.dim=4")
     metric = instantiate(cfg.estimator)
-    assert (metric.k, metric.max_samples, metric.backend, metric.features.dim) == (5, 500, "auto", 4)
+    assert (metric.k, metric.max_samples, metric.backend, metric.features.dim) == (
+        5,
+        500,
+        "auto",
+        4,
+    )
 
 
 @pytest.mark.parametrize("option", _options("logger"))

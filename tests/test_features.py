@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from sklearn.decomposition import PCA as SklearnPCA
+from sklearn import decomposition
 
 from gan_je.features import PCA, Identity, RandomProjection
 
@@ -16,7 +16,9 @@ def _correlated(n: int = 400, d: int = 12, seed: int = 0) -> torch.Tensor:
 def test_pca_matches_scikit_learn_up_to_sign():
     x = _correlated()
     ours = PCA(dim=3).fit(x)(x)
-    reference = torch.from_numpy(SklearnPCA(n_components=3).fit_transform(x.double().numpy()))
+    reference = torch.from_numpy(
+        decomposition.PCA(n_components=3).fit_transform(x.double().numpy())
+    )
     signs = torch.sign((ours.double() * reference).sum(dim=0))
     torch.testing.assert_close(ours.double() * signs, reference, atol=1e-3, rtol=1e-3)
 

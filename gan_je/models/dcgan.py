@@ -41,7 +41,7 @@ def _image_geometry(sample_shape: Sequence[int]) -> tuple[tuple[int, int, int], 
     ):
         got = sample_shape if shape is None else shape
         raise ValueError(
-            "model=dcgan needs square images of shape (C, H, W) with C in "
+            "DCGAN needs square images of shape (C, H, W) with C in "
             f"{SUPPORTED_CHANNELS} and H = W in {SUPPORTED_SIZES}, got samples of shape "
             f"{got}; use model=mlp for flat data or other sizes"
         )

@@ -81,7 +81,7 @@ def test_dcgan_rejects_unsupported_shapes_with_one_clear_sentence(cls, shape):
     with pytest.raises(ValueError) as info:
         cls(shape)
     message = str(info.value)
-    assert message.startswith("model=dcgan needs square images of shape (C, H, W)")
+    assert message.startswith("DCGAN needs square images of shape (C, H, W)")
     assert f"got samples of shape {shape}" in message
     assert "use model=mlp" in message
 
@@ -90,7 +90,7 @@ def test_dcgan_message_for_flat_data_reads_as_documented():
     with pytest.raises(ValueError) as info:
         DCGANGenerator([2])
     assert str(info.value) == (
-        "model=dcgan needs square images of shape (C, H, W) with C in (1, 3) and H = W in "
+        "DCGAN needs square images of shape (C, H, W) with C in (1, 3) and H = W in "
         "(8, 16, 28, 32, 64), got samples of shape (2,); use model=mlp for flat data or other sizes"
     )
 
