@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help install test lint format bench clean
+.PHONY: help install train test lint format bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+train: install  ## train the default experiment (DCGAN on 5,000 MNIST digits, a few minutes on a CPU)
+	$(PY) -m gan_je.train
+
 test: install  ## run the test suite
 	$(PY) -m pytest
 
@@ -28,8 +31,9 @@ format: install  ## apply ruff's fixes and formatting
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-bench: install  ## speed, memory and accuracy tables of the estimators
+bench: install  ## speed, memory and accuracy tables (estimators, then training)
 	$(PY) benchmarks/estimators.py
+	$(PY) benchmarks/train.py
 
 clean:  ## remove .venv, caches and run outputs
 	rm -rf $(VENV) .pytest_cache .ruff_cache wandb

@@ -65,12 +65,17 @@ class SamplePictures(Callback):
             scatter_real_fake(real, fake, path, title=f"generator step {pl_module.g_step}")
         else:
             return
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.log_image("samples", [str(path)], step=trainer.global_step)
-            elif isinstance(logger, TensorBoardLogger):
-                image = np.asarray(Image.open(path).convert("RGB"))
-                logger.experiment.add_image("samples", image, pl_module.g_step, dataformats="HWC")
+        send_picture(trainer, "samples", path, pl_module.g_step)
+
+
+def send_picture(trainer: Trainer, key: str, path: Path, g_step: int) -> None:
+    """Log a PNG to the run's W&B and TensorBoard loggers (others have no image API)."""
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_image(key, [str(path)], step=trainer.global_step)
+        elif isinstance(logger, TensorBoardLogger):
+            image = np.asarray(Image.open(path).convert("RGB"))
+            logger.experiment.add_image(key, image, g_step, dataformats="HWC")
 
 
 def scatter_real_fake(real: torch.Tensor, fake: torch.Tensor, path: Path, title: str) -> None:
@@ -130,6 +135,7 @@ class RunRecord(Callback):
         self._write(pl_module)
         if self.rows:
             plot_curves(self.rows, self.output_dir / "curves.png")
+            send_picture(trainer, "curves", self.output_dir / "curves.png", pl_module.g_step)
 
     def on_exception(
         self, trainer: Trainer, pl_module: LightningModule, exception: BaseException

@@ -1,0 +1,221 @@
+"""Training speed: Lightning's overhead and the validation metric's share, as Markdown tables.
+
+    python benchmarks/train.py              # both tables (a few minutes on 2 CPU cores)
+    python benchmarks/train.py overhead     # or: validation
+
+overhead: generator steps per second of ``GANModule`` (the default config: DCGAN, mnist5k,
+batch 64, non-saturating loss) under ``lightning.Trainer`` against a plain PyTorch loop doing
+the same steps on the same networks, optimisers and data loader (one discriminator step
+with fresh latents, then one generator step with the discriminator frozen). Target: at most
+10 % overhead.
+
+validation: the share of each epoch's wall time spent in validation (generating the
+validation samples, PCA features, the k-NN metric) with the default config. Target: under
+10 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import lightning
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from gan_je.train import build
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def default_config(*overrides: str) -> DictConfig:
+    """``conf/train.yaml`` with its defaults, run directory in /tmp, no logger."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(
+            config_name="train",
+            overrides=[
+                "paths.root_dir=/tmp/gan_je_bench",
+                "paths.output_dir=/tmp/gan_je_bench/run",
+                "logger=none",
+                *overrides,
+            ],
+        )
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+class StepClock(lightning.Callback):
+    """Wall time of training batches ``warmup .. warmup + steps`` (the timed window)."""
+
+    def __init__(self, warmup: int, steps: int) -> None:
+        self.warmup, self.steps = warmup, steps
+        self.start = self.seconds = 0.0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if pl_module.g_step == self.warmup:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.g_step == self.warmup + self.steps:
+            self.seconds = time.perf_counter() - self.start
+
+
+def lightning_steps_per_second(warmup: int, steps: int, progress_bar: bool) -> float:
+    lightning.seed_everything(0, workers=True)
+    datamodule, module = build(default_config())
+    clock = StepClock(warmup, steps)
+    callbacks = [clock]
+    if progress_bar:
+        callbacks.append(lightning.pytorch.callbacks.RichProgressBar())
+    trainer = lightning.Trainer(
+        accelerator="cpu",
+        max_epochs=-1,
+        max_steps=2 * (warmup + steps),  # global_step counts D and G steps
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=progress_bar,
+        enable_model_summary=False,
+        callbacks=callbacks,
+    )
+    trainer.fit(module, datamodule=datamodule)
+    return steps / clock.seconds
+
+
+def plain_steps_per_second(warmup: int, steps: int) -> float:
+    """The same steps in a hand-written loop (no Lightning)."""
+    lightning.seed_everything(0, workers=True)
+    datamodule, module = build(default_config())
+    generator, discriminator, loss = module.generator, module.discriminator, module.loss
+    opt_g = module.optimizer_g(generator.parameters())
+    opt_d = module.optimizer_d(discriminator.parameters())
+    latent_dim = generator.latent_dim
+    done, start = 0, 0.0
+    while done < warmup + steps:
+        for real, _ in datamodule.train_dataloader():
+            if done == warmup:
+                start = time.perf_counter()
+            n = real.shape[0]
+            with torch.no_grad():
+                fake = generator(torch.randn(n, latent_dim))
+            d_loss = loss.discriminator_loss(discriminator(real), discriminator(fake))
+            d_loss = d_loss + loss.penalty(discriminator, real, fake)
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+            discriminator.requires_grad_(False)
+            g_loss = loss.generator_loss(discriminator(generator(torch.randn(n, latent_dim))))
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+            discriminator.requires_grad_(True)
+            torch.isfinite(d_loss) and torch.isfinite(g_loss)  # the module's divergence check
+            done += 1
+            if done == warmup + steps:
+                break
+    return steps / (time.perf_counter() - start)
+
+
+def overhead(warmup: int = 20, steps: int = 200, repeats: int = 2) -> str:
+    """The best of ``repeats`` interleaved runs of each loop (this VM's speed drifts)."""
+    loops = {
+        "plain PyTorch loop": lambda: plain_steps_per_second(warmup, steps),
+        "GANModule, no progress bar": lambda: lightning_steps_per_second(warmup, steps, False),
+        "GANModule, rich bar": lambda: lightning_steps_per_second(warmup, steps, True),
+    }
+    best = dict.fromkeys(loops, 0.0)
+    for _ in range(repeats):
+        for label, run in loops.items():
+            best[label] = max(best[label], run())
+    plain = best.pop("plain PyTorch loop")
+    rows = [["plain PyTorch loop", f"{plain:.2f}", "—"]]
+    for label, ours in best.items():
+        rows.append([label, f"{ours:.2f}", f"{100 * (plain / ours - 1):+.1f} %"])
+    header = ["loop (DCGAN, mnist5k, batch 64, CPU)", "generator steps / s", "overhead"]
+    return table(header, rows)
+
+
+class EpochClock(lightning.Callback):
+    """Per epoch: wall time of the whole epoch and of its validation."""
+
+    def __init__(self) -> None:
+        self.epochs: list[float] = []
+        self.validations: list[float] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.epoch_start = time.perf_counter()
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self.validation_start = time.perf_counter()
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        self.validations.append(time.perf_counter() - self.validation_start)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.epochs.append(time.perf_counter() - self.epoch_start)
+
+
+def validation(epochs: int = 3) -> str:
+    lightning.seed_everything(0, workers=True)
+    datamodule, module = build(default_config())
+    clock = EpochClock()
+    compute = module.metric.compute
+    compute_seconds: list[float] = []
+
+    def timed_compute():
+        start = time.perf_counter()
+        result = compute()
+        compute_seconds.append(time.perf_counter() - start)
+        return result
+
+    module.metric.compute = timed_compute
+    trainer = lightning.Trainer(
+        accelerator="cpu",
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[clock],
+    )
+    trainer.fit(module, datamodule=datamodule)
+    rows = []
+    for epoch, (total, val, metric) in enumerate(
+        zip(clock.epochs, clock.validations, compute_seconds, strict=True)
+    ):
+        rows.append(
+            [
+                str(epoch),
+                f"{total:.2f}",
+                f"{val:.3f}",
+                f"{metric:.3f}",
+                f"{100 * val / total:.1f} %",
+            ]
+        )
+    header = ["epoch", "epoch s", "validation s", "metric.compute s", "validation share"]
+    return table(header, rows)
+
+
+SECTIONS = {"overhead": overhead, "validation": validation}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sections", nargs="*", help=f"any of {list(SECTIONS)} (default: all)")
+    args = parser.parse_args()
+    unknown = set(args.sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown section(s) {sorted(unknown)}; choose from {list(SECTIONS)}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
+    for name in args.sections or list(SECTIONS):
+        print(f"\n## {name}\n\n{SECTIONS[name]()}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

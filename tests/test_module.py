@@ -1,0 +1,120 @@
+"""GANModule: step counting, schedules, EMA, stopping, validation samples, saved state."""
+
+from __future__ import annotations
+
+import random
+
+import lightning
+import numpy as np
+import pytest
+import torch
+
+from gan_je.train import build
+
+SMALL_RING = ["experiment=ring", "data.n_train=1024", "data.n_val=300", "data.batch_size=64"]
+
+
+def _fit(module, datamodule, **trainer_args) -> lightning.Trainer:
+    trainer = lightning.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        **trainer_args,
+    )
+    trainer.fit(module, datamodule=datamodule)
+    return trainer
+
+
+def test_n_critic_steps_and_the_generator_step_counter(train_config):
+    datamodule, module = build(train_config(*SMALL_RING, "loss=wgan_gp"))
+    trainer = _fit(module, datamodule, max_epochs=1, limit_train_batches=4, limit_val_batches=0)
+    assert module.g_step == 4
+    assert trainer.global_step == 4 * (5 + 1)  # Lightning counts every optimizer step
+
+
+def test_schedulers_step_once_per_generator_step(train_config):
+    scheduler = "{_target_:torch.optim.lr_scheduler.ExponentialLR,_partial_:true,gamma:0.5}"
+    datamodule, module = build(train_config(*SMALL_RING, f"model.scheduler_d={scheduler}"))
+    trainer = _fit(module, datamodule, max_epochs=1, limit_train_batches=3, limit_val_batches=0)
+    opt_g, opt_d = trainer.optimizers
+    assert opt_g.param_groups[0]["lr"] == pytest.approx(1e-3)
+    assert opt_d.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5**3)
+
+
+def test_max_g_steps_stops_training(train_config):
+    datamodule, module = build(train_config(*SMALL_RING, "module.max_g_steps=7"))
+    _fit(module, datamodule, max_epochs=5, limit_val_batches=0)
+    assert module.g_step == 7
+
+
+def test_ema_generator_is_used_for_samples(train_config):
+    datamodule, module = build(train_config(*SMALL_RING, "module.ema_decay=0.5"))
+    _fit(module, datamodule, max_epochs=1, limit_train_batches=5, limit_val_batches=0)
+    ema, live = module.sampler, module.generator
+    assert ema is not live
+    assert not torch.allclose(ema(module.preview_latents), live(module.preview_latents))
+    torch.testing.assert_close(module.preview(), ema.eval()(module.preview_latents))
+
+
+def test_validation_compares_as_many_generated_samples_as_real_ones(train_config):
+    datamodule, module = build(train_config(*SMALL_RING))
+    seen = []
+    original = module.metric.compute
+
+    def spy():
+        real, fake = module.metric.real_and_fake()
+        seen.append((real.shape[0], fake.shape[0]))
+        return original()
+
+    module.metric.compute = spy
+    trainer = _fit(module, datamodule, max_epochs=1, limit_train_batches=2)
+    assert seen == [(300, 300)]
+    assert {"val/jsd", "val/entropy_real", "val/jsd_sliced"} <= set(trainer.callback_metrics)
+
+
+def test_preview_and_validation_latents_are_fixed(train_config):
+    _, module = build(train_config(*SMALL_RING))
+    torch.testing.assert_close(module.preview(), module.preview())
+    _, again = build(train_config(*SMALL_RING))
+    torch.testing.assert_close(module.preview_latents, again.preview_latents)
+
+
+def test_checkpoint_state_restores_the_step_and_every_random_stream(train_config):
+    _, module = build(train_config(*SMALL_RING))
+    module.g_step = 42
+    checkpoint: dict = {}
+    module.on_save_checkpoint(checkpoint)
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    torch.manual_seed(123), np.random.seed(123), random.seed(123)  # move every stream on
+
+    _, resumed = build(train_config(*SMALL_RING))
+    resumed.on_load_checkpoint(checkpoint)
+    resumed.on_train_start()
+    assert resumed.g_step == 42
+    torch.testing.assert_close(torch.rand(3), expected[0])
+    np.testing.assert_array_equal(np.random.rand(3), expected[1])
+    assert random.random() == expected[2]
+
+
+def test_module_arguments_are_checked(train_config):
+    _, module = build(train_config(*SMALL_RING))
+    parts = {
+        "generator": module.generator,
+        "discriminator": module.discriminator,
+        "loss": module.loss,
+        "metric": module.metric,
+        "optimizer_g": module.optimizer_g,
+        "optimizer_d": module.optimizer_d,
+    }
+    module_class = type(module)
+    for bad, match in (
+        ({"grad_clip": 0}, "grad_clip"),
+        ({"ema_decay": 1.0}, "ema_decay"),
+        ({"n_preview": 0}, "n_preview"),
+        ({"max_g_steps": 0}, "max_g_steps"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            module_class(**parts, **bad)
