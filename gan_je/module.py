@@ -119,25 +119,23 @@ class GANModule(LightningModule):
         return self.ema.module if self.ema is not None else self.generator
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """``n`` samples from :attr:`sampler` in eval mode (latents from ``generator``)."""
+    def generate(self, z: Tensor) -> Tensor:
+        """:attr:`sampler` applied to latents ``z`` in eval mode (batch norm uses its running
+        statistics), leaving the network's mode as it was."""
         net = self.sampler
         was_training = net.training
         net.eval()
-        z = torch.randn(n, net.latent_dim, generator=generator).to(self.device)
-        samples = net(z)
+        samples = net(z.to(self.device))
         net.train(was_training)
         return samples
 
-    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` samples from fresh latents drawn with ``generator``."""
+        return self.generate(torch.randn(n, self.sampler.latent_dim, generator=generator))
+
     def preview(self) -> Tensor:
-        """Samples of the fixed preview latents (the same every call), in eval mode."""
-        net = self.sampler
-        was_training = net.training
-        net.eval()
-        samples = net(self.preview_latents)
-        net.train(was_training)
-        return samples
+        """Samples of the fixed, seeded preview latents (the same every call)."""
+        return self.generate(self.preview_latents)
 
     def fit_features(self, train_samples: Tensor) -> None:
         """Fit the metric's feature map (if it has ``fit``) on training samples, once."""
