@@ -126,13 +126,13 @@ class RunRecord(Callback):
         row = {"epoch": trainer.current_epoch, "g_step": pl_module.g_step}
         row["time_s"] = round(time.monotonic() - self.started, 3)
         self.rows.append(row | logged)
-        self._write(pl_module)
+        self._write(pl_module.g_step)
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.is_global_zero:
             return
         self.status = "interrupted" if trainer.interrupted else "finished"
-        self._write(pl_module)
+        self._write(pl_module.g_step)
         if self.rows:
             plot_curves(self.rows, self.output_dir / "curves.png")
             send_picture(trainer, "curves", self.output_dir / "curves.png", pl_module.g_step)
@@ -140,11 +140,14 @@ class RunRecord(Callback):
     def on_exception(
         self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
     ) -> None:
-        if not trainer.is_global_zero:
-            return
+        if trainer.is_global_zero:
+            self.fail(exception, pl_module.g_step)
+
+    def fail(self, exception: BaseException, g_steps: int = 0) -> None:
+        """Record that the run stopped on ``exception`` (also before training started)."""
         self.status = "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed"
         self.error = f"{type(exception).__name__}: {exception}"
-        self._write(pl_module)
+        self._write(g_steps)
 
     def summary(self, g_steps: int) -> dict[str, Any]:
         """The summary as written to ``summary.json``."""
@@ -165,14 +168,14 @@ class RunRecord(Callback):
             "output_dir": str(self.output_dir),
         }
 
-    def _write(self, pl_module: LightningModule) -> None:
+    def _write(self, g_steps: int) -> None:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         columns = list(dict.fromkeys(key for row in self.rows for key in row))
         with open(self.output_dir / "metrics.csv", "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
             writer.writerows(self.rows)
-        summary = self.summary(pl_module.g_step)
+        summary = self.summary(g_steps)
         (self.output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
     def _read_rows(self) -> list[dict[str, float]]:

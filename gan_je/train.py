@@ -14,6 +14,7 @@ and returns the run's summary (also written to ``<run dir>/summary.json``).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 from pathlib import Path
@@ -24,6 +25,7 @@ import lightning
 import wandb
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
@@ -37,6 +39,25 @@ log = logging.getLogger(__name__)
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 # A per-process tag in run directory names: two runs started in the same second differ.
 OmegaConf.register_new_resolver("gan_je.run_tag", lambda: f"{os.getpid()}{secrets.token_hex(2)}")
+
+
+def sweep_field(name: str) -> str | list[str] | None:
+    """W&B fields of a multirun job (``None`` / ``[]`` in a single run): ``group`` the sweep
+    directory (``<date>/<time>-<tag>``), ``job_type`` the job's overrides without the seed,
+    ``tags`` its overrides."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return [] if name == "tags" else None
+    hydra_cfg = HydraConfig.get()
+    overrides = list(hydra_cfg.overrides.task)
+    fields = {
+        "group": "/".join(Path(hydra_cfg.sweep.dir).parts[-2:]),
+        "job_type": " ".join(o for o in overrides if not o.split("=")[0].endswith("seed")),
+        "tags": [o[:64] for o in overrides],  # W&B limits a tag to 64 characters
+    }
+    return fields[name]
+
+
+OmegaConf.register_new_resolver("gan_je.sweep", sweep_field)
 
 
 class ConfigError(ValueError):
@@ -110,13 +131,17 @@ def checkpoint_to_resume(cfg: DictConfig) -> str | None:
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train as configured; return the summary written to ``summary.json``."""
-    lightning.seed_everything(cfg.seed, workers=True)
-    ckpt_path = checkpoint_to_resume(cfg)
-    datamodule, module = build(cfg)
-    overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    record = RunRecord(cfg.paths.output_dir, overrides=overrides)
+    try:
+        lightning.seed_everything(cfg.seed, workers=True)
+        ckpt_path = checkpoint_to_resume(cfg)
+        datamodule, module = build(cfg)
+    except Exception as err:
+        record.fail(err)
+        raise
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    module.run_config = {"config": resolved, "overrides": list(overrides)}
-    record = RunRecord(cfg.paths.output_dir, overrides=list(overrides))
+    module.run_config = {"config": resolved, "overrides": overrides}
     callbacks = [record, *(instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c)]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -142,11 +167,20 @@ def _finish_wandb(trainer: lightning.Trainer) -> None:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point: returns the metric named by ``optimized_metric`` for sweepers."""
+    """Hydra entry point: returns the final value of ``optimized_metric`` for sweepers.
+
+    In a multirun a failing job (bad settings, divergence) is logged, recorded as failed in
+    its ``summary.json`` and returns NaN, so the other jobs go on.
+    """
     try:
         summary = train(cfg)
-    except (ConfigError, DivergenceError) as err:
-        raise SystemExit(f"gan_je: {err}") from None
+    except Exception as err:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            log.exception("job failed (recorded in %s/summary.json)", cfg.paths.output_dir)
+            return math.nan
+        if isinstance(err, ConfigError | DivergenceError):
+            raise SystemExit(f"gan_je: {err}") from None
+        raise
     log.info("run finished: %s", cfg.paths.output_dir)
     metric = cfg.get("optimized_metric")
     return summary["final"].get(metric) if metric else None

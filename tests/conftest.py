@@ -11,6 +11,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+import gan_je.train  # noqa: F401  (registers the resolvers the configs use)
+
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
