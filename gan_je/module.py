@@ -53,6 +53,8 @@ class GANModule(LightningModule):
             validate with it (``None``: off).
         n_preview: latents of the fixed, seeded preview batch for sample pictures.
         max_g_steps: stop training after this many generator steps (``None``: no limit).
+        n_fake: generated samples per validation, over all processes (``None``: as many as
+            the validation set has).
         seed: seeds the preview and validation latents.
     """
 
@@ -70,6 +72,7 @@ class GANModule(LightningModule):
         ema_decay: float | None = None,
         n_preview: int = 64,
         max_g_steps: int | None = None,
+        n_fake: int | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -85,7 +88,10 @@ class GANModule(LightningModule):
             raise ValueError(
                 f"max_g_steps must be None or a whole number >= 1, got {max_g_steps!r}"
             )
+        if n_fake is not None and (not isinstance(n_fake, int) or n_fake < 2):
+            raise ValueError(f"n_fake must be None or a whole number >= 2, got {n_fake!r}")
         self.automatic_optimization = False
+        self.n_fake = n_fake
         self.max_g_steps = max_g_steps
         self.generator, self.discriminator, self.loss, self.metric = (
             generator,
@@ -221,10 +227,13 @@ class GANModule(LightningModule):
         self._n_real_seen += real.shape[0]
 
     def on_validation_epoch_end(self) -> None:
-        rank = self.global_rank
+        rank, world = self.global_rank, self.trainer.world_size
         latents = self._latents(self.seed + 1 + rank)
-        batch = max(1, min(1024, self._n_real_seen))
-        remaining = self._n_real_seen
+        if self.n_fake is None:
+            remaining = self._n_real_seen
+        else:  # this process's share of n_fake
+            remaining = self.n_fake // world + (rank < self.n_fake % world)
+        batch = max(1, min(1024, remaining))
         while remaining > 0:
             fake = self.sample(min(batch, remaining), latents)
             self.metric.update(fake[:0], fake)

@@ -75,6 +75,15 @@ def test_validation_compares_as_many_generated_samples_as_real_ones(train_config
     assert {"val/jsd", "val/entropy_real", "val/jsd_sliced"} <= set(trainer.callback_metrics)
 
 
+def test_n_fake_sets_the_number_of_generated_samples(train_config):
+    datamodule, module = build(train_config(*SMALL_RING, "module.n_fake=123"))
+    module.metric.compute = lambda: {
+        "jsd": torch.tensor(float(module.metric.real_and_fake()[1].shape[0]))
+    }
+    trainer = _fit(module, datamodule, max_epochs=1, limit_train_batches=2)
+    assert trainer.callback_metrics["val/jsd"] == 123
+
+
 def test_preview_and_validation_latents_are_fixed(train_config):
     _, module = build(train_config(*SMALL_RING))
     torch.testing.assert_close(module.preview(), module.preview())
@@ -115,6 +124,7 @@ def test_module_arguments_are_checked(train_config):
         ({"ema_decay": 1.0}, "ema_decay"),
         ({"n_preview": 0}, "n_preview"),
         ({"max_g_steps": 0}, "max_g_steps"),
+        ({"n_fake": 1}, "n_fake"),
     ):
         with pytest.raises(ValueError, match=match):
             module_class(**parts, **bad)
