@@ -13,6 +13,7 @@ and returns the run's summary (also written to ``<run dir>/summary.json``).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -151,7 +152,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     finally:
         _finish_wandb(trainer)
-    return record.summary(module.g_step)
+    # written by global rank 0, also when the ranks ran in spawned processes
+    return json.loads((Path(cfg.paths.output_dir) / "summary.json").read_text())
 
 
 def _finish_wandb(trainer: lightning.Trainer) -> None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+import torch.distributed as dist
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSamplerWrapper
 from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, SequentialSampler, TensorDataset
 
 from gan_je.data._checks import non_negative_int, positive_int
 
@@ -93,9 +95,22 @@ class ArrayDataModule(L.LightningDataModule):
         return self._loader(train_set, shuffle=True, drop_last=True, generator=generator)
 
     def val_dataloader(self) -> DataLoader:
-        """Batches of the validation set in a fixed order, the last one possibly smaller."""
+        """Batches of the validation set in a fixed order, the last one possibly smaller.
+
+        Under DDP each process gets every ``world_size``-th sample and no sample twice
+        (Lightning's default sampler would pad the shards with repeats, which a k-NN
+        estimate would see as duplicates), so the processes together see the set once.
+        """
         _, val_set = self._require_setup("val_dataloader()")
-        return self._loader(val_set, shuffle=False, drop_last=False)
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return self._loader(val_set, shuffle=False, drop_last=False)
+        shards = UnrepeatedDistributedSamplerWrapper(
+            SequentialSampler(val_set),
+            num_replicas=dist.get_world_size(),
+            rank=dist.get_rank(),
+            shuffle=False,
+        )
+        return self._loader(val_set, sampler=shards, drop_last=False)
 
     def train_tensor(self, max_n: int | None = None) -> Tensor:
         """Training samples ``x``: all, or a subset of ``max_n`` seeded by ``data_seed``.
