@@ -23,6 +23,7 @@ from typing import Any
 
 import hydra
 import lightning
+import torch
 import wandb
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
@@ -130,11 +131,32 @@ def checkpoint_to_resume(cfg: DictConfig) -> str | None:
     return None
 
 
+def _share_cpus_with_joblib_jobs(cfg: DictConfig) -> None:
+    """Under ``hydra/launcher=joblib`` several jobs share one machine in worker processes:
+    DataLoader worker processes inside them fail (daemonic workers may not have children)
+    or oversubscribe the CPUs, and each job's torch would use every core. So: no loader
+    workers (the data sets are in memory anyway) and each job gets its share of the
+    threads."""
+    if not HydraConfig.initialized():
+        return
+    launcher = HydraConfig.get().launcher
+    if "JoblibLauncher" not in str(launcher.get("_target_", "")):
+        return
+    if cfg.data.get("num_workers", 0) > 0:
+        log.warning("hydra/launcher=joblib: data.num_workers=%s set to 0", cfg.data.num_workers)
+        cfg.data.num_workers = 0
+    cpus = os.cpu_count() or 1
+    n_jobs = launcher.get("n_jobs") or -1
+    jobs = cpus if n_jobs < 0 else min(n_jobs, cpus)
+    torch.set_num_threads(max(1, cpus // jobs))
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train as configured; return the summary written to ``summary.json``."""
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     record = RunRecord(cfg.paths.output_dir, overrides=overrides)
     try:
+        _share_cpus_with_joblib_jobs(cfg)
         lightning.seed_everything(cfg.seed, workers=True)
         ckpt_path = checkpoint_to_resume(cfg)
         datamodule, module = build(cfg)

@@ -5,6 +5,7 @@ from pathlib import Path
 import lightning
 import pytest
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 
 from gan_je.losses import GANLoss
@@ -115,3 +116,19 @@ def test_experiment_presets_compose(train_config, option):
     assert cfg.model.generator._target_.endswith("MLPGenerator" if flat else "DCGANGenerator")
     datamodule = instantiate(cfg.data)
     assert datamodule.is_image != flat
+
+
+def test_the_optuna_search_composes(train_config):
+    cfg = train_config("hparams_search=optuna")
+    sweeper = HydraConfig.get().sweeper
+    assert cfg.optimized_metric == "val/jsd" and sweeper.direction == "minimize"
+    assert set(sweeper.params) >= {"model.optimizer_g.lr", "loss"}
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local", "slurm"])
+def test_launcher_configs_compose(train_config, launcher):
+    train_config(f"hydra/launcher={launcher}", "trainer=ddp", "trainer.devices=4")
+    config = HydraConfig.get().launcher
+    assert config._target_.startswith("hydra_plugins.")
+    if launcher == "slurm":
+        assert (config.gpus_per_node, config.tasks_per_node, config.nodes) == (4, 4, 1)

@@ -13,7 +13,6 @@ import torch
 
 from gan_je import losses
 from gan_je.module import DivergenceError
-from gan_je.report import report
 from gan_je.train import ConfigError, train
 
 QUIET = ["logger=none", "callbacks=none", "trainer.enable_progress_bar=false"]
@@ -177,16 +176,3 @@ def test_a_nan_loss_stops_with_the_step_and_keeps_the_good_checkpoint(train_conf
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "failed" and "generator step 5" in summary["error"]
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["g_step"] == 5
-
-
-def test_a_multirun_gives_every_job_its_own_directory(tmp_path):
-    command = [sys.executable, "-m", "gan_je.train", "-m", "experiment=ring", "debug=fdr"]
-    command += ["logger=none", "seed=0,1", f"hydra.sweep.dir={tmp_path}"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    for job in ("0", "1"):
-        summary = json.loads((tmp_path / job / "summary.json").read_text())
-        assert summary["status"] == "finished"
-        assert f"seed={job}" in summary["overrides"]
-    assert "2 jobs (2 finished)" in report(tmp_path)
-    assert (tmp_path / "report.md").is_file()
