@@ -12,7 +12,6 @@ run in a child process and are skipped when one call takes over a minute.
 
 from __future__ import annotations
 
-import argparse
 import math
 import multiprocessing
 import os
@@ -28,6 +27,7 @@ import torch
 from scipy import integrate, stats
 from scipy.spatial import cKDTree
 from scipy.special import digamma
+from tables import run_sections, table
 
 from gan_je.estimators import (
     entropy,
@@ -54,12 +54,6 @@ def timed(fn: Callable[[], float]) -> tuple[float, float]:
         if best > 10.0:
             break
     return value, best
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- peers
@@ -437,17 +431,8 @@ SECTIONS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sections", nargs="*", help=f"any of {list(SECTIONS)} (default: all)")
-    args = parser.parse_args()
-    unknown = set(args.sections) - set(SECTIONS)
-    if unknown:
-        parser.error(f"unknown section(s) {sorted(unknown)}; choose from {list(SECTIONS)}")
-    args.sections = args.sections or list(SECTIONS)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, k = {K}")
-    for name in args.sections:
-        print(f"\n## {name}\n")
-        print(SECTIONS[name](), flush=True)
+    banner = f"torch {torch.__version__}, {torch.get_num_threads()} threads, k = {K}"
+    run_sections(__doc__.splitlines()[0], SECTIONS, banner)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"\n(peak memory of this process: {rss:.1f} GiB)")
 

@@ -16,7 +16,6 @@ validation samples, PCA features, the k-NN metric) with the default config. Targ
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import lightning
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
+from tables import run_sections, table
 
 from gan_je.train import build
 
@@ -42,11 +42,6 @@ def default_config(*overrides: str) -> DictConfig:
                 *overrides,
             ],
         )
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
 class StepClock(lightning.Callback):
@@ -206,15 +201,8 @@ SECTIONS = {"overhead": overhead, "validation": validation}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sections", nargs="*", help=f"any of {list(SECTIONS)} (default: all)")
-    args = parser.parse_args()
-    unknown = set(args.sections) - set(SECTIONS)
-    if unknown:
-        parser.error(f"unknown section(s) {sorted(unknown)}; choose from {list(SECTIONS)}")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
-    for name in args.sections or list(SECTIONS):
-        print(f"\n## {name}\n\n{SECTIONS[name]()}", flush=True)
+    banner = f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU"
+    run_sections(__doc__.splitlines()[0], SECTIONS, banner)
 
 
 if __name__ == "__main__":
