@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,24 @@ from gan_je.module import DivergenceError, GANModule
 
 log = logging.getLogger(__name__)
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
-# A per-process tag in run directory names: two runs started in the same second differ.
-OmegaConf.register_new_resolver("gan_je.run_tag", lambda: f"{os.getpid()}{secrets.token_hex(2)}")
+RUN_ID = "GAN_JE_RUN_ID"
+
+
+def run_id() -> str:
+    """``<date>/<time>-<pid><random hex>`` naming this run's (or sweep's) directory.
+
+    Unique for runs started in the same second (process id and a random tag), and fixed for
+    this process and every process it starts (kept in ``$GAN_JE_RUN_ID``), so that the jobs
+    of one sweep agree on its directory even when a launcher runs them in other processes
+    (joblib, submitit), where Hydra's ``${now:...}`` would be read again.
+    """
+    if RUN_ID not in os.environ:
+        stamp = time.strftime("%Y-%m-%d/%H-%M-%S")
+        os.environ[RUN_ID] = f"{stamp}-{os.getpid()}{secrets.token_hex(2)}"
+    return os.environ[RUN_ID]
+
+
+OmegaConf.register_new_resolver("gan_je.run_id", run_id)
 
 
 def sweep_field(name: str) -> str | list[str] | None:
@@ -52,7 +69,7 @@ def sweep_field(name: str) -> str | list[str] | None:
     hydra_cfg = HydraConfig.get()
     overrides = list(hydra_cfg.overrides.task)
     fields = {
-        "group": "/".join(Path(hydra_cfg.sweep.dir).parts[-2:]),
+        "group": run_id(),
         "job_type": " ".join(o for o in overrides if not o.split("=")[0].endswith("seed")),
         "tags": [o[:64] for o in overrides],  # W&B limits a tag to 64 characters
     }

@@ -132,3 +132,12 @@ def test_launcher_configs_compose(train_config, launcher):
     assert config._target_.startswith("hydra_plugins.")
     if launcher == "slurm":
         assert (config.gpus_per_node, config.tasks_per_node, config.nodes) == (4, 4, 1)
+
+
+def test_wandb_groups_multirun_jobs_by_sweep(train_config):
+    single = train_config("loss=hinge").logger.wandb
+    assert (single.group, single.job_type, list(single.tags)) == (None, None, [])
+    job = train_config("hydra.mode=MULTIRUN", "loss=hinge", "seed=3").logger.wandb
+    assert HydraConfig.get().sweep.dir.endswith(job.group)
+    assert "loss=hinge" in job.job_type and "seed=3" not in job.job_type
+    assert {"loss=hinge", "seed=3"} <= set(job.tags)

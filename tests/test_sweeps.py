@@ -4,9 +4,12 @@ a failing job among good ones, a tiny Optuna search, and the report on the resul
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from gan_je.report import report
 
@@ -14,9 +17,15 @@ TINY = ["experiment=ring", "debug=fdr", "logger=none", "data.n_train=1024", "dat
 
 
 def _multirun(sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """Run a multirun in a fresh process with its sweep in ``sweep_dir``."""
     command = [sys.executable, "-m", "gan_je.train", "-m", *TINY, *overrides]
     command.append(f"hydra.sweep.dir={sweep_dir}")
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    return _run(command)
+
+
+def _run(command: list[str]) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key != "GAN_JE_RUN_ID"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -48,14 +57,21 @@ def test_a_failing_job_is_recorded_and_the_others_run(tmp_path):
     assert "2 jobs (1 failed, 1 finished)" in text
 
 
-def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path):
-    _multirun(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1")
-    assert [s["status"] for s in _summaries(tmp_path).values()] == ["finished", "finished"]
-
-
-def test_submitit_local_launcher(tmp_path):
-    _multirun(tmp_path, "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5", "seed=0,1")
-    assert [s["status"] for s in _summaries(tmp_path).values()] == ["finished", "finished"]
+@pytest.mark.parametrize(
+    "launcher",
+    [
+        ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+        ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5"],
+    ],
+    ids=["joblib", "submitit_local"],
+)
+def test_parallel_launchers_put_every_job_in_one_sweep_directory(tmp_path, launcher):
+    """Jobs run in other processes; the default, timestamped sweep directory is still one."""
+    command = [sys.executable, "-m", "gan_je.train", "-m", *TINY, *launcher, "seed=0,1"]
+    _run([*command, f"paths.log_dir={tmp_path}"])
+    sweeps = list((tmp_path / "multirun").glob("*/*"))
+    assert len(sweeps) == 1, sweeps
+    assert [s["status"] for s in _summaries(sweeps[0]).values()] == ["finished", "finished"]
 
 
 def test_optuna_search_minimises_the_returned_jsd(tmp_path):
