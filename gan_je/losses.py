@@ -188,13 +188,20 @@ class GANLoss:
         n_critic: discriminator steps per generator step.
         r1_weight: gamma of the R1 penalty on real data (0 = off).
         gp_weight: λ of the WGAN-GP gradient penalty (0 = off; only ``WassersteinGP`` sets it).
+        entropy_weight: λ of the entropy regulariser: the generator minimises its adversarial
+            loss - λ·Ĥ(G(z)), Ĥ the differentiable Kozachenko-Leonenko entropy of its batch
+            (:func:`gan_je.estimators.differentiable_entropy`; 0 = off). The mode-collapse
+            monitor's ``boost`` action raises it during training.
     """
 
     name: str = ""
 
-    def __init__(self, n_critic: int = 1, r1_weight: float = 0.0) -> None:
+    def __init__(
+        self, n_critic: int = 1, r1_weight: float = 0.0, entropy_weight: float = 0.0
+    ) -> None:
         self.n_critic = _check_n_critic(n_critic)
         self.r1_weight = _check_weight("r1_weight", r1_weight)
+        self.entropy_weight = _check_weight("entropy_weight", entropy_weight)
         self.gp_weight = 0.0
 
     def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
@@ -227,6 +234,8 @@ class GANLoss:
 
     def __repr__(self) -> str:
         args = f"n_critic={self.n_critic}, r1_weight={self.r1_weight}"
+        if self.entropy_weight > 0:
+            args += f", entropy_weight={self.entropy_weight}"
         if self.gp_weight > 0:
             args = f"gp_weight={self.gp_weight}, " + args
         return f"{type(self).__name__}({args})"
@@ -297,8 +306,14 @@ class WassersteinGP(GANLoss):
 
     name = "wgan_gp"
 
-    def __init__(self, gp_weight: float = 10.0, n_critic: int = 5, r1_weight: float = 0.0) -> None:
-        super().__init__(n_critic=n_critic, r1_weight=r1_weight)
+    def __init__(
+        self,
+        gp_weight: float = 10.0,
+        n_critic: int = 5,
+        r1_weight: float = 0.0,
+        entropy_weight: float = 0.0,
+    ) -> None:
+        super().__init__(n_critic=n_critic, r1_weight=r1_weight, entropy_weight=entropy_weight)
         self.gp_weight = _check_weight("gp_weight", gp_weight)
 
     def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:

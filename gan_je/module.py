@@ -25,6 +25,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from gan_je.estimators import differentiable_entropy
 from gan_je.losses import GANLoss
 from gan_je.metrics import RealFakeSamples
 
@@ -143,6 +144,11 @@ class GANModule(LightningModule):
         """Samples of the fixed, seeded preview latents (the same every call)."""
         return self.generate(self.preview_latents)
 
+    def _features(self, samples: Tensor) -> Tensor:
+        """What the estimators see of ``samples``: the metric's features, flattened."""
+        features = self.metric.features
+        return (features(samples) if features is not None else samples).flatten(1)
+
     def fit_features(self, train_samples: Tensor) -> None:
         """Fit the metric's feature map (if it has ``fit``) on training samples, once."""
         features = self.metric.features
@@ -198,6 +204,10 @@ class GANModule(LightningModule):
         self.toggle_optimizer(opt_g)
         fake = self.generator(torch.randn(n, self.generator.latent_dim, device=self.device))
         g_loss = self.loss.generator_loss(self.discriminator(fake))
+        if self.loss.entropy_weight > 0:
+            batch_entropy = differentiable_entropy(self._features(fake))
+            g_loss = g_loss - self.loss.entropy_weight * batch_entropy
+            self.log("train/entropy_batch", batch_entropy.detach())
         self._check_finite(g_loss, "generator")
         self._step(opt_g, g_loss)
         self.untoggle_optimizer(opt_g)
