@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from PIL import Image
 from torchvision.utils import save_image
 
 LOWER_IS_BETTER = "val/jsd"
+log = logging.getLogger(__name__)
 
 
 def _plain(value: Any) -> Any:
@@ -208,3 +210,95 @@ def plot_curves(rows: list[dict[str, float]], path: Path) -> None:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
+
+
+class ModeCollapseMonitor(Callback):
+    """Watches ``val/entropy_fake`` against ``val/entropy_real`` (and ``val/modes_covered``
+    where logged) and acts when the generator looks collapsed.
+
+    The first ``warmup`` validations are ignored (an untrained generator's samples are all
+    alike). A validation counts as collapsed when the generated entropy is more than ``margin``
+    nats below the real one, or fewer than ``min_modes`` modes are covered. After
+    ``patience`` collapsed validations in a row it warns in the log, sets
+    ``mode_collapse = true`` (and the step) in the W&B run summary and keeps the event in
+    :attr:`events`, then takes ``action``: ``"none"``; ``"stop"`` (ends training);
+    or ``"boost"`` (raises the loss's ``entropy_weight``: to ``boost_start`` if it is 0,
+    else times ``boost_factor``, at most ``max_weight``). The count restarts after acting.
+    """
+
+    ACTIONS = ("none", "stop", "boost")
+
+    def __init__(
+        self,
+        margin: float = 1.0,
+        patience: int = 2,
+        action: str = "none",
+        min_modes: int | None = None,
+        warmup: int = 2,
+        boost_start: float = 0.1,
+        boost_factor: float = 2.0,
+        max_weight: float = 10.0,
+    ) -> None:
+        if action not in self.ACTIONS:
+            raise ValueError(f"action must be one of {self.ACTIONS}, got {action!r}")
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"patience must be a whole number >= 1, got {patience!r}")
+        if not margin >= 0 or not boost_start > 0 or not boost_factor >= 1 or not max_weight > 0:
+            raise ValueError("margin >= 0, boost_start > 0, boost_factor >= 1, max_weight > 0")
+        self.margin, self.patience, self.action = margin, patience, action
+        self.min_modes, self.warmup, self.seen = min_modes, warmup, 0
+        self.boost_start, self.boost_factor, self.max_weight = boost_start, boost_factor, max_weight
+        self.streak = 0
+        self.events: list[dict[str, Any]] = []
+
+    def collapsed(self, metrics: dict[str, Any]) -> bool:
+        """Whether one validation's metrics look collapsed."""
+        gap = _plain(metrics["val/entropy_real"]) - _plain(metrics["val/entropy_fake"])
+        few_modes = (
+            self.min_modes is not None
+            and "val/modes_covered" in metrics
+            and _plain(metrics["val/modes_covered"]) < self.min_modes
+        )
+        return gap > self.margin or few_modes
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        if trainer.sanity_checking or "val/entropy_fake" not in metrics:
+            return
+        self.seen += 1
+        if self.seen <= self.warmup:
+            return
+        self.streak = self.streak + 1 if self.collapsed(metrics) else 0
+        if self.streak < self.patience:
+            return
+        self.streak = 0
+        event = {"g_step": pl_module.g_step, "action": self.action}
+        if self.action == "stop":
+            trainer.should_stop = True
+        elif self.action == "boost":
+            weight = pl_module.loss.entropy_weight
+            weight = self.boost_start if weight == 0 else weight * self.boost_factor
+            pl_module.loss.entropy_weight = event["entropy_weight"] = min(weight, self.max_weight)
+        self.events.append(event)
+        log.warning(
+            "mode collapse suspected at generator step %d: val/entropy_fake %.3f vs "
+            "val/entropy_real %.3f (margin %.3g) for %d validations; action: %s",
+            pl_module.g_step,
+            _plain(metrics["val/entropy_fake"]),
+            _plain(metrics["val/entropy_real"]),
+            self.margin,
+            self.patience,
+            event,
+        )
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                if isinstance(logger, WandbLogger):
+                    logger.experiment.summary["mode_collapse"] = True
+                    logger.experiment.summary["mode_collapse_g_step"] = pl_module.g_step
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"streak": self.streak, "seen": self.seen, "events": self.events}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.streak, self.seen = state_dict["streak"], state_dict["seen"]
+        self.events = list(state_dict["events"])

@@ -18,7 +18,7 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from gan_je.estimators import compare_samples, gaussian, sliced_jensen_shannon
+from gan_je.estimators import compare_samples, coverage, gaussian, sliced_jensen_shannon
 from gan_je.estimators._inputs import check_k
 from gan_je.estimators.knn import random_projections
 from gan_je.estimators.neighbors import BACKENDS
@@ -240,3 +240,58 @@ class GaussianJointEntropy(RealFakeSamples):
         result["jsd_sliced"], result["jsd_sliced_max"] = sliced.mean(), sliced.max()
         result["frechet"] = gaussian.frechet_distance(real, fake)
         return result
+
+
+class MixtureCoverage(Metric):
+    """Mode coverage of generated samples from a known Gaussian mixture (the 2-D ring and
+    grid): ``compute()`` returns ``modes_covered``, ``high_quality`` and ``mode_kl`` as
+    defined in :mod:`gan_je.estimators.coverage`. Per-mode counts are summed over batches and
+    processes, so the result is the same as one call on all samples.
+
+    Args:
+        centers: ``(M, d)`` mode centres.
+        std: the modes' standard deviation.
+        n_sigma: high quality within this many standard deviations (3 in the literature).
+        min_count: high-quality samples a mode needs to count as covered.
+    """
+
+    full_state_update = False
+    higher_is_better = None
+    is_differentiable = False
+
+    def __init__(
+        self,
+        centers: Tensor,
+        std: float,
+        n_sigma: float = 3.0,
+        min_count: int = 1,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        centers = torch.as_tensor(centers, dtype=torch.float64)
+        coverage.nearest_modes(centers, centers, std, n_sigma)  # validates the geometry
+        coverage.coverage_from_counts(torch.ones(1), torch.ones(1), min_count)  # and min_count
+        self.register_buffer("centers", centers)
+        self.std, self.n_sigma, self.min_count = float(std), float(n_sigma), min_count
+        m = centers.shape[0]
+        self.add_state("high_quality_counts", torch.zeros(m, dtype=torch.long), "sum")
+        self.add_state("counts", torch.zeros(m, dtype=torch.long), "sum")
+
+    def update(self, fake: Tensor) -> None:
+        """Count a batch of generated samples ``(B, d)``."""
+        if fake.shape[0] == 0:
+            return
+        index, high_quality = coverage.nearest_modes(fake, self.centers, self.std, self.n_sigma)
+        m = self.centers.shape[0]
+        self.counts += torch.bincount(index, minlength=m)
+        self.high_quality_counts += torch.bincount(index[high_quality], minlength=m)
+
+    def compute(self) -> dict[str, Tensor]:
+        result = coverage.coverage_from_counts(
+            self.high_quality_counts, self.counts, self.min_count
+        )
+        return {
+            "modes_covered": result.modes_covered.double(),
+            "high_quality": result.high_quality,
+            "mode_kl": result.mode_kl,
+        }

@@ -27,7 +27,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from gan_je.estimators import differentiable_entropy
 from gan_je.losses import GANLoss
-from gan_je.metrics import RealFakeSamples
+from gan_je.metrics import MixtureCoverage, RealFakeSamples
 
 OptimizerFactory = Callable[[Any], Optimizer]
 SchedulerFactory = Callable[[Optimizer], LRScheduler]
@@ -56,6 +56,9 @@ class GANModule(LightningModule):
         max_g_steps: stop training after this many generator steps (``None``: no limit).
         n_fake: generated samples per validation, over all processes (``None``: as many as
             the validation set has).
+        coverage: for data from a known mixture, the mode-coverage metric; the validation
+            samples also go through it (``val/modes_covered``, ``val/high_quality``,
+            ``val/mode_kl``).
         seed: seeds the preview and validation latents.
     """
 
@@ -74,6 +77,7 @@ class GANModule(LightningModule):
         n_preview: int = 64,
         max_g_steps: int | None = None,
         n_fake: int | None = None,
+        coverage: MixtureCoverage | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -92,7 +96,7 @@ class GANModule(LightningModule):
         if n_fake is not None and (not isinstance(n_fake, int) or n_fake < 2):
             raise ValueError(f"n_fake must be None or a whole number >= 2, got {n_fake!r}")
         self.automatic_optimization = False
-        self.n_fake = n_fake
+        self.n_fake, self.coverage = n_fake, coverage
         self.max_g_steps = max_g_steps
         self.generator, self.discriminator, self.loss, self.metric = (
             generator,
@@ -247,8 +251,13 @@ class GANModule(LightningModule):
         while remaining > 0:
             fake = self.sample(min(batch, remaining), latents)
             self.metric.update(fake[:0], fake)
+            if self.coverage is not None:
+                self.coverage.update(fake)
             remaining -= fake.shape[0]
         values = self.metric.compute()  # already over every process: no sync_dist
+        if self.coverage is not None:
+            values |= self.coverage.compute()
+            self.coverage.reset()
         jsd = values.pop("jsd")
         self.log_dict({f"val/{key}": value for key, value in values.items()})
         self.log("val/jsd", jsd, prog_bar=True)

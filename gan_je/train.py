@@ -36,6 +36,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from gan_je.callbacks import RunRecord
 from gan_je.loggers import public_config
+from gan_je.metrics import MixtureCoverage
 from gan_je.module import DivergenceError, GANModule
 
 log = logging.getLogger(__name__)
@@ -116,10 +117,18 @@ def build(cfg: DictConfig) -> tuple[lightning.LightningDataModule, GANModule]:
         optimizer_d=instantiate(cfg.model.optimizer_d),
         scheduler_g=instantiate(cfg.model.get("scheduler_g")),
         scheduler_d=instantiate(cfg.model.get("scheduler_d")),
+        coverage=_coverage(datamodule, cfg),
         **cfg.module,
     )
     module.fit_features(datamodule.train_tensor(cfg.features_fit_samples))
     return datamodule, module
+
+
+def _coverage(datamodule: lightning.LightningDataModule, cfg: DictConfig) -> MixtureCoverage | None:
+    """The mode-coverage metric when the data come from a known mixture (ring, grid)."""
+    if not hasattr(datamodule, "centers"):
+        return None
+    return MixtureCoverage(datamodule.centers, datamodule.std, **cfg.coverage)
 
 
 def _choice(group: str) -> str:

@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 import torch
 
+from gan_je.callbacks import ModeCollapseMonitor
 from gan_je.train import build
 
 SMALL_RING = ["experiment=ring", "data.n_train=1024", "data.n_val=300", "data.batch_size=64"]
 
 
-def _fit(module, datamodule, **trainer_args) -> lightning.Trainer:
+def _fit(module, datamodule, callbacks=(), **trainer_args) -> lightning.Trainer:
     trainer = lightning.Trainer(
+        callbacks=list(callbacks),
         accelerator="cpu",
         logger=False,
         enable_checkpointing=False,
@@ -128,3 +130,40 @@ def test_module_arguments_are_checked(train_config):
     ):
         with pytest.raises(ValueError, match=match):
             module_class(**parts, **bad)
+
+
+def test_ring_validation_logs_mode_coverage(train_config):
+    datamodule, module = build(train_config(*SMALL_RING))
+    trainer = _fit(module, datamodule, max_epochs=1, limit_train_batches=2)
+    metrics = trainer.callback_metrics
+    assert 0 <= float(metrics["val/modes_covered"]) <= 8
+    assert 0 <= float(metrics["val/high_quality"]) <= 1 and "val/mode_kl" in metrics
+
+
+def _monitored(train_config, action: str):
+    datamodule, module = build(train_config(*SMALL_RING))
+    # 9 modes can never be covered on the 8-mode ring: every validation looks collapsed
+    monitor = ModeCollapseMonitor(min_modes=9, patience=2, warmup=0, action=action)
+    trainer = _fit(module, datamodule, max_epochs=4, limit_train_batches=3, callbacks=[monitor])
+    return module, monitor, trainer
+
+
+def test_monitor_stops_training(train_config):
+    module, monitor, _ = _monitored(train_config, "stop")
+    assert module.g_step == 6 and monitor.events == [{"g_step": 6, "action": "stop"}]
+
+
+def test_monitor_boosts_the_entropy_weight(train_config):
+    module, monitor, _ = _monitored(train_config, "boost")
+    assert module.g_step == 12
+    assert [event["entropy_weight"] for event in monitor.events] == [0.1, 0.2]
+    assert module.loss.entropy_weight == 0.2
+
+
+def test_monitor_reads_the_entropy_gap():
+    monitor = ModeCollapseMonitor(margin=1.0)
+    real = torch.tensor(5.0)
+    assert monitor.collapsed({"val/entropy_real": real, "val/entropy_fake": torch.tensor(3.9)})
+    assert not monitor.collapsed({"val/entropy_real": real, "val/entropy_fake": torch.tensor(4.1)})
+    with pytest.raises(ValueError, match="action"):
+        ModeCollapseMonitor(action="panic")

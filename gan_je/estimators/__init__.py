@@ -3,10 +3,10 @@
 k-NN family (exact neighbours, see :mod:`.neighbors`): :func:`entropy`,
 :func:`joint_entropy`, :func:`conditional_entropy`, :func:`mutual_information`,
 :func:`jensen_shannon`, :func:`sliced_jensen_shannon`. Gaussian plug-in family:
-:mod:`.gaussian`.
+:mod:`.gaussian`. Mode coverage of the 2-D mixture benchmarks: :mod:`.coverage`.
 """
 
-from . import gaussian
+from . import coverage, gaussian
 from .knn import (
     SlicedJensenShannon,
     compare_samples,
@@ -23,6 +23,7 @@ __all__ = [
     "SlicedJensenShannon",
     "compare_samples",
     "conditional_entropy",
+    "coverage",
     "differentiable_entropy",
     "entropy",
     "gaussian",
