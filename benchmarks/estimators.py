@@ -24,10 +24,10 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from common import run_sections, table
 from scipy import integrate, stats
 from scipy.spatial import cKDTree
 from scipy.special import digamma
-from tables import run_sections, table
 
 from gan_je.estimators import (
     entropy,

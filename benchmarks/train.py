@@ -17,31 +17,12 @@ validation samples, PCA features, the k-NN metric) with the default config. Targ
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import lightning
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
-from tables import run_sections, table
+from common import run_sections, table, train_config
 
 from gan_je.train import build
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
-
-
-def default_config(*overrides: str) -> DictConfig:
-    """``conf/train.yaml`` with its defaults, run directory in /tmp, no logger."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(
-            config_name="train",
-            overrides=[
-                "paths.root_dir=/tmp/gan_je_bench",
-                "paths.output_dir=/tmp/gan_je_bench/run",
-                "logger=none",
-                *overrides,
-            ],
-        )
 
 
 class StepClock(lightning.Callback):
@@ -62,7 +43,7 @@ class StepClock(lightning.Callback):
 
 def lightning_steps_per_second(warmup: int, steps: int, progress_bar: bool) -> float:
     lightning.seed_everything(0, workers=True)
-    datamodule, module = build(default_config())
+    datamodule, module = build(train_config("/tmp/gan_je_bench/run", "logger=none"))
     clock = StepClock(warmup, steps)
     callbacks = [clock]
     if progress_bar:
@@ -85,7 +66,7 @@ def lightning_steps_per_second(warmup: int, steps: int, progress_bar: bool) -> f
 def plain_steps_per_second(warmup: int, steps: int) -> float:
     """The same steps in a hand-written loop (no Lightning)."""
     lightning.seed_everything(0, workers=True)
-    datamodule, module = build(default_config())
+    datamodule, module = build(train_config("/tmp/gan_je_bench/run", "logger=none"))
     generator, discriminator, loss = module.generator, module.discriminator, module.loss
     opt_g = module.optimizer_g(generator.parameters())
     opt_d = module.optimizer_d(discriminator.parameters())
@@ -157,7 +138,7 @@ class EpochClock(lightning.Callback):
 
 def validation(epochs: int = 3) -> str:
     lightning.seed_everything(0, workers=True)
-    datamodule, module = build(default_config())
+    datamodule, module = build(train_config("/tmp/gan_je_bench/run", "logger=none"))
     clock = EpochClock()
     compute = module.metric.compute
     compute_seconds: list[float] = []

@@ -280,13 +280,15 @@ class ModeCollapseMonitor(Callback):
             weight = self.boost_start if weight == 0 else weight * self.boost_factor
             pl_module.loss.entropy_weight = event["entropy_weight"] = min(weight, self.max_weight)
         self.events.append(event)
+        modes = metrics.get("val/modes_covered")
         log.warning(
             "mode collapse suspected at generator step %d: val/entropy_fake %.3f vs "
-            "val/entropy_real %.3f (margin %.3g) for %d validations; action: %s",
+            "val/entropy_real %.3f (margin %.3g)%s for %d validations; action: %s",
             pl_module.g_step,
             _plain(metrics["val/entropy_fake"]),
             _plain(metrics["val/entropy_real"]),
             self.margin,
+            "" if modes is None else f", {_plain(modes):.0f} modes covered",
             self.patience,
             event,
         )

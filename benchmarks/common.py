@@ -1,9 +1,31 @@
-"""What the benchmark scripts share: Markdown tables and the section command line."""
+"""What the benchmark scripts share: Markdown tables, the section command line, and the
+training config composed as ``python -m gan_je.train`` would."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+import gan_je.train  # noqa: F401  (registers the resolvers the configs use)
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def train_config(output_dir: str | Path, *overrides: str) -> DictConfig:
+    """``conf/train.yaml`` with ``overrides``, the run directory at ``output_dir``."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(
+            config_name="train",
+            overrides=[
+                f"paths.root_dir={output_dir}",
+                f"paths.output_dir={output_dir}",
+                *overrides,
+            ],
+        )
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:

@@ -1,0 +1,108 @@
+"""Does measuring entropy help training? Mode coverage on the 2-D benchmarks, as a table.
+
+    python benchmarks/mode_collapse.py              # ring and grid (about 35 minutes, CPU)
+    python benchmarks/mode_collapse.py ring         # or: grid
+
+For each data set, the same MLP GAN and step budget (``experiment=<data>``, 30 epochs =
+2,340 generator steps, CPU), five seeds per variant:
+
+- ``plain``: the non-saturating GAN;
+- ``entropy λ``: the generator also maximises the differentiable k-NN entropy of its batch
+  (``loss.entropy_weight=λ``);
+- ``boost``: plain, with the mode-collapse monitor raising λ (from 0.1, doubling) whenever
+  fewer than all modes are covered for 2 validations in a row.
+
+Reported: modes covered, high-quality fraction and ``val/jsd`` at the end (2,500 generated
+samples against the 2,500 validation samples), mean ± std over seeds.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+
+import torch
+from common import run_sections, table, train_config
+
+from gan_je.train import train
+
+SEEDS = range(5)
+EPOCHS = 30
+MODES = {"ring": 8, "grid": 25}
+
+
+def variants(data: str) -> dict[str, list[str]]:
+    monitor = [
+        "callbacks.mode_collapse.action=boost",
+        f"callbacks.mode_collapse.min_modes={MODES[data]}",
+    ]
+    return {
+        "plain": [],
+        "entropy λ=0.1": ["loss.entropy_weight=0.1"],
+        "entropy λ=1": ["loss.entropy_weight=1.0"],
+        "boost": monitor,
+    }
+
+
+def run(data: str, overrides: list[str], seed: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as folder:
+        cfg = train_config(
+            folder,
+            f"experiment={data}",
+            f"seed={seed}",
+            f"trainer.max_epochs={EPOCHS}",
+            "trainer.accelerator=cpu",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+            "~callbacks.progress",
+            "logger=none",
+            *overrides,
+        )
+        return train(cfg)["final"]
+
+
+def _mean_std(values: list[float], digits: int) -> str:
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.{digits}f} ± {spread:.{digits}f}"
+
+
+def evaluate(data: str) -> str:
+    rows = []
+    for name, overrides in variants(data).items():
+        start = time.perf_counter()
+        finals = [run(data, overrides, seed) for seed in SEEDS]
+        minutes = (time.perf_counter() - start) / 60
+        rows.append(
+            [
+                name,
+                _mean_std([f["val/modes_covered"] for f in finals], 1) + f" / {MODES[data]}",
+                _mean_std([100 * f["val/high_quality"] for f in finals], 1) + " %",
+                _mean_std([f["val/mode_kl"] for f in finals], 2),
+                _mean_std([f["val/jsd"] for f in finals], 3),
+                _mean_std([f["val/entropy_fake"] - f["val/entropy_real"] for f in finals], 2),
+                f"{minutes:.1f}",
+            ]
+        )
+        print(f"  {data} {name}: {rows[-1][1:6]}", file=sys.stderr, flush=True)
+    header = [
+        f"{data} ({len(SEEDS)} seeds)",
+        "modes covered",
+        "high quality",
+        "mode KL",
+        "val/jsd",
+        "H_fake - H_real",
+        "minutes",
+    ]
+    return table(header, rows)
+
+
+def main() -> None:
+    sections = {data: (lambda data=data: evaluate(data)) for data in MODES}
+    banner = f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU, {EPOCHS} epochs"
+    run_sections(__doc__.splitlines()[0], sections, banner)
+
+
+if __name__ == "__main__":
+    main()
