@@ -181,21 +181,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Train as configured; return the summary written to ``summary.json``."""
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     record = RunRecord(cfg.paths.output_dir, overrides=overrides)
-    try:
+    try:  # anything failing before training is recorded too (fit records its own)
         _share_cpus_with_joblib_jobs(cfg)
         lightning.seed_everything(cfg.seed, workers=True)
         ckpt_path = checkpoint_to_resume(cfg)
         datamodule, module = build(cfg)
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        module.run_config = {"config": resolved, "overrides": overrides}
+        callbacks = [record, *(instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c)]
+        loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        for logger in trainer.loggers:
+            logger.log_hyperparams(public_config(resolved))
     except Exception as err:
         record.fail(err)
         raise
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    module.run_config = {"config": resolved, "overrides": overrides}
-    callbacks = [record, *(instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c)]
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    for logger in trainer.loggers:
-        logger.log_hyperparams(public_config(resolved))
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     finally:

@@ -176,3 +176,11 @@ def test_a_nan_loss_stops_with_the_step_and_keeps_the_good_checkpoint(train_conf
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "failed" and "generator step 5" in summary["error"]
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["g_step"] == 5
+
+
+def test_a_failure_before_training_is_recorded(train_config):
+    cfg = train_config("experiment=ring", *QUIET, "+callbacks.broken._target_=gan_je.NoSuchThing")
+    with pytest.raises(Exception, match="NoSuchThing"):
+        train(cfg)
+    summary = json.loads((Path(cfg.paths.output_dir) / "summary.json").read_text())
+    assert summary["status"] == "failed" and "NoSuchThing" in summary["error"]
