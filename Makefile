@@ -31,9 +31,10 @@ format: install  ## apply ruff's fixes and formatting
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-bench: install  ## speed, memory and accuracy tables (estimators, then training)
+bench: install  ## the benchmark tables: estimators, training speed, mode collapse (hours)
 	$(PY) benchmarks/estimators.py
 	$(PY) benchmarks/train.py
+	$(PY) benchmarks/mode_collapse.py
 
 clean:  ## remove .venv, caches and run outputs
 	rm -rf $(VENV) .pytest_cache .ruff_cache wandb

@@ -36,20 +36,16 @@ class Job:
     """One run directory of a sweep."""
 
     path: Path
+    label: str  # the path relative to the sweep directory, e.g. "3" or "lsgan/0"
     overrides: list[str]
     status: str
     summary: dict[str, Any] = field(default_factory=dict)
     rows: list[dict[str, float]] = field(default_factory=list)
-
-    @property
-    def setting(self) -> str:
-        """The overrides without the seed: jobs that differ only by seed share it."""
-        kept = [item for item in self.overrides if not item.split("=", 1)[0].endswith("seed")]
-        return " ".join(kept) or "(defaults)"
+    setting: str = ""  # the overrides that tell jobs apart, without the seed (load_jobs)
 
     @property
     def name(self) -> str:
-        return " ".join(self.overrides) or self.path.name
+        return " ".join(self.overrides) or self.label
 
 
 def _read_overrides(run: Path) -> list[str]:
@@ -69,9 +65,16 @@ def _read_rows(path: Path) -> list[dict[str, float]]:
     return [{key: float(value) for key, value in row.items() if value} for row in rows]
 
 
+def _natural_order(path: Path) -> list[tuple[int, int | str]]:
+    """Sort key putting job 2 before job 10 (numbers as numbers, names after them)."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in path.parts]
+
+
 def load_jobs(sweep_dir: str | Path) -> list[Job]:
     """Every job under ``sweep_dir`` (a directory with ``.hydra/`` or ``summary.json``),
-    ordered by path; a single run directory is a sweep of one."""
+    ordered by path; a single run directory is a sweep of one. A job's ``setting`` is its
+    overrides minus those all jobs share and minus the seed, so jobs that differ only by
+    seed share a setting."""
     root = Path(sweep_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"no sweep directory at {root}")
@@ -83,12 +86,22 @@ def load_jobs(sweep_dir: str | Path) -> list[Job]:
             f"sweep directory printed by `python -m gan_je.train -m ...`"
         )
     jobs = []
-    for run in sorted(runs, key=lambda p: [int(s) if s.isdigit() else s for s in p.parts]):
+    for run in sorted(runs, key=_natural_order):
         summary_path = run / "summary.json"
         summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
         overrides = summary.get("overrides") or _read_overrides(run)
         status = summary.get("status", "starting")
-        jobs.append(Job(run, overrides, status, summary, _read_rows(run / "metrics.csv")))
+        label = str(run.relative_to(root)) if run != root else run.name
+        rows = _read_rows(run / "metrics.csv")
+        jobs.append(Job(run, label, overrides, status, summary, rows))
+    shared = set.intersection(*(set(job.overrides) for job in jobs))
+    for job in jobs:
+        kept = [
+            item
+            for item in job.overrides
+            if item not in shared and not item.split("=", 1)[0].endswith("seed")
+        ]
+        job.setting = " ".join(kept) or "(all jobs)"
     return jobs
 
 
@@ -99,7 +112,7 @@ def job_rows(jobs: list[Job]) -> list[dict[str, Any]]:
         final, best = job.summary.get("final", {}), job.summary.get("best", {})
         table.append(
             {
-                "job": str(job.path.name),
+                "job": job.label,
                 "overrides": job.name,
                 "status": job.status,
                 "final val/jsd": final.get("val/jsd"),
@@ -163,7 +176,7 @@ def plot_jobs(jobs: list[Job], key: str, path: Path) -> None:
     for job in jobs:
         curve = _curve(job, key)
         if curve:
-            label = f"{job.path.name}: {job.name}"[:60]
+            label = f"{job.label}: {job.name}"[:60]
             ax.plot(list(curve), list(curve.values()), marker=".", label=label)
     ax.set(xlabel="generator step", ylabel=key, title=f"{key} per job")
     ax.grid(alpha=0.3)

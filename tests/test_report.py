@@ -54,6 +54,14 @@ def test_jobs_are_read_in_order_with_their_status(sweep):
     assert jobs[0].setting == jobs[1].setting == "loss=hinge"
 
 
+def test_jobs_of_nested_sweeps_sort_naturally(tmp_path):
+    for number in (10, 2):
+        _job(tmp_path, number, [f"seed={number}"], "finished", [0.5])
+    _job(tmp_path / "more", 1, ["loss=hinge"], "finished", [0.4])
+    names = [str(job.path.relative_to(tmp_path)) for job in load_jobs(tmp_path)]
+    assert names == ["2", "10", "more/1"]
+
+
 def test_settings_average_finished_jobs_over_seeds(sweep):
     hinge, lsgan = setting_rows(load_jobs(sweep))
     assert hinge["val/jsd mean"] == pytest.approx(0.3)
