@@ -18,7 +18,14 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from gan_je.estimators import compare_samples, coverage, gaussian, sliced_jensen_shannon
+from gan_je.estimators import (
+    compare_samples,
+    coverage,
+    density_coverage,
+    gaussian,
+    precision_recall,
+    sliced_jensen_shannon,
+)
 from gan_je.estimators._inputs import check_k
 from gan_je.estimators.knn import random_projections
 from gan_je.estimators.neighbors import BACKENDS
@@ -155,13 +162,17 @@ class JointEntropy(RealFakeSamples):
     - ``jsd`` I(S; L) = JSD(P_real || P_fake) — Ross's estimator;
     - ``jsd_sliced`` and ``jsd_sliced_max`` — mean and max of the same on random
       ``sliced_dim``-dimensional projections, a lower bound that still works where the full
-      estimate fails in high dimension.
+      estimate fails in high dimension;
+    - with ``quality=True``: ``precision``, ``recall`` (Kynkäänniemi et al. 2019, k = 3),
+      ``density``, ``coverage`` (Naeem et al. 2020, k = 5) and ``frechet`` (Fréchet distance
+      of Gaussian fits) on the same samples (:mod:`gan_je.estimators.quality`).
 
     Args:
         k: neighbour order of every estimator.
         backend: neighbour search (``"auto"``, ``"torch"``, ``"faiss"``, ``"kdtree"``).
         base: logarithm base of the results (``math.e``: nats, ``2``: bits).
         sliced_dim, n_projections: the projections of ``jsd_sliced``.
+        quality: also report the sample-quality keys above.
         max_samples, features, seed: see :class:`RealFakeSamples`.
     """
 
@@ -174,6 +185,7 @@ class JointEntropy(RealFakeSamples):
         features: Callable[[Tensor], Tensor] | None = None,
         sliced_dim: int = 2,
         n_projections: int = 16,
+        quality: bool = True,
         seed: int = 0,
         **kwargs: Any,
     ) -> None:
@@ -182,7 +194,7 @@ class JointEntropy(RealFakeSamples):
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         super().__init__(max_samples, features, min_samples=k + 1, seed=seed, **kwargs)
         self.k, self.backend, self.base = k, backend, base
-        self.sliced_dim, self.n_projections = sliced_dim, n_projections
+        self.sliced_dim, self.n_projections, self.quality = sliced_dim, n_projections, quality
 
     def compute(self) -> dict[str, Tensor]:
         """The estimates over every sample seen (by every process), as 0-dim tensors."""
@@ -199,6 +211,14 @@ class JointEntropy(RealFakeSamples):
             backend=self.backend,
         )
         result["jsd_sliced"], result["jsd_sliced_max"] = sliced.mean, sliced.max
+        if self.quality:
+            result["precision"], result["recall"] = precision_recall(
+                real, fake, backend=self.backend
+            )
+            result["density"], result["coverage"] = density_coverage(
+                real, fake, backend=self.backend
+            )
+            result["frechet"] = gaussian.frechet_distance(real, fake)
         return result
 
 

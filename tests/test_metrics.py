@@ -9,7 +9,14 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from gan_je.estimators import compare_samples, jensen_shannon, sliced_jensen_shannon
+from gan_je.estimators import (
+    compare_samples,
+    density_coverage,
+    gaussian,
+    jensen_shannon,
+    precision_recall,
+    sliced_jensen_shannon,
+)
 from gan_je.metrics import JointEntropy
 from tests.samples import requires_cuda
 
@@ -169,3 +176,20 @@ def test_metric_on_cuda_matches_cpu():
     for key in a:
         assert b[key].device.type == "cuda"
         assert b[key].item() == pytest.approx(a[key].item(), abs=1e-6), key
+
+
+def test_joint_entropy_reports_sample_quality_next_to_the_entropies():
+    generator = torch.Generator().manual_seed(5)
+    real = torch.randn(400, 3, generator=generator)
+    fake = 0.8 * torch.randn(300, 3, generator=generator) + 0.2
+    metric = JointEntropy(max_samples=None, n_projections=2)
+    metric.update(real, fake)
+    values = metric.compute()
+    precision, recall = precision_recall(real, fake)
+    density, coverage = density_coverage(real, fake)
+    assert (values["precision"], values["recall"]) == (precision, recall)
+    assert (values["density"], values["coverage"]) == (density, coverage)
+    torch.testing.assert_close(values["frechet"], gaussian.frechet_distance(real, fake))
+    plain = JointEntropy(quality=False, max_samples=None, n_projections=2)
+    plain.update(real, fake)
+    assert "precision" not in plain.compute()

@@ -3,7 +3,8 @@
 k-NN family (exact neighbours, see :mod:`.neighbors`): :func:`entropy`,
 :func:`joint_entropy`, :func:`conditional_entropy`, :func:`mutual_information`,
 :func:`jensen_shannon`, :func:`sliced_jensen_shannon`. Gaussian plug-in family:
-:mod:`.gaussian`. Mode coverage of the 2-D mixture benchmarks: :mod:`.coverage`.
+:mod:`.gaussian`. Mode coverage of the 2-D mixture benchmarks: :mod:`.coverage`. Sample quality
+(:func:`precision_recall`, :func:`density_coverage`): :mod:`.quality`.
 """
 
 from . import coverage, gaussian
@@ -18,17 +19,20 @@ from .knn import (
     mutual_information,
     sliced_jensen_shannon,
 )
+from .quality import density_coverage, precision_recall
 
 __all__ = [
     "SlicedJensenShannon",
     "compare_samples",
     "conditional_entropy",
     "coverage",
+    "density_coverage",
     "differentiable_entropy",
     "entropy",
     "gaussian",
     "jensen_shannon",
     "joint_entropy",
     "mutual_information",
+    "precision_recall",
     "sliced_jensen_shannon",
 ]
