@@ -22,7 +22,7 @@ import lightning
 import torch
 from common import run_sections, table, train_config
 
-from gan_je.train import build
+from gan_je.build import build
 
 
 class StepClock(lightning.Callback):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from gan_je.build import build
 from gan_je.callbacks import ModeCollapseMonitor
-from gan_je.train import build
 
 SMALL_RING = ["experiment=ring", "data.n_train=1024", "data.n_val=300", "data.batch_size=64"]
 

@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from gan_je import losses
+from gan_je.build import ConfigError
 from gan_je.module import DivergenceError
-from gan_je.train import ConfigError, train
+from gan_je.train import train
 
 QUIET = ["logger=none", "callbacks=none", "trainer.enable_progress_bar=false"]
 QUIET += ["trainer.enable_model_summary=false", "trainer.accelerator=cpu"]
