@@ -55,8 +55,19 @@ def build(cfg: DictConfig) -> tuple[lightning.LightningDataModule, GANModule]:
         coverage=_coverage(datamodule, cfg),
         **cfg.module,
     )
-    module.fit_features(datamodule.train_tensor(cfg.features_fit_samples))
+    fit_metric_features(module, datamodule, cfg.features_fit_samples)
     return datamodule, module
+
+
+def fit_metric_features(
+    module: GANModule, datamodule: lightning.LightningDataModule, max_samples: int | None
+) -> None:
+    """Fit the metric's features on training data: a seeded subset of ``max_samples`` for
+    unsupervised maps (PCA), every labelled sample for learned ones (``needs_labels``)."""
+    if getattr(module.metric.features, "needs_labels", False):
+        module.fit_features(*datamodule.train_set.tensors)
+    else:
+        module.fit_features(datamodule.train_tensor(max_samples))
 
 
 def _coverage(datamodule: lightning.LightningDataModule, cfg: DictConfig) -> MixtureCoverage | None:

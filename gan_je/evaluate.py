@@ -20,6 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import Tensor
 
+from gan_je.build import fit_metric_features
 from gan_je.checkpoints import CheckpointError, restore
 from gan_je.module import GANModule
 
@@ -72,6 +73,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise CheckpointError(f"n_samples must be at least 2, got {cfg.n_samples}")
     start = time.perf_counter()
     datamodule, module = restore(cfg.ckpt_path, resolve_device(cfg.device))
+    features = cfg.get("estimator", {}).get("features")
+    if features:  # compare in another feature space than the run's own
+        module.metric.features = instantiate(features)
+        fit_metric_features(module, datamodule, max_samples=None)
+        module.metric.features.to(module.device)
     real = datamodule.val_tensor() if cfg.split == "val" else datamodule.train_tensor()
     fake = generate(module, cfg.n_samples, cfg.seed, cfg.batch_size)
     result: dict[str, Any] = {
@@ -81,6 +87,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "n_real": real.shape[0],
         "n_generated": fake.shape[0],
         "ema": module.ema is not None,
+        "features": repr(module.metric.features),
         "metrics": compare(module, real, fake),
     }
     if cfg.baseline:

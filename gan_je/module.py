@@ -153,10 +153,15 @@ class GANModule(LightningModule):
         features = self.metric.features
         return (features(samples) if features is not None else samples).flatten(1)
 
-    def fit_features(self, train_samples: Tensor) -> None:
-        """Fit the metric's feature map (if it has ``fit``) on training samples, once."""
+    def fit_features(self, train_samples: Tensor, labels: Tensor | None = None) -> None:
+        """Fit the metric's feature map (if it has ``fit``) on training samples, once;
+        learned features (``needs_labels``) also get the samples' labels."""
         features = self.metric.features
-        if features is not None and hasattr(features, "fit"):
+        if features is None or not hasattr(features, "fit"):
+            return
+        if getattr(features, "needs_labels", False):
+            features.fit(train_samples, labels)
+        else:
             features.fit(train_samples)
 
     # ---------------------------------------------------------------- optimisers

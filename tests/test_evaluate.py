@@ -88,3 +88,18 @@ def test_bad_checkpoints_are_refused_in_one_sentence(tmp_path):
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("gan_je.evaluate: ")
+
+
+@pytest.mark.parametrize("checkpoint", ["digits"], indirect=True)
+def test_evaluate_in_another_feature_space(checkpoint, tmp_path):
+    cfg = _app_config(
+        "evaluate",
+        f"ckpt_path={checkpoint}",
+        "n_samples=300",
+        "features=classifier",
+        f"paths.root_dir={tmp_path}",
+    )
+    result = evaluate(cfg)
+    assert result["features"].startswith("Classifier(")
+    assert math.isfinite(result["metrics"]["jsd"])
+    assert list((tmp_path / "outputs" / ".feature_cache").glob("classifier-*.pt"))

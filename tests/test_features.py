@@ -4,7 +4,7 @@ import pytest
 import torch
 from sklearn import decomposition
 
-from gan_je.features import PCA, Identity, RandomProjection
+from gan_je.features import PCA, Classifier, Identity, RandomProjection
 
 
 def _correlated(n: int = 400, d: int = 12, seed: int = 0) -> torch.Tensor:
@@ -69,3 +69,24 @@ def test_feature_errors_are_actionable():
         RandomProjection(dim=2.5)
     with pytest.raises(ValueError, match="NaN"):
         PCA(dim=2).fit(torch.full((5, 4), float("nan")))
+
+
+def test_classifier_features_learn_the_labels_and_are_cached(tmp_path):
+    from gan_je.data import Digits
+
+    data = Digits(val_size=297)
+    data.setup()
+    (x, y), (x_val, y_val) = data.train_set.tensors, data.val_set.tensors
+    features = Classifier(dim=8, cache_dir=str(tmp_path)).fit(x, y)
+    assert features.accuracy(x_val, y_val) > 0.9
+    assert features(x_val).shape == (297, 8)
+    assert len(list(tmp_path.glob("classifier-*.pt"))) == 1
+    again = Classifier(dim=8, cache_dir=str(tmp_path)).fit(x, y)  # loads the cached weights
+    torch.testing.assert_close(again(x_val), features(x_val))
+
+
+def test_classifier_features_need_labels_and_fitting():
+    with pytest.raises(ValueError, match="label"):
+        Classifier().fit(torch.randn(10, 2), None)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        Classifier()(torch.randn(3, 2))
