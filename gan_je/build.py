@@ -43,11 +43,17 @@ def build(cfg: DictConfig) -> tuple[lightning.LightningDataModule, GANModule]:
             f"loss={_choice('loss')} penalises per-sample gradients, which batch norm in the "
             f"discriminator mixes across the batch: set model.discriminator.norm=layer"
         )
+    try:
+        metric = instantiate(cfg.estimator)
+    except InstantiationException as err:
+        if not isinstance(err.__cause__, RuntimeError | ValueError):
+            raise
+        raise ConfigError(f"estimator={_choice('estimator')}: {err.__cause__}") from err
     module = GANModule(
         generator=generator,
         discriminator=discriminator,
         loss=loss,
-        metric=instantiate(cfg.estimator),
+        metric=metric,
         optimizer_g=instantiate(cfg.model.optimizer_g),
         optimizer_d=instantiate(cfg.model.optimizer_d),
         scheduler_g=instantiate(cfg.model.get("scheduler_g")),

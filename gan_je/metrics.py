@@ -315,3 +315,52 @@ class MixtureCoverage(Metric):
             "high_quality": result.high_quality,
             "mode_kl": result.mode_kl,
         }
+
+
+class InceptionJointEntropy(JointEntropy):
+    """:class:`JointEntropy` plus torchmetrics' ``fid`` and ``kid`` (Heusel et al. 2017;
+    Bińkowski et al. 2018) on Inception-v3 features of the images themselves.
+
+    Optional: it needs the ``torch-fidelity`` package and the Inception weights, which
+    torch-fidelity downloads on first use. Without either it fails at construction with a
+    message saying so (use ``features=classifier`` for learned features offline). Images in
+    [-1, 1] with 1 or 3 channels are mapped to [0, 1] RGB for Inception.
+    """
+
+    def __init__(self, kid_subset_size: int = 1000, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        try:
+            from torchmetrics.image.fid import FrechetInceptionDistance
+            from torchmetrics.image.kid import KernelInceptionDistance
+
+            self.fid = FrechetInceptionDistance(normalize=True, reset_real_features=True)
+            self.kid = KernelInceptionDistance(normalize=True, subset_size=kid_subset_size)
+        except Exception as err:  # missing package, or no network for the weights
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+            raise RuntimeError(
+                "Inception features need torch-fidelity (pip install torch-fidelity) and "
+                "the Inception weights it downloads on first use; they are not available "
+                f"here ({reason}). Use features=classifier for learned features offline"
+            ) from err
+
+    def update(self, real: Tensor, fake: Tensor) -> None:
+        super().update(real, fake)
+        for batch, is_real in ((real, True), (fake, False)):
+            if batch.shape[0] == 0:
+                continue
+            if batch.ndim != 4 or batch.shape[1] not in (1, 3):
+                raise ValueError("estimator=inception needs images of shape (B, 1 or 3, H, W)")
+            rgb = ((batch.float() + 1) / 2).clamp(0, 1).expand(-1, 3, -1, -1)
+            self.fid.update(rgb, real=is_real)
+            self.kid.update(rgb, real=is_real)
+
+    def compute(self) -> dict[str, Tensor]:
+        result = super().compute()
+        result["fid"] = self.fid.compute()
+        result["kid"] = self.kid.compute()[0]
+        return result
+
+    def reset(self) -> None:
+        super().reset()
+        self.fid.reset()
+        self.kid.reset()

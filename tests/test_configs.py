@@ -1,5 +1,6 @@
 """Every config file in every group composes with conf/train.yaml and builds what it names."""
 
+import importlib.util
 from pathlib import Path
 
 import lightning
@@ -8,6 +9,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 
+from gan_je.build import ConfigError, build
 from gan_je.losses import GANLoss
 from gan_je.metrics import GaussianJointEntropy, JointEntropy
 
@@ -56,7 +58,12 @@ def test_loss_configs_build_losses(train_config, option):
     assert loss.n_critic == (5 if option == "wgan_gp" else 1)
 
 
-@pytest.mark.parametrize("option", _options("estimator"))
+FIDELITY = importlib.util.find_spec("torch_fidelity") is not None
+
+
+@pytest.mark.parametrize(
+    "option", [o for o in _options("estimator") if o != "inception" or FIDELITY]
+)
 @pytest.mark.parametrize("features", _options("features"))
 def test_estimator_configs_give_the_design_keys(train_config, option, features):
     metric = instantiate(train_config(f"estimator={option}", f"features={features}").estimator)
@@ -75,6 +82,12 @@ def test_estimator_configs_give_the_design_keys(train_config, option, features):
     keys = {"entropy_real", "entropy_fake", "entropy_mixture", "joint_entropy", "jsd"}
     assert keys | {"jsd_sliced"} <= set(values)
     assert all(torch.isfinite(value) for value in values.values())
+
+
+@pytest.mark.skipif(FIDELITY, reason="torch-fidelity is installed here")
+def test_the_inception_estimator_says_what_it_needs(train_config):
+    with pytest.raises(ConfigError, match=r"estimator=inception: Inception features need torch-fidelity"):
+        build(train_config("estimator=inception", "data=digits"))
 
 
 def test_the_knn_config_passes_its_fields(train_config):
