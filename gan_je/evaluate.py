@@ -67,8 +67,10 @@ def compare(module: GANModule, real: Tensor, fake: Tensor) -> dict[str, float]:
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate as configured; return what is written to ``eval.json``."""
-    if cfg.split not in ("val", "train"):
-        raise CheckpointError(f"split must be val or train, got {cfg.split}")
+    if cfg.split not in ("val", "test", "train"):
+        raise CheckpointError(
+            f"split must be val (= test, the held-out split) or train, got {cfg.split}"
+        )
     if cfg.n_samples < 2:
         raise CheckpointError(f"n_samples must be at least 2, got {cfg.n_samples}")
     start = time.perf_counter()
@@ -78,7 +80,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         module.metric.features = instantiate(features)
         fit_metric_features(module, datamodule, max_samples=None)
         module.metric.features.to(module.device)
-    real = datamodule.val_tensor() if cfg.split == "val" else datamodule.train_tensor()
+    held_out = cfg.split in ("val", "test")  # torchvision's test split is the val set
+    real = datamodule.val_tensor() if held_out else datamodule.train_tensor()
     fake = generate(module, cfg.n_samples, cfg.seed, cfg.batch_size)
     result: dict[str, Any] = {
         "ckpt_path": str(Path(cfg.ckpt_path).resolve()),
@@ -91,7 +94,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "metrics": compare(module, real, fake),
     }
     if cfg.baseline:
-        train = datamodule.train_tensor(real.shape[0] if cfg.split == "val" else None)
+        train = datamodule.train_tensor(real.shape[0] if held_out else None)
         result["baseline_train_vs_split"] = compare(module, real, train)
     result["seconds"] = round(time.perf_counter() - start, 2)
     path = Path(cfg.ckpt_path).with_name("eval.json")
