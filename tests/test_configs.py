@@ -86,7 +86,8 @@ def test_estimator_configs_give_the_design_keys(train_config, option, features):
 
 @pytest.mark.skipif(FIDELITY, reason="torch-fidelity is installed here")
 def test_the_inception_estimator_says_what_it_needs(train_config):
-    with pytest.raises(ConfigError, match=r"estimator=inception: Inception features need torch-fidelity"):
+    message = r"estimator=inception: Inception features need torch-fidelity"
+    with pytest.raises(ConfigError, match=message):
         build(train_config("estimator=inception", "data=digits"))
 
 
