@@ -22,6 +22,8 @@ from matplotlib.figure import Figure  # no pyplot: no global state, no display n
 from PIL import Image
 from torchvision.utils import save_image
 
+from gan_je.checks import choice, non_negative_float, positive_float, positive_int
+
 LOWER_IS_BETTER = "val/jsd"
 log = logging.getLogger(__name__)
 
@@ -44,12 +46,9 @@ class SamplePictures(Callback):
     TensorBoard loggers."""
 
     def __init__(self, output_dir: str, every_n_epochs: int = 1, n_points: int = 2000) -> None:
-        if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int):
-            raise ValueError(f"every_n_epochs must be a whole number, got {every_n_epochs!r}")
-        if every_n_epochs < 1 or n_points < 1:
-            raise ValueError("every_n_epochs and n_points must be >= 1")
         self.folder = Path(output_dir) / "samples"
-        self.every_n_epochs, self.n_points = every_n_epochs, n_points
+        self.every_n_epochs = positive_int("every_n_epochs", every_n_epochs)
+        self.n_points = positive_int("n_points", n_points)
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not _active(trainer) or trainer.current_epoch % self.every_n_epochs:
@@ -239,13 +238,13 @@ class ModeCollapseMonitor(Callback):
         boost_factor: float = 2.0,
         max_weight: float = 10.0,
     ) -> None:
-        if action not in self.ACTIONS:
-            raise ValueError(f"action must be one of {self.ACTIONS}, got {action!r}")
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise ValueError(f"patience must be a whole number >= 1, got {patience!r}")
-        if not margin >= 0 or not boost_start > 0 or not boost_factor >= 1 or not max_weight > 0:
-            raise ValueError("margin >= 0, boost_start > 0, boost_factor >= 1, max_weight > 0")
-        self.margin, self.patience, self.action = margin, patience, action
+        self.action = choice("action", action, self.ACTIONS)
+        self.patience = positive_int("patience", patience)
+        self.margin = non_negative_float("margin", margin)
+        boost_start = positive_float("boost_start", boost_start)
+        max_weight = positive_float("max_weight", max_weight)
+        if positive_float("boost_factor", boost_factor) < 1:
+            raise ValueError(f"boost_factor must be at least 1, got {boost_factor!r}")
         self.min_modes, self.warmup, self.seen = min_modes, warmup, 0
         self.boost_start, self.boost_factor, self.max_weight = boost_start, boost_factor, max_weight
         self.streak = 0

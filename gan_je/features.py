@@ -15,14 +15,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from gan_je.checks import positive_int
 from gan_je.estimators._inputs import as_samples
 from gan_je.estimators.knn import random_projections
-
-
-def _check_dim(dim: int) -> int:
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-        raise ValueError(f"features dim must be a whole number >= 1, got {dim!r}")
-    return dim
 
 
 class _LinearFeatures(nn.Module):
@@ -72,7 +67,7 @@ class PCA(_LinearFeatures):
 
     def __init__(self, dim: int = 8) -> None:
         super().__init__()
-        self.dim = _check_dim(dim)
+        self.dim = positive_int("features dim", dim)
 
     def fit(self, x: Tensor) -> PCA:
         x = as_samples(x, "x").double()
@@ -98,7 +93,7 @@ class RandomProjection(_LinearFeatures):
 
     def __init__(self, dim: int = 8, seed: int = 0) -> None:
         super().__init__()
-        self.dim, self.seed = _check_dim(dim), seed
+        self.dim, self.seed = positive_int("features dim", dim), seed
 
     def fit(self, x: Tensor) -> RandomProjection:
         x = as_samples(x, "x")
@@ -134,7 +129,12 @@ class Classifier(nn.Module):
         cache_dir: str | None = None,
     ) -> None:
         super().__init__()
-        self.dim, self.embedding, self.epochs, self.seed = _check_dim(dim), embedding, epochs, seed
+        self.dim, self.embedding, self.epochs, self.seed = (
+            positive_int("features dim", dim),
+            embedding,
+            epochs,
+            seed,
+        )
         self.cache_dir = cache_dir
         self.net: nn.Module | None = None
         self.pca = PCA(dim)

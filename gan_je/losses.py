@@ -24,11 +24,12 @@ penalty; R1 when ``r1_weight > 0``).
 
 import warnings
 from collections.abc import Callable
-from numbers import Integral, Real
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from gan_je.checks import non_negative_float, positive_int
 
 # --------------------------------------------------------------------------- pure functions
 
@@ -164,23 +165,6 @@ def r1_penalty(
 # --------------------------------------------------------------------------- loss classes
 
 
-def _check_n_critic(n_critic: int) -> int:
-    if isinstance(n_critic, bool) or not isinstance(n_critic, Integral) or n_critic < 1:
-        raise ValueError(
-            f"n_critic (discriminator steps per generator step) must be a positive integer, "
-            f"got {n_critic!r}"
-        )
-    return int(n_critic)
-
-
-def _check_weight(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not value >= 0:
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-    if value == float("inf"):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return float(value)
-
-
 class GANLoss:
     """Base class: a pair of objectives plus the training schedule and regularisers.
 
@@ -199,9 +183,9 @@ class GANLoss:
     def __init__(
         self, n_critic: int = 1, r1_weight: float = 0.0, entropy_weight: float = 0.0
     ) -> None:
-        self.n_critic = _check_n_critic(n_critic)
-        self.r1_weight = _check_weight("r1_weight", r1_weight)
-        self.entropy_weight = _check_weight("entropy_weight", entropy_weight)
+        self.n_critic = positive_int("n_critic (discriminator steps per generator step)", n_critic)
+        self.r1_weight = non_negative_float("r1_weight", r1_weight)
+        self.entropy_weight = non_negative_float("entropy_weight", entropy_weight)
         self.gp_weight = 0.0
 
     def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
@@ -314,7 +298,7 @@ class WassersteinGP(GANLoss):
         entropy_weight: float = 0.0,
     ) -> None:
         super().__init__(n_critic=n_critic, r1_weight=r1_weight, entropy_weight=entropy_weight)
-        self.gp_weight = _check_weight("gp_weight", gp_weight)
+        self.gp_weight = non_negative_float("gp_weight", gp_weight)
 
     def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         return wasserstein_discriminator_loss(real_logits, fake_logits)

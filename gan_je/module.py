@@ -25,6 +25,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from gan_je.checks import positive_int
 from gan_je.estimators import differentiable_entropy
 from gan_je.losses import GANLoss
 from gan_je.metrics import MixtureCoverage, RealFakeSamples
@@ -87,14 +88,11 @@ class GANModule(LightningModule):
             raise ValueError(f"grad_clip must be None or > 0, got {grad_clip!r}")
         if ema_decay is not None and not 0 < ema_decay < 1:
             raise ValueError(f"ema_decay must be None or in (0, 1), got {ema_decay!r}")
-        if isinstance(n_preview, bool) or not isinstance(n_preview, int) or n_preview < 1:
-            raise ValueError(f"n_preview must be a whole number >= 1, got {n_preview!r}")
-        if max_g_steps is not None and (not isinstance(max_g_steps, int) or max_g_steps < 1):
-            raise ValueError(
-                f"max_g_steps must be None or a whole number >= 1, got {max_g_steps!r}"
-            )
-        if n_fake is not None and (not isinstance(n_fake, int) or n_fake < 2):
-            raise ValueError(f"n_fake must be None or a whole number >= 2, got {n_fake!r}")
+        n_preview = positive_int("n_preview", n_preview)
+        if max_g_steps is not None:
+            max_g_steps = positive_int("max_g_steps", max_g_steps)
+        if n_fake is not None and positive_int("n_fake", n_fake) < 2:
+            raise ValueError(f"n_fake must be None or at least 2, got {n_fake!r}")
         self.automatic_optimization = False
         self.n_fake, self.coverage = n_fake, coverage
         self.max_g_steps = max_g_steps

@@ -15,7 +15,7 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
 from torch.utils.data import DataLoader, SequentialSampler, TensorDataset
 
-from gan_je.data._checks import non_negative_int, positive_int
+from gan_je.checks import non_negative_int, positive_int
 
 
 class ArrayDataModule(L.LightningDataModule):

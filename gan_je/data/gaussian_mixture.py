@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gan_je.data._checks import positive_float, positive_int
+from gan_je.checks import positive_float, positive_int
 from gan_je.data.base import ArrayDataModule
 
 

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gan_je.data._checks import check_val_size, positive_int, resolve_val_size
+from gan_je.checks import positive_int
+from gan_je.data._checks import check_val_size, resolve_val_size
 from gan_je.data._images import pixels_to_images
 from gan_je.data.base import ArrayDataModule, split
 

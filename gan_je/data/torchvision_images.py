@@ -27,7 +27,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gan_je.data._checks import check_val_size, choice, positive_int
+from gan_je.checks import choice, positive_int
+from gan_je.data._checks import check_val_size
 from gan_je.data._images import pixels_to_images
 from gan_je.data.base import ArrayDataModule
 from gan_je.data.idx import read_idx

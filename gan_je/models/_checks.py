@@ -1,21 +1,10 @@
 """Argument checks shared by the generators and discriminators."""
 
 from collections.abc import Sequence
-from numbers import Integral
 
 from torch import Tensor
 
-
-def _is_count(value: object) -> bool:
-    """True for a positive integer (Python or NumPy ints count; bools do not)."""
-    return not isinstance(value, bool) and isinstance(value, Integral) and value >= 1
-
-
-def positive_int(name: str, value: object) -> int:
-    """Return ``value`` as an int if it is a positive integer, else raise ValueError."""
-    if not _is_count(value):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+from gan_je.checks import is_int
 
 
 def shape_tuple(sample_shape: Sequence[int]) -> tuple[int, ...]:
@@ -24,7 +13,7 @@ def shape_tuple(sample_shape: Sequence[int]) -> tuple[int, ...]:
         shape = tuple(sample_shape)
     except TypeError:
         shape = ()
-    if not shape or not all(_is_count(s) for s in shape):
+    if not shape or not all(is_int(s) and s >= 1 for s in shape):
         raise ValueError(
             f"sample_shape must be a non-empty sequence of positive integers, got {sample_shape!r}"
         )

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from gan_je.models._checks import check_samples, positive_int, shape_tuple
+from gan_je.checks import positive_int
+from gan_je.models._checks import check_samples, shape_tuple
 
 SUPPORTED_SIZES = (8, 16, 28, 32, 64)
 SUPPORTED_CHANNELS = (1, 3)

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from gan_je.models._checks import check_samples, positive_int, shape_tuple
+from gan_je.checks import positive_int
+from gan_je.models._checks import check_samples, shape_tuple
 
 
 class MLPGenerator(nn.Module):
