@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from gan_je.metrics import MixtureCoverage
+from gan_je.models.packing import packed_shape
 from gan_je.module import GANModule
 
 
@@ -27,10 +28,14 @@ def build(cfg: DictConfig) -> tuple[lightning.LightningDataModule, GANModule]:
     datamodule.setup("fit")
     shape = tuple(datamodule.sample_shape)
     try:
+        pack_shape = packed_shape(shape, cfg.module.get("pack", 1))
+    except ValueError as err:
+        raise ConfigError(f"module.pack: {err}") from err
+    try:
         generator = instantiate(
             cfg.model.generator, sample_shape=shape, bounded=bool(datamodule.is_image)
         )
-        discriminator = instantiate(cfg.model.discriminator, sample_shape=shape)
+        discriminator = instantiate(cfg.model.discriminator, sample_shape=pack_shape)
     except InstantiationException as err:
         if not isinstance(err.__cause__, ValueError):
             raise

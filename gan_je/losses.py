@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gan_je.checks import non_negative_float, positive_int
+from gan_je.checks import non_negative_float, non_negative_int, positive_int
 
 # --------------------------------------------------------------------------- pure functions
 
@@ -176,17 +176,38 @@ class GANLoss:
             loss - λ·Ĥ(G(z)), Ĥ the differentiable Kozachenko-Leonenko entropy of its batch
             (:func:`gan_je.estimators.differentiable_entropy`; 0 = off). The mode-collapse
             monitor's ``boost`` action raises it during training.
+        entropy_anneal_steps: when set, the weight used at generator step t is
+            λ·max(0, 1 - t / entropy_anneal_steps): the regulariser spreads the generator
+            early and leaves the adversarial loss alone to sharpen the modes later
+            (``None``: constant λ). See :meth:`entropy_weight_at`.
     """
 
     name: str = ""
 
     def __init__(
-        self, n_critic: int = 1, r1_weight: float = 0.0, entropy_weight: float = 0.0
+        self,
+        n_critic: int = 1,
+        r1_weight: float = 0.0,
+        entropy_weight: float = 0.0,
+        entropy_anneal_steps: int | None = None,
     ) -> None:
         self.n_critic = positive_int("n_critic (discriminator steps per generator step)", n_critic)
         self.r1_weight = non_negative_float("r1_weight", r1_weight)
         self.entropy_weight = non_negative_float("entropy_weight", entropy_weight)
+        self.entropy_anneal_steps = (
+            None
+            if entropy_anneal_steps is None
+            else positive_int("entropy_anneal_steps", entropy_anneal_steps)
+        )
         self.gp_weight = 0.0
+
+    def entropy_weight_at(self, g_step: int) -> float:
+        """The entropy regulariser's weight at generator step ``g_step``:
+        λ·max(0, 1 - g_step / entropy_anneal_steps), or λ when not annealed."""
+        g_step = non_negative_int("g_step", g_step)
+        if self.entropy_anneal_steps is None:
+            return self.entropy_weight
+        return self.entropy_weight * max(0.0, 1.0 - g_step / self.entropy_anneal_steps)
 
     def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         """The loss D minimises, from its logits on a real and a generated batch."""
@@ -220,6 +241,8 @@ class GANLoss:
         args = f"n_critic={self.n_critic}, r1_weight={self.r1_weight}"
         if self.entropy_weight > 0:
             args += f", entropy_weight={self.entropy_weight}"
+        if self.entropy_anneal_steps is not None:
+            args += f", entropy_anneal_steps={self.entropy_anneal_steps}"
         if self.gp_weight > 0:
             args = f"gp_weight={self.gp_weight}, " + args
         return f"{type(self).__name__}({args})"
@@ -296,8 +319,14 @@ class WassersteinGP(GANLoss):
         n_critic: int = 5,
         r1_weight: float = 0.0,
         entropy_weight: float = 0.0,
+        entropy_anneal_steps: int | None = None,
     ) -> None:
-        super().__init__(n_critic=n_critic, r1_weight=r1_weight, entropy_weight=entropy_weight)
+        super().__init__(
+            n_critic=n_critic,
+            r1_weight=r1_weight,
+            entropy_weight=entropy_weight,
+            entropy_anneal_steps=entropy_anneal_steps,
+        )
         self.gp_weight = non_negative_float("gp_weight", gp_weight)
 
     def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:

@@ -1,9 +1,11 @@
 """The LightningModule: alternating discriminator and generator steps, manual optimisation.
 
 Per training batch: ``loss.n_critic`` discriminator steps (fresh latents, the same real
-batch), then one generator step. Lightning's ``global_step`` counts every optimizer step
-(both networks), so the module keeps its own generator-step counter ``g_step``, logs it as
-``train/g_step`` and saves it in checkpoints; schedulers are stepped once per generator step.
+batch), then one generator step. With ``pack = m > 1`` the discriminator judges packs of m
+samples (PacGAN, :mod:`gan_je.models.packing`). Lightning's ``global_step`` counts every
+optimizer step (both networks), so the module keeps its own generator-step counter
+``g_step``, logs it as ``train/g_step`` and saves it in checkpoints; schedulers are stepped
+once per generator step.
 
 Each validation epoch compares the validation set with as many generated samples through the
 configured metric (``JointEntropy`` or ``GaussianJointEntropy``, after its ``features``) and
@@ -29,6 +31,7 @@ from gan_je.checks import positive_int
 from gan_je.estimators import differentiable_entropy
 from gan_je.losses import GANLoss
 from gan_je.metrics import MixtureCoverage, RealFakeSamples
+from gan_je.models.packing import pack_samples
 
 OptimizerFactory = Callable[[Any], Optimizer]
 SchedulerFactory = Callable[[Optimizer], LRScheduler]
@@ -43,7 +46,8 @@ class GANModule(LightningModule):
 
     Args:
         generator: maps latents ``(B, generator.latent_dim)`` to samples.
-        discriminator: maps samples to logits ``(B,)``.
+        discriminator: maps samples to logits ``(B,)``; with ``pack > 1`` it maps packs,
+            shaped :func:`gan_je.models.packing.packed_shape`, to one logit each.
         loss: the objective (:mod:`gan_je.losses`), with ``n_critic`` and its penalties.
         metric: a :class:`gan_je.metrics.RealFakeSamples` (its ``features`` are fitted on
             training samples by :meth:`fit_features` before training).
@@ -60,6 +64,9 @@ class GANModule(LightningModule):
         coverage: for data from a known mixture, the mode-coverage metric; the validation
             samples also go through it (``val/modes_covered``, ``val/high_quality``,
             ``val/mode_kl``).
+        pack: PacGAN packing (Lin et al. 2018): the discriminator sees ``pack`` samples of
+            one source joined into one input (1: off). A training batch is trimmed to a
+            multiple of ``pack``.
         seed: seeds the preview and validation latents.
     """
 
@@ -79,6 +86,7 @@ class GANModule(LightningModule):
         max_g_steps: int | None = None,
         n_fake: int | None = None,
         coverage: MixtureCoverage | None = None,
+        pack: int = 1,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -89,6 +97,7 @@ class GANModule(LightningModule):
         if ema_decay is not None and not 0 < ema_decay < 1:
             raise ValueError(f"ema_decay must be None or in (0, 1), got {ema_decay!r}")
         n_preview = positive_int("n_preview", n_preview)
+        self.pack = positive_int("pack", pack)
         if max_g_steps is not None:
             max_g_steps = positive_int("max_g_steps", max_g_steps)
         if n_fake is not None and positive_int("n_fake", n_fake) < 2:
@@ -191,30 +200,42 @@ class GANModule(LightningModule):
             )
 
     # ---------------------------------------------------------------- training
+    def judge(self, samples: Tensor) -> Tensor:
+        """The discriminator's logits for ``samples``, packed ``pack`` at a time."""
+        return self.discriminator(pack_samples(samples, self.pack))
+
     def training_step(self, batch: Any, batch_idx: int) -> None:
         real = batch[0] if isinstance(batch, list | tuple) else batch
         opt_g, opt_d = self.optimizers()
-        n = real.shape[0]
+        n = real.shape[0] - real.shape[0] % self.pack
+        if n == 0:
+            raise ValueError(
+                f"a training batch of {real.shape[0]} samples holds no pack of "
+                f"module.pack={self.pack}: raise data.batch_size"
+            )
+        real = real[:n]
 
         self.toggle_optimizer(opt_d)
         for _ in range(self.loss.n_critic):
             with torch.no_grad():
                 fake = self.generator(torch.randn(n, self.generator.latent_dim, device=self.device))
-            d_loss = self.loss.discriminator_loss(
-                self.discriminator(real), self.discriminator(fake)
+            d_loss = self.loss.discriminator_loss(self.judge(real), self.judge(fake))
+            d_loss = d_loss + self.loss.penalty(
+                self.discriminator, pack_samples(real, self.pack), pack_samples(fake, self.pack)
             )
-            d_loss = d_loss + self.loss.penalty(self.discriminator, real, fake)
             self._check_finite(d_loss, "discriminator")
             self._step(opt_d, d_loss)
         self.untoggle_optimizer(opt_d)
 
         self.toggle_optimizer(opt_g)
         fake = self.generator(torch.randn(n, self.generator.latent_dim, device=self.device))
-        g_loss = self.loss.generator_loss(self.discriminator(fake))
-        if self.loss.entropy_weight > 0:
+        g_loss = self.loss.generator_loss(self.judge(fake))
+        entropy_weight = self.loss.entropy_weight_at(self.g_step)
+        if entropy_weight > 0:
             batch_entropy = differentiable_entropy(self._features(fake))
-            g_loss = g_loss - self.loss.entropy_weight * batch_entropy
+            g_loss = g_loss - entropy_weight * batch_entropy
             self.log("train/entropy_batch", batch_entropy.detach())
+            self.log("train/entropy_weight", entropy_weight)
         self._check_finite(g_loss, "generator")
         self._step(opt_g, g_loss)
         self.untoggle_optimizer(opt_g)

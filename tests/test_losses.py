@@ -276,3 +276,15 @@ def test_weights_must_be_nonnegative_numbers(bad):
         NonSaturating(r1_weight=bad)
     with pytest.raises(ValueError, match="gp_weight must be"):
         WassersteinGP(gp_weight=bad)
+
+
+def test_entropy_weight_is_constant_or_annealed_linearly_to_zero():
+    assert NonSaturating(entropy_weight=0.5).entropy_weight_at(10_000) == 0.5
+    loss = Hinge(entropy_weight=2.0, entropy_anneal_steps=100)
+    assert [loss.entropy_weight_at(t) for t in (0, 25, 100, 500)] == [2.0, 1.5, 0.0, 0.0]
+    assert "entropy_anneal_steps=100" in repr(loss)
+    assert WassersteinGP(entropy_weight=1.0, entropy_anneal_steps=4).entropy_weight_at(1) == 0.75
+    with pytest.raises(ValueError, match="entropy_anneal_steps must be a positive integer"):
+        NonSaturating(entropy_anneal_steps=0)
+    with pytest.raises(ValueError, match="g_step must be an integer >= 0"):
+        loss.entropy_weight_at(-1)

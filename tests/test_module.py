@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from gan_je.build import build
+from gan_je.build import ConfigError, build
 from gan_je.callbacks import ModeCollapseMonitor
 
 SMALL_RING = ["experiment=ring", "data.n_train=1024", "data.n_val=300", "data.batch_size=64"]
@@ -167,3 +167,40 @@ def test_monitor_reads_the_entropy_gap():
     assert not monitor.collapsed({"val/entropy_real": real, "val/entropy_fake": torch.tensor(4.1)})
     with pytest.raises(ValueError, match="action"):
         ModeCollapseMonitor(action="panic")
+
+
+def test_packed_discriminator_judges_packs_of_generated_and_real_samples(train_config):
+    # batch 66 is trimmed to 64 = 16 packs of 4 two-dimensional samples
+    cfg = train_config(*SMALL_RING, "data.batch_size=66", "module.pack=4", "loss.r1_weight=1")
+    datamodule, module = build(cfg)
+    assert module.discriminator.sample_shape == (8,)
+    seen = []
+    module.discriminator.register_forward_hook(lambda m, args, out: seen.append(out.shape))
+    _fit(module, datamodule, max_epochs=1, limit_train_batches=2, limit_val_batches=0)
+    assert module.g_step == 2 and seen and set(seen) == {(16,)}
+
+
+def test_module_pack_is_checked_before_training(train_config):
+    with pytest.raises(ConfigError, match=r"module\.pack: pack must be a positive integer"):
+        build(train_config(*SMALL_RING, "module.pack=0"))
+    cfg = train_config(*SMALL_RING, "data.batch_size=3", "module.pack=4")
+    datamodule, module = build(cfg)
+    with pytest.raises(ValueError, match=r"raise data\.batch_size"):
+        _fit(module, datamodule, max_epochs=1, limit_train_batches=1, limit_val_batches=0)
+
+
+def test_annealed_entropy_weight_reaches_zero(train_config):
+    cfg = train_config(
+        *SMALL_RING, "loss.entropy_weight=1.0", "loss.entropy_anneal_steps=2", "data.n_train=256"
+    )
+    datamodule, module = build(cfg)
+    weights = []
+
+    class Record(lightning.Callback):
+        def on_train_batch_end(self, trainer, pl_module, *args):
+            weights.append(float(trainer.callback_metrics.get("train/entropy_weight", 0.0)))
+
+    _fit(module, datamodule, callbacks=[Record()], max_epochs=1, limit_val_batches=0)
+    assert module.g_step == 4
+    # steps 0 and 1 use 1.0 and 0.5; from step 2 on the regulariser is off and not logged
+    assert weights == [1.0, 0.5, 0.5, 0.5]
