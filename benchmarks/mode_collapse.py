@@ -2,6 +2,7 @@
 
     python benchmarks/mode_collapse.py              # ring and grid (about an hour, CPU)
     python benchmarks/mode_collapse.py ring         # or: grid
+    python benchmarks/mode_collapse.py ring_long    # or grid_long: 4x the steps, 3 seeds
 
 For each data set, the same MLP GAN and step budget (``experiment=<data>``, 30 epochs =
 2,340 generator steps, CPU), five seeds per variant:
@@ -37,15 +38,19 @@ SEEDS = range(5)
 EPOCHS = 30
 STEPS_PER_EPOCH = 78  # 20,000 training samples in batches of 256
 MODES = {"ring": 8, "grid": 25}
-HALF_RUN = EPOCHS * STEPS_PER_EPOCH // 2
+# the ``<data>_long`` sections: does a 4x longer budget close the gap to the papers?
+LONG_EPOCHS = 4 * EPOCHS
+LONG_SEEDS = range(3)
+LONG_VARIANTS = ("plain", "PacGAN2")
 
 
-def variants(data: str) -> dict[str, list[str]]:
+def variants(data: str, epochs: int = EPOCHS) -> dict[str, list[str]]:
     monitor = [
         "callbacks.mode_collapse.action=boost",
         f"callbacks.mode_collapse.min_modes={MODES[data]}",
     ]
-    annealed = ["loss.entropy_weight=1.0", f"loss.entropy_anneal_steps={HALF_RUN}"]
+    half_run = epochs * STEPS_PER_EPOCH // 2
+    annealed = ["loss.entropy_weight=1.0", f"loss.entropy_anneal_steps={half_run}"]
     return {
         "plain": [],
         "entropy λ=0.1": ["loss.entropy_weight=0.1"],
@@ -57,13 +62,13 @@ def variants(data: str) -> dict[str, list[str]]:
     }
 
 
-def run(data: str, overrides: list[str], seed: int) -> dict[str, float]:
+def run(data: str, overrides: list[str], seed: int, epochs: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         cfg = train_config(
             folder,
             f"experiment={data}",
             f"seed={seed}",
-            f"trainer.max_epochs={EPOCHS}",
+            f"trainer.max_epochs={epochs}",
             "trainer.accelerator=cpu",
             "trainer.enable_progress_bar=false",
             "trainer.enable_model_summary=false",
@@ -79,11 +84,16 @@ def _mean_std(values: list[float], digits: int) -> str:
     return f"{statistics.fmean(values):.{digits}f} ± {spread:.{digits}f}"
 
 
-def evaluate(data: str) -> str:
+def evaluate(
+    data: str, names: tuple[str, ...] | None = None, epochs: int = EPOCHS, seeds: range = SEEDS
+) -> str:
+    """The table for ``data``: the variants ``names`` (default: all), ``epochs`` each."""
     rows = []
-    for name, overrides in variants(data).items():
+    for name, overrides in variants(data, epochs).items():
+        if names is not None and name not in names:
+            continue
         start = time.perf_counter()
-        finals = [run(data, overrides, seed) for seed in SEEDS]
+        finals = [run(data, overrides, seed, epochs) for seed in seeds]
         minutes = (time.perf_counter() - start) / 60
         rows.append(
             [
@@ -98,7 +108,7 @@ def evaluate(data: str) -> str:
         )
         print(f"  {data} {name}: {rows[-1][1:6]}", file=sys.stderr, flush=True)
     header = [
-        f"{data} ({len(SEEDS)} seeds)",
+        f"{data}, {epochs * STEPS_PER_EPOCH:,} steps ({len(seeds)} seeds)",
         "modes covered",
         "high quality",
         "mode KL",
@@ -111,6 +121,10 @@ def evaluate(data: str) -> str:
 
 def main() -> None:
     sections = {data: (lambda data=data: evaluate(data)) for data in MODES}
+    for data in MODES:
+        sections[f"{data}_long"] = lambda data=data: evaluate(
+            data, LONG_VARIANTS, LONG_EPOCHS, LONG_SEEDS
+        )
     banner = f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU, {EPOCHS} epochs"
     run_sections(__doc__.splitlines()[0], sections, banner)
 

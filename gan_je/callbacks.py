@@ -217,7 +217,11 @@ class ModeCollapseMonitor(Callback):
 
     The first ``warmup`` validations are ignored (an untrained generator's samples are all
     alike). A validation counts as collapsed when the generated entropy is more than ``margin``
-    nats below the real one, or fewer than ``min_modes`` modes are covered. After
+    nats below the real one, or when fewer than ``min_modes`` modes are covered while the
+    generated entropy is not more than ``margin`` above the real one (a generator spread wider
+    than the data that still misses modes is under-trained, not collapsed: more entropy would
+    spread it further, which is what a missing-modes trigger alone did in
+    ``benchmarks/mode_collapse.py``). After
     ``patience`` collapsed validations in a row it warns in the log, sets
     ``mode_collapse = true`` (and the step) in the W&B run summary and keeps the event in
     :attr:`events`, then takes ``action``: ``"none"``; ``"stop"`` (ends training);
@@ -258,7 +262,7 @@ class ModeCollapseMonitor(Callback):
             and "val/modes_covered" in metrics
             and _plain(metrics["val/modes_covered"]) < self.min_modes
         )
-        return gap > self.margin or few_modes
+        return gap > self.margin or (few_modes and gap >= -self.margin)
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         metrics = trainer.callback_metrics

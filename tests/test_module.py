@@ -142,8 +142,9 @@ def test_ring_validation_logs_mode_coverage(train_config):
 
 def _monitored(train_config, action: str):
     datamodule, module = build(train_config(*SMALL_RING))
-    # 9 modes can never be covered on the 8-mode ring: every validation looks collapsed
-    monitor = ModeCollapseMonitor(min_modes=9, patience=2, warmup=0, action=action)
+    # 9 modes can never be covered on the 8-mode ring, and with a 100-nat margin the entropy
+    # never counts as over-dispersed: every validation looks collapsed
+    monitor = ModeCollapseMonitor(min_modes=9, margin=100, patience=2, warmup=0, action=action)
     trainer = _fit(module, datamodule, max_epochs=4, limit_train_batches=3, callbacks=[monitor])
     return module, monitor, trainer
 
@@ -167,6 +168,20 @@ def test_monitor_reads_the_entropy_gap():
     assert not monitor.collapsed({"val/entropy_real": real, "val/entropy_fake": torch.tensor(4.1)})
     with pytest.raises(ValueError, match="action"):
         ModeCollapseMonitor(action="panic")
+
+
+def test_missing_modes_count_only_when_the_generator_is_not_over_dispersed():
+    monitor = ModeCollapseMonitor(margin=1.0, min_modes=8)
+    real, modes = torch.tensor(-4.0), torch.tensor(6.0)
+
+    def collapsed(fake: float, covered: torch.Tensor = modes) -> bool:
+        metrics = {"val/entropy_real": real, "val/entropy_fake": torch.tensor(fake)}
+        return monitor.collapsed(metrics | {"val/modes_covered": covered})
+
+    assert collapsed(-4.0) and collapsed(-3.0)  # modes missing, entropy at most 1 nat above
+    assert not collapsed(-2.9)  # spread wider than the data: under-trained, not collapsed
+    assert not collapsed(-4.0, torch.tensor(8.0))  # every mode covered
+    assert collapsed(-5.5, torch.tensor(8.0))  # every mode, but the entropy gap says collapse
 
 
 def test_packed_discriminator_judges_packs_of_generated_and_real_samples(train_config):
