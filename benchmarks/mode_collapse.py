@@ -14,6 +14,9 @@ For each data set, the same MLP GAN and step budget (``experiment=<data>``, 30 e
   (``loss.entropy_anneal_steps``): spread early, let the adversarial loss sharpen late;
 - ``boost``: plain, with the mode-collapse monitor raising λ (from 0.1, doubling) whenever
   fewer than all modes are covered for 2 validations in a row;
+- ``λ=1 annealed + boost``: the annealed regulariser, with the monitor boosting it again when
+  the generated entropy falls more than 1 nat below the real one (the collapse that
+  annealing alone ends in);
 - ``PacGAN2``: the discriminator judges pairs of samples (``module.pack=2``; Lin et al.
   2018), the literature's remedy that works through the discriminator, not the generator;
 - ``PacGAN2 + λ=1 annealed``: both.
@@ -57,6 +60,7 @@ def variants(data: str, epochs: int = EPOCHS) -> dict[str, list[str]]:
         "entropy λ=1": ["loss.entropy_weight=1.0"],
         "entropy λ=1 annealed": annealed,
         "boost": monitor,
+        "λ=1 annealed + boost": [*annealed, *monitor],
         "PacGAN2": ["module.pack=2"],
         "PacGAN2 + λ=1 annealed": ["module.pack=2", *annealed],
     }

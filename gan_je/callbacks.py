@@ -225,8 +225,10 @@ class ModeCollapseMonitor(Callback):
     ``patience`` collapsed validations in a row it warns in the log, sets
     ``mode_collapse = true`` (and the step) in the W&B run summary and keeps the event in
     :attr:`events`, then takes ``action``: ``"none"``; ``"stop"`` (ends training);
-    or ``"boost"`` (raises the loss's ``entropy_weight``: to ``boost_start`` if it is 0,
-    else times ``boost_factor``, at most ``max_weight``). The count restarts after acting.
+    or ``"boost"`` (raises the entropy weight in use at that step, ``loss.entropy_weight_at``:
+    to ``boost_start`` if it is 0, else times ``boost_factor``, at most ``max_weight``; an
+    annealing schedule ends there, so the boosted weight holds until the next boost). The
+    count restarts after acting.
     """
 
     ACTIONS = ("none", "stop", "boost")
@@ -279,9 +281,11 @@ class ModeCollapseMonitor(Callback):
         if self.action == "stop":
             trainer.should_stop = True
         elif self.action == "boost":
-            weight = pl_module.loss.entropy_weight
+            loss = pl_module.loss
+            weight = loss.entropy_weight_at(pl_module.g_step)
             weight = self.boost_start if weight == 0 else weight * self.boost_factor
-            pl_module.loss.entropy_weight = event["entropy_weight"] = min(weight, self.max_weight)
+            loss.entropy_weight = event["entropy_weight"] = min(weight, self.max_weight)
+            loss.entropy_anneal_steps = None
         self.events.append(event)
         modes = metrics.get("val/modes_covered")
         log.warning(

@@ -140,8 +140,8 @@ def test_ring_validation_logs_mode_coverage(train_config):
     assert 0 <= float(metrics["val/high_quality"]) <= 1 and "val/mode_kl" in metrics
 
 
-def _monitored(train_config, action: str):
-    datamodule, module = build(train_config(*SMALL_RING))
+def _monitored(train_config, action: str, *overrides: str):
+    datamodule, module = build(train_config(*SMALL_RING, *overrides))
     # 9 modes can never be covered on the 8-mode ring, and with a 100-nat margin the entropy
     # never counts as over-dispersed: every validation looks collapsed
     monitor = ModeCollapseMonitor(min_modes=9, margin=100, patience=2, warmup=0, action=action)
@@ -159,6 +159,15 @@ def test_monitor_boosts_the_entropy_weight(train_config):
     assert module.g_step == 12
     assert [event["entropy_weight"] for event in monitor.events] == [0.1, 0.2]
     assert module.loss.entropy_weight == 0.2
+
+
+def test_monitor_boosts_the_weight_in_use_and_ends_annealing(train_config):
+    # lambda = 1 annealed to 0 by step 2: the first boost (step 6) starts again from 0.1
+    annealed = ("loss.entropy_weight=1.0", "loss.entropy_anneal_steps=2")
+    module, monitor, _ = _monitored(train_config, "boost", *annealed)
+    assert [event["entropy_weight"] for event in monitor.events] == [0.1, 0.2]
+    assert module.loss.entropy_anneal_steps is None
+    assert module.loss.entropy_weight_at(module.g_step) == 0.2
 
 
 def test_monitor_reads_the_entropy_gap():
