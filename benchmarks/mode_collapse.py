@@ -12,11 +12,11 @@ For each data set, the same MLP GAN and step budget (``experiment=<data>``, 30 e
   (``loss.entropy_weight=λ``);
 - ``entropy λ=1 annealed``: λ falls linearly from 1 to 0 over the first half of the run
   (``loss.entropy_anneal_steps``): spread early, let the adversarial loss sharpen late;
-- ``boost``: plain, with the mode-collapse monitor raising λ (from 0.1, doubling) whenever
-  fewer than all modes are covered for 2 validations in a row;
-- ``λ=1 annealed + boost``: the annealed regulariser, with the monitor boosting it again when
-  the generated entropy falls more than 1 nat below the real one (the collapse that
-  annealing alone ends in);
+- ``boost``: plain, with the mode-collapse monitor raising λ (from 0.1, doubling) after 2
+  validations in a row that look collapsed: generated entropy more than 1 nat below the
+  real one, or modes missing while it is not more than 1 nat above;
+- ``λ=1 annealed + boost``: the annealed regulariser under the same monitor (the collapse
+  that annealing alone ends in shows as an entropy gap);
 - ``PacGAN2``: the discriminator judges pairs of samples (``module.pack=2``; Lin et al.
   2018), the literature's remedy that works through the discriminator, not the generator;
 - ``PacGAN2 + λ=1 annealed``: both.
