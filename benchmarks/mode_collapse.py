@@ -129,7 +129,7 @@ def main() -> None:
         sections[f"{data}_long"] = lambda data=data: evaluate(
             data, LONG_VARIANTS, LONG_EPOCHS, LONG_SEEDS
         )
-    banner = f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU, {EPOCHS} epochs"
+    banner = f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU"
     run_sections(__doc__.splitlines()[0], sections, banner)
 
 
