@@ -305,6 +305,14 @@ class ModeCollapseMonitor(Callback):
                     logger.experiment.summary["mode_collapse"] = True
                     logger.experiment.summary["mode_collapse_g_step"] = pl_module.g_step
 
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """A resumed run gets back the entropy weight its last boost set (the loss object
+        itself is rebuilt from the config, not restored from the checkpoint)."""
+        boosts = [event for event in self.events if "entropy_weight" in event]
+        if boosts:
+            pl_module.loss.entropy_weight = boosts[-1]["entropy_weight"]
+            pl_module.loss.entropy_anneal_steps = None
+
     def state_dict(self) -> dict[str, Any]:
         return {"streak": self.streak, "seen": self.seen, "events": self.events}
 

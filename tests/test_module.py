@@ -170,6 +170,16 @@ def test_monitor_boosts_the_weight_in_use_and_ends_annealing(train_config):
     assert module.loss.entropy_weight_at(module.g_step) == 0.2
 
 
+def test_a_resumed_monitor_restores_the_boosted_weight(train_config):
+    _, boosted, _ = _monitored(train_config, "boost")
+    annealed = ("loss.entropy_weight=1.0", "loss.entropy_anneal_steps=2")
+    datamodule, module = build(train_config(*SMALL_RING, *annealed))
+    monitor = ModeCollapseMonitor(min_modes=9, margin=100, warmup=0, action="boost")
+    monitor.load_state_dict(boosted.state_dict())
+    _fit(module, datamodule, callbacks=[monitor], max_epochs=1, limit_train_batches=1)
+    assert module.loss.entropy_weight == 0.2 and module.loss.entropy_anneal_steps is None
+
+
 def test_monitor_reads_the_entropy_gap():
     monitor = ModeCollapseMonitor(margin=1.0)
     real = torch.tensor(5.0)
