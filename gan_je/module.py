@@ -200,10 +200,6 @@ class GANModule(LightningModule):
             )
 
     # ---------------------------------------------------------------- training
-    def judge(self, samples: Tensor) -> Tensor:
-        """The discriminator's logits for ``samples``, packed ``pack`` at a time."""
-        return self.discriminator(pack_samples(samples, self.pack))
-
     def training_step(self, batch: Any, batch_idx: int) -> None:
         real = batch[0] if isinstance(batch, list | tuple) else batch
         opt_g, opt_d = self.optimizers()
@@ -213,23 +209,23 @@ class GANModule(LightningModule):
                 f"a training batch of {real.shape[0]} samples holds no pack of "
                 f"module.pack={self.pack}: raise data.batch_size"
             )
-        real = real[:n]
+        real = pack_samples(real[:n], self.pack)
 
         self.toggle_optimizer(opt_d)
         for _ in range(self.loss.n_critic):
             with torch.no_grad():
                 fake = self.generator(torch.randn(n, self.generator.latent_dim, device=self.device))
-            d_loss = self.loss.discriminator_loss(self.judge(real), self.judge(fake))
-            d_loss = d_loss + self.loss.penalty(
-                self.discriminator, pack_samples(real, self.pack), pack_samples(fake, self.pack)
-            )
+            fake = pack_samples(fake, self.pack)
+            d_loss = self.loss.discriminator_loss(
+                self.discriminator(real), self.discriminator(fake)
+            ) + self.loss.penalty(self.discriminator, real, fake)
             self._check_finite(d_loss, "discriminator")
             self._step(opt_d, d_loss)
         self.untoggle_optimizer(opt_d)
 
         self.toggle_optimizer(opt_g)
         fake = self.generator(torch.randn(n, self.generator.latent_dim, device=self.device))
-        g_loss = self.loss.generator_loss(self.judge(fake))
+        g_loss = self.loss.generator_loss(self.discriminator(pack_samples(fake, self.pack)))
         entropy_weight = self.loss.entropy_weight_at(self.g_step)
         if entropy_weight > 0:
             batch_entropy = differentiable_entropy(self._features(fake))
