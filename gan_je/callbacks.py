@@ -281,11 +281,10 @@ class ModeCollapseMonitor(Callback):
         if self.action == "stop":
             trainer.should_stop = True
         elif self.action == "boost":
-            loss = pl_module.loss
-            weight = loss.entropy_weight_at(pl_module.g_step)
+            weight = pl_module.loss.entropy_weight_at(pl_module.g_step)
             weight = self.boost_start if weight == 0 else weight * self.boost_factor
-            loss.entropy_weight = event["entropy_weight"] = min(weight, self.max_weight)
-            loss.entropy_anneal_steps = None
+            event["entropy_weight"] = min(weight, self.max_weight)
+            pl_module.loss.hold_entropy_weight(event["entropy_weight"])
         self.events.append(event)
         modes = metrics.get("val/modes_covered")
         log.warning(
@@ -310,8 +309,7 @@ class ModeCollapseMonitor(Callback):
         itself is rebuilt from the config, not restored from the checkpoint)."""
         boosts = [event for event in self.events if "entropy_weight" in event]
         if boosts:
-            pl_module.loss.entropy_weight = boosts[-1]["entropy_weight"]
-            pl_module.loss.entropy_anneal_steps = None
+            pl_module.loss.hold_entropy_weight(boosts[-1]["entropy_weight"])
 
     def state_dict(self) -> dict[str, Any]:
         return {"streak": self.streak, "seen": self.seen, "events": self.events}

@@ -209,6 +209,12 @@ class GANLoss:
             return self.entropy_weight
         return self.entropy_weight * max(0.0, 1.0 - g_step / self.entropy_anneal_steps)
 
+    def hold_entropy_weight(self, weight: float) -> None:
+        """From now on a constant entropy weight λ = ``weight``, ending any annealing (what
+        the mode-collapse monitor's ``boost`` sets, and restores on resume)."""
+        self.entropy_weight = non_negative_float("entropy_weight", weight)
+        self.entropy_anneal_steps = None
+
     def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         """The loss D minimises, from its logits on a real and a generated batch."""
         raise NotImplementedError
