@@ -28,6 +28,11 @@ it (a second query with a recomputed radius would lose such boundary points to r
   O(chunk x N), never N^2.
 - ``"faiss"`` (CPU): faiss's exact flat L2 search proposes the candidates (faster than a torch
   top-k on CPU), certified as above. Counts have no faiss equivalent and use ``"torch"``.
+- ``"triton"`` (CUDA): the ``"torch"`` search with the float32 product and the grouped
+  proposal fused in one Triton kernel (:mod:`._triton_search`) that never writes the
+  ``(chunk, N)`` distances, only per-group minima; the candidates' float32 distances are
+  recomputed and certified as above. k-NN of one variable only; counts and KSG's joint
+  space use ``"torch"``. Not yet measured on a GPU, so ``"auto"`` does not choose it.
 - ``"kdtree"`` (CPU): scipy's cKDTree, the fastest in low dimension. It computes distances
   in float64 in its own order, within a few units in the last place of
   :func:`squared_distance`. Its counts therefore use a ball radius widened (inclusive) or
@@ -40,13 +45,14 @@ it (a second query with a recomputed radius would lose such boundary points to r
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import math
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
-BACKENDS = ("auto", "torch", "faiss", "kdtree")
+BACKENDS = ("auto", "torch", "faiss", "kdtree", "triton")
 #: Above this many dimensions brute force beats the k-d tree on CPU (measured, see README).
 KDTREE_MAX_DIM = 10
 #: Bytes of scratch memory one chunk of the brute-force search may use on CPU. On CUDA a
@@ -107,7 +113,7 @@ def kth_neighbor(
     backend = resolve_backend(backend, blocks, query="knn")
     if backend == "kdtree":
         return _kdtree_knn(blocks, k)
-    return _brute_force_knn(blocks, k, use_faiss=backend == "faiss")
+    return _brute_force_knn(blocks, k, backend)
 
 
 def count_within(
@@ -139,8 +145,10 @@ def resolve_backend(backend: str, blocks: Sequence[Tensor], query: str) -> str:
     """The backend that will run a ``query`` (``"knn"`` or ``"count"``) on ``blocks``.
 
     ``"auto"`` picks the fastest exact method measured for the device and dimension. An
-    explicit choice the data cannot use (a tree on CUDA tensors, a tree for KSG's joint space
-    of multi-dimensional variables) raises ``ValueError``; ``"faiss"`` counts with torch.
+    explicit choice the data cannot use (a tree or faiss on CUDA tensors, Triton on CPU
+    tensors or without the triton package, a tree for KSG's joint space of
+    multi-dimensional variables) raises ``ValueError``; ``"faiss"`` and ``"triton"`` count,
+    and search joint spaces, with torch.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -155,12 +163,22 @@ def resolve_backend(backend: str, blocks: Sequence[Tensor], query: str) -> str:
         return "faiss" if query == "knn" and len(blocks) == 1 else "torch"
     if backend in ("kdtree", "faiss") and on_cuda:
         raise ValueError(f"backend={backend!r} runs on CPU; use 'torch' or 'auto' for CUDA")
+    if backend == "triton":
+        if not on_cuda:
+            raise ValueError("backend='triton' runs on CUDA tensors; use 'auto' on CPU")
+        try:
+            import triton  # noqa: F401
+        except ImportError as err:
+            raise ValueError(
+                "backend='triton' needs the triton package (CUDA builds of torch install it); "
+                "use 'torch' or 'auto'"
+            ) from err
     if backend == "kdtree" and not tree_ok:
         raise ValueError(
             "backend='kdtree' cannot search the joint space of multi-dimensional variables "
             "(max of Euclidean norms); use 'torch' or 'auto'"
         )
-    if backend == "faiss" and (query == "count" or len(blocks) > 1):
+    if backend in ("faiss", "triton") and (query == "count" or len(blocks) > 1):
         return "torch"
     return backend
 
@@ -204,7 +222,9 @@ def _best_of(blocks: list[Tensor], rows: Tensor, candidates: Tensor, k: int):
 def _kdtree_knn(blocks: list[Tensor], k: int) -> tuple[Tensor, Tensor]:
     from scipy.spatial import cKDTree
 
-    joint = torch.cat(blocks, dim=1).numpy()
+    # numpy for the glue: a parallel torch op just before leaves torch's OpenMP threads
+    # spinning, and they take the cores from the tree's workers (3-4 ms at N = 10,000)
+    joint = np.concatenate([b.numpy() for b in blocks], axis=1)
     p = 2 if len(blocks) == 1 else np.inf  # every block is 1-D here: max of |.| = Chebyshev
     # the point itself is among its k + 1 nearest (at distance 0), so column k is the k-th
     # nearest other point; with k + 1 exact duplicates it is one of them, at 0, as it should be
@@ -217,7 +237,9 @@ def _kdtree_count(points: Tensor, sq_radius: Tensor, inclusive: bool) -> Tensor:
 
     x = points.numpy()
     slack = 4 * (x.shape[1] + 4) * _UNIT_ROUNDOFF[torch.float64]
-    radius = sq_radius.sqrt().numpy() * (1 + slack if inclusive else 1 - slack)
+    radius = np.sqrt(sq_radius.numpy()) * (
+        1 + slack if inclusive else 1 - slack
+    )  # numpy: see above
     counts = cKDTree(x).query_ball_point(x, radius, p=2, return_length=True, workers=-1)
     return torch.from_numpy(np.asarray(counts, dtype=np.int64)) - 1  # minus the point itself
 
@@ -257,6 +279,8 @@ class _ApproxDistances:
 
     Chunks of at most ``rows_per_chunk`` rows are written into one reused buffer: fresh
     multi-megabyte tensors per chunk cost more in page faults than the multiply itself.
+    The buffer is allocated on the first call; the fused search only uses :meth:`at` and
+    :meth:`bound` and never needs it.
     """
 
     def __init__(self, blocks: list[Tensor], dtype: torch.dtype, rows_per_chunk: int):
@@ -264,9 +288,23 @@ class _ApproxDistances:
         self.sqnorms = [(b * b).sum(dim=1) for b in self.blocks]
         self.unit = _UNIT_ROUNDOFF[dtype]
         self.max_norms = [s.max().sqrt() for s in self.sqnorms]
-        n = blocks[0].shape[0]
-        self.buffer = torch.empty(rows_per_chunk, n, dtype=dtype, device=blocks[0].device)
-        self.scratch = torch.empty_like(self.buffer) if len(blocks) > 1 else None
+        self.rows_per_chunk = rows_per_chunk
+        self.buffer = self.scratch = None
+
+    def bound(self, rows: Tensor) -> Tensor:
+        """Float64 bound on the error of any ``rows`` entry: the max over blocks of
+        ``2 (D + 4) u (|a| + max |b|)^2`` (see the module doc)."""
+        bound = torch.zeros(len(rows), dtype=torch.float64, device=rows.device)
+        for b, sq, max_norm in zip(self.blocks, self.sqnorms, self.max_norms, strict=True):
+            e = 2 * (b.shape[1] + 4) * self.unit * (sq[rows].sqrt() + max_norm) ** 2
+            bound = torch.maximum(bound, e.double())
+        return bound
+
+    def at(self, rows: Tensor, cols: Tensor) -> Tensor:
+        """``shifted`` at columns ``cols`` (c, m) of each row (one block): ``|b|^2 - 2 a.b``."""
+        (b,), (sq,) = self.blocks, self.sqnorms
+        dots = torch.bmm(b[cols], b[rows, :, None])[:, :, 0]
+        return sq[cols] - 2 * dots
 
     def __call__(self, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(shifted (c, N), offset (c,), bound (c,))`` for ``c = len(rows)``.
@@ -277,12 +315,15 @@ class _ApproxDistances:
         ``shifted`` is a view of the shared buffer, valid until the next call.
         """
         c = len(rows)
+        if self.buffer is None:
+            n, device = self.blocks[0].shape[0], rows.device
+            self.buffer = torch.empty(
+                self.rows_per_chunk, n, dtype=self.blocks[0].dtype, device=device
+            )
+            self.scratch = torch.empty_like(self.buffer) if len(self.blocks) > 1 else None
         shifted = self.buffer[:c]
         offset = torch.zeros(c, dtype=torch.float64, device=shifted.device)
-        bound = torch.zeros_like(offset)
-        for i, (b, sq, max_norm) in enumerate(
-            zip(self.blocks, self.sqnorms, self.max_norms, strict=True)
-        ):
+        for i, (b, sq) in enumerate(zip(self.blocks, self.sqnorms, strict=True)):
             out = shifted if i == 0 else self.scratch[:c]
             torch.addmm(sq[None, :], b[rows], b.T, alpha=-2, out=out)
             if len(self.blocks) == 1:
@@ -291,9 +332,7 @@ class _ApproxDistances:
                 out.add_(sq[rows, None])
             if i > 0:
                 torch.maximum(shifted, out, out=shifted)
-            e = 2 * (b.shape[1] + 4) * self.unit * (sq[rows].sqrt() + max_norm) ** 2
-            bound = torch.maximum(bound, e.double())
-        return shifted, offset, bound
+        return shifted, offset, self.bound(rows)
 
 
 def _chunk_rows(n: int, per_entry_bytes: int, device: torch.device) -> int:
@@ -309,7 +348,9 @@ def _chunks(rows: Tensor, n: int, per_entry_bytes: int) -> Iterator[Tensor]:
     yield from rows.split(_chunk_rows(n, per_entry_bytes, rows.device))
 
 
-def _brute_force_knn(blocks: list[Tensor], k: int, use_faiss: bool) -> tuple[Tensor, Tensor]:
+def _brute_force_knn(blocks: list[Tensor], k: int, backend: str) -> tuple[Tensor, Tensor]:
+    """k-th neighbours by brute force: float32 candidates from ``backend`` (``"torch"``,
+    ``"faiss"`` or ``"triton"``), then float64, then direct differences for what is left."""
     n, device = blocks[0].shape[0], blocks[0].device
     sq_dist = torch.empty(n, dtype=torch.float64, device=device)
     index = torch.empty(n, dtype=torch.int64, device=device)
@@ -317,7 +358,11 @@ def _brute_force_knn(blocks: list[Tensor], k: int, use_faiss: bool) -> tuple[Ten
     n_cand = min(k + EXTRA_CANDIDATES, n - 1)
     with _ieee_float32_matmul():
         for dtype in (torch.float32, torch.float64):
-            propose = _faiss_candidates if use_faiss and dtype == torch.float32 else _candidates
+            propose = _candidates
+            if dtype == torch.float32:
+                propose = {"faiss": _faiss_candidates, "triton": _fused_candidates}.get(
+                    backend, _candidates
+                )
             ok_rows, ok_sq, ok_idx, pending = propose(blocks, pending, k, n_cand, dtype)
             sq_dist[ok_rows], index[ok_rows] = ok_sq, ok_idx
             if pending.numel() == 0:
@@ -371,25 +416,69 @@ def _propose(values: Tensor, n_cand: int) -> tuple[Tensor, Tensor]:
     least the floor (``inf`` when no column is left out).
 
     On CPU: a top-k of ``n_cand + 1``; the last value is the floor. On CUDA the row is cut
-    into groups of ``GROUP`` columns and only the per-group minima go through a top-k: the
-    ``n_cand + 1`` groups with the smallest minima (and the columns past the last whole
-    group) hold the candidates, and every other column is at least the largest of those
-    minima. The best ``n_cand`` of these few columns are kept; the next one lowers the floor.
+    into groups of ``GROUP`` columns (the last may be shorter) and only the per-group minima
+    go through a top-k, see :func:`_propose_from_groups`.
     """
     c, n = values.shape
     if not _grouped(values):
         vals, cols = values.topk(n_cand + 1, dim=1, largest=False, sorted=True)
         return cols[:, :-1], vals[:, -1]
-    n_groups = n // GROUP
-    group_min = values[:, : n_groups * GROUP].reshape(c, n_groups, GROUP).amin(dim=2)
-    mins, groups = group_min.topk(n_cand + 1, dim=1, largest=False, sorted=True)
-    offsets = torch.arange(GROUP, device=values.device)
+    whole = n // GROUP * GROUP
+    minima = values[:, :whole].reshape(c, -1, GROUP).amin(dim=2)
+    if whole < n:
+        minima = torch.cat([minima, values[:, whole:].amin(dim=1, keepdim=True)], dim=1)
+    return _propose_from_groups(minima, n, n_cand, lambda cols: values.gather(1, cols))
+
+
+def _propose_from_groups(
+    minima: Tensor, n: int, n_cand: int, values_at: Callable[[Tensor], Tensor]
+) -> tuple[Tensor, Tensor]:
+    """Candidates and floor (as :func:`_propose`) from per-group minima ``(c, ceil(n / GROUP))``.
+
+    The ``n_cand + 1`` groups with the smallest minima hold the candidates, and every column
+    of another group is at least the largest of those minima. ``values_at(cols)`` gives the
+    values at those groups' columns (``cols`` < n); the best ``n_cand`` are kept and the next
+    one lowers the floor. Columns past ``n`` and left-out columns have minimum/value ``inf``.
+    """
+    c, n_groups = minima.shape
+    n_chosen = min(n_cand + 1, n_groups)
+    mins, groups = minima.topk(n_chosen, dim=1, largest=False, sorted=True)
+    group_floor = mins[:, -1] if n_chosen < n_groups else torch.full_like(mins[:, -1], math.inf)
+    offsets = torch.arange(GROUP, device=minima.device)
     cols = (groups[:, :, None] * GROUP + offsets).reshape(c, -1)
-    tail = torch.arange(n_groups * GROUP, n, device=values.device).expand(c, -1)
-    cols = torch.cat([cols, tail], dim=1)
-    vals, best = values.gather(1, cols).topk(n_cand + 1, dim=1, largest=False, sorted=True)
-    floor = torch.minimum(mins[:, -1], vals[:, -1])
-    return cols.gather(1, best[:, :-1]), floor
+    past_end = cols >= n
+    cols = cols.clamp_max(n - 1)
+    vals = values_at(cols).masked_fill(past_end, math.inf)
+    vals, best = vals.topk(n_cand + 1, dim=1, largest=False, sorted=True)
+    return cols.gather(1, best[:, :-1]), torch.minimum(group_floor, vals[:, -1])
+
+
+def _fused_candidates(blocks, pending, k, n_cand, dtype):
+    """Top candidates from the fused Triton kernel (float32, one block), certified.
+
+    The kernel writes per-group minima only; the chosen groups' values are recomputed in
+    float32 (:meth:`_ApproxDistances.at`), both within the same error bound.
+    """
+    from ._triton_search import group_minima
+
+    n = blocks[0].shape[0]
+    approx = _ApproxDistances(blocks, torch.float32, rows_per_chunk=0)
+    (base,), (sqnorms,) = approx.blocks, approx.sqnorms
+    n_groups = -(-n // GROUP)
+    # per row: its group minima, and the chosen groups' gathered points for the recompute
+    row_bytes = 4 * (n_groups + (n_cand + 1) * GROUP * (base.shape[1] + 1))
+    size = min(_chunk_rows(1, row_bytes, pending.device), len(pending))
+    parts = []
+    for rows in pending.split(size):
+        minima = group_minima(base, sqnorms, rows, GROUP)
+
+        def values_at(cols: Tensor, rows: Tensor = rows) -> Tensor:
+            return approx.at(rows, cols).masked_fill(cols == rows[:, None], math.inf)
+
+        cand, floor = _propose_from_groups(minima, n, n_cand, values_at)
+        offset = sqnorms[rows].double()
+        parts.append(_certify(blocks, rows, cand, floor.double() + offset, approx.bound(rows), k))
+    return tuple(torch.cat(p) for p in zip(*parts, strict=True))
 
 
 def _faiss_candidates(blocks, pending, k, n_cand, dtype):
