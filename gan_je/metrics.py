@@ -169,7 +169,7 @@ class JointEntropy(RealFakeSamples):
 
     Args:
         k: neighbour order of every estimator.
-        backend: neighbour search (``"auto"``, ``"torch"``, ``"faiss"``, ``"kdtree"``).
+        backend: neighbour search, one of ``gan_je.estimators.neighbors.BACKENDS``.
         base: logarithm base of the results (``math.e``: nats, ``2``: bits).
         sliced_dim, n_projections: the projections of ``jsd_sliced``.
         quality: also report the sample-quality keys above.

@@ -18,6 +18,8 @@ is how the tests check it on machines without a GPU.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import triton
 import triton.language as tl
@@ -48,8 +50,10 @@ def _group_minima_kernel(
     BLOCK_FEATURES: tl.constexpr,
 ):
     block_cols: tl.constexpr = GROUPS_PER_BLOCK * GROUP
-    rows = tl.program_id(0) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
-    cols = tl.program_id(1) * block_cols + tl.arange(0, block_cols)
+    # column blocks on grid axis 0 (CUDA allows 2^31 - 1 there, 65,535 on axis 1); int64
+    # offsets: N * D and rows * n_groups may pass 2^31 elements
+    cols = tl.program_id(0).to(tl.int64) * block_cols + tl.arange(0, block_cols)
+    rows = tl.program_id(1).to(tl.int64) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
     row_ok = rows < n_rows
     col_ok = cols < n_cols
     dots = tl.zeros((BLOCK_ROWS, block_cols), dtype=tl.float32)
@@ -73,7 +77,7 @@ def _group_minima_kernel(
     left_out = (cols[None, :] == own[:, None]) | (cols[None, :] >= n_cols)
     values = tl.where(left_out, float("inf"), values)
     minima = tl.min(tl.reshape(values, (BLOCK_ROWS, GROUPS_PER_BLOCK, GROUP)), axis=2)
-    groups = tl.program_id(1) * GROUPS_PER_BLOCK + tl.arange(0, GROUPS_PER_BLOCK)
+    groups = tl.program_id(0).to(tl.int64) * GROUPS_PER_BLOCK + tl.arange(0, GROUPS_PER_BLOCK)
     tl.store(
         out + rows[:, None] * n_groups + groups[None, :],
         minima,
@@ -104,20 +108,22 @@ def group_minima(base: Tensor, base_sqnorms: Tensor, rows: Tensor, group: int) -
     n_groups = -(-n // group)
     queries = base[rows].contiguous()
     out = torch.empty(len(rows), n_groups, dtype=torch.float32, device=base.device)
-    grid = (triton.cdiv(len(rows), BLOCK_ROWS), triton.cdiv(n_groups, GROUPS_PER_BLOCK))
-    _group_minima_kernel[grid](
-        queries,
-        base,
-        base_sqnorms.contiguous(),
-        rows.contiguous(),
-        out,
-        len(rows),
-        n,
-        n_groups,
-        dim,
-        BLOCK_ROWS=BLOCK_ROWS,
-        GROUPS_PER_BLOCK=GROUPS_PER_BLOCK,
-        GROUP=group,
-        BLOCK_FEATURES=BLOCK_FEATURES,
-    )
+    grid = (triton.cdiv(n_groups, GROUPS_PER_BLOCK), triton.cdiv(len(rows), BLOCK_ROWS))
+    # Triton launches on the current CUDA device: make it the tensors' one
+    with torch.cuda.device(base.device) if base.is_cuda else contextlib.nullcontext():
+        _group_minima_kernel[grid](
+            queries,
+            base,
+            base_sqnorms.contiguous(),
+            rows.contiguous(),
+            out,
+            len(rows),
+            n,
+            n_groups,
+            dim,
+            BLOCK_ROWS=BLOCK_ROWS,
+            GROUPS_PER_BLOCK=GROUPS_PER_BLOCK,
+            GROUP=group,
+            BLOCK_FEATURES=BLOCK_FEATURES,
+        )
     return out

@@ -100,7 +100,7 @@ def kth_neighbor(
         blocks: one ``(N, D)`` float64 tensor, or several with the same N (one per variable);
             the distance is the max over blocks of their Euclidean distances.
         k: which neighbour, 1 <= k < N.
-        backend: ``"auto"``, ``"torch"``, ``"faiss"`` or ``"kdtree"`` (see the module doc).
+        backend: one of :data:`BACKENDS` (see the module doc).
 
     Returns:
         ``(sq_dist, index)``, both of shape ``(N,)``; ``sq_dist`` is float64, exact for the
@@ -125,7 +125,8 @@ def count_within(
         points: ``(N, D)`` float64 samples.
         sq_radius: ``(N,)`` squared radii ``r_i^2`` (as returned by :func:`kth_neighbor`).
         inclusive: count points exactly on the radius (``<=``) or not (``<``).
-        backend: as for :func:`kth_neighbor`; ``"faiss"`` counts with ``"torch"``.
+        backend: as for :func:`kth_neighbor`; ``"faiss"`` and ``"triton"`` count with
+            ``"torch"``.
 
     Returns:
         ``(N,)`` int64 counts.
@@ -163,9 +164,11 @@ def resolve_backend(backend: str, blocks: Sequence[Tensor], query: str) -> str:
         return "faiss" if query == "knn" and len(blocks) == 1 else "torch"
     if backend in ("kdtree", "faiss") and on_cuda:
         raise ValueError(f"backend={backend!r} runs on CPU; use 'torch' or 'auto' for CUDA")
+    if backend == "triton" and not on_cuda:
+        raise ValueError("backend='triton' runs on CUDA tensors; use 'auto' on CPU")
+    if backend in ("faiss", "triton") and (query == "count" or len(blocks) > 1):
+        return "torch"
     if backend == "triton":
-        if not on_cuda:
-            raise ValueError("backend='triton' runs on CUDA tensors; use 'auto' on CPU")
         try:
             import triton  # noqa: F401
         except ImportError as err:
@@ -178,8 +181,6 @@ def resolve_backend(backend: str, blocks: Sequence[Tensor], query: str) -> str:
             "backend='kdtree' cannot search the joint space of multi-dimensional variables "
             "(max of Euclidean norms); use 'torch' or 'auto'"
         )
-    if backend in ("faiss", "triton") and (query == "count" or len(blocks) > 1):
-        return "torch"
     return backend
 
 
@@ -465,8 +466,9 @@ def _fused_candidates(blocks, pending, k, n_cand, dtype):
     approx = _ApproxDistances(blocks, torch.float32, rows_per_chunk=0)
     (base,), (sqnorms,) = approx.blocks, approx.sqnorms
     n_groups = -(-n // GROUP)
-    # per row: its group minima, and the chosen groups' gathered points for the recompute
-    row_bytes = 4 * (n_groups + (n_cand + 1) * GROUP * (base.shape[1] + 1))
+    # per row: its group minima, and per chosen column its gathered point, value, and the
+    # int64 indices and masks of the selection (about 40 bytes)
+    row_bytes = 4 * n_groups + (n_cand + 1) * GROUP * (4 * (base.shape[1] + 1) + 40)
     size = min(_chunk_rows(1, row_bytes, pending.device), len(pending))
     parts = []
     for rows in pending.split(size):
