@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -36,10 +37,23 @@ def _digamma(x: Tensor | float) -> Tensor:
     return torch.special.digamma(torch.as_tensor(x, dtype=torch.float64))
 
 
+def _mean_log(values: Tensor) -> Tensor:
+    """``mean(log(values))``, a 0-dim float64 tensor on the values' device.
+
+    CPU tensors that need no gradient go through numpy: a parallel torch operation leaves
+    torch's OpenMP threads spinning for milliseconds, and they slow the k-d tree query of a
+    following estimate (entropy at N = 10,000, d = 2, called back to back: 11 ms instead
+    of 8 ms).
+    """
+    if values.device.type != "cpu" or values.requires_grad:
+        return values.log().mean()
+    return torch.tensor(np.log(values.numpy()).mean(), dtype=torch.float64)
+
+
 def _kl_entropy(sq_rho: Tensor, d: int, k: int) -> Tensor:
     """Kozachenko-Leonenko formula from squared k-th neighbour distances, in nats."""
     n = sq_rho.shape[0]
-    mean_log_rho = 0.5 * sq_rho.log().mean()
+    mean_log_rho = 0.5 * _mean_log(sq_rho)
     return _digamma(n) - _digamma(k) + log_unit_ball_volume(d) + d * mean_log_rho
 
 
