@@ -238,9 +238,8 @@ def _kdtree_count(points: Tensor, sq_radius: Tensor, inclusive: bool) -> Tensor:
 
     x = points.numpy()
     slack = 4 * (x.shape[1] + 4) * _UNIT_ROUNDOFF[torch.float64]
-    radius = np.sqrt(sq_radius.numpy()) * (
-        1 + slack if inclusive else 1 - slack
-    )  # numpy: see above
+    scale = 1 + slack if inclusive else 1 - slack
+    radius = np.sqrt(sq_radius.numpy()) * scale  # numpy: see _kdtree_knn
     counts = cKDTree(x).query_ball_point(x, radius, p=2, return_length=True, workers=-1)
     return torch.from_numpy(np.asarray(counts, dtype=np.int64)) - 1  # minus the point itself
 
