@@ -127,12 +127,16 @@ def prepare(x: Tensor) -> Tensor:
     is very negative, never NaN.
     (``z`` is uniform on [-1, 1): as good as a normal for breaking ties, and cheaper.)
     """
-    mean = x.mean(dim=0, keepdim=True)
-    scale = x.std(dim=0, keepdim=True) if x.shape[0] > 1 else torch.zeros_like(mean)
+    if x.shape[0] > 1:
+        scale, mean = torch.std_mean(x, dim=0, keepdim=True)
+    else:
+        mean = x.mean(dim=0, keepdim=True)
+        scale = torch.zeros_like(mean)
     scale = torch.where(scale > 0, scale, mean.abs())
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
     generator = torch.Generator(device="cpu").manual_seed(JITTER_SEED)
-    # float32 uniform draws are several times cheaper than float64 normal ones
+    # float32 uniform draws are several times cheaper than float64 normal ones; in-place
+    # steps: at N = 10,000 the allocations cost as much as the arithmetic
     noise = torch.rand(x.shape, generator=generator).to(device=x.device, dtype=torch.float64)
-    noise = 2 * noise - 1
-    return (x - mean) + JITTER_SCALE * scale * noise
+    jitter = noise.mul_(2).sub_(1).mul_(JITTER_SCALE * scale)
+    return (x - mean).add_(jitter)
