@@ -226,17 +226,18 @@ def speed(ns=(10_000, 50_000), ds=(2, 16, 64)) -> str:
                     fn = peer_fns.get(peer)
                     if fn is not None and not (fn is mi_sklearn and d > 2):
                         fns[peer] = fn
-                values, seconds = {}, {}
+                values, best_of_rounds, skipped = {}, {}, set()
                 for _ in range(ROUNDS):
                     for who, fn in fns.items():
-                        if who in seconds and seconds[who] is None:
-                            continue  # skipped in an earlier round
+                        if who in skipped:
+                            continue
                         value, took = run_peer(fn, args)
+                        if took is None:
+                            skipped.add(who)
+                            continue
                         values[who] = value
-                        if took is None or who not in seconds:
-                            seconds[who] = took
-                        else:
-                            seconds[who] = min(seconds[who], took)
+                        best_of_rounds[who] = min(best_of_rounds.get(who, math.inf), took)
+                seconds = {who: best_of_rounds.get(who) for who in fns}  # None: never finished
                 ours_time = seconds["gan_je"]
                 cells, best, best_same = [], math.inf, math.inf
                 for peer in PEERS:

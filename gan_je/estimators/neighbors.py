@@ -356,13 +356,10 @@ def _brute_force_knn(blocks: list[Tensor], k: int, backend: str) -> tuple[Tensor
     index = torch.empty(n, dtype=torch.int64, device=device)
     pending = torch.arange(n, device=device)
     n_cand = min(k + EXTRA_CANDIDATES, n - 1)
+    first = {"faiss": _faiss_candidates, "triton": _fused_candidates}.get(backend, _candidates)
     with _ieee_float32_matmul():
         for dtype in (torch.float32, torch.float64):
-            propose = _candidates
-            if dtype == torch.float32:
-                propose = {"faiss": _faiss_candidates, "triton": _fused_candidates}.get(
-                    backend, _candidates
-                )
+            propose = first if dtype == torch.float32 else _candidates
             ok_rows, ok_sq, ok_idx, pending = propose(blocks, pending, k, n_cand, dtype)
             sq_dist[ok_rows], index[ok_rows] = ok_sq, ok_idx
             if pending.numel() == 0:

@@ -21,13 +21,14 @@ from tests.samples import requires_cuda, ring
 CHILD = """
 import sys, torch
 from gan_je.estimators._triton_search import group_minima
-from gan_je.estimators.neighbors import GROUP, _brute_force_knn, _fused_candidates
+from gan_je.estimators.neighbors import EXTRA_CANDIDATES, GROUP, _brute_force_knn, _fused_candidates
 cases = torch.load(sys.argv[1])
 out = {}
 for name, (x, k) in cases.items():
     base = x.float()
     rows = torch.arange(x.shape[0] - 1, -1, -1)
-    pending = _fused_candidates([x], rows, k, min(k + 1, len(x) - 1), torch.float32)[-1]
+    n_cand = min(k + EXTRA_CANDIDATES, len(x) - 1)
+    pending = _fused_candidates([x], rows, k, n_cand, torch.float32)[-1]
     out[name] = {
         "knn": _brute_force_knn([x], k, "triton"),
         "minima": group_minima(base, (base * base).sum(1), rows, GROUP),
