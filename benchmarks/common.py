@@ -10,7 +10,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-import gan_je.train  # noqa: F401  (registers the resolvers the configs use)
+import gan_je  # noqa: F401  (registers the resolvers the configs use)
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

@@ -21,7 +21,6 @@ import time
 import lightning
 import torch
 from common import run_sections, table, train_config
-
 from gan_je.build import build
 
 

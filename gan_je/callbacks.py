@@ -6,7 +6,6 @@ logged) and only on global rank 0; the sanity check is skipped.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -22,7 +21,9 @@ from matplotlib.figure import Figure  # no pyplot: no global state, no display n
 from PIL import Image
 from torchvision.utils import save_image
 
+from gan_je import seeding
 from gan_je.checks import choice, non_negative_float, positive_float, positive_int
+from gan_je.records import read_metrics, write_atomically, write_metrics
 
 LOWER_IS_BETTER = "val/jsd"
 log = logging.getLogger(__name__)
@@ -57,16 +58,24 @@ class SamplePictures(Callback):
         path = self.folder / f"epoch{trainer.current_epoch:03d}-g{pl_module.g_step:06d}.png"
         preview = pl_module.preview().float().cpu()
         if preview.ndim == 4:
-            nrow = max(1, round(math.sqrt(preview.shape[0])))
-            save_image(preview, path, nrow=nrow, normalize=True, value_range=(-1, 1), padding=1)
+            save_grid(preview, path)
         elif preview.ndim == 2 and preview.shape[1] == 2:
-            generator = torch.Generator().manual_seed(pl_module.seed + 2)
-            fake = pl_module.sample(self.n_points, generator).float().cpu()
+            seed = seeding.stream_seed(pl_module.seed, "pictures")
+            fake = pl_module.sample(self.n_points, seed=seed).float().cpu()
             real = trainer.datamodule.val_tensor()[: self.n_points].float().cpu()
             scatter_real_fake(real, fake, path, title=f"generator step {pl_module.g_step}")
         else:
             return
         send_picture(trainer, "samples", path, pl_module.g_step)
+
+
+def save_grid(images: torch.Tensor, path: Path, nrow: int | None = None) -> None:
+    """A PNG grid of images ``(n, C, H, W)`` in [-1, 1], ``nrow`` per row (default: a
+    square)."""
+    if images.ndim != 4:
+        raise ValueError(f"save_grid needs images (n, C, H, W), got {tuple(images.shape)}")
+    nrow = nrow or max(1, round(math.sqrt(images.shape[0])))
+    save_image(images, path, nrow=nrow, normalize=True, value_range=(-1, 1), padding=1)
 
 
 def send_picture(trainer: Trainer, key: str, path: Path, g_step: int) -> None:
@@ -79,12 +88,22 @@ def send_picture(trainer: Trainer, key: str, path: Path, g_step: int) -> None:
             logger.experiment.add_image(key, image, g_step, dataformats="HWC")
 
 
-def scatter_real_fake(real: torch.Tensor, fake: torch.Tensor, path: Path, title: str) -> None:
-    """A PNG scatter plot of 2-D real (grey) and generated (red) samples."""
+def scatter_real_fake(
+    real: torch.Tensor | None,
+    fake: torch.Tensor,
+    path: Path,
+    title: str,
+    centers: torch.Tensor | None = None,
+) -> None:
+    """A PNG scatter plot of 2-D real (grey) and generated (red) samples, and of the mode
+    centres (black crosses) of a known mixture when given."""
     fig = Figure(figsize=(5, 5), dpi=100)
     ax = fig.subplots()
-    ax.scatter(real[:, 0], real[:, 1], s=4, c="0.6", label="real", alpha=0.6)
+    if real is not None:
+        ax.scatter(real[:, 0], real[:, 1], s=4, c="0.6", label="real", alpha=0.6)
     ax.scatter(fake[:, 0], fake[:, 1], s=4, c="tab:red", label="generated", alpha=0.6)
+    if centers is not None:
+        ax.scatter(centers[:, 0], centers[:, 1], s=40, c="k", marker="x", label="modes")
     ax.set_aspect("equal")
     ax.legend(loc="upper right", markerscale=3)
     ax.set_title(title)
@@ -114,7 +133,7 @@ class RunRecord(Callback):
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.started = time.monotonic()
-        self.rows = self._read_rows() if trainer.ckpt_path else []
+        self.rows = read_metrics(self.output_dir / "metrics.csv") if trainer.ckpt_path else []
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not _active(trainer):
@@ -170,24 +189,10 @@ class RunRecord(Callback):
         }
 
     def _write(self, g_steps: int) -> None:
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        columns = list(dict.fromkeys(key for row in self.rows for key in row))
-        with open(self.output_dir / "metrics.csv", "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(self.rows)
-        summary = self.summary(g_steps)
-        (self.output_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-
-    def _read_rows(self) -> list[dict[str, float]]:
-        path = self.output_dir / "metrics.csv"
-        if not path.is_file():
-            return []
-        with open(path, newline="") as handle:
-            return [
-                {key: float(value) for key, value in row.items() if value != ""}
-                for row in csv.DictReader(handle)
-            ]
+        """Both files, each replaced whole (a crash mid-write leaves the previous one)."""
+        write_metrics(self.rows, self.output_dir / "metrics.csv")
+        summary = json.dumps(self.summary(g_steps), indent=2) + "\n"
+        write_atomically(self.output_dir / "summary.json", summary)
 
 
 def plot_curves(rows: list[dict[str, float]], path: Path) -> None:
@@ -225,9 +230,10 @@ class ModeCollapseMonitor(Callback):
     ``patience`` collapsed validations in a row it warns in the log, sets
     ``mode_collapse = true`` (and the step) in the W&B run summary and keeps the event in
     :attr:`events`, then takes ``action``: ``"none"``; ``"stop"`` (ends training);
-    or ``"boost"`` (raises the entropy weight in use at that step, ``loss.entropy_weight_at``:
+    or ``"boost"`` (raises the entropy weight in use, ``GANModule.entropy_weight()``:
     to ``boost_start`` if it is 0, else times ``boost_factor``, at most ``max_weight``; an
-    annealing schedule ends there, so the boosted weight holds until the next boost). The
+    annealing schedule ends there, so the boosted weight holds until the next boost, and it
+    is module state, saved in checkpoints). The
     count restarts after acting.
     """
 
@@ -281,10 +287,10 @@ class ModeCollapseMonitor(Callback):
         if self.action == "stop":
             trainer.should_stop = True
         elif self.action == "boost":
-            weight = pl_module.loss.entropy_weight_at(pl_module.g_step)
+            weight = pl_module.entropy_weight()
             weight = self.boost_start if weight == 0 else weight * self.boost_factor
             event["entropy_weight"] = min(weight, self.max_weight)
-            pl_module.loss.hold_entropy_weight(event["entropy_weight"])
+            pl_module.hold_entropy_weight(event["entropy_weight"])
         self.events.append(event)
         modes = metrics.get("val/modes_covered")
         log.warning(
@@ -303,13 +309,6 @@ class ModeCollapseMonitor(Callback):
                 if isinstance(logger, WandbLogger):
                     logger.experiment.summary["mode_collapse"] = True
                     logger.experiment.summary["mode_collapse_g_step"] = pl_module.g_step
-
-    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """A resumed run gets back the entropy weight its last boost set (the loss object
-        itself is rebuilt from the config, not restored from the checkpoint)."""
-        boosts = [event for event in self.events if "entropy_weight" in event]
-        if boosts:
-            pl_module.loss.hold_entropy_weight(boosts[-1]["entropy_weight"])
 
     def state_dict(self) -> dict[str, Any]:
         return {"streak": self.streak, "seen": self.seen, "events": self.events}

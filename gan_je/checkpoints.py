@@ -1,6 +1,10 @@
-"""Rebuilding a trained ``GANModule`` (and its data) from a checkpoint, for the evaluate and
-generate commands. A gan_je checkpoint carries the run's resolved config (``run_config``),
-so the networks, data and estimator features are rebuilt exactly as they were trained."""
+"""Opening a trained run's checkpoint for the evaluate and generate commands.
+
+A checkpoint is data: it is read with ``torch.load(weights_only=True)`` (tensors and plain
+values only), and the module is rebuilt from the part descriptions it holds through
+:mod:`gan_je.parts`, which builds registered gan_je parts and nothing else. No training
+data is needed: the checkpoint holds the data's shape and the fitted features.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,14 @@ from typing import Any
 
 import lightning
 import torch
-from omegaconf import OmegaConf
 
-from gan_je.build import build
+from gan_je import parts
+from gan_je.errors import CheckpointError, ConfigError
 from gan_je.module import GANModule
 
 
-class CheckpointError(ValueError):
-    """The checkpoint is missing or was not written by gan_je's training."""
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint dict, loaded with ``weights_only=True`` (tensors and plain values)."""
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint dict of a ``gan_je.train`` run, loaded with ``weights_only=True``."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; pass ckpt_path=<run dir>/checkpoints/…")
@@ -29,29 +29,36 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as err:  # a corrupt or foreign file: one sentence, not a traceback
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({reason})") from err
-    if not isinstance(checkpoint, dict) or "run_config" not in checkpoint:
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    if not isinstance(hparams, dict) or not hparams.get("data_spec"):
         raise CheckpointError(
-            f"{path} was not written by `python -m gan_je.train` (it has no run_config)"
+            f"{path} was not written by `python -m gan_je.train` (it holds no GANModule)"
         )
     return checkpoint
 
 
-def restore(
-    path: str | Path, device: str = "cpu"
-) -> tuple[lightning.LightningDataModule, GANModule]:
-    """``(datamodule, module)``: the run's data (set up) and its module with the
-    trained weights (EMA generator and fitted features included), in eval mode on
-    ``device``."""
-    checkpoint = load_checkpoint(path)
-    cfg = OmegaConf.create(checkpoint["run_config"]["config"])
-    lightning.seed_everything(cfg.seed, verbose=False)
-    datamodule, module = build(cfg)
+def load_module(path: str | Path, device: str = "cpu") -> GANModule:
+    """The trained :class:`GANModule` of checkpoint ``path`` (EMA generator and fitted
+    features included), in eval mode on ``device``."""
+    checkpoint = read_checkpoint(path)
     try:
+        module = GANModule(**checkpoint["hyper_parameters"])
+        module.on_load_checkpoint(checkpoint)
         module.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as err:
-        reason = str(err).strip().splitlines()[0]
-        raise CheckpointError(
-            f"{path} does not match the networks its config builds ({reason})"
-        ) from err
-    module.g_step = int(checkpoint.get("g_step", 0))
-    return datamodule, module.to(device).eval()
+    except (ConfigError, TypeError, ValueError, RuntimeError) as err:
+        reason = " ".join(str(err).split())  # torch's state-dict errors span several lines
+        reason = reason if len(reason) <= 300 else reason[:297] + "..."
+        raise CheckpointError(f"{path} cannot be restored ({reason})") from err
+    return module.to(device).eval()
+
+
+def load_data(module: GANModule, stage: str = "validate") -> lightning.LightningDataModule:
+    """The datamodule the module was trained on, rebuilt from the data part of its run
+    config (a registered gan_je data module only) and set up for ``stage``."""
+    config = (module.hparams.get("run_config") or {}).get("data")
+    if config is None:
+        raise CheckpointError("the checkpoint does not say which data it was trained on")
+    datamodule = parts.build(config, "data")
+    datamodule.prepare_data()
+    datamodule.setup(stage)
+    return datamodule

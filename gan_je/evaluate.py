@@ -15,45 +15,27 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import Tensor
 
-from gan_je.build import fit_metric_features
-from gan_je.checkpoints import CheckpointError, restore
+from gan_je import CONFIG_PATH
+from gan_je.checkpoints import load_data, load_module
+from gan_je.commands import build_from_config, resolve_device, run_command
+from gan_je.errors import ConfigError
 from gan_je.module import GANModule
+from gan_je.records import markdown_table, write_atomically
 
 log = logging.getLogger(__name__)
-CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` → ``cuda`` when available, else ``cpu``."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda") or (device == "cuda" and not torch.cuda.is_available()):
-        raise CheckpointError(f"device={device} is not available here; use cpu or auto")
-    return device
-
-
-def generate(module: GANModule, n: int, seed: int, batch_size: int) -> Tensor:
-    """``n`` samples from the module's sampler with seeded latents, on the CPU."""
-    latents = torch.Generator().manual_seed(seed)
-    parts, remaining = [], n
-    while remaining > 0:
-        parts.append(module.sample(min(batch_size, remaining), latents).float().cpu())
-        remaining -= parts[-1].shape[0]
-    return torch.cat(parts)
 
 
 def compare(module: GANModule, real: Tensor, fake: Tensor) -> dict[str, float]:
-    """The module's metrics (and mode coverage where it has it) of ``fake`` against ``real``."""
+    """The module's metrics (and mode coverage where it has it) of ``fake`` against
+    ``real``, on every sample given."""
     metric = module.metric.cpu()
-    metric.reset()
     metric.max_samples = None  # every sample the caller chose
-    metric.update(real, real[:0])
-    metric.update(fake[:0], fake)
+    metric.reset()
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
     values = metric.compute()
     metric.reset()
     if module.coverage is not None:
@@ -68,21 +50,23 @@ def compare(module: GANModule, real: Tensor, fake: Tensor) -> dict[str, float]:
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate as configured; return what is written to ``eval.json``."""
     if cfg.split not in ("val", "test", "train"):
-        raise CheckpointError(
+        raise ConfigError(
             f"split must be val (= test, the held-out split) or train, got {cfg.split}"
         )
     if cfg.n_samples < 2:
-        raise CheckpointError(f"n_samples must be at least 2, got {cfg.n_samples}")
+        raise ConfigError(f"n_samples must be at least 2, got {cfg.n_samples}")
     start = time.perf_counter()
-    datamodule, module = restore(cfg.ckpt_path, resolve_device(cfg.device))
-    features = cfg.get("estimator", {}).get("features")
-    if features:  # compare in another feature space than the run's own
-        module.metric.features = instantiate(features)
-        fit_metric_features(module, datamodule, max_samples=None)
-        module.metric.features.to(module.device)
+    module = load_module(cfg.ckpt_path, resolve_device(cfg.device))
     held_out = cfg.split in ("val", "test")  # torchvision's test split is the val set
+    features = cfg.get("estimator", {}).get("features")
+    needs_train = not held_out or cfg.baseline or bool(features)
+    datamodule = load_data(module, "fit" if needs_train else "validate")
+    if features:  # compare in another feature space than the run's own
+        module.metric.features = build_from_config(features, "features")
+        module._features_fitted = False
+        module.fit_features(datamodule)
     real = datamodule.val_tensor() if held_out else datamodule.train_tensor()
-    fake = generate(module, cfg.n_samples, cfg.seed, cfg.batch_size)
+    fake = module.sample(cfg.n_samples, seed=cfg.seed, batch_size=cfg.batch_size).float().cpu()
     result: dict[str, Any] = {
         "ckpt_path": str(Path(cfg.ckpt_path).resolve()),
         "g_step": module.g_step,
@@ -98,9 +82,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         result["baseline_train_vs_split"] = compare(module, real, train)
     result["seconds"] = round(time.perf_counter() - start, 2)
     path = Path(cfg.ckpt_path).with_name("eval.json")
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    write_atomically(path, json.dumps(result, indent=2) + "\n")
     if cfg.get("logger"):
-        logger = instantiate(cfg.logger)
+        logger = build_from_config(cfg.logger, "logger")
         logger.log_metrics({f"eval/{k}": v for k, v in result["metrics"].items()})
         logger.finalize("success")
     return result
@@ -111,20 +95,16 @@ def table(result: dict[str, Any]) -> str:
     columns = {"generated": result["metrics"]}
     if "baseline_train_vs_split" in result:
         columns["real train (ceiling)"] = result["baseline_train_vs_split"]
-    header = f"| metric | {' | '.join(columns)} |"
-    lines = [header, "|---|" + "---|" * len(columns)]
-    for key in result["metrics"]:
-        cells = " | ".join(f"{values.get(key, float('nan')):.4g}" for values in columns.values())
-        lines.append(f"| {key} | {cells} |")
-    return "\n".join(lines)
+    rows = [
+        [key, *(values.get(key, float("nan")) for values in columns.values())]
+        for key in result["metrics"]
+    ]
+    return markdown_table(["metric", *columns], rows)
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    try:
-        result = evaluate(cfg)
-    except CheckpointError as err:
-        raise SystemExit(f"gan_je.evaluate: {err}") from None
+    result = run_command("evaluate", lambda: evaluate(cfg))
     print(
         f"{result['n_generated']} generated vs {result['n_real']} real ({result['split']}), "
         f"generator step {result['g_step']}, {result['seconds']} s\n\n{table(result)}"

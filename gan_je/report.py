@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
+
+from gan_je.records import markdown_table, read_metrics, without_seed
 
 CURVES = ("val/jsd", "val/entropy_fake")
 
@@ -57,14 +58,6 @@ def _read_overrides(run: Path) -> list[str]:
     return [line[2:].strip().strip("'\"") for line in lines if line.startswith("- ")]
 
 
-def _read_rows(path: Path) -> list[dict[str, float]]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return [{key: float(value) for key, value in row.items() if value} for row in rows]
-
-
 def _natural_order(path: Path) -> list[tuple[int, int | str]]:
     """Sort key putting job 2 before job 10 (numbers as numbers, names after them)."""
     return [(0, int(part)) if part.isdigit() else (1, part) for part in path.parts]
@@ -92,15 +85,11 @@ def load_jobs(sweep_dir: str | Path) -> list[Job]:
         overrides = summary.get("overrides") or _read_overrides(run)
         status = summary.get("status", "starting")
         label = str(run.relative_to(root)) if run != root else run.name
-        rows = _read_rows(run / "metrics.csv")
+        rows = read_metrics(run / "metrics.csv")
         jobs.append(Job(run, label, overrides, status, summary, rows))
     shared = set.intersection(*(set(job.overrides) for job in jobs))
     for job in jobs:
-        kept = [
-            item
-            for item in job.overrides
-            if item not in shared and not item.split("=", 1)[0].endswith("seed")
-        ]
+        kept = [item for item in without_seed(job.overrides) if item not in shared]
         job.setting = " ".join(kept) or "(all jobs)"
     return jobs
 
@@ -144,22 +133,11 @@ def setting_rows(jobs: list[Job]) -> list[dict[str, Any]]:
     return table
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.4g}" if math.isfinite(value) else str(value)
-    return str(value)
-
-
 def markdown(rows: list[dict[str, Any]]) -> str:
     """A Markdown table of a list of dicts with the same keys."""
     if not rows:
         return "(no rows)"
-    header = list(rows[0])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(row[key]) for key in header) + " |" for row in rows]
-    return "\n".join(lines)
+    return markdown_table(list(rows[0]), [list(row.values()) for row in rows])
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:

@@ -17,8 +17,6 @@ import json
 import logging
 import math
 import os
-import secrets
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,54 +26,17 @@ import torch
 import wandb
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-from gan_je.build import ConfigError, build
+from gan_je import CONFIG_PATH
 from gan_je.callbacks import RunRecord
+from gan_je.commands import build_from_config, run_command
+from gan_je.errors import ConfigError
 from gan_je.loggers import public_config
-from gan_je.module import DivergenceError
+from gan_je.module import GANModule
 
 log = logging.getLogger(__name__)
-CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
-RUN_ID = "GAN_JE_RUN_ID"
-
-
-def run_id() -> str:
-    """``<date>/<time>-<pid><random hex>`` naming this run's (or sweep's) directory.
-
-    Unique for runs started in the same second (process id and a random tag), and fixed for
-    this process and every process it starts (kept in ``$GAN_JE_RUN_ID``), so that the jobs
-    of one sweep agree on its directory even when a launcher runs them in other processes
-    (joblib, submitit), where Hydra's ``${now:...}`` would be read again.
-    """
-    if RUN_ID not in os.environ:
-        stamp = time.strftime("%Y-%m-%d/%H-%M-%S")
-        os.environ[RUN_ID] = f"{stamp}-{os.getpid()}{secrets.token_hex(2)}"
-    return os.environ[RUN_ID]
-
-
-OmegaConf.register_new_resolver("gan_je.run_id", run_id)
-
-
-def sweep_field(name: str) -> str | list[str] | None:
-    """W&B fields of a multirun job (``None`` / ``[]`` in a single run): ``group`` the sweep
-    directory (``<date>/<time>-<tag>``), ``job_type`` the job's overrides without the seed,
-    ``tags`` its overrides."""
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
-        return [] if name == "tags" else None
-    hydra_cfg = HydraConfig.get()
-    overrides = list(hydra_cfg.overrides.task)
-    fields = {
-        "group": run_id(),
-        "job_type": " ".join(o for o in overrides if not o.split("=")[0].endswith("seed")),
-        "tags": [o[:64] for o in overrides],  # W&B limits a tag to 64 characters
-    }
-    return fields[name]
-
-
-OmegaConf.register_new_resolver("gan_je.sweep", sweep_field)
 
 
 def checkpoint_to_resume(cfg: DictConfig) -> str | None:
@@ -117,6 +78,20 @@ def _share_cpus_with_joblib_jobs(cfg: DictConfig) -> None:
     torch.set_num_threads(max(1, cpus // jobs))
 
 
+def build(
+    cfg: DictConfig, run_config: dict[str, Any] | None = None
+) -> tuple[lightning.LightningDataModule, GANModule]:
+    """The run's datamodule, set up for training, and its :class:`GANModule` with the
+    networks built for the data: missing data and networks that do not fit the data fail
+    here, in one sentence, before any logger or trainer starts."""
+    datamodule = build_from_config(cfg.data, "data")
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    module = build_from_config(cfg.model, "model", run_config=run_config)
+    module.build_networks(datamodule.data_spec)
+    return datamodule, module
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train as configured; return the summary written to ``summary.json``."""
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
@@ -125,14 +100,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         _share_cpus_with_joblib_jobs(cfg)
         lightning.seed_everything(cfg.seed, workers=True)
         ckpt_path = checkpoint_to_resume(cfg)
-        datamodule, module = build(cfg)
-        resolved = OmegaConf.to_container(cfg, resolve=True)
-        module.run_config = {"config": resolved, "overrides": overrides}
-        callbacks = [record, *(instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c)]
-        loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
-        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        resolved = public_config(OmegaConf.to_container(cfg, resolve=True))
+        datamodule, module = build(cfg, run_config=resolved)
+        callbacks = [record]
+        callbacks += [
+            build_from_config(c, "callbacks") for c in (cfg.get("callbacks") or {}).values() if c
+        ]
+        loggers = [build_from_config(c, "logger") for c in (cfg.get("logger") or {}).values() if c]
+        trainer = build_from_config(
+            cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False
+        )
         for logger in trainer.loggers:
-            logger.log_hyperparams(public_config(resolved))
+            logger.log_hyperparams(resolved)
     except Exception as err:
         record.fail(err)
         raise
@@ -155,22 +134,22 @@ def _finish_wandb(trainer: lightning.Trainer) -> None:
                 log.info("W&B run saved offline; upload it with: wandb sync %s", run_dir)
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point: returns the final value of ``optimized_metric`` for sweepers.
 
     In a multirun a failing job (bad settings, divergence) is logged, recorded as failed in
-    its ``summary.json`` and returns NaN, so the other jobs go on.
+    its ``summary.json`` and returns NaN, so the other jobs go on. A single run that fails
+    for a reason the user can fix ends with one sentence.
     """
-    try:
-        summary = train(cfg)
-    except Exception as err:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        try:
+            summary = train(cfg)
+        except Exception:
             log.exception("job failed (recorded in %s/summary.json)", cfg.paths.output_dir)
             return math.nan
-        if isinstance(err, ConfigError | DivergenceError):
-            raise SystemExit(f"gan_je: {err}") from None
-        raise
+    else:
+        summary = run_command("train", lambda: train(cfg))
     log.info("run finished: %s", cfg.paths.output_dir)
     metric = cfg.get("optimized_metric")
     return summary["final"].get(metric) if metric else None

@@ -11,7 +11,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-import gan_je.train  # noqa: F401  (registers the resolvers the configs use)
+import gan_je  # noqa: F401  (registers the resolvers the configs use)
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -37,17 +37,18 @@ def wandb_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
 
 @pytest.fixture
 def train_config(tmp_path: Path, wandb_offline: None) -> Iterator[Callable[..., DictConfig]]:
-    """``make(*overrides)`` composes ``conf/train.yaml`` as ``python -m gan_je.train``
-    would, with the run directory in ``tmp_path/run`` and Hydra's runtime config set."""
+    """``make(*overrides, run="run")`` composes ``conf/train.yaml`` as
+    ``python -m gan_je.train`` would, with the run directory in ``tmp_path/<run>`` and Hydra's
+    runtime config set."""
 
-    def make(*overrides: str) -> DictConfig:
+    def make(*overrides: str, run: str = "run") -> DictConfig:
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             cfg = compose(
                 config_name="train",
                 overrides=[
                     f"paths.root_dir={tmp_path}",
-                    f"paths.output_dir={tmp_path / 'run'}",
+                    f"paths.output_dir={tmp_path / run}",
                     *overrides,
                 ],
                 return_hydra_config=True,

@@ -12,6 +12,7 @@ import torch
 
 from gan_je.distributed import average_gradients
 from gan_je.metrics import JointEntropy
+from gan_je.parts import register
 from gan_je.train import train
 
 
@@ -30,6 +31,7 @@ class DumpWeights(lightning.Callback):
         torch.save(state, self.folder / f"weights{trainer.global_rank}.pt")
 
 
+@register  # a part built from the config must be registered (gan_je.parts)
 class RecordingJointEntropy(JointEntropy):
     """JointEntropy that saves, on every rank, the gathered samples it estimates from."""
 
@@ -75,7 +77,8 @@ def test_ddp_sim_trains_two_processes_as_one(train_config, tmp_path):
     assert val0["real"].shape[0] == 301
     torch.testing.assert_close(val0["real"], val1["real"])
     single = JointEntropy(max_samples=None)
-    single.update(val0["real"], val0["fake"])
+    single.update(val0["real"], real=True)
+    single.update(val0["fake"], real=False)
     expected = single.compute()
     for key in ("jsd", "entropy_fake", "entropy_real"):
         assert summary["final"][f"val/{key}"] == pytest.approx(float(expected[key]), abs=1e-9)

@@ -13,9 +13,11 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from gan_je.checkpoints import CheckpointError, load_checkpoint
+from gan_je.checkpoints import read_checkpoint
+from gan_je.errors import CheckpointError
 from gan_je.evaluate import evaluate
 from gan_je.generate import run as generate
+from gan_je.module import GANModule
 from gan_je.train import train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -74,11 +76,11 @@ def test_generate_png_npz_and_interpolation(checkpoint, tmp_path):
 
 def test_bad_checkpoints_are_refused_in_one_sentence(tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoint"):
-        load_checkpoint(tmp_path / "missing.ckpt")
+        read_checkpoint(tmp_path / "missing.ckpt")
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"state_dict": {}}, foreign)
     with pytest.raises(CheckpointError, match="not written by"):
-        load_checkpoint(foreign)
+        read_checkpoint(foreign)
     (tmp_path / "junk.ckpt").write_text("not a checkpoint")
     result = subprocess.run(
         [sys.executable, "-m", "gan_je.evaluate", f"ckpt_path={tmp_path / 'junk.ckpt'}"],
@@ -103,3 +105,59 @@ def test_evaluate_in_another_feature_space(checkpoint, tmp_path):
     assert result["features"].startswith("Classifier(")
     assert math.isfinite(result["metrics"]["jsd"])
     assert list((tmp_path / "outputs" / ".feature_cache").glob("classifier-*.pt"))
+
+
+def _image_folder(folder: Path, n: int = 96) -> None:
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    pixels = np.random.default_rng(0).integers(0, 256, size=(n, 8, 8, 3), dtype=np.uint8)
+    for i, image in enumerate(pixels):
+        Image.fromarray(image).save(folder / f"{i:03d}.png")
+
+
+def test_a_checkpoint_samples_and_generates_after_its_training_data_is_gone(train_config, tmp_path):
+    folder = tmp_path / "images"
+    _image_folder(folder)
+    data = ["data=folder", f"data.path={folder}", "data.image_size=8", "data.val_size=0.25"]
+    cfg = train_config(*data, "data.batch_size=16", "data.num_workers=0", "debug=limit", *QUIET[:1])
+    train(cfg)
+    checkpoint = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    for image in folder.iterdir():
+        image.unlink()
+    folder.rmdir()
+
+    module = GANModule.load_from_checkpoint(checkpoint, map_location="cpu")
+    first, again = module.sample(6, seed=3), module.sample(6, seed=3)
+    assert first.shape == (6, 3, 8, 8) and torch.equal(first, again)
+    assert not torch.equal(first, module.sample(6, seed=4))
+    assert module.g_step == 8 and module.metric.features.fitted  # 2 epochs of 4 batches
+
+    result = subprocess.run(
+        [sys.executable, "-m", "gan_je.generate", f"ckpt_path={checkpoint}", "n=16"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert checkpoint.with_name("last-samples.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("checkpoint", ["ring"], indirect=True)
+def test_a_checkpoint_cannot_name_code_to_run(checkpoint, tmp_path):
+    """A checkpoint is data: a part naming anything but a registered gan_je part is refused
+    before anything is imported or called."""
+    state = torch.load(checkpoint, weights_only=True)
+    marker = tmp_path / "pwned"
+    state["hyper_parameters"]["loss"] = {
+        "_target_": "builtins.open",
+        "file": str(marker),
+        "mode": "w",
+    }
+    hostile = tmp_path / "hostile.ckpt"
+    torch.save(state, hostile)
+    with pytest.raises(CheckpointError, match="not a registered gan_je part"):
+        generate(_app_config("generate", f"ckpt_path={hostile}"))
+    with pytest.raises(Exception, match="not a registered gan_je part"):
+        GANModule.load_from_checkpoint(hostile)
+    assert not marker.exists()

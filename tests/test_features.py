@@ -1,8 +1,14 @@
-"""Feature maps: PCA against scikit-learn, projections orthonormal, errors."""
+"""Feature maps: PCA against scikit-learn, projections orthonormal, random streams left
+alone, fitted state loaded without refitting, the classifier cache, errors."""
 
+import random
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 from sklearn import decomposition
+from torch import nn
 
 from gan_je.features import PCA, Classifier, Identity, RandomProjection
 
@@ -71,7 +77,7 @@ def test_feature_errors_are_actionable():
         PCA(dim=2).fit(torch.full((5, 4), float("nan")))
 
 
-def test_classifier_features_learn_the_labels_and_are_cached(tmp_path):
+def test_classifier_features_learn_the_labels_and_are_cached(tmp_path, monkeypatch):
     from gan_je.data import Digits
 
     data = Digits(val_size=297)
@@ -80,9 +86,22 @@ def test_classifier_features_learn_the_labels_and_are_cached(tmp_path):
     features = Classifier(dim=8, cache_dir=str(tmp_path)).fit(x, y)
     assert features.accuracy(x_val, y_val) > 0.9
     assert features(x_val).shape == (297, 8)
-    assert len(list(tmp_path.glob("classifier-*.pt"))) == 1
-    again = Classifier(dim=8, cache_dir=str(tmp_path)).fit(x, y)  # loads the cached weights
-    torch.testing.assert_close(again(x_val), features(x_val))
+    (cache,) = tmp_path.glob("classifier-*.pt")
+
+    def no_training(*args: object) -> None:
+        raise AssertionError("the second fit trained instead of reading the cache")
+
+    read, load = [], torch.load
+
+    def recording_load(f, *args, **kwargs):
+        read.append(Path(f))
+        return load(f, *args, **kwargs)
+
+    monkeypatch.setattr(Classifier, "_train", no_training)
+    monkeypatch.setattr(torch, "load", recording_load)
+    again = Classifier(dim=8, cache_dir=str(tmp_path)).fit(x, y)
+    assert read == [cache]
+    assert torch.equal(again(x_val), features(x_val))  # untrained weights would differ
 
 
 def test_classifier_features_need_labels_and_fitting():
@@ -90,3 +109,135 @@ def test_classifier_features_need_labels_and_fitting():
         Classifier().fit(torch.randn(10, 2), None)
     with pytest.raises(RuntimeError, match="not fitted"):
         Classifier()(torch.randn(3, 2))
+
+
+# ------------------------------------------------- random streams, loading a fitted state
+
+
+def _small_classifier(seed: int = 0) -> Classifier:
+    return Classifier(dim=4, embedding=8, epochs=1, seed=seed)
+
+
+def _labelled(shape: tuple[int, ...], n: int = 96, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, *shape, generator=generator)
+    return x, (x.flatten(1).mean(dim=1) > 0).long() + (x.flatten(1)[:, 0] > 1).long()
+
+
+# (name, new unfitted map, training samples, labels or None)
+MAPS = [
+    ("pca", lambda: PCA(dim=3), _correlated(), None),
+    ("pca-low-d", lambda: PCA(dim=8), _correlated(100, 2), None),
+    ("random-projection", lambda: RandomProjection(5, seed=1), _correlated(50, 20), None),
+    ("identity", Identity, torch.randn(7, 2, 3), None),
+    ("classifier-images", _small_classifier, *_labelled((1, 8, 8))),
+    ("classifier-flat", _small_classifier, *_labelled((5,))),
+]
+
+
+def _fit(new_map, x, labels):
+    features = new_map()
+    return features.fit(x, labels) if getattr(features, "needs_labels", False) else features.fit(x)
+
+
+def _global_streams():
+    return torch.get_rng_state(), np.random.get_state(), random.getstate()
+
+
+@pytest.mark.parametrize(("name", "new_map", "x", "labels"), MAPS, ids=[m[0] for m in MAPS])
+def test_fit_leaves_the_global_random_streams_alone(name, new_map, x, labels):
+    torch.manual_seed(123)
+    np.random.seed(123)
+    random.seed(123)
+    torch_state, numpy_state, python_state = _global_streams()
+    _fit(new_map, x, labels)
+    after = _global_streams()
+    assert torch.equal(after[0], torch_state)
+    assert after[1][0] == numpy_state[0] and np.array_equal(after[1][1], numpy_state[1])
+    assert after[1][2:] == numpy_state[2:]
+    assert after[2] == python_state
+
+
+@pytest.mark.parametrize(("name", "new_map", "x", "labels"), MAPS, ids=[m[0] for m in MAPS])
+def test_fits_with_the_same_seed_give_the_same_features(name, new_map, x, labels):
+    torch.manual_seed(1)
+    first = _fit(new_map, x, labels)
+    torch.manual_seed(2)  # another global stream must not matter
+    again = _fit(new_map, x, labels)
+    assert torch.equal(first(x), again(x))
+
+
+def test_classifier_seed_sets_its_initial_weights():
+    x, labels = _labelled((5,))
+    first, other = _small_classifier(0).fit(x, labels), _small_classifier(1).fit(x, labels)
+    assert not torch.equal(first.net[1].weight, other.net[1].weight)
+
+
+@pytest.mark.parametrize(("name", "new_map", "x", "labels"), MAPS, ids=[m[0] for m in MAPS])
+def test_a_fresh_map_loads_a_fitted_state_without_fitting(
+    name, new_map, x, labels, tmp_path, monkeypatch
+):
+    fitted = _fit(new_map, x, labels)
+    torch.save(fitted.state_dict(), tmp_path / "features.pt")
+    state = torch.load(tmp_path / "features.pt", weights_only=True)
+
+    fresh = new_map()
+    with pytest.raises(RuntimeError, match="not fitted"):
+        fresh(x)
+
+    def no_fit(*args: object) -> None:
+        raise AssertionError("loading a state must not fit")
+
+    monkeypatch.setattr(type(fresh), "fit", no_fit)
+    fresh.load_state_dict(state)
+    assert torch.equal(fresh(x), fitted(x))
+    assert fresh.state_dict().keys() == fitted.state_dict().keys()
+
+
+@pytest.mark.parametrize("new_map", [lambda: PCA(dim=3), _small_classifier])
+def test_a_fitted_state_loads_inside_a_parent_module(new_map):
+    """As in a checkpoint, where the map is the metric's ``features``."""
+    x, labels = _labelled((1, 8, 8))
+    fitted = nn.ModuleDict({"features": _fit(new_map, x, labels)})
+    fresh = nn.ModuleDict({"features": new_map()})
+    fresh.load_state_dict(fitted.state_dict())
+    assert torch.equal(fresh["features"](x), fitted["features"](x))
+
+
+@pytest.mark.parametrize("new_map", [lambda: PCA(dim=3), _small_classifier])
+def test_an_unfitted_state_unfits_a_fitted_map(new_map):
+    x, labels = _labelled((1, 8, 8))
+    fitted = _fit(new_map, x, labels)
+    fitted.load_state_dict(new_map().state_dict())
+    with pytest.raises(RuntimeError, match="not fitted"):
+        fitted(x)
+    assert fitted.state_dict().keys() == new_map().state_dict().keys()
+
+
+def test_a_state_fitted_with_other_settings_fails_to_load_with_a_clear_message():
+    x = _correlated()  # 12 features per sample
+    message = (
+        r"PCA\(dim=4\) cannot load the state at '': its basis has shape \(12, 8\) and its "
+        r"mean \(12,\), but this map's basis would be \(12, 4\) with a mean of \(12,\); "
+        r"build the feature map with the settings it was fitted with"
+    )
+    with pytest.raises(RuntimeError, match=message):
+        PCA(dim=4).load_state_dict(PCA(dim=8).fit(x).state_dict())
+    with pytest.raises(RuntimeError, match=r"RandomProjection\(dim=3, seed=0\) cannot load"):
+        RandomProjection(dim=3).load_state_dict(RandomProjection(dim=5).fit(x).state_dict())
+    with pytest.raises(RuntimeError, match=r"PCA\(dim=2\) cannot load"):
+        PCA(dim=2).load_state_dict(Identity().fit(x).state_dict())
+    images, labels = _labelled((1, 8, 8))
+    state = _small_classifier().fit(images, labels).state_dict()
+    with pytest.raises(RuntimeError, match=r"PCA\(dim=3\) cannot load the state at 'pca\.'"):
+        Classifier(dim=3, embedding=8).load_state_dict(state)
+    with pytest.raises(RuntimeError, match="size mismatch for net"):
+        Classifier(dim=4, embedding=16).load_state_dict(state)
+
+
+def test_a_classifier_state_without_its_network_shape_fails_clearly():
+    images, labels = _labelled((1, 8, 8))
+    state = _small_classifier().fit(images, labels).state_dict()
+    state["_extra_state"] = {"n_classes": 3}
+    with pytest.raises(ValueError, match="cannot rebuild its network from the extra state"):
+        _small_classifier().load_state_dict(state)

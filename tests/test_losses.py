@@ -282,6 +282,13 @@ def test_entropy_weight_is_constant_or_annealed_linearly_to_zero():
     assert NonSaturating(entropy_weight=0.5).entropy_weight_at(10_000) == 0.5
     loss = Hinge(entropy_weight=2.0, entropy_anneal_steps=100)
     assert [loss.entropy_weight_at(t) for t in (0, 25, 100, 500)] == [2.0, 1.5, 0.0, 0.0]
+    # still on one step before the end, exactly 0 at the end and at every step after it
+    assert loss.entropy_weight_at(99) == pytest.approx(0.02)
+    for steps in (1, 3, 7, 100):
+        annealed = NonSaturating(entropy_weight=0.3, entropy_anneal_steps=steps)
+        assert annealed.entropy_weight_at(steps - 1) > 0
+        after = [annealed.entropy_weight_at(t) for t in (steps, steps + 1, 2 * steps, 10**6)]
+        assert after == [0.0, 0.0, 0.0, 0.0]
     assert "entropy_anneal_steps=100" in repr(loss)
     assert WassersteinGP(entropy_weight=1.0, entropy_anneal_steps=4).entropy_weight_at(1) == 0.75
     with pytest.raises(ValueError, match="entropy_anneal_steps must be a positive integer"):

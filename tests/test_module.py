@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from gan_je.build import ConfigError, build
 from gan_je.callbacks import ModeCollapseMonitor
+from gan_je.errors import ConfigError
+from gan_je.module import GANModule
+from gan_je.train import build
 
 SMALL_RING = ["experiment=ring", "data.n_train=1024", "data.n_val=300", "data.batch_size=64"]
 
 
-def _fit(module, datamodule, callbacks=(), **trainer_args) -> lightning.Trainer:
+def _fit(module, datamodule, callbacks=(), ckpt_path=None, **trainer_args) -> lightning.Trainer:
     trainer = lightning.Trainer(
         callbacks=list(callbacks),
         accelerator="cpu",
@@ -26,7 +28,7 @@ def _fit(module, datamodule, callbacks=(), **trainer_args) -> lightning.Trainer:
         num_sanity_val_steps=0,
         **trainer_args,
     )
-    trainer.fit(module, datamodule=datamodule)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     return trainer
 
 
@@ -47,13 +49,13 @@ def test_schedulers_step_once_per_generator_step(train_config):
 
 
 def test_max_g_steps_stops_training(train_config):
-    datamodule, module = build(train_config(*SMALL_RING, "module.max_g_steps=7"))
+    datamodule, module = build(train_config(*SMALL_RING, "model.max_g_steps=7"))
     _fit(module, datamodule, max_epochs=5, limit_val_batches=0)
     assert module.g_step == 7
 
 
 def test_ema_generator_is_used_for_samples(train_config):
-    datamodule, module = build(train_config(*SMALL_RING, "module.ema_decay=0.5"))
+    datamodule, module = build(train_config(*SMALL_RING, "model.ema_decay=0.5"))
     _fit(module, datamodule, max_epochs=1, limit_train_batches=5, limit_val_batches=0)
     ema, live = module.sampler, module.generator
     assert ema is not live
@@ -78,7 +80,7 @@ def test_validation_compares_as_many_generated_samples_as_real_ones(train_config
 
 
 def test_n_fake_sets_the_number_of_generated_samples(train_config):
-    datamodule, module = build(train_config(*SMALL_RING, "module.n_fake=123"))
+    datamodule, module = build(train_config(*SMALL_RING, "model.n_fake=123"))
     module.metric.compute = lambda: {
         "jsd": torch.tensor(float(module.metric.real_and_fake()[1].shape[0]))
     }
@@ -112,14 +114,8 @@ def test_checkpoint_state_restores_the_step_and_every_random_stream(train_config
 
 def test_module_arguments_are_checked(train_config):
     _, module = build(train_config(*SMALL_RING))
-    parts = {
-        "generator": module.generator,
-        "discriminator": module.discriminator,
-        "loss": module.loss,
-        "metric": module.metric,
-        "optimizer_g": module.optimizer_g,
-        "optimizer_d": module.optimizer_d,
-    }
+    parts = {key: module.hparams[key] for key in ("generator", "discriminator", "loss", "metric")}
+    parts |= {key: module.hparams[key] for key in ("optimizer_g", "optimizer_d")}
     module_class = type(module)
     for bad, match in (
         ({"grad_clip": 0}, "grad_clip"),
@@ -127,9 +123,12 @@ def test_module_arguments_are_checked(train_config):
         ({"n_preview": 0}, "n_preview"),
         ({"max_g_steps": 0}, "max_g_steps"),
         ({"n_fake": 1}, "n_fake"),
+        ({"features_fit_samples": 0}, "features_fit_samples"),
+        ({"loss": {"_target_": "os.system", "command": "true"}}, "not a registered"),
+        ({"data_spec": {"shape": [2]}}, "sample_shape"),
     ):
-        with pytest.raises(ValueError, match=match):
-            module_class(**parts, **bad)
+        with pytest.raises(ConfigError, match=match):
+            module_class(**(parts | bad))
 
 
 def test_ring_validation_logs_mode_coverage(train_config):
@@ -158,7 +157,7 @@ def test_monitor_boosts_the_entropy_weight(train_config):
     module, monitor, _ = _monitored(train_config, "boost")
     assert module.g_step == 12
     assert [event["entropy_weight"] for event in monitor.events] == [0.1, 0.2]
-    assert module.loss.entropy_weight == 0.2
+    assert module.entropy_weight() == module.entropy_weight_held == 0.2
 
 
 def test_monitor_boosts_the_weight_in_use_and_ends_annealing(train_config):
@@ -166,18 +165,27 @@ def test_monitor_boosts_the_weight_in_use_and_ends_annealing(train_config):
     annealed = ("loss.entropy_weight=1.0", "loss.entropy_anneal_steps=2")
     module, monitor, _ = _monitored(train_config, "boost", *annealed)
     assert [event["entropy_weight"] for event in monitor.events] == [0.1, 0.2]
-    assert module.loss.entropy_anneal_steps is None
-    assert module.loss.entropy_weight_at(module.g_step) == 0.2
+    assert module.loss.entropy_weight_at(module.g_step) == 0.0  # the annealed schedule ended
+    assert module.entropy_weight() == 0.2
 
 
-def test_a_resumed_monitor_restores_the_boosted_weight(train_config):
-    _, boosted, _ = _monitored(train_config, "boost")
+def test_the_boosted_weight_is_module_state_saved_in_checkpoints(train_config, tmp_path):
+    _, _, trainer = _monitored(train_config, "boost")
+    path = tmp_path / "boosted.ckpt"
+    trainer.save_checkpoint(path)
+    restored = GANModule.load_from_checkpoint(path)
+    assert restored.entropy_weight_held == 0.2 and restored.entropy_weight() == 0.2
+
     annealed = ("loss.entropy_weight=1.0", "loss.entropy_anneal_steps=2")
-    datamodule, module = build(train_config(*SMALL_RING, *annealed))
-    monitor = ModeCollapseMonitor(min_modes=9, margin=100, warmup=0, action="boost")
-    monitor.load_state_dict(boosted.state_dict())
-    _fit(module, datamodule, callbacks=[monitor], max_epochs=1, limit_train_batches=1)
-    assert module.loss.entropy_weight == 0.2 and module.loss.entropy_anneal_steps is None
+    datamodule, resumed = build(train_config(*SMALL_RING, *annealed))
+    weights = []
+
+    class Record(lightning.Callback):
+        def on_train_batch_end(self, trainer, pl_module, *args):
+            weights.append(float(trainer.callback_metrics["train/entropy_weight"]))
+
+    _fit(resumed, datamodule, [Record()], ckpt_path=path, max_epochs=5, limit_train_batches=3)
+    assert weights == pytest.approx([0.2] * 3)
 
 
 def test_monitor_reads_the_entropy_gap():
@@ -205,7 +213,7 @@ def test_missing_modes_count_only_when_the_generator_is_not_over_dispersed():
 
 def test_packed_discriminator_judges_packs_of_generated_and_real_samples(train_config):
     # batch 66 is trimmed to 64 = 16 packs of 4 two-dimensional samples
-    cfg = train_config(*SMALL_RING, "data.batch_size=66", "module.pack=4", "loss.r1_weight=1")
+    cfg = train_config(*SMALL_RING, "data.batch_size=66", "model.pack=4", "loss.r1_weight=1")
     datamodule, module = build(cfg)
     assert module.discriminator.sample_shape == (8,)
     seen = []
@@ -215,9 +223,9 @@ def test_packed_discriminator_judges_packs_of_generated_and_real_samples(train_c
 
 
 def test_module_pack_is_checked_before_training(train_config):
-    with pytest.raises(ConfigError, match=r"module\.pack: pack must be a positive integer"):
-        build(train_config(*SMALL_RING, "module.pack=0"))
-    cfg = train_config(*SMALL_RING, "data.batch_size=3", "module.pack=4")
+    with pytest.raises(ConfigError, match=r"model\.pack must be a positive integer"):
+        build(train_config(*SMALL_RING, "model.pack=0"))
+    cfg = train_config(*SMALL_RING, "data.batch_size=3", "model.pack=4")
     datamodule, module = build(cfg)
     with pytest.raises(ValueError, match=r"raise data\.batch_size"):
         _fit(module, datamodule, max_epochs=1, limit_train_batches=1, limit_val_batches=0)
@@ -236,5 +244,5 @@ def test_annealed_entropy_weight_reaches_zero(train_config):
 
     _fit(module, datamodule, callbacks=[Record()], max_epochs=1, limit_val_batches=0)
     assert module.g_step == 4
-    # steps 0 and 1 use 1.0 and 0.5; from step 2 on the regulariser is off and not logged
-    assert weights == [1.0, 0.5, 0.5, 0.5]
+    # steps 0 and 1 use 1.0 and 0.5; from step 2 on the regulariser is off
+    assert weights == [1.0, 0.5, 0.0, 0.0]

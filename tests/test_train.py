@@ -8,13 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning
 import pytest
 import torch
+from hydra.utils import instantiate
 
 from gan_je import losses
-from gan_je.build import ConfigError
-from gan_je.module import DivergenceError
-from gan_je.train import train
+from gan_je.errors import ConfigError, DivergenceError
+from gan_je.records import read_metrics
+from gan_je.train import build, train
 
 QUIET = ["logger=none", "callbacks=none", "trainer.enable_progress_bar=false"]
 QUIET += ["trainer.enable_model_summary=false", "trainer.accelerator=cpu"]
@@ -48,8 +50,8 @@ def test_options_that_change_the_step_run(train_config):
     cfg = train_config(
         "data=digits",
         "loss.r1_weight=1.0",
-        "module.grad_clip=1.0",
-        "module.ema_decay=0.9",
+        "model.grad_clip=1.0",
+        "model.ema_decay=0.9",
         "model.scheduler_g={_target_:torch.optim.lr_scheduler.StepLR,_partial_:true,step_size:1}",
         "trainer.precision=bf16-mixed",
         "debug=limit",
@@ -104,7 +106,7 @@ def test_resume_continues_the_generator_step(train_config):
     last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
     checkpoint = torch.load(last, weights_only=True)
     assert checkpoint["g_step"] == 10 and checkpoint["global_step"] == 20  # G and D steps
-    assert checkpoint["run_config"]["config"]["data"]["_target_"] == "gan_je.data.Ring"
+    assert checkpoint["hyper_parameters"]["run_config"]["data"]["_target_"] == "gan_je.data.Ring"
 
     resumed = train_config(
         "experiment=ring",
@@ -117,6 +119,67 @@ def test_resume_continues_the_generator_step(train_config):
     summary = train(resumed)
     assert summary["g_steps"] == 15
     assert summary["validations"] == 3  # the record continues the interrupted run's rows
+
+
+RECORDED = ["logger=none", "~callbacks.progress", "trainer.enable_progress_bar=false"]
+RECORDED += ["trainer.enable_model_summary=false", "trainer.accelerator=cpu"]
+
+
+def _state(run: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+
+
+def test_a_resumed_run_equals_the_uninterrupted_one(train_config):
+    """2 epochs, then resume=true to 3, ends bit for bit where 3 epochs in one go end: the
+    shuffle order depends on (seed, epoch) and every random stream is restored."""
+    ring = ["experiment=ring", *SMALL_RING, *RECORDED, "trainer.limit_train_batches=6"]
+    full = train_config(*ring, "trainer.max_epochs=3", "model.ema_decay=0.9", run="full")
+    train(full)
+    cut = train_config(*ring, "trainer.max_epochs=2", "model.ema_decay=0.9", run="cut")
+    train(cut)
+    resumed = train_config(
+        *ring, "trainer.max_epochs=3", "model.ema_decay=0.9", "resume=true", run="cut"
+    )
+    assert train(resumed)["validations"] == 3
+    expected, got = _state(Path(full.paths.output_dir)), _state(Path(cut.paths.output_dir))
+    assert expected.keys() == got.keys()
+    for key in expected:
+        assert torch.equal(expected[key], got[key]), key
+    rows = [read_metrics(Path(c.paths.output_dir) / "metrics.csv") for c in (full, cut)]
+    assert [row["val/jsd"] for row in rows[0]] == [row["val/jsd"] for row in rows[1]]
+
+
+def _latent_state_at_the_first_step(train_config, *overrides: str) -> torch.Tensor:
+    states = []
+
+    class Spy(lightning.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if not states:
+                states.append(torch.get_rng_state())
+
+    cfg = train_config("data=digits", "model=mlp", "debug=fdr", *QUIET, *overrides)
+    lightning.seed_everything(cfg.seed)  # as train() does
+    datamodule, module = build(cfg)
+    trainer = instantiate(cfg.trainer, callbacks=[Spy()], logger=False)
+    trainer.fit(module, datamodule=datamodule)
+    return states[0]
+
+
+def test_seeds_give_their_own_latent_streams_even_with_classifier_features(train_config):
+    streams = [
+        _latent_state_at_the_first_step(train_config, "features=classifier", f"seed={seed}")
+        for seed in (0, 0, 1)
+    ]
+    assert torch.equal(streams[0], streams[1])  # the second fit read the classifier cache
+    assert not torch.equal(streams[0], streams[2])
+    plain = _latent_state_at_the_first_step(train_config, "features=pca", "seed=0")
+    assert torch.equal(plain, streams[0])  # fitting the classifier drew nothing
+
+
+@pytest.mark.parametrize("pack", [2, 4])
+def test_dcgan_trains_with_packed_discriminator_inputs(train_config, pack):
+    cfg = train_config("model=dcgan", "data=digits", f"model.pack={pack}", "debug=fdr", *QUIET)
+    assert train(cfg)["g_steps"] == 1
 
 
 def test_resume_without_a_checkpoint_says_what_to_do(train_config):

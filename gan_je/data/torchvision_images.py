@@ -15,6 +15,9 @@ Where the files are looked for, under ``data_dir``:
   from ``/usr/share/datasets/fashion-mnist``, where Debian's ``dataset-fashion-mnist``
   package installs the four ``.gz`` files.
 - cifar10: ``data_dir/cifar-10-batches-py``, the extracted ``cifar-10-python.tar.gz``.
+
+The train and test splits are separate files, so ``setup("validate")`` reads only the test
+files. Missing or unreadable files are a :class:`~gan_je.errors.DataError` saying what to do.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from gan_je.data._checks import check_val_size
 from gan_je.data._images import pixels_to_images
 from gan_je.data.base import ArrayDataModule
 from gan_je.data.idx import read_idx
+from gan_je.errors import DataError
 
 #: Where Debian's ``dataset-fashion-mnist`` package installs Fashion-MNIST.
 DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -64,13 +68,15 @@ class TorchvisionImages(ArrayDataModule):
         name: ``"mnist"``, ``"fashion_mnist"`` or ``"cifar10"``.
         data_dir: the folder holding the data (see the module docstring for the layout).
         download: download the data into ``data_dir`` (in :meth:`prepare_data`) when it is
-            not found; otherwise a missing data set is a ``FileNotFoundError``.
+            not found; otherwise a missing data set is a :class:`~gan_je.errors.DataError`.
         image_size: resize the images to ``image_size x image_size`` (e.g. 32 or 64 for the
             DCGAN architecture); ``None`` keeps 28 (MNIST) or 32 (CIFAR-10).
         val_size: ``None`` validates on the whole test split (10,000 images); a count (int)
             or fraction (float in (0, 1)) validates on a seeded subset of it.
         **kwargs: ``batch_size``, ``num_workers``, ``seed``, ... of :class:`ArrayDataModule`.
     """
+
+    separate_splits = True  # setup("validate") reads only the test files
 
     def __init__(
         self,
@@ -103,22 +109,31 @@ class TorchvisionImages(ArrayDataModule):
         if self.download and self._find() is None:
             self._download()
 
-    def _load(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def _load_split(self, split: str) -> tuple[Tensor, Tensor]:
+        """Images and labels of ``split``: "train", or "val" (read from the test files)."""
         folder = self._find()
         if folder is None:
-            raise FileNotFoundError(self._missing_message())
+            raise DataError(self._missing_message())
+        files = "train" if split == "train" else "test"
         read = _read_cifar10 if self.name == "cifar10" else _read_idx_split
-        x_train, y_train = read(folder, "train")
-        x_val, y_val = self._val_subset(*read(folder, "test"))
-        size = self.image_size
-        return pixels_to_images(x_train, size), y_train, pixels_to_images(x_val, size), y_val
+        try:
+            x, y = read(folder, files)
+        except (OSError, EOFError, ValueError, KeyError, pickle.UnpicklingError) as err:
+            raise DataError(
+                f"cannot read the {files} split of {self.name} in {folder} ({err}): the files "
+                f"are damaged or not {self.name}'s; delete them and set data.download=true "
+                f"(download=True) to fetch them again"
+            ) from err
+        if split == "val":
+            x, y = self._val_subset(x, y)
+        return pixels_to_images(x, self.image_size), y
 
     def _val_subset(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         if self.val_size is None:
             return x, y
         n = round(self.val_size * len(x)) if isinstance(self.val_size, float) else self.val_size
         if not 1 <= n <= len(x):
-            raise ValueError(
+            raise DataError(
                 f"val_size={self.val_size!r} asks for {n} of the {len(x)} test images of "
                 f"{self.name}; pass at most {len(x)}, or None for all of them"
             )
@@ -153,15 +168,17 @@ class TorchvisionImages(ArrayDataModule):
         else:
             files = ", ".join(f"{name}[.gz]" for names in IDX_FILES.values() for name in names)
             copy = f"copy the four files into {self._candidates()[0]}"
-        message = (
-            f"{self.name} not found: looked for {files} in "
-            f"{', '.join(str(folder) for folder in self._candidates())}. "
-            f"Set data.download=true (download=True) to download it into {self.data_dir}, "
-            f"or {copy}, or point data_dir at a folder that has it."
+        apt = (
+            ", or on Debian/Ubuntu `apt install dataset-fashion-mnist`"
+            if self.name == "fashion_mnist"
+            else ""
         )
-        if self.name == "fashion_mnist":
-            message += " On Debian/Ubuntu, `apt install dataset-fashion-mnist` also works."
-        return message
+        return (
+            f"{self.name} not found (looked for {files} in "
+            f"{', '.join(str(folder) for folder in self._candidates())}): "
+            f"set data.download=true (download=True) to download it into {self.data_dir}, "
+            f"{copy}, or point data_dir at a folder that has it{apt}"
+        )
 
     def _download(self) -> None:
         import torchvision.datasets

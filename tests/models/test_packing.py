@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from gan_je.models import MLPDiscriminator
+from gan_je.models import DCGANDiscriminator, MLPDiscriminator
 from gan_je.models.packing import pack_samples, packed_shape
 
 
@@ -43,3 +43,25 @@ def test_errors_name_the_fix():
         pack_samples(torch.randn(4), 2)
     with pytest.raises(ValueError, match="pack must be a positive integer"):
         packed_shape((2,), 1.5)
+
+
+@pytest.mark.parametrize(("sample_shape", "pack"), [((1, 28, 28), 4), ((3, 32, 32), 2)])
+def test_a_dcgan_discriminator_judges_packs_of_images(sample_shape, pack):
+    torch.manual_seed(0)
+    n_packs = 3
+    # layer norm keeps packs independent (batch norm would mix them), as WGAN-GP needs
+    discriminator = DCGANDiscriminator(packed_shape(sample_shape, pack), width=4, norm="layer")
+    images = torch.randn(n_packs * pack, *sample_shape, requires_grad=True)
+    logits = discriminator(pack_samples(images, pack))
+    assert logits.shape == (n_packs,) and torch.isfinite(logits).all()
+
+    # the second logit sees every image of the second pack and no image of another pack
+    (grad,) = torch.autograd.grad(logits[1], images, retain_graph=True)
+    per_image = grad.flatten(1).abs().sum(dim=1)
+    second_pack = torch.arange(n_packs * pack) // pack == 1
+    assert (per_image[second_pack] > 0).all()
+    assert (per_image[~second_pack] == 0).all()
+
+    torch.nn.functional.softplus(-logits).mean().backward()
+    for name, parameter in discriminator.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
