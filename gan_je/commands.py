@@ -32,6 +32,15 @@ def build_from_config(node: DictConfig, setting: str, **kwargs: Any) -> Any:
         raise
 
 
+def chosen(group: str) -> str:
+    """The option chosen for a config group in this Hydra run (``?`` outside one)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return "?"
+    return str(HydraConfig.get().runtime.choices.get(group, "?"))
+
+
 def resolve_device(device: str) -> str:
     """``auto`` → ``cuda`` when available, else ``cpu``."""
     if device == "auto":

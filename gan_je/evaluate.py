@@ -33,11 +33,11 @@ def compare(module: GANModule, real: Tensor, fake: Tensor) -> dict[str, float]:
     ``real``, on every sample given."""
     metric = module.metric.cpu()
     metric.max_samples = None  # every sample the caller chose
-    metric.reset()
+    metric.reset_all()
     metric.update(real, real=True)
     metric.update(fake, real=False)
     values = metric.compute()
-    metric.reset()
+    metric.reset_all()
     if module.coverage is not None:
         coverage = module.coverage.cpu()
         coverage.reset()

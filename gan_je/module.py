@@ -395,7 +395,7 @@ class GANModule(LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         if self.trainer.sanity_checking or not self._keeps_real():
-            self.metric.reset_all() if hasattr(self.metric, "reset_all") else self.metric.reset()
+            self.metric.reset_all()
             self._real_complete = False
         self._n_real_seen = 0
 

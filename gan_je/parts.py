@@ -105,7 +105,7 @@ def build(description: Mapping[str, Any] | None, name: str, **late_arguments: An
     try:
         return factory(**arguments)
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"{name} ({target}): {err}") from err
+        raise ConfigError(f"{name}: {err}") from err
 
 
 def _build_nested(value: Any, name: str) -> Any:

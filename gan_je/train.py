@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan_je import CONFIG_PATH
 from gan_je.callbacks import RunRecord
-from gan_je.commands import build_from_config, run_command
+from gan_je.commands import build_from_config, chosen, run_command
 from gan_je.errors import ConfigError
 from gan_je.loggers import public_config
 from gan_je.module import GANModule
@@ -88,7 +88,11 @@ def build(
     datamodule.prepare_data()
     datamodule.setup("fit")
     module = build_from_config(cfg.model, "model", run_config=run_config)
-    module.build_networks(datamodule.data_spec)
+    try:
+        module.build_networks(datamodule.data_spec)
+    except ConfigError as err:
+        model, data = chosen("model"), chosen("data")
+        raise ConfigError(f"model={model} cannot be used with data={data}: {err}") from None
     return datamodule, module
 
 

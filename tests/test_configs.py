@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from gan_je.errors import ConfigError
 from gan_je.losses import GANLoss
 from gan_je.metrics import GaussianJointEntropy, JointEntropy
+from gan_je.module import GANModule
 from gan_je.train import build
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -41,15 +42,21 @@ def test_data_configs_build_datamodules(train_config, option):
 
 
 @pytest.mark.parametrize("option", _options("model"))
-def test_model_configs_build_both_networks(train_config, option):
-    cfg = train_config(f"model={option}")
+def test_model_configs_build_the_module_and_its_parts(train_config, option):
+    cfg = train_config(f"model={option}", "loss=hinge", "estimator=gaussian")
+    module = instantiate(cfg.model)
+    assert isinstance(module, GANModule)
+    assert type(module.loss).__name__ == "Hinge"
+    assert isinstance(module.metric, GaussianJointEntropy)
     shape = (1, 28, 28)
-    generator = instantiate(cfg.model.generator, sample_shape=shape, bounded=True)
-    discriminator = instantiate(cfg.model.discriminator, sample_shape=shape)
-    fake = generator(torch.randn(4, generator.latent_dim))
-    assert fake.shape == (4, *shape) and discriminator(fake).shape == (4,)
-    optimizer = instantiate(cfg.model.optimizer_g)(generator.parameters())
-    assert isinstance(optimizer, torch.optim.Optimizer)
+    module.build_networks({"sample_shape": list(shape), "image": True})
+    fake = module.generator(torch.randn(4, module.generator.latent_dim))
+    assert fake.shape == (4, *shape) and module.discriminator(fake).shape == (4,)
+    (opt_g, opt_d), schedulers = module.configure_optimizers()
+    assert opt_g.param_groups[0]["lr"] == cfg.model.optimizer_g.lr and schedulers == []
+    assert {id(p) for p in opt_d.param_groups[0]["params"]} == {
+        id(p) for p in module.discriminator.parameters()
+    }
 
 
 @pytest.mark.parametrize("option", _options("loss"))
@@ -88,7 +95,7 @@ def test_estimator_configs_give_the_design_keys(train_config, option, features):
 
 @pytest.mark.skipif(FIDELITY, reason="torch-fidelity is installed here")
 def test_the_inception_estimator_says_what_it_needs(train_config):
-    message = r"estimator .*Inception features need torch-fidelity"
+    message = r"estimator: Inception features need torch-fidelity"
     with pytest.raises(ConfigError, match=message):
         build(train_config("estimator=inception", "data=digits"))
 
@@ -113,8 +120,11 @@ def test_logger_configs_build_loggers(train_config, option):
 
 @pytest.mark.parametrize("option", _options("callbacks"))
 def test_callback_configs_build_callbacks(train_config, option):
-    callbacks = (train_config(f"callbacks={option}").callbacks or {}).values()
-    assert all(isinstance(instantiate(c), lightning.Callback) for c in callbacks)
+    configured = train_config(f"callbacks={option}").callbacks or {}
+    default = {"best_checkpoint", "last_checkpoint", "samples", "progress", "mode_collapse"}
+    expected = {"default": default, "early_stopping": default | {"early_stopping"}, "none": set()}
+    assert set(configured) == expected[option]
+    assert all(isinstance(instantiate(c), lightning.Callback) for c in configured.values())
 
 
 @pytest.mark.parametrize("option", _options("trainer"))

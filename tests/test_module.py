@@ -18,6 +18,7 @@ SMALL_RING = ["experiment=ring", "data.n_train=1024", "data.n_val=300", "data.ba
 
 
 def _fit(module, datamodule, callbacks=(), ckpt_path=None, **trainer_args) -> lightning.Trainer:
+    trainer_args = {"num_sanity_val_steps": 0} | trainer_args
     trainer = lightning.Trainer(
         callbacks=list(callbacks),
         accelerator="cpu",
@@ -25,7 +26,6 @@ def _fit(module, datamodule, callbacks=(), ckpt_path=None, **trainer_args) -> li
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        num_sanity_val_steps=0,
         **trainer_args,
     )
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -77,6 +77,30 @@ def test_validation_compares_as_many_generated_samples_as_real_ones(train_config
     trainer = _fit(module, datamodule, max_epochs=1, limit_train_batches=2)
     assert seen == [(300, 300)]
     assert {"val/jsd", "val/entropy_real", "val/jsd_sliced"} <= set(trainer.callback_metrics)
+
+
+def test_the_validation_set_is_featurised_once_and_kept(train_config):
+    datamodule, module = build(train_config(*SMALL_RING))
+    assert module.metric.reset_real_features is False  # as conf/estimator/knn.yaml sets
+    featurised = []
+    original = module.metric.features.forward
+
+    def spy(x):
+        featurised.append(x.shape[0])
+        return original(x)
+
+    module.metric.features.forward = spy
+    seen = []
+    compute = module.metric.compute
+    module.metric.compute = lambda: seen.append(module.metric.real_and_fake()) or compute()
+    _fit(module, datamodule, max_epochs=3, limit_train_batches=2, num_sanity_val_steps=2)
+    assert [(real.shape[0], fake.shape[0]) for real, fake in seen] == [(128, 128)] + [
+        (300, 300)
+    ] * 3
+    for real, _ in seen[2:]:
+        torch.testing.assert_close(real, seen[1][0], rtol=0, atol=0)
+    # the sanity check's 2 batches, then the 300 real samples once, then generated ones only
+    assert sum(featurised) == 128 + 300 + 128 + 3 * 300
 
 
 def test_n_fake_sets_the_number_of_generated_samples(train_config):

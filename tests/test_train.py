@@ -220,7 +220,7 @@ def test_the_command_line_reports_a_bad_choice_in_one_sentence(tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("gan_je: model=dcgan cannot be used with data=ring"), result.stderr
+    assert last.startswith("gan_je.train: model=dcgan cannot be used with data=ring"), result.stderr
 
 
 def test_a_nan_loss_stops_with_the_step_and_keeps_the_good_checkpoint(train_config, monkeypatch):
