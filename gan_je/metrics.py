@@ -23,6 +23,7 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
+from gan_je import seeding
 from gan_je.errors import ConfigError
 from gan_je.estimators import (
     compare_samples,
@@ -177,12 +178,13 @@ class RealFakeSamples(Metric):
 
     def _key_generator(self, source: str) -> torch.Generator:
         """The subsampling keys' generator of ``source``, seeded on first use with
-        ``2 * (seed + rank)`` for real and that plus 1 for generated samples."""
+        ``(seed, rank, source)`` (:mod:`gan_je.seeding`: no two seeds, ranks or sources
+        share a stream)."""
         if source not in self._generators:
             distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
             rank = torch.distributed.get_rank() if distributed else 0
-            seed = 2 * (self.seed + rank) + SOURCES.index(source)
-            self._generators[source] = torch.Generator(device="cpu").manual_seed(seed)
+            stream = (self.seed, "subsample", rank, SOURCES.index(source))
+            self._generators[source] = seeding.generator(*stream)
         return self._generators[source]
 
     def _shrink(self, source: str) -> None:

@@ -15,7 +15,7 @@ import torch
 from gan_je.checks import non_negative_int
 
 #: The streams of a run; a number each, fixed forever (changing one changes every run).
-STREAMS = {"preview": 1, "validation": 2, "pictures": 3, "shuffle": 4}
+STREAMS = {"preview": 1, "validation": 2, "pictures": 3, "shuffle": 4, "subsample": 5}
 
 
 def stream_seed(seed: int, stream: str, *extra: int) -> int:

@@ -30,6 +30,7 @@ from torch.utils.data import (
 )
 
 from gan_je.checks import non_negative_int, positive_int
+from gan_je.seeding import stream_seed
 
 #: The ``setup`` stages that need only the validation split.
 VAL_ONLY_STAGES = ("validate", "test")
@@ -41,7 +42,7 @@ class EpochShuffleSampler(DistributedSampler):
     """A shuffle whose order for epoch ``e`` depends on ``(seed, e)`` and nothing else.
 
     The permutation of epoch ``e`` is drawn by a NumPy generator seeded with
-    ``numpy.random.SeedSequence([seed, e])``, so two runs with the same seed see the same
+    ``gan_je.seeding.stream_seed(seed, "shuffle", e)``, so two runs with the same seed see the same
     batches in every epoch, a resumed run sees the batches the uninterrupted run would have,
     and, unlike ``seed + e``, seed ``s`` at epoch ``e + 1`` is not seed ``s + 1`` at epoch ``e``.
     No torch random stream is touched.
@@ -75,7 +76,7 @@ class EpochShuffleSampler(DistributedSampler):
 
     def __iter__(self) -> Iterator[int]:
         """The indices of this process for the current epoch, in order."""
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch]))
+        rng = np.random.default_rng(stream_seed(self.seed, "shuffle", self.epoch))
         order = rng.permutation(len(self.dataset))[: self.total_size]  # type: ignore[arg-type]
         return iter(order[self.rank :: self.num_replicas].tolist())
 

@@ -31,6 +31,7 @@ from gan_je.data import (
 )
 from gan_je.data.idx import parse_idx
 from gan_je.errors import DataError, GanJeError
+from gan_je.seeding import stream_seed
 
 
 def loaded(dm: ArrayDataModule) -> ArrayDataModule:
@@ -592,7 +593,7 @@ def indexed(seed=0, n=40, batch_size=4, **kwargs):
 def test_the_order_of_an_epoch_is_seeded_by_seed_and_epoch():
     n = 40
     for seed, epoch in [(0, 0), (3, 5)]:
-        expected = np.random.default_rng(np.random.SeedSequence([seed, epoch])).permutation(n)
+        expected = np.random.default_rng(stream_seed(seed, "shuffle", epoch)).permutation(n)
         assert epoch_order(indexed(seed), epoch) == expected.tolist()
     orders = {(s, e): tuple(epoch_order(indexed(s), e)) for s in (0, 1) for e in (0, 1, 2)}
     assert all(sorted(order) == list(range(n)) for order in orders.values())
@@ -634,7 +635,7 @@ def test_under_ddp_each_process_loads_its_shard(monkeypatch):
     monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
     monkeypatch.setattr(torch.distributed, "get_rank", lambda: 1)
     dm = indexed(seed=3, n=42, batch_size=4)
-    order = np.random.default_rng(np.random.SeedSequence([3, 0])).permutation(42)
+    order = np.random.default_rng(stream_seed(3, "shuffle", 0)).permutation(42)
     assert epoch_order(dm, 0) == order[1:40:2].tolist()  # 21 per process: 5 full batches
     assert torch.cat([y for _, y in dm.val_dataloader()]).tolist() == [1, 3]
     with pytest.raises(ValueError, match="21 training samples per process"):
@@ -643,7 +644,7 @@ def test_under_ddp_each_process_loads_its_shard(monkeypatch):
 
 def test_sampler_shards_an_epoch_among_processes():
     dataset = torch.utils.data.TensorDataset(torch.arange(11))
-    order = np.random.default_rng(np.random.SeedSequence([7, 4])).permutation(11).tolist()
+    order = np.random.default_rng(stream_seed(7, "shuffle", 4)).permutation(11).tolist()
     shards = []
     for rank in range(3):
         sampler = EpochShuffleSampler(dataset, seed=7, num_replicas=3, rank=rank)
@@ -700,7 +701,7 @@ def test_lightning_sets_the_epoch_and_a_resumed_run_sees_the_same_batches(tmp_pa
 
     whole, _ = fit("whole", 3)
     for epoch in range(3):
-        expected = np.random.default_rng(np.random.SeedSequence([5, epoch])).permutation(40)
+        expected = np.random.default_rng(stream_seed(5, "shuffle", epoch)).permutation(40)
         assert whole[epoch] == expected.tolist()
     _, first = fit("first", 2)
     first.save_checkpoint(tmp_path / "after-2-epochs.ckpt")

@@ -1,0 +1,33 @@
+"""Named random streams: reproducible, and unrelated across seeds, streams and indices."""
+
+import pytest
+import torch
+
+from gan_je.seeding import STREAMS, generator, stream_seed
+
+
+def test_a_stream_is_reproducible():
+    assert stream_seed(3, "validation", 1) == stream_seed(3, "validation", 1)
+    draws = [torch.randn(4, generator=generator(3, "preview")) for _ in range(2)]
+    torch.testing.assert_close(draws[0], draws[1], rtol=0, atol=0)
+
+
+def test_seeds_streams_and_indices_never_share_a_seed():
+    # the collisions of "seed + offset": seed 0's stream 1 is seed 1's stream 0, and so on
+    seeds = {
+        stream_seed(seed, stream, *extra)
+        for seed in range(6)
+        for stream in STREAMS
+        for extra in [(), (0,), (1,), (2,), (0, 1), (1, 0)]
+    }
+    assert len(seeds) == 6 * len(STREAMS) * 6
+    assert all(0 <= seed < 2**63 for seed in seeds)
+
+
+def test_bad_streams_and_seeds_are_refused():
+    with pytest.raises(ValueError, match="stream must be one of"):
+        stream_seed(0, "latents")
+    with pytest.raises(ValueError, match="seed must be an integer >= 0"):
+        stream_seed(-1, "preview")
+    with pytest.raises(ValueError, match="stream index"):
+        stream_seed(0, "preview", 1.5)
