@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: Markdown tables, the section command line, and the
+"""What the benchmark scripts share: the section command line and the
 training config composed as ``python -m gan_je.train`` would."""
 
 from __future__ import annotations
@@ -26,13 +26,6 @@ def train_config(output_dir: str | Path, *overrides: str) -> DictConfig:
                 *overrides,
             ],
         )
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    """A Markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def run_sections(description: str, sections: dict[str, Callable[[], str]], banner: str) -> None:

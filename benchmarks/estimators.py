@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from common import run_sections, table
+from common import run_sections
 from scipy import integrate, stats
 from scipy.spatial import cKDTree
 from scipy.special import digamma
@@ -37,6 +37,7 @@ from gan_je.estimators import (
 )
 from gan_je.estimators.knn import log_unit_ball_volume
 from gan_je.estimators.neighbors import KDTREE_MAX_DIM, kth_neighbor, resolve_backend
+from gan_je.records import markdown_table
 
 K = 3
 SKIP_SECONDS = 60.0
@@ -264,7 +265,7 @@ def speed(ns=(10_000, 50_000), ds=(2, 16, 64)) -> str:
         "`*`: the peer's value differs from gan_je's by more than 1e-6 nats. The ratios "
         "divide unrounded times."
     )
-    return table([*header, "/ fastest", "/ fastest same value"], rows) + notes
+    return markdown_table([*header, "/ fastest", "/ fastest same value"], rows) + notes
 
 
 # ----------------------------------------------------------------------------- memory
@@ -290,7 +291,7 @@ def memory(n: int = 200_000, d: int = 64) -> str:
         ).stdout.split()
         rows.append([backend, f"{n:,}", str(d), f"{float(out[0]):.2f}", f"{float(out[1]):.1f}"])
     header = ["backend", "N", "d", "extra peak memory (GiB)", "time (s)"]
-    return table(header, rows)
+    return markdown_table(header, rows)
 
 
 # ----------------------------------------------------------------------------- accuracy
@@ -372,7 +373,7 @@ def accuracy(ns=(1_000, 10_000), ds=(1, 2, 4, 8, 16, 32)) -> str:
         f"JSD scale {scale} est / true",
         "sliced JSD (2-D) est / true",
     ]
-    return table(header, rows)
+    return markdown_table(header, rows)
 
 
 # ----------------------------------------------------------------------------- thresholds
@@ -391,7 +392,7 @@ def thresholds(n: int = 50_000, ds=(2, 4, 6, 8, 10, 12, 16)) -> str:
         rows.append([str(d), *cells, auto])
         print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
     note = f"(KDTREE_MAX_DIM = {KDTREE_MAX_DIM}, N = {n:,})"
-    return table(["d", "kdtree (s)", "faiss (s)", "auto picks"], rows) + "\n" + note
+    return markdown_table(["d", "kdtree (s)", "faiss (s)", "auto picks"], rows) + "\n" + note
 
 
 # ----------------------------------------------------------------------------- GPU
@@ -429,7 +430,7 @@ def gpu(points=((50_000, 64), (1_000_000, 64))) -> str:
             torch.cuda.synchronize()
             rows.append([name, f"{n:,}", str(d), f"{seconds:.2f}", torch.cuda.get_device_name()])
             print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
-    return table(["quantity", "N", "d", "seconds", "device"], rows) + "\n\n" + gpu_steps()
+    return markdown_table(["quantity", "N", "d", "seconds", "device"], rows) + "\n\n" + gpu_steps()
 
 
 def gpu_steps(n: int = 1_000_000, d: int = 64, rows: int = 256, m: int = 5) -> str:
@@ -458,7 +459,7 @@ def gpu_steps(n: int = 1_000_000, d: int = 64, rows: int = 256, m: int = 5) -> s
         torch.cuda.synchronize()
         cells.append([name, f"{(time.perf_counter() - start) * 100:.2f}"])
     note = f"one chunk: {rows} rows x N = {n:,}, d = {d}; {n // rows:,} chunks per pass"
-    return table(["step", "ms per chunk"], cells) + "\n" + note
+    return markdown_table(["step", "ms per chunk"], cells) + "\n" + note
 
 
 SECTIONS = {

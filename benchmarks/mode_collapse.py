@@ -17,7 +17,7 @@ For each data set, the same MLP GAN and step budget (``experiment=<data>``, 30 e
   real one, or modes missing while it is not more than 1 nat above;
 - ``λ=1 annealed + boost``: the annealed regulariser under the same monitor (the collapse
   that annealing alone ends in shows as an entropy gap);
-- ``PacGAN2``: the discriminator judges pairs of samples (``module.pack=2``; Lin et al.
+- ``PacGAN2``: the discriminator judges pairs of samples (``model.pack=2``; Lin et al.
   2018), the literature's remedy that works through the discriminator, not the generator;
 - ``PacGAN2 + λ=1 annealed``: both.
 
@@ -33,8 +33,9 @@ import tempfile
 import time
 
 import torch
-from common import run_sections, table, train_config
+from common import run_sections, train_config
 
+from gan_je.records import markdown_table
 from gan_je.train import train
 
 SEEDS = range(5)
@@ -61,8 +62,8 @@ def variants(data: str, epochs: int = EPOCHS) -> dict[str, list[str]]:
         "entropy λ=1 annealed": annealed,
         "boost": monitor,
         "λ=1 annealed + boost": [*annealed, *monitor],
-        "PacGAN2": ["module.pack=2"],
-        "PacGAN2 + λ=1 annealed": ["module.pack=2", *annealed],
+        "PacGAN2": ["model.pack=2"],
+        "PacGAN2 + λ=1 annealed": ["model.pack=2", *annealed],
     }
 
 
@@ -120,7 +121,7 @@ def evaluate(
         "H_fake - H_real",
         "minutes",
     ]
-    return table(header, rows)
+    return markdown_table(header, rows)
 
 
 def main() -> None:

@@ -20,8 +20,10 @@ import time
 
 import lightning
 import torch
-from common import run_sections, table, train_config
-from gan_je.build import build
+from common import run_sections, train_config
+
+from gan_je.records import markdown_table
+from gan_je.train import build
 
 
 class StepClock(lightning.Callback):
@@ -67,8 +69,7 @@ def plain_steps_per_second(warmup: int, steps: int) -> float:
     lightning.seed_everything(0, workers=True)
     datamodule, module = build(train_config("/tmp/gan_je_bench/run", "logger=none"))
     generator, discriminator, loss = module.generator, module.discriminator, module.loss
-    opt_g = module.optimizer_g(generator.parameters())
-    opt_d = module.optimizer_d(discriminator.parameters())
+    (opt_g, opt_d), _ = module.configure_optimizers()
     latent_dim = generator.latent_dim
     done, start = 0, 0.0
     while done < warmup + steps:
@@ -112,7 +113,7 @@ def overhead(warmup: int = 20, steps: int = 200, repeats: int = 2) -> str:
     for label, ours in best.items():
         rows.append([label, f"{ours:.2f}", f"{100 * (plain / ours - 1):+.1f} %"])
     header = ["loop (DCGAN, mnist5k, batch 64, CPU)", "generator steps / s", "overhead"]
-    return table(header, rows)
+    return markdown_table(header, rows)
 
 
 class EpochClock(lightning.Callback):
@@ -174,7 +175,7 @@ def validation(epochs: int = 3) -> str:
             ]
         )
     header = ["epoch", "epoch s", "validation s", "metric.compute s", "validation share"]
-    return table(header, rows)
+    return markdown_table(header, rows)
 
 
 SECTIONS = {"overhead": overhead, "validation": validation}
