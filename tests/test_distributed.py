@@ -47,6 +47,7 @@ class RecordingJointEntropy(JointEntropy):
         return result
 
 
+@pytest.mark.slow
 def test_ddp_sim_trains_two_processes_as_one(train_config, tmp_path):
     overrides = [
         "experiment=ring",

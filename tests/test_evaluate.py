@@ -74,6 +74,7 @@ def test_generate_png_npz_and_interpolation(checkpoint, tmp_path):
     assert strip.name == "last-interpolation.png" and strip.is_file()
 
 
+@pytest.mark.slow
 def test_bad_checkpoints_are_refused_in_one_sentence(tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoint"):
         read_checkpoint(tmp_path / "missing.ckpt")
@@ -116,6 +117,7 @@ def _image_folder(folder: Path, n: int = 96) -> None:
         Image.fromarray(image).save(folder / f"{i:03d}.png")
 
 
+@pytest.mark.slow
 def test_a_checkpoint_samples_and_generates_after_its_training_data_is_gone(train_config, tmp_path):
     folder = tmp_path / "images"
     _image_folder(folder)

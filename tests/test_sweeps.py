@@ -37,6 +37,7 @@ def _summaries(sweep_dir: Path) -> dict[str, dict]:
     }
 
 
+@pytest.mark.slow
 def test_basic_multirun_gives_every_job_its_directory_and_the_report_reads_them(tmp_path):
     _multirun(tmp_path, "seed=0,1")
     summaries = _summaries(tmp_path)
@@ -48,6 +49,7 @@ def test_basic_multirun_gives_every_job_its_directory_and_the_report_reads_them(
     assert (tmp_path / "report.md").is_file() and (tmp_path / "settings.png").is_file()
 
 
+@pytest.mark.slow
 def test_a_failing_job_is_recorded_and_the_others_run(tmp_path):
     _multirun(tmp_path, "model.optimizer_g.lr=-1,0.001")
     summaries = _summaries(tmp_path)
@@ -65,6 +67,7 @@ def test_a_failing_job_is_recorded_and_the_others_run(tmp_path):
     ],
     ids=["joblib", "submitit_local"],
 )
+@pytest.mark.slow
 def test_parallel_launchers_put_every_job_in_one_sweep_directory(tmp_path, launcher):
     """Jobs run in other processes; the default, timestamped sweep directory is still one."""
     command = [sys.executable, "-m", "gan_je.train", "-m", *TINY, *launcher, "seed=0,1"]
@@ -74,6 +77,7 @@ def test_parallel_launchers_put_every_job_in_one_sweep_directory(tmp_path, launc
     assert [s["status"] for s in _summaries(sweeps[0]).values()] == ["finished", "finished"]
 
 
+@pytest.mark.slow
 def test_optuna_search_minimises_the_returned_jsd(tmp_path):
     result = _multirun(
         tmp_path,

@@ -63,6 +63,7 @@ def test_options_that_change_the_step_run(train_config):
     assert "val/frechet" in summary["final"]
 
 
+@pytest.mark.slow
 def test_a_short_ring_run_learns(train_config):
     """The JSD between generated and real ring samples falls well below its first value
     (the ring's modes widened to sigma = 0.05 so that 1,000 steps suffice)."""
@@ -202,6 +203,7 @@ def test_incompatible_choices_fail_before_training(train_config):
     assert not (Path(train_config().paths.output_dir) / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_the_command_line_reports_a_bad_choice_in_one_sentence(tmp_path):
     result = subprocess.run(
         [

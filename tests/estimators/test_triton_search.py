@@ -79,6 +79,7 @@ def check_minima(x, rows, minima):
     assert ((minima - expected).abs() <= bound)[finite].all()
 
 
+@pytest.mark.slow
 def test_fused_search_is_exact_in_the_interpreter(tmp_path):
     pytest.importorskip("triton")
     duplicated = data(300, 7, seed=52)

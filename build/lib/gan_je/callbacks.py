@@ -1,0 +1,318 @@
+"""Lightning callbacks: sample pictures, the run record (metrics.csv, summary.json, curves).
+
+Both act after each validation (``on_validation_end``, so the epoch's ``val/`` metrics are
+logged) and only on global rank 0; the sanity check is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from lightning import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
+from PIL import Image
+from torchvision.utils import save_image
+
+from gan_je import seeding
+from gan_je.checks import choice, non_negative_float, positive_float, positive_int
+from gan_je.records import read_metrics, write_atomically, write_metrics
+
+LOWER_IS_BETTER = "val/jsd"
+log = logging.getLogger(__name__)
+
+
+def _plain(value: Any) -> Any:
+    """A logged value as a JSON-friendly number."""
+    if isinstance(value, torch.Tensor):
+        value = value.item()
+    return float(value) if isinstance(value, int | float) else value
+
+
+def _active(trainer: Trainer) -> bool:
+    return trainer.is_global_zero and not trainer.sanity_checking
+
+
+class SamplePictures(Callback):
+    """After each validation, writes ``samples/epoch<E>-g<step>.png`` in ``output_dir``:
+    a grid of the fixed preview latents' images, or for flat 2-D data a scatter plot of
+    real validation samples vs ``n_points`` generated ones. Also sends it to W&B and
+    TensorBoard loggers."""
+
+    def __init__(self, output_dir: str, every_n_epochs: int = 1, n_points: int = 2000) -> None:
+        self.folder = Path(output_dir) / "samples"
+        self.every_n_epochs = positive_int("every_n_epochs", every_n_epochs)
+        self.n_points = positive_int("n_points", n_points)
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not _active(trainer) or trainer.current_epoch % self.every_n_epochs:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"epoch{trainer.current_epoch:03d}-g{pl_module.g_step:06d}.png"
+        preview = pl_module.preview().float().cpu()
+        if preview.ndim == 4:
+            save_grid(preview, path)
+        elif preview.ndim == 2 and preview.shape[1] == 2:
+            seed = seeding.stream_seed(pl_module.seed, "pictures")
+            fake = pl_module.sample(self.n_points, seed=seed).float().cpu()
+            real = trainer.datamodule.val_tensor()[: self.n_points].float().cpu()
+            scatter_real_fake(real, fake, path, title=f"generator step {pl_module.g_step}")
+        else:
+            return
+        send_picture(trainer, "samples", path, pl_module.g_step)
+
+
+def save_grid(images: torch.Tensor, path: Path, nrow: int | None = None) -> None:
+    """A PNG grid of images ``(n, C, H, W)`` in [-1, 1], ``nrow`` per row (default: a
+    square)."""
+    if images.ndim != 4:
+        raise ValueError(f"save_grid needs images (n, C, H, W), got {tuple(images.shape)}")
+    nrow = nrow or max(1, round(math.sqrt(images.shape[0])))
+    save_image(images, path, nrow=nrow, normalize=True, value_range=(-1, 1), padding=1)
+
+
+def send_picture(trainer: Trainer, key: str, path: Path, g_step: int) -> None:
+    """Log a PNG to the run's W&B and TensorBoard loggers (others have no image API)."""
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_image(key, [str(path)], step=trainer.global_step)
+        elif isinstance(logger, TensorBoardLogger):
+            image = np.asarray(Image.open(path).convert("RGB"))
+            logger.experiment.add_image(key, image, g_step, dataformats="HWC")
+
+
+def scatter_real_fake(
+    real: torch.Tensor | None,
+    fake: torch.Tensor,
+    path: Path,
+    title: str,
+    centers: torch.Tensor | None = None,
+) -> None:
+    """A PNG scatter plot of 2-D real (grey) and generated (red) samples, and of the mode
+    centres (black crosses) of a known mixture when given."""
+    fig = Figure(figsize=(5, 5), dpi=100)
+    ax = fig.subplots()
+    if real is not None:
+        ax.scatter(real[:, 0], real[:, 1], s=4, c="0.6", label="real", alpha=0.6)
+    ax.scatter(fake[:, 0], fake[:, 1], s=4, c="tab:red", label="generated", alpha=0.6)
+    if centers is not None:
+        ax.scatter(centers[:, 0], centers[:, 1], s=40, c="k", marker="x", label="modes")
+    ax.set_aspect("equal")
+    ax.legend(loc="upper right", markerscale=3)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+class RunRecord(Callback):
+    """The run's own record in ``output_dir``, written after every validation so a running
+    or crashed run can be read:
+
+    - ``metrics.csv``: one row per validation — epoch, generator step, seconds since the
+      start, every logged ``val/`` and ``train/`` value;
+    - ``summary.json``: ``status`` (running / finished / failed / interrupted, with the error
+      message), ``final`` and ``best`` values of every ``val/`` metric (``best`` = the
+      validation with the lowest ``val/jsd``, ``best_g_step`` its step), ``g_steps``,
+      ``wall_time_s``, the Hydra ``overrides`` and the ``output_dir``;
+    - ``curves.png`` at the end: entropies and JSD against generator steps.
+    """
+
+    def __init__(self, output_dir: str, overrides: list[str] | None = None) -> None:
+        self.output_dir = Path(output_dir)
+        self.overrides = list(overrides or [])
+        self.rows: list[dict[str, float]] = []
+        self.started = time.monotonic()
+        self.status, self.error = "running", None
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.started = time.monotonic()
+        self.rows = read_metrics(self.output_dir / "metrics.csv") if trainer.ckpt_path else []
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not _active(trainer):
+            return
+        logged = {
+            key: _plain(value)
+            for key, value in trainer.callback_metrics.items()
+            if key.startswith(("val/", "train/"))
+        }
+        row = {"epoch": trainer.current_epoch, "g_step": pl_module.g_step}
+        row["time_s"] = round(time.monotonic() - self.started, 3)
+        self.rows.append(row | logged)
+        self._write(pl_module.g_step)
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        self.status = "interrupted" if trainer.interrupted else "finished"
+        self._write(pl_module.g_step)
+        if self.rows:
+            plot_curves(self.rows, self.output_dir / "curves.png")
+            send_picture(trainer, "curves", self.output_dir / "curves.png", pl_module.g_step)
+
+    def on_exception(
+        self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
+    ) -> None:
+        if trainer.is_global_zero:
+            self.fail(exception, pl_module.g_step)
+
+    def fail(self, exception: BaseException, g_steps: int = 0) -> None:
+        """Record that the run stopped on ``exception`` (also before training started)."""
+        self.status = "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed"
+        self.error = f"{type(exception).__name__}: {exception}"
+        self._write(g_steps)
+
+    def summary(self, g_steps: int) -> dict[str, Any]:
+        """The summary as written to ``summary.json``."""
+        val_keys = sorted({key for row in self.rows for key in row if key.startswith("val/")})
+        final = {key: self.rows[-1].get(key) for key in val_keys} if self.rows else {}
+        scored = [row for row in self.rows if math.isfinite(row.get(LOWER_IS_BETTER, math.nan))]
+        best_row = min(scored, key=lambda row: row[LOWER_IS_BETTER]) if scored else None
+        return {
+            "status": self.status,
+            "error": self.error,
+            "final": final,
+            "best": {key: best_row.get(key) for key in val_keys} if best_row else {},
+            "best_g_step": best_row["g_step"] if best_row else None,
+            "g_steps": g_steps,
+            "validations": len(self.rows),
+            "wall_time_s": round(time.monotonic() - self.started, 3),
+            "overrides": self.overrides,
+            "output_dir": str(self.output_dir),
+        }
+
+    def _write(self, g_steps: int) -> None:
+        """Both files, each replaced whole (a crash mid-write leaves the previous one)."""
+        write_metrics(self.rows, self.output_dir / "metrics.csv")
+        summary = json.dumps(self.summary(g_steps), indent=2) + "\n"
+        write_atomically(self.output_dir / "summary.json", summary)
+
+
+def plot_curves(rows: list[dict[str, float]], path: Path) -> None:
+    """A PNG of the entropies (left) and the JSD estimates (right) against generator steps."""
+    steps = [row["g_step"] for row in rows]
+    fig = Figure(figsize=(10, 4), dpi=100)
+    left, right = fig.subplots(1, 2)
+    for key, label in (("val/entropy_real", "real"), ("val/entropy_fake", "generated")):
+        if key in rows[0]:
+            left.plot(steps, [row.get(key, math.nan) for row in rows], marker=".", label=label)
+    left.set(xlabel="generator step", ylabel="entropy (nats)", title="k-NN entropy")
+    for key, label in (("val/jsd", "JSD"), ("val/jsd_sliced", "sliced JSD")):
+        if key in rows[0]:
+            right.plot(steps, [row.get(key, math.nan) for row in rows], marker=".", label=label)
+    right.axhline(math.log(2), color="0.5", linestyle=":", label="log 2 (disjoint)")
+    right.set(xlabel="generator step", ylabel="nats", title="real vs generated")
+    for ax in (left, right):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+class ModeCollapseMonitor(Callback):
+    """Watches ``val/entropy_fake`` against ``val/entropy_real`` (and ``val/modes_covered``
+    where logged) and acts when the generator looks collapsed.
+
+    The first ``warmup`` validations are ignored (an untrained generator's samples are all
+    alike). A validation counts as collapsed when the generated entropy is more than ``margin``
+    nats below the real one, or when fewer than ``min_modes`` modes are covered while the
+    generated entropy is not more than ``margin`` above the real one (a generator spread wider
+    than the data that still misses modes is under-trained, not collapsed: more entropy would
+    spread it further, which is what a missing-modes trigger alone did in
+    ``benchmarks/mode_collapse.py``). After
+    ``patience`` collapsed validations in a row it warns in the log, sets
+    ``mode_collapse = true`` (and the step) in the W&B run summary and keeps the event in
+    :attr:`events`, then takes ``action``: ``"none"``; ``"stop"`` (ends training);
+    or ``"boost"`` (raises the entropy weight in use, ``GANModule.entropy_weight()``:
+    to ``boost_start`` if it is 0, else times ``boost_factor``, at most ``max_weight``; an
+    annealing schedule ends there, so the boosted weight holds until the next boost, and it
+    is module state, saved in checkpoints). The
+    count restarts after acting.
+    """
+
+    ACTIONS = ("none", "stop", "boost")
+
+    def __init__(
+        self,
+        margin: float = 1.0,
+        patience: int = 2,
+        action: str = "none",
+        min_modes: int | None = None,
+        warmup: int = 2,
+        boost_start: float = 0.1,
+        boost_factor: float = 2.0,
+        max_weight: float = 10.0,
+    ) -> None:
+        self.action = choice("action", action, self.ACTIONS)
+        self.patience = positive_int("patience", patience)
+        self.margin = non_negative_float("margin", margin)
+        boost_start = positive_float("boost_start", boost_start)
+        max_weight = positive_float("max_weight", max_weight)
+        if positive_float("boost_factor", boost_factor) < 1:
+            raise ValueError(f"boost_factor must be at least 1, got {boost_factor!r}")
+        self.min_modes, self.warmup, self.seen = min_modes, warmup, 0
+        self.boost_start, self.boost_factor, self.max_weight = boost_start, boost_factor, max_weight
+        self.streak = 0
+        self.events: list[dict[str, Any]] = []
+
+    def collapsed(self, metrics: dict[str, Any]) -> bool:
+        """Whether one validation's metrics look collapsed."""
+        gap = _plain(metrics["val/entropy_real"]) - _plain(metrics["val/entropy_fake"])
+        few_modes = (
+            self.min_modes is not None
+            and "val/modes_covered" in metrics
+            and _plain(metrics["val/modes_covered"]) < self.min_modes
+        )
+        return gap > self.margin or (few_modes and gap >= -self.margin)
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        if trainer.sanity_checking or "val/entropy_fake" not in metrics:
+            return
+        self.seen += 1
+        if self.seen <= self.warmup:
+            return
+        self.streak = self.streak + 1 if self.collapsed(metrics) else 0
+        if self.streak < self.patience:
+            return
+        self.streak = 0
+        event = {"g_step": pl_module.g_step, "action": self.action}
+        if self.action == "stop":
+            trainer.should_stop = True
+        elif self.action == "boost":
+            weight = pl_module.entropy_weight()
+            weight = self.boost_start if weight == 0 else weight * self.boost_factor
+            event["entropy_weight"] = min(weight, self.max_weight)
+            pl_module.hold_entropy_weight(event["entropy_weight"])
+        self.events.append(event)
+        modes = metrics.get("val/modes_covered")
+        log.warning(
+            "mode collapse suspected at generator step %d: val/entropy_fake %.3f vs "
+            "val/entropy_real %.3f (margin %.3g)%s for %d validations; action: %s",
+            pl_module.g_step,
+            _plain(metrics["val/entropy_fake"]),
+            _plain(metrics["val/entropy_real"]),
+            self.margin,
+            "" if modes is None else f", {_plain(modes):.0f} modes covered",
+            self.patience,
+            event,
+        )
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                if isinstance(logger, WandbLogger):
+                    logger.experiment.summary["mode_collapse"] = True
+                    logger.experiment.summary["mode_collapse_g_step"] = pl_module.g_step
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"streak": self.streak, "seen": self.seen, "events": self.events}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.streak, self.seen = state_dict["streak"], state_dict["seen"]
+        self.events = list(state_dict["events"])

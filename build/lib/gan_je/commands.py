@@ -1,0 +1,61 @@
+"""What the three commands (``gan_je.train``, ``gan_je.evaluate``, ``gan_je.generate``)
+share: building from configs with one-sentence errors, the device, and how a user-caused
+failure ends a command."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from gan_je.errors import ConfigError, GanJeError
+
+T = TypeVar("T")
+
+
+def build_from_config(node: DictConfig, setting: str, **kwargs: Any) -> Any:
+    """``instantiate(node, **kwargs)``, where a part that refuses its settings becomes one
+    :class:`ConfigError` naming ``setting`` (``data``, ``model``, ...)."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, GanJeError):
+            raise cause from None
+        if isinstance(cause, TypeError | ValueError):
+            raise ConfigError(f"{setting}: {cause}") from err
+        raise
+
+
+def chosen(group: str) -> str:
+    """The option chosen for a config group in this Hydra run (``?`` outside one)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return "?"
+    return str(HydraConfig.get().runtime.choices.get(group, "?"))
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → ``cuda`` when available, else ``cpu``."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda") or (device == "cuda" and not torch.cuda.is_available()):
+        raise ConfigError(f"device={device} is not available here; use cpu or auto")
+    return device
+
+
+def run_command(name: str, body: Callable[[], T]) -> T:
+    """``body()``; a :class:`GanJeError` ends the command with one sentence on stderr and
+    exit status 1, unless ``HYDRA_FULL_ERROR=1`` asks for the traceback."""
+    try:
+        return body()
+    except GanJeError as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        raise SystemExit(f"gan_je.{name}: {err}") from None

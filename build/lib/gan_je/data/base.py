@@ -1,0 +1,296 @@
+"""The base of every data module: in-memory tensors, seeded loaders and seeded subsets.
+
+Every data set here is small enough to hold in memory as two tensors, ``x`` (float32) and
+``y`` (int64 class labels). A subclass only says how to load them (:meth:`_load`); this class
+turns them into ``TensorDataset``s, data loaders and the deterministic subsets that the
+feature extractors are fitted on.
+
+The training order is a function of ``(seed, epoch)`` alone (:class:`EpochShuffleSampler`), so
+a run resumed at epoch ``e`` sees the same batches as one that never stopped, and no loader
+draws from the global torch random stream, which belongs to the training latents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.distributed as dist
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSamplerWrapper
+from torch import Tensor
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    SequentialSampler,
+    TensorDataset,
+)
+
+from gan_je.checks import non_negative_int, positive_int
+from gan_je.seeding import stream_seed
+
+#: The ``setup`` stages that need only the validation split.
+VAL_ONLY_STAGES = ("validate", "test")
+#: Every stage Lightning passes to ``setup`` (``None``: all of them).
+STAGES = ("fit", *VAL_ONLY_STAGES, "predict")
+
+
+class EpochShuffleSampler(DistributedSampler):
+    """A shuffle whose order for epoch ``e`` depends on ``(seed, e)`` and nothing else.
+
+    The permutation of epoch ``e`` is drawn by a NumPy generator seeded with
+    ``gan_je.seeding.stream_seed(seed, "shuffle", e)``, so two runs with the same seed see the same
+    batches in every epoch, a resumed run sees the batches the uninterrupted run would have,
+    and, unlike ``seed + e``, seed ``s`` at epoch ``e + 1`` is not seed ``s + 1`` at epoch ``e``.
+    No torch random stream is touched.
+
+    Call :meth:`set_epoch` before each epoch (Lightning's fit loop does, for any sampler that
+    has it; being a ``DistributedSampler`` also keeps Lightning from replacing it under DDP).
+    Process ``rank`` of ``num_replicas`` takes every ``num_replicas``-th index of the
+    permutation, starting at ``rank``; the tail that does not divide evenly among the
+    processes is dropped (a different tail each epoch), so no sample is repeated.
+
+    Args:
+        dataset: the data set to index (only its length is used).
+        seed: an int >= 0.
+        num_replicas: the number of processes sharing the data (1 without DDP).
+        rank: this process's index in ``range(num_replicas)``.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int, num_replicas: int = 1, rank: int = 0) -> None:
+        seed = non_negative_int("seed", seed)
+        num_replicas = positive_int("num_replicas", num_replicas)
+        rank = non_negative_int("rank", rank)
+        if rank >= num_replicas:
+            raise ValueError(f"rank must be in range(num_replicas={num_replicas}), got {rank}")
+        super().__init__(
+            dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True
+        )
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next iteration yield the order of ``epoch`` (an int >= 0)."""
+        self.epoch = non_negative_int("epoch", epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        """The indices of this process for the current epoch, in order."""
+        rng = np.random.default_rng(stream_seed(self.seed, "shuffle", self.epoch))
+        order = rng.permutation(len(self.dataset))[: self.total_size]  # type: ignore[arg-type]
+        return iter(order[self.rank :: self.num_replicas].tolist())
+
+
+class ArrayDataModule(L.LightningDataModule):
+    """A ``LightningDataModule`` over in-memory ``(x float32, y int64)`` tensors.
+
+    Args:
+        batch_size: samples per batch, for training and validation.
+        num_workers: data loader worker processes (0 loads in the main process; the data is
+            already in memory, so 0 is usually fastest).
+        seed: seeds the training shuffle (see :class:`EpochShuffleSampler`).
+        data_seed: seeds everything about the data itself (the train/val split, sampled
+            synthetic data, the subsets of :meth:`train_tensor`); ``None`` uses ``seed``. Fix
+            it to keep one validation set across runs with different ``seed``.
+        pin_memory: pin batches in page-locked memory (faster copies to a GPU).
+
+    :meth:`setup` fills ``train_set`` and ``val_set``; it is idempotent per split (a split
+    already loaded is kept). Subclasses implement :meth:`_load`, and override
+    :attr:`sample_shape` and :attr:`n_classes` where the constructor arguments already tell
+    them. A subclass whose splits are separate files sets ``separate_splits = True`` and
+    implements :meth:`_load_split`, so that ``setup("validate")`` reads only the validation
+    split.
+    """
+
+    #: Whether :meth:`_load_split` can load one split without the other.
+    separate_splits = False
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        seed: int = 0,
+        data_seed: int | None = None,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        self.batch_size = positive_int("batch_size", batch_size)
+        self.num_workers = non_negative_int("num_workers", num_workers)
+        self.seed = non_negative_int("seed", seed)
+        self.data_seed = (
+            self.seed if data_seed is None else non_negative_int("data_seed", data_seed)
+        )
+        self.pin_memory = bool(pin_memory)
+        self.train_set: TensorDataset | None = None
+        self.val_set: TensorDataset | None = None
+
+    def _load(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Return ``x_train, y_train, x_val, y_val``; called by :meth:`setup`."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _load()")
+
+    def _load_split(self, split: str) -> tuple[Tensor, Tensor]:
+        """Return ``x, y`` of ``split`` ("train" or "val"); only if ``separate_splits``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _load_split()")
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the splits ``stage`` needs into ``train_set`` and ``val_set``.
+
+        ``"validate"`` and ``"test"`` need only ``val_set``; ``"fit"``, ``"predict"`` and
+        ``None`` need both. A split already loaded is kept, so calling it again is cheap. A
+        module that reads both splits at once (``separate_splits`` false) loads both for any
+        stage.
+        """
+        if stage is not None and stage not in STAGES:
+            raise ValueError(f"stage must be None or one of {', '.join(STAGES)}; got {stage!r}")
+        needed = ["val"] if stage in VAL_ONLY_STAGES else ["train", "val"]
+        missing = [split for split in needed if self._split(split) is None]
+        if not missing:
+            return
+        if self.separate_splits:
+            loaded = {split: self._load_split(split) for split in missing}
+        else:
+            x_train, y_train, x_val, y_val = self._load()
+            loaded = {"train": (x_train, y_train), "val": (x_val, y_val)}
+        for split, (x, y) in loaded.items():
+            if self._split(split) is None:
+                setattr(self, f"{split}_set", TensorDataset(_as_x(x), _as_y(y)))
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """Shape of one sample ``x``, e.g. ``(1, 28, 28)`` for an image or ``(2,)`` for a point."""
+        dataset = self.val_set if self.val_set is not None else self.train_set
+        if dataset is None:
+            raise RuntimeError(_setup_message(self, "sample_shape"))
+        return tuple(dataset.tensors[0].shape[1:])
+
+    @property
+    def is_image(self) -> bool:
+        """Whether samples are ``(C, H, W)`` images (in [-1, 1]) rather than vectors."""
+        return len(self.sample_shape) == 3
+
+    @property
+    def data_spec(self) -> dict[str, Any]:
+        """What a model needs to know about the samples, without the data.
+
+        ``{"sample_shape": [...], "image": bool}`` in plain Python types (lists, not tuples
+        or tensors), so it can be stored in a checkpoint and read back with
+        ``torch.load(weights_only=True)``. Available after :meth:`setup`, and before it where
+        the constructor arguments fix the shape.
+        """
+        return {"sample_shape": [int(n) for n in self.sample_shape], "image": self.is_image}
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes; labels ``y`` are in ``range(n_classes)``."""
+        datasets = [d for d in (self.train_set, self.val_set) if d is not None]
+        if not datasets:
+            raise RuntimeError(_setup_message(self, "n_classes"))
+        return max(int(d.tensors[1].max()) for d in datasets) + 1
+
+    def train_dataloader(self) -> DataLoader:
+        """Batches of ``(x, y)`` in an order fixed by ``(seed, epoch)``; the last, partial
+        batch is dropped.
+
+        The sampler is an :class:`EpochShuffleSampler`, sharded over the processes under DDP.
+        """
+        train_set = self._require("train", "train_dataloader()")
+        distributed = dist.is_available() and dist.is_initialized()
+        replicas, rank = (dist.get_world_size(), dist.get_rank()) if distributed else (1, 0)
+        sampler = EpochShuffleSampler(train_set, self.seed, num_replicas=replicas, rank=rank)
+        if len(sampler) < self.batch_size:
+            per_process = f" per process ({replicas} processes)" if replicas > 1 else ""
+            raise ValueError(
+                f"batch_size={self.batch_size} is larger than the {len(sampler)} training "
+                f"samples{per_process}, so no full batch can be drawn; lower batch_size"
+            )
+        return self._loader(train_set, sampler=sampler, drop_last=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Batches of the validation set in a fixed order, the last one possibly smaller.
+
+        Under DDP each process gets every ``world_size``-th sample and no sample twice
+        (Lightning's default sampler would pad the shards with repeats, which a k-NN
+        estimate would see as duplicates), so the processes together see the set once.
+        """
+        val_set = self._require("val", "val_dataloader()")
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return self._loader(val_set, shuffle=False, drop_last=False)
+        shards = UnrepeatedDistributedSamplerWrapper(
+            SequentialSampler(val_set),
+            num_replicas=dist.get_world_size(),
+            rank=dist.get_rank(),
+            shuffle=False,
+        )
+        return self._loader(val_set, sampler=shards, drop_last=False)
+
+    def train_tensor(self, max_n: int | None = None) -> Tensor:
+        """Training samples ``x``: all, or a subset of ``max_n`` seeded by ``data_seed``.
+
+        Used to fit feature maps (e.g. PCA). The full set is returned without a copy: do not
+        modify it in place.
+        """
+        train_set = self._require("train", "train_tensor()")
+        return self._subset(train_set.tensors[0], max_n)
+
+    def val_tensor(self, max_n: int | None = None) -> Tensor:
+        """Validation samples ``x``: all of them, or a seeded subset of ``max_n``."""
+        val_set = self._require("val", "val_tensor()")
+        return self._subset(val_set.tensors[0], max_n)
+
+    def _subset(self, x: Tensor, max_n: int | None) -> Tensor:
+        if max_n is None or positive_int("max_n", max_n) >= len(x):
+            return x
+        generator = torch.Generator().manual_seed(self.data_seed)
+        keep = torch.randperm(len(x), generator=generator)[:max_n]
+        return x[keep.sort().values]
+
+    def _loader(self, dataset: TensorDataset, **kwargs: Any) -> DataLoader:
+        # Each loader has its own generator: iterating a loader draws a worker base seed, which
+        # would otherwise come from (and shift) the global torch stream of the training latents.
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
+            generator=torch.Generator().manual_seed(self.seed),
+            **kwargs,
+        )
+
+    def _split(self, split: str) -> TensorDataset | None:
+        return self.train_set if split == "train" else self.val_set
+
+    def _require(self, split: str, what: str) -> TensorDataset:
+        dataset = self._split(split)
+        if dataset is None:
+            raise RuntimeError(_setup_message(self, what, split))
+        return dataset
+
+
+def _setup_message(dm: ArrayDataModule, what: str, split: str | None = None) -> str:
+    """Why ``what`` cannot run yet: no data is loaded, or only the validation split."""
+    if split == "train" and dm.val_set is not None:
+        return (
+            f"{type(dm).__name__}.{what} needs the training split, which setup('validate') "
+            "and setup('test') do not load: call prepare_data() and then setup('fit') first"
+        )
+    return f"{type(dm).__name__}.{what} needs the data: call prepare_data() and then setup() first"
+
+
+def split(x: Tensor, y: Tensor, n_val: int, seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Shuffle ``(x, y)`` with ``seed`` and return ``x_train, y_train, x_val, y_val``.
+
+    The validation set is the first ``n_val`` samples of the shuffled order, so the same seed
+    always gives the same split and a different seed (almost surely) a different one.
+    """
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    val, train = order[:n_val], order[n_val:]
+    return x[train], y[train], x[val], y[val]
+
+
+def _as_x(x: Tensor) -> Tensor:
+    return x.to(torch.float32).contiguous()
+
+
+def _as_y(y: Tensor) -> Tensor:
+    return y.to(torch.int64).contiguous()

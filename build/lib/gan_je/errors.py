@@ -1,0 +1,25 @@
+"""The failures a user causes and can fix: each is reported by the commands
+(``gan_je.train``, ``gan_je.evaluate``, ``gan_je.generate``) as one sentence, without a
+traceback (set ``HYDRA_FULL_ERROR=1`` to see it)."""
+
+from __future__ import annotations
+
+
+class GanJeError(Exception):
+    """Base of the errors a user can act on."""
+
+
+class ConfigError(GanJeError, ValueError):
+    """The chosen settings cannot work (alone or together); raised before any training."""
+
+
+class DataError(GanJeError, FileNotFoundError):
+    """The data set is missing, empty, unreadable or too small for the chosen settings."""
+
+
+class CheckpointError(GanJeError, ValueError):
+    """A checkpoint file is missing, unreadable, or was not written by ``gan_je.train``."""
+
+
+class DivergenceError(GanJeError, FloatingPointError):
+    """A loss became NaN or infinite; training cannot continue from this state."""

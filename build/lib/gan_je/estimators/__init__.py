@@ -1,0 +1,38 @@
+"""Information-theoretic estimators on samples: pure functions on tensors.
+
+k-NN family (exact neighbours, see :mod:`.neighbors`): :func:`entropy`,
+:func:`joint_entropy`, :func:`conditional_entropy`, :func:`mutual_information`,
+:func:`jensen_shannon`, :func:`sliced_jensen_shannon`. Gaussian plug-in family:
+:mod:`.gaussian`. Mode coverage of the 2-D mixture benchmarks: :mod:`.coverage`. Sample quality
+(:func:`precision_recall`, :func:`density_coverage`): :mod:`.quality`.
+"""
+
+from . import coverage, gaussian
+from .knn import (
+    SlicedJensenShannon,
+    compare_samples,
+    conditional_entropy,
+    differentiable_entropy,
+    entropy,
+    jensen_shannon,
+    joint_entropy,
+    mutual_information,
+    sliced_jensen_shannon,
+)
+from .quality import density_coverage, precision_recall
+
+__all__ = [
+    "SlicedJensenShannon",
+    "compare_samples",
+    "conditional_entropy",
+    "coverage",
+    "density_coverage",
+    "differentiable_entropy",
+    "entropy",
+    "gaussian",
+    "jensen_shannon",
+    "joint_entropy",
+    "mutual_information",
+    "precision_recall",
+    "sliced_jensen_shannon",
+]

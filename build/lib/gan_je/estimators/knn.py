@@ -1,0 +1,277 @@
+"""k-nearest-neighbour estimators of entropy, mutual information and the Jensen-Shannon
+divergence, from samples alone.
+
+All functions take ``(N, ...)`` tensors or arrays (flattened per sample), return a 0-dim
+float64 tensor on the input's device, in nats unless ``base`` says otherwise, and share the
+exact neighbour engine of :mod:`.neighbors` and the input rules of :mod:`._inputs`
+(including the documented jitter that makes duplicates safe).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ._inputs import (
+    as_samples,
+    check_enough,
+    check_k,
+    check_paired,
+    check_same_features,
+    nats_to,
+    prepare,
+)
+from .neighbors import count_within, kth_neighbor
+
+
+def log_unit_ball_volume(d: int) -> float:
+    """``log V_d`` with ``V_d = pi^(d/2) / Gamma(d/2 + 1)``, the volume of the unit d-ball."""
+    return 0.5 * d * math.log(math.pi) - math.lgamma(0.5 * d + 1)
+
+
+def _digamma(x: Tensor | float) -> Tensor:
+    return torch.special.digamma(torch.as_tensor(x, dtype=torch.float64))
+
+
+def _mean_log(values: Tensor) -> Tensor:
+    """``mean(log(values))``, a 0-dim float64 tensor on the values' device.
+
+    CPU tensors that need no gradient go through numpy: a parallel torch operation leaves
+    torch's OpenMP threads spinning for milliseconds, and they slow the k-d tree query of a
+    following estimate (entropy at N = 10,000, d = 2, called back to back: 11 ms instead
+    of 8 ms).
+    """
+    if values.device.type != "cpu" or values.requires_grad:
+        return values.log().mean()
+    return torch.tensor(np.log(values.numpy()).mean(), dtype=torch.float64)
+
+
+def _kl_entropy(sq_rho: Tensor, d: int, k: int) -> Tensor:
+    """Kozachenko-Leonenko formula from squared k-th neighbour distances, in nats."""
+    n = sq_rho.shape[0]
+    mean_log_rho = 0.5 * _mean_log(sq_rho)
+    return _digamma(n) - _digamma(k) + log_unit_ball_volume(d) + d * mean_log_rho
+
+
+def _kozachenko_leonenko(x: Tensor, k: int, backend: str) -> Tensor:
+    """KL entropy of prepared samples ``x`` (N, d), in nats."""
+    return _kl_entropy(kth_neighbor(x, k, backend)[0], x.shape[1], k)
+
+
+def entropy(x: Any, k: int = 3, base: float = math.e, backend: str = "auto") -> Tensor:
+    """Kozachenko-Leonenko estimate of the differential entropy H(X).
+
+    ``H = psi(N) - psi(k) + log V_d + (d/N) sum_i log rho_i``, where ``rho_i`` is the
+    Euclidean distance from ``x_i`` to its k-th nearest other sample and ``V_d`` the volume of
+    the unit d-ball (Kozachenko & Leonenko 1987; Kraskov et al. 2004, eq. 20).
+
+    Args:
+        x: samples, shape ``(N, ...)``; each sample is flattened to ``d`` numbers.
+        k: neighbour order; larger k lowers variance and raises bias.
+        base: logarithm base of the result (``math.e``: nats, ``2``: bits).
+        backend: neighbour search, see :mod:`gan_je.estimators.neighbors`.
+    """
+    k = check_k(k)
+    x = as_samples(x, "x")
+    check_enough(x, k, "x")
+    return nats_to(_kozachenko_leonenko(prepare(x), k, backend), base)
+
+
+def differentiable_entropy(x: Tensor, k: int = 3, backend: str = "auto") -> Tensor:
+    """Kozachenko-Leonenko entropy of a batch ``x`` (N, ...) that gradients flow through.
+
+    The same estimate as :func:`entropy`, ``psi(N) - psi(k) + log V_d + (d/N) sum log rho_i``,
+    with each sample's k-th neighbour ``j(i)`` chosen without gradient (the exact search on a
+    detached copy) and ``rho_i^2 = |x_i - x_j(i)|^2 + eps^2`` recomputed from ``x``, so
+    ``dH/dx_i = (d/N) sum over the pairs containing i of (x_i - x_j) / rho^2``: ascending it
+    pushes every sample away from its k-th neighbour, most strongly where samples crowd
+    (a collapsing generator). ``eps = 1e-6`` times the batch's mean column standard deviation
+    keeps coincident samples finite. Returns a 0-dim tensor in nats with ``x``'s dtype.
+    """
+    k = check_k(k)
+    if not isinstance(x, Tensor) or x.ndim < 2:
+        raise ValueError("x must be a (N, ...) tensor with at least one feature per sample")
+    flat = x.flatten(1)
+    detached = prepare(as_samples(flat.detach(), "x"))
+    check_enough(detached, k, "x")
+    _, neighbour = kth_neighbor(detached, k, backend)
+    eps = 1e-6 * float(detached.std(dim=0).mean()) + 1e-30
+    sq_rho = (flat - flat[neighbour.to(flat.device)]).square().sum(dim=1) + eps**2
+    return _kl_entropy(sq_rho.double(), flat.shape[1], k).to(x.dtype)
+
+
+def joint_entropy(*xs: Any, k: int = 3, base: float = math.e, backend: str = "auto") -> Tensor:
+    """Joint entropy H(X_1, ..., X_m): the Kozachenko-Leonenko estimate on the concatenation.
+
+    Row i of every variable must come from the same draw. ``H(X, Y) <= H(X) + H(Y)``, with
+    equality only for independent variables: it is not the sum of the entropies.
+    """
+    if not xs:
+        raise ValueError("joint_entropy needs at least one variable")
+    k = check_k(k)
+    names = [f"xs[{i}]" for i in range(len(xs))]
+    samples = [as_samples(x, name) for x, name in zip(xs, names, strict=True)]
+    check_paired(samples, names)
+    check_enough(samples[0], k, names[0])
+    joint = prepare(torch.cat(samples, dim=1))
+    return nats_to(_kozachenko_leonenko(joint, k, backend), base)
+
+
+def conditional_entropy(
+    x: Any, y: Any, k: int = 3, base: float = math.e, backend: str = "auto"
+) -> Tensor:
+    """Conditional entropy ``H(X | Y) = H(X, Y) - H(Y)``, both terms Kozachenko-Leonenko."""
+    h_xy = joint_entropy(x, y, k=k, base=base, backend=backend)
+    return h_xy - entropy(y, k=k, base=base, backend=backend)
+
+
+def mutual_information(
+    x: Any, y: Any, k: int = 3, base: float = math.e, backend: str = "auto"
+) -> Tensor:
+    """KSG estimate of the mutual information I(X; Y) (Kraskov, Stoegbauer, Grassberger 2004,
+    algorithm 1).
+
+    In the joint space the distance is ``max(|x - x'|, |y - y'|)`` (Euclidean norm within each
+    variable); ``eps_i`` is the distance to the k-th joint neighbour,
+    ``n_x(i) = #{j != i : |x_j - x_i| < eps_i}`` (strictly), likewise ``n_y``, and
+    ``I = psi(k) + psi(N) - < psi(n_x + 1) + psi(n_y + 1) >``. Radii and counts come from the
+    same distance values. Finite-sample estimates can dip slightly below zero.
+    """
+    k = check_k(k)
+    x, y = as_samples(x, "x"), as_samples(y, "y")
+    check_paired([x, y], ["x", "y"])
+    check_enough(x, k, "x")
+    x, y = prepare(x), prepare(y)
+    sq_eps, _ = kth_neighbor([x, y], k, backend)
+    n_x = count_within(x, sq_eps, inclusive=False, backend=backend)
+    n_y = count_within(y, sq_eps, inclusive=False, backend=backend)
+    n = x.shape[0]
+    mi = _digamma(k) + _digamma(n) - (_digamma(n_x + 1) + _digamma(n_y + 1)).mean()
+    return nats_to(mi, base)
+
+
+def jensen_shannon(
+    p: Any, q: Any, k: int = 3, base: float = math.e, backend: str = "auto"
+) -> Tensor:
+    """Jensen-Shannon divergence between the distributions of two sample sets, as the mutual
+    information I(S; L) between a pooled sample S and its source label L, estimated with
+    Ross's discrete-continuous k-NN estimator (Ross 2014, PLoS ONE 9(2): e87357).
+
+    For each pooled sample i with label l_i: ``d_i`` is the distance to its k-th nearest
+    neighbour among samples with the same label, ``m_i = #{j != i : |x_j - x_i| <= d_i}``
+    over all samples, and ``I = psi(N) - <psi(N_{l_i})> + psi(k) - <psi(m_i)>``.
+
+    With equal sizes the label prior is uniform and ``I(S; L) = JSD(P || Q)`` in
+    ``[0, log 2]``. With sizes ``N_p != N_q`` the prior is ``(N_p/N, N_q/N)`` and the result
+    is the weighted JSD ``H(pi_p P + pi_q Q) - pi_p H(P) - pi_q H(Q)``, bounded by the label
+    entropy. Finite-sample estimates can dip slightly below zero.
+    """
+    k = check_k(k)
+    pooled, n_p = _pooled(p, q, k, names=("p", "q"))
+    sq_d = _within_label_kth(pooled, n_p, k, backend)
+    return nats_to(_ross_jsd(pooled, n_p, sq_d, k, backend), base)
+
+
+def _pooled(p: Any, q: Any, k: int, names: tuple[str, str]) -> tuple[Tensor, int]:
+    """Check two sample sets and prepare them together: ``(pooled, N_p)``."""
+    p, q = as_samples(p, names[0]), as_samples(q, names[1])
+    check_same_features(p, q)
+    check_enough(p, k, names[0])
+    check_enough(q, k, names[1])
+    return prepare(torch.cat([p, q])), p.shape[0]
+
+
+def _within_label_kth(pooled: Tensor, n_p: int, k: int, backend: str) -> Tensor:
+    """Squared distance of each pooled sample to its k-th neighbour with the same label."""
+    return torch.cat(
+        [kth_neighbor(pooled[:n_p], k, backend)[0], kth_neighbor(pooled[n_p:], k, backend)[0]]
+    )
+
+
+def _ross_jsd(pooled: Tensor, n_p: int, sq_d: Tensor, k: int, backend: str) -> Tensor:
+    """Ross's estimate of I(S; L) from the within-label radii ``sq_d``, in nats."""
+    m = count_within(pooled, sq_d, inclusive=True, backend=backend)
+    n = pooled.shape[0]
+    n_q = n - n_p
+    mean_psi_label = (n_p * _digamma(n_p) + n_q * _digamma(n_q)) / n
+    return _digamma(n) - mean_psi_label + _digamma(k) - _digamma(m).mean()
+
+
+def compare_samples(
+    real: Any, fake: Any, k: int = 3, base: float = math.e, backend: str = "auto"
+) -> dict[str, Tensor]:
+    """Entropies and divergence of two sample sets from one shared neighbour search.
+
+    Returns ``entropy_real`` H(P), ``entropy_fake`` H(Q), ``entropy_mixture`` H(M) of the
+    pooled samples, ``joint_entropy`` H(S, L) = H(L) + pi_p H(P) + pi_q H(Q) (with equal sizes
+    ``log 2 + (H(P) + H(Q)) / 2``) and ``jsd`` I(S; L) (:func:`jensen_shannon`). The
+    within-label neighbour distances serve both the entropies and the JSD.
+    """
+    k = check_k(k)
+    pooled, n_p = _pooled(real, fake, k, names=("real", "fake"))
+    n, d = pooled.shape
+    sq_d = _within_label_kth(pooled, n_p, k, backend)
+    h_real, h_fake = _kl_entropy(sq_d[:n_p], d, k), _kl_entropy(sq_d[n_p:], d, k)
+    pi_p, pi_q = n_p / n, 1 - n_p / n
+    h_label = -(pi_p * math.log(pi_p) + pi_q * math.log(pi_q))
+    nats = {
+        "entropy_real": h_real,
+        "entropy_fake": h_fake,
+        "entropy_mixture": _kozachenko_leonenko(pooled, k, backend),
+        "joint_entropy": h_label + pi_p * h_real + pi_q * h_fake,
+        "jsd": _ross_jsd(pooled, n_p, sq_d, k, backend),
+    }
+    return {key: nats_to(value, base) for key, value in nats.items()}
+
+
+class SlicedJensenShannon(NamedTuple):
+    """Result of :func:`sliced_jensen_shannon`: mean and max over projections, and each one."""
+
+    mean: Tensor
+    max: Tensor
+    per_projection: Tensor
+
+
+def random_projections(
+    d: int, dim: int, n_projections: int, seed: int, device: torch.device | str = "cpu"
+) -> Tensor:
+    """``(n_projections, d, dim)`` random orthonormal frames (QR of Gaussian matrices)."""
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    gauss = torch.randn(n_projections, d, dim, generator=generator, dtype=torch.float64)
+    frames, _ = torch.linalg.qr(gauss)
+    return frames.to(device)
+
+
+def sliced_jensen_shannon(
+    p: Any,
+    q: Any,
+    dim: int = 2,
+    n_projections: int = 16,
+    k: int = 3,
+    seed: int = 0,
+    base: float = math.e,
+    backend: str = "auto",
+) -> SlicedJensenShannon:
+    """The Ross JSD estimate on ``n_projections`` random ``dim``-dimensional orthogonal
+    projections of both sample sets (the same projections for both, seeded).
+
+    Each projection's JSD is a lower bound on the full JSD (data processing inequality), and
+    low dimension is where the k-NN estimate works: in d = 16 the full estimate of a pure
+    variance mismatch reads about 0 while the slices still see it. ``dim`` is capped at the
+    data's dimension. Returns the mean, the max and every projection's value.
+    """
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise ValueError(f"dim must be a whole number >= 1, got {dim!r}")
+    if isinstance(n_projections, bool) or not isinstance(n_projections, int) or n_projections < 1:
+        raise ValueError(f"n_projections must be a whole number >= 1, got {n_projections!r}")
+    p, q = as_samples(p, "p"), as_samples(q, "q")
+    check_same_features(p, q)
+    frames = random_projections(p.shape[1], min(dim, p.shape[1]), n_projections, seed, p.device)
+    values = torch.stack(
+        [jensen_shannon(p @ frame, q @ frame, k=k, base=base, backend=backend) for frame in frames]
+    )
+    return SlicedJensenShannon(values.mean(), values.max(), values)

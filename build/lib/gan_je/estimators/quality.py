@@ -1,0 +1,92 @@
+"""Sample-quality statistics built on k-nearest-neighbour balls around feature vectors.
+
+- Improved precision and recall (Kynkäänniemi et al. 2019): around every real sample a ball
+  reaching its k-th nearest other real sample (k = 3); *precision* is the fraction of
+  generated samples inside at least one real ball, *recall* the fraction of real samples
+  inside at least one generated ball (balls around generated samples, the same way).
+- Density and coverage (Naeem et al. 2020, k = 5): with the real balls,
+  ``density = 1/(k M) sum_j #{real balls containing fake_j}`` (about 1 when the two
+  distributions match, above 1 when fakes crowd where reals are dense) and
+  ``coverage = fraction of real balls containing at least one generated sample``.
+
+A point on a ball's boundary is inside (``<=``, as in both papers). Distances to the balls'
+centres are always :func:`gan_je.estimators.neighbors.squared_distance` (float64, the same
+bits on every device). The radii come from :func:`gan_je.estimators.neighbors.kth_neighbor`,
+whose search is exact on every backend, but whose values are not the same bits everywhere:
+the brute-force backends (``"torch"``, ``"faiss"``, ``"triton"``; ``"auto"`` on CUDA, and on
+CPU above ``KDTREE_MAX_DIM`` = 10 dimensions) return ``squared_distance`` itself, while
+``"kdtree"`` (``"auto"`` on CPU up to 10 dimensions) returns the square of scipy cKDTree's
+float64 distance, which may differ from it by a few units in the last place. So a sample
+exactly on (or within rounding of) a ball's boundary, such as a copy of the ball centre's
+k-th neighbour, may count as inside with one backend and outside with another, and CPU and
+GPU results can then differ; for every other sample all backends agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._inputs import as_samples, check_enough, check_k, check_same_features
+from .neighbors import kth_neighbor, squared_distance
+
+CHUNK_BYTES = 1 << 27  # memory of one chunk of (queries x centres x features) differences
+
+
+def _balls_containing(queries: Tensor, centres: Tensor, sq_radius: Tensor) -> Tensor:
+    """``#{i : |q - c_i|^2 <= r_i^2}`` for every query ``q`` (N_q,), in chunks of queries."""
+    n, d = centres.shape
+    rows = max(1, CHUNK_BYTES // (8 * n * d))
+    counts = []
+    for chunk in queries.split(rows):
+        inside = squared_distance(chunk[:, None, :], centres[None, :, :]) <= sq_radius[None, :]
+        counts.append(inside.sum(dim=1))
+    return torch.cat(counts)
+
+
+def _samples_and_radii(x: Any, name: str, k: int, backend: str) -> tuple[Tensor, Tensor]:
+    x = as_samples(x, name)
+    check_enough(x, k, name)
+    return x, kth_neighbor(x, k, backend)[0]
+
+
+def precision_recall(
+    real: Any, fake: Any, k: int = 3, backend: str = "auto"
+) -> tuple[Tensor, Tensor]:
+    """Improved ``(precision, recall)`` of ``fake`` against ``real`` (each ``(N, ...)``,
+    flattened per sample), as 0-dim float64 tensors in [0, 1]."""
+    k = check_k(k)
+    real, real_sq_radius = _samples_and_radii(real, "real", k, backend)
+    fake, fake_sq_radius = _samples_and_radii(fake, "fake", k, backend)
+    check_same_features(real, fake)
+    precision = (_balls_containing(fake, real, real_sq_radius) > 0).double().mean()
+    recall = (_balls_containing(real, fake, fake_sq_radius) > 0).double().mean()
+    return precision, recall
+
+
+def density_coverage(
+    real: Any, fake: Any, k: int = 5, backend: str = "auto"
+) -> tuple[Tensor, Tensor]:
+    """``(density, coverage)`` of ``fake`` against ``real``, as 0-dim float64 tensors;
+    density is in [0, N_real / k], coverage in [0, 1]."""
+    k = check_k(k)
+    real, real_sq_radius = _samples_and_radii(real, "real", k, backend)
+    fake = as_samples(fake, "fake")
+    check_same_features(real, fake)
+    density = _balls_containing(fake, real, real_sq_radius).double().sum() / (k * fake.shape[0])
+    coverage = (_nearest_sq_distance(real, fake) <= real_sq_radius).double().mean()
+    return density, coverage
+
+
+def _nearest_sq_distance(queries: Tensor, points: Tensor) -> Tensor:
+    """Squared distance from every query to its nearest point (exact, chunked)."""
+    n, d = points.shape
+    rows = max(1, CHUNK_BYTES // (8 * n * d))
+    return torch.cat(
+        [
+            squared_distance(chunk[:, None, :], points[None, :, :]).min(dim=1).values
+            for chunk in queries.split(rows)
+        ]
+    )

@@ -1,0 +1,559 @@
+"""torchmetrics wrappers around :mod:`gan_je.estimators`.
+
+:class:`JointEntropy` (k-NN estimators) and :class:`GaussianJointEntropy` (Gaussian plug-in)
+collect real and generated samples with ``update(samples, real=True/False)``, as torchmetrics'
+FID does, and ``compute()`` returns the same keys from both, so runs compare across estimators:
+``entropy_real``, ``entropy_fake``, ``entropy_mixture``, ``joint_entropy`` (of sample and
+source), ``jsd`` (Jensen-Shannon divergence), ``jsd_sliced``, ``jsd_sliced_max`` and
+``frechet`` (for :class:`JointEntropy` with its default ``quality=True``, which also adds
+``precision``, ``recall``, ``density`` and ``coverage``). :class:`JointEntropy` runs several
+exact neighbour searches per ``compute()`` (within each source, over the pooled samples, once
+per projection, and for the quality keys). :class:`MixtureCoverage` counts the modes of a known
+Gaussian mixture that generated samples cover.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
+
+from gan_je import seeding
+from gan_je.errors import ConfigError
+from gan_je.estimators import (
+    compare_samples,
+    coverage,
+    density_coverage,
+    gaussian,
+    precision_recall,
+    sliced_jensen_shannon,
+)
+from gan_je.estimators._inputs import check_k
+from gan_je.estimators.knn import random_projections
+from gan_je.estimators.neighbors import BACKENDS
+
+SOURCES = ("real", "fake")
+
+
+def _check_update(samples: Any, real: Any) -> None:
+    """Raise a ``ValueError`` unless ``samples`` is a real-valued ``(B, ...)`` tensor and
+    ``real`` a bool: the arguments of :meth:`RealFakeSamples.update`."""
+    if not isinstance(real, bool):
+        raise ValueError(
+            f"real must be True (real samples) or False (generated samples), got {real!r}"
+        )
+    if not isinstance(samples, Tensor):
+        raise ValueError(
+            f"samples must be a torch.Tensor of shape (B, ...), got {type(samples).__name__}"
+        )
+    if samples.ndim < 2:
+        raise ValueError(
+            f"samples must have shape (B, ...), one row per sample, got shape "
+            f"{tuple(samples.shape)}; pass B scalars as (B, 1), e.g. x[:, None]"
+        )
+    if samples.is_complex():
+        raise ValueError(
+            f"samples must be real-valued, got dtype {samples.dtype}; pass "
+            f"torch.view_as_real(x) to treat real and imaginary parts as two features"
+        )
+
+
+class RealFakeSamples(Metric):
+    """Holds the real and generated samples of an epoch; subclasses estimate from them.
+
+    ``update(samples, real)`` adds a batch to one side; a subclass's ``compute()`` estimates
+    from every sample held by every process and returns a dict of 0-dim tensors.
+
+    Args:
+        max_samples: keep at most this many samples per source. Beyond it a uniform random
+            subset is kept (each sample gets a seeded random key; the smallest keys stay), so
+            memory stays bounded (at most twice this between computes) over a long validation
+            and the choice is reproducible: each source's keys come from its own generator, so
+            the subset depends only on the seed, the process rank and that source's batches.
+        features: optional callable (e.g. an ``nn.Module`` such as
+            :class:`gan_je.features.PCA`) applied to every batch in ``update`` before it is
+            flattened; identity by default. An ``nn.Module`` moves with the metric.
+        min_samples: fewest samples per source ``compute`` accepts.
+        seed: seeds the subsampling keys (and the subclasses' projections).
+        reset_real_features: if ``False``, ``reset()`` forgets the generated samples but keeps
+            the real ones (already through ``features``), so a constant real set is passed to
+            ``update(..., real=True)`` once and reused every epoch, as with torchmetrics' FID.
+
+    Raises:
+        ValueError: if ``max_samples`` is not ``None`` or a whole number of at least
+            ``min_samples``, ``features`` is not callable or ``reset_real_features`` not a bool.
+
+    States are flat lists gathered with ``cat``, so processes with different numbers of
+    samples (or none) sync correctly under DDP.
+    """
+
+    full_state_update = False
+    higher_is_better = None
+    is_differentiable = False
+
+    def __init__(
+        self,
+        max_samples: int | None = 10_000,
+        features: Callable[[Tensor], Tensor] | None = None,
+        min_samples: int = 2,
+        seed: int = 0,
+        reset_real_features: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if max_samples is not None and (
+            isinstance(max_samples, bool) or not isinstance(max_samples, int)
+        ):
+            raise ValueError(f"max_samples must be None or a whole number, got {max_samples!r}")
+        if max_samples is not None and max_samples < min_samples:
+            raise ValueError(f"max_samples must be None or at least {min_samples}")
+        if features is not None and not callable(features):
+            raise ValueError(f"features must be callable, got {type(features).__name__}")
+        if not isinstance(reset_real_features, bool):
+            raise ValueError(
+                f"reset_real_features must be True or False, got {reset_real_features!r}"
+            )
+        self.max_samples, self.features, self.min_samples = max_samples, features, min_samples
+        self.seed, self.reset_real_features = seed, reset_real_features
+        self._generators: dict[str, torch.Generator] = {}  # per source, seeded at first use
+        for source in SOURCES:
+            self.add_state(source, default=[], dist_reduce_fx="cat")
+            self.add_state(f"{source}_keys", default=[], dist_reduce_fx="cat")
+        self.add_state("n_features", default=torch.tensor(0), dist_reduce_fx="max")
+
+    def update(self, samples: Tensor, real: bool) -> None:
+        """Add a batch of real (``real=True``) or generated (``real=False``) samples.
+
+        The batch ``(B, ...)`` goes through ``features`` (if any) and is flattened to
+        ``(B, d)``; an empty batch (``B = 0``) is ignored.
+
+        Raises:
+            ValueError: if ``real`` is not a bool, ``samples`` is not a real-valued tensor with
+                at least 2 dimensions, ``features`` does not return ``(B, ...)``, or ``d``
+                differs from earlier batches.
+        """
+        _check_update(samples, real)
+        if samples.shape[0] == 0:
+            return
+        source = "real" if real else "fake"
+        with torch.no_grad():
+            out = self.features(samples) if self.features is not None else samples
+        if not isinstance(out, Tensor) or out.ndim < 2 or out.shape[0] != samples.shape[0]:
+            got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+            raise ValueError(
+                f"features must map a batch of {samples.shape[0]} samples to a "
+                f"({samples.shape[0]}, ...) tensor, got {got}"
+            )
+        flat = out.flatten(1)
+        if int(self.n_features) not in (0, flat.shape[1]):
+            raise ValueError(
+                f"{source} batch has {flat.shape[1]} features per sample but earlier "
+                f"batches had {int(self.n_features)}; call reset() between datasets"
+            )
+        self.n_features = torch.tensor(flat.shape[1], device=self.n_features.device)
+        generator = self._key_generator(source)
+        keys = torch.rand(flat.shape[0], generator=generator, dtype=torch.float64)
+        getattr(self, source).append(flat.to(self.dtype).reshape(-1))
+        getattr(self, f"{source}_keys").append(keys.to(self.dtype).to(flat.device))
+        held = sum(part.shape[0] for part in getattr(self, f"{source}_keys"))
+        if self.max_samples is not None and held > 2 * self.max_samples:
+            self._shrink(source)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Not supported: a batch from one source has no value of its own, and torchmetrics'
+        per-batch ``forward`` resets in between, which would duplicate kept real samples.
+
+        Raises:
+            RuntimeError: always; call ``update`` per batch and ``compute`` once instead.
+        """
+        raise RuntimeError(
+            f"{type(self).__name__} has no per-batch value: call "
+            f"update(samples, real=True/False) for each batch, then compute() once"
+        )
+
+    def _key_generator(self, source: str) -> torch.Generator:
+        """The subsampling keys' generator of ``source``, seeded on first use with
+        ``(seed, rank, source)`` (:mod:`gan_je.seeding`: no two seeds, ranks or sources
+        share a stream)."""
+        if source not in self._generators:
+            distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+            rank = torch.distributed.get_rank() if distributed else 0
+            stream = (self.seed, "subsample", rank, SOURCES.index(source))
+            self._generators[source] = seeding.generator(*stream)
+        return self._generators[source]
+
+    def _shrink(self, source: str) -> None:
+        """Keep the ``max_samples`` samples of ``source`` with the smallest keys."""
+        samples, keys = self._samples(source)
+        if keys.shape[0] > self.max_samples:
+            kept = keys.topk(self.max_samples, largest=False).indices.sort().values
+            samples, keys = samples[kept], keys[kept]
+        setattr(self, source, [samples.reshape(-1)])
+        setattr(self, f"{source}_keys", [keys])
+
+    def _samples(self, source: str) -> tuple[Tensor, Tensor]:
+        """``(samples (n, n_features), keys (n,))`` held for ``source`` (n may be 0)."""
+        state, keys = getattr(self, source), getattr(self, f"{source}_keys")
+        if isinstance(state, list) and not state:
+            empty = torch.empty(0, dtype=self.dtype, device=self.n_features.device)
+            state, keys = [empty], [empty]
+        flat, keys = dim_zero_cat(state), dim_zero_cat(keys)
+        return flat.reshape(-1, max(int(self.n_features), 1)), keys
+
+    def real_and_fake(self) -> tuple[Tensor, Tensor]:
+        """Every sample held (over every process) as ``(real (n, d), fake (m, d))``.
+
+        Raises:
+            ValueError: if either source holds fewer than ``min_samples`` samples.
+        """
+        if self.max_samples is not None:
+            for source in SOURCES:
+                self._shrink(source)
+        held = [self._samples(source)[0] for source in SOURCES]
+        for source, samples in zip(SOURCES, held, strict=True):
+            if samples.shape[0] < self.min_samples:
+                raise ValueError(
+                    f"{type(self).__name__} has {samples.shape[0]} {source} samples but needs "
+                    f"at least {self.min_samples}; update() it with more samples before "
+                    f"compute()"
+                )
+        return held[0], held[1]
+
+    def reset(self) -> None:
+        """Forget the generated samples, and the real ones unless ``reset_real_features`` is
+        ``False``. A source that is forgotten restarts its subsampling keys from the seed; kept
+        real samples keep theirs, so later real batches extend the same stream."""
+        if self._is_synced:
+            # Left synced (sync() without unsync()), the states hold every process's samples:
+            # return to this process's own, or the kept real samples would be duplicated.
+            self.unsync()
+        real, real_keys, n_features = list(self.real), list(self.real_keys), self.n_features
+        super().reset()  # clears the lists in place; ours above are copies
+        self._generators.pop("fake", None)
+        if self.reset_real_features:
+            self._generators.pop("real", None)
+        else:
+            self.real, self.real_keys = real, real_keys
+            if any(part.numel() for part in real):
+                self.n_features = n_features
+
+    def reset_all(self) -> None:
+        """Forget every sample, the real ones too, whatever ``reset_real_features`` says
+        (e.g. after Lightning's sanity check, or when the real set changes)."""
+        keep, self.reset_real_features = self.reset_real_features, True
+        try:
+            self.reset()
+        finally:
+            self.reset_real_features = keep
+
+
+class JointEntropy(RealFakeSamples):
+    """Entropy and divergence of real vs generated samples, estimated with k-NN.
+
+    With a source label L uniform on {real, fake} and a sample S from the matching
+    distribution (so S ~ M = (P_real + P_fake) / 2), ``compute()`` returns a dict of 0-dim
+    tensors over every sample held (by every process):
+
+    - ``entropy_real`` H(P_real), ``entropy_fake`` H(P_fake), ``entropy_mixture`` H(M) —
+      Kozachenko-Leonenko;
+    - ``joint_entropy`` H(S, L) = log 2 + (H(P_real) + H(P_fake)) / 2 (weighted by the sample
+      counts when they differ);
+    - ``jsd`` I(S; L) = JSD(P_real || P_fake) — Ross's estimator;
+    - ``jsd_sliced`` and ``jsd_sliced_max`` — mean and max of the same on random
+      ``sliced_dim``-dimensional projections, a lower bound that still works where the full
+      estimate fails in high dimension;
+    - with ``quality=True``: ``precision``, ``recall`` (Kynkäänniemi et al. 2019, k = 3),
+      ``density``, ``coverage`` (Naeem et al. 2020, k = 5) and ``frechet`` (Fréchet distance
+      of Gaussian fits) on the same samples (:mod:`gan_je.estimators.quality`).
+
+    Args:
+        k: neighbour order of every estimator.
+        backend: neighbour search, one of ``gan_je.estimators.neighbors.BACKENDS``.
+        base: logarithm base of the results (``math.e``: nats, ``2``: bits).
+        sliced_dim, n_projections: the projections of ``jsd_sliced``.
+        quality: also report the sample-quality keys above.
+        max_samples, features, seed, reset_real_features: see :class:`RealFakeSamples`.
+
+    Raises:
+        ValueError: if ``k`` is not a positive whole number or ``backend`` is unknown, and as
+            :class:`RealFakeSamples`; ``compute()`` if a source has ``k`` samples or fewer.
+
+    Example:
+        >>> import torch
+        >>> from gan_je.metrics import JointEntropy
+        >>> generator = torch.Generator().manual_seed(0)
+        >>> real = torch.randn(1000, 2, generator=generator)  # H = log(2 pi e) = 2.84 nats
+        >>> metric = JointEntropy(quality=False, reset_real_features=False)
+        >>> metric.update(real, real=True)
+        >>> metric.update(0.5 * torch.randn(1000, 2, generator=generator), real=False)
+        >>> values = metric.compute()  # true: H(fake) = 2.84 + 2 log 0.5 = 1.45, JSD = 0.17
+        >>> [round(values[key].item(), 2) for key in ("entropy_real", "entropy_fake", "jsd")]
+        [2.84, 1.32, 0.18]
+        >>> metric.reset()  # forgets the generated samples, keeps the real ones
+        >>> metric.update(torch.randn(1000, 2, generator=generator), real=False)
+        >>> round(metric.compute()["jsd"].item(), 3)  # the same distribution: true JSD = 0
+        -0.003
+    """
+
+    def __init__(
+        self,
+        k: int = 3,
+        backend: str = "auto",
+        max_samples: int | None = 10_000,
+        base: float = math.e,
+        features: Callable[[Tensor], Tensor] | None = None,
+        sliced_dim: int = 2,
+        n_projections: int = 16,
+        quality: bool = True,
+        seed: int = 0,
+        reset_real_features: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        k = check_k(k)
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        super().__init__(
+            max_samples,
+            features,
+            min_samples=k + 1,
+            seed=seed,
+            reset_real_features=reset_real_features,
+            **kwargs,
+        )
+        self.k, self.backend, self.base = k, backend, base
+        self.sliced_dim, self.n_projections, self.quality = sliced_dim, n_projections, quality
+
+    def compute(self) -> dict[str, Tensor]:
+        """The estimates over every sample held (by every process), as 0-dim tensors."""
+        real, fake = self.real_and_fake()
+        result = compare_samples(real, fake, k=self.k, base=self.base, backend=self.backend)
+        sliced = sliced_jensen_shannon(
+            real,
+            fake,
+            dim=self.sliced_dim,
+            n_projections=self.n_projections,
+            k=self.k,
+            seed=self.seed,
+            base=self.base,
+            backend=self.backend,
+        )
+        result["jsd_sliced"], result["jsd_sliced_max"] = sliced.mean, sliced.max
+        if self.quality:
+            result["precision"], result["recall"] = precision_recall(
+                real, fake, backend=self.backend
+            )
+            result["density"], result["coverage"] = density_coverage(
+                real, fake, backend=self.backend
+            )
+            result["frechet"] = gaussian.frechet_distance(real, fake)
+        return result
+
+
+class GaussianJointEntropy(RealFakeSamples):
+    """Entropy and divergence of real vs generated samples from Gaussian fits: fast, exact
+    for Gaussians, a rough proxy otherwise.
+
+    ``compute()`` returns a dict of 0-dim tensors over every sample held (by every process):
+    ``entropy_real``, ``entropy_fake``, ``entropy_mixture`` (one Gaussian fitted to the pooled
+    samples), ``joint_entropy`` and ``jsd`` as :func:`gan_je.estimators.gaussian.compare_samples`
+    (entropies ½ log det(2πeΣ̂)); ``jsd_sliced`` and ``jsd_sliced_max`` on the same seeded
+    projections as :class:`JointEntropy`; ``frechet``, the Fréchet distance between the fits.
+
+    Args:
+        base, sliced_dim, n_projections: as in :class:`JointEntropy`.
+        max_samples, features, seed, reset_real_features: see :class:`RealFakeSamples`.
+
+    Raises:
+        ValueError: as :class:`RealFakeSamples`; ``compute()`` if a source has fewer than 2
+            samples.
+
+    Example:
+        >>> import torch
+        >>> from gan_je.metrics import GaussianJointEntropy
+        >>> generator = torch.Generator().manual_seed(0)
+        >>> metric = GaussianJointEntropy()
+        >>> metric.update(torch.randn(1000, 2, generator=generator), real=True)
+        >>> metric.update(0.5 * torch.randn(1000, 2, generator=generator), real=False)
+        >>> values = metric.compute()  # true: 2.84 and 1.45 nats
+        >>> [round(values[key].item(), 2) for key in ("entropy_real", "entropy_fake")]
+        [2.88, 1.38]
+    """
+
+    def __init__(
+        self,
+        max_samples: int | None = 10_000,
+        base: float = math.e,
+        features: Callable[[Tensor], Tensor] | None = None,
+        sliced_dim: int = 2,
+        n_projections: int = 16,
+        seed: int = 0,
+        reset_real_features: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            max_samples,
+            features,
+            min_samples=2,
+            seed=seed,
+            reset_real_features=reset_real_features,
+            **kwargs,
+        )
+        self.base, self.sliced_dim, self.n_projections = base, sliced_dim, n_projections
+
+    def compute(self) -> dict[str, Tensor]:
+        """The plug-in estimates over every sample held (by every process)."""
+        real, fake = self.real_and_fake()
+        real, fake = real.double(), fake.double()
+        result = gaussian.compare_samples(real, fake, base=self.base)
+        frames = random_projections(
+            real.shape[1], min(self.sliced_dim, real.shape[1]), self.n_projections, self.seed
+        ).to(real.device)
+        sliced = torch.stack(
+            [gaussian.compare_samples(real @ f, fake @ f, base=self.base)["jsd"] for f in frames]
+        )
+        result["jsd_sliced"], result["jsd_sliced_max"] = sliced.mean(), sliced.max()
+        result["frechet"] = gaussian.frechet_distance(real, fake)
+        return result
+
+
+class MixtureCoverage(Metric):
+    """Mode coverage of generated samples from a known Gaussian mixture (the 2-D ring and
+    grid): ``compute()`` returns ``modes_covered``, ``high_quality`` and ``mode_kl`` as
+    defined in :mod:`gan_je.estimators.coverage`. Per-mode counts are summed over batches and
+    processes, so the result is the same as one call on all samples.
+
+    Args:
+        centers: ``(M, d)`` mode centres.
+        std: the modes' standard deviation.
+        n_sigma: high quality within this many standard deviations (3 in the literature).
+        min_count: high-quality samples a mode needs to count as covered.
+    """
+
+    full_state_update = False
+    higher_is_better = None
+    is_differentiable = False
+
+    def __init__(
+        self,
+        centers: Tensor,
+        std: float,
+        n_sigma: float = 3.0,
+        min_count: int = 1,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        centers = torch.as_tensor(centers, dtype=torch.float64)
+        coverage.nearest_modes(centers, centers, std, n_sigma)  # validates the geometry
+        coverage.coverage_from_counts(torch.ones(1), torch.ones(1), min_count)  # and min_count
+        self.register_buffer("centers", centers)
+        self.std, self.n_sigma, self.min_count = float(std), float(n_sigma), min_count
+        m = centers.shape[0]
+        self.add_state("high_quality_counts", torch.zeros(m, dtype=torch.long), "sum")
+        self.add_state("counts", torch.zeros(m, dtype=torch.long), "sum")
+
+    def update(self, fake: Tensor) -> None:
+        """Count a batch of generated samples ``(B, d)``."""
+        if fake.shape[0] == 0:
+            return
+        index, high_quality = coverage.nearest_modes(fake, self.centers, self.std, self.n_sigma)
+        m = self.centers.shape[0]
+        self.counts += torch.bincount(index, minlength=m)
+        self.high_quality_counts += torch.bincount(index[high_quality], minlength=m)
+
+    def compute(self) -> dict[str, Tensor]:
+        result = coverage.coverage_from_counts(
+            self.high_quality_counts, self.counts, self.min_count
+        )
+        return {
+            "modes_covered": result.modes_covered.double(),
+            "high_quality": result.high_quality,
+            "mode_kl": result.mode_kl,
+        }
+
+
+class InceptionJointEntropy(JointEntropy):
+    """:class:`JointEntropy` plus torchmetrics' Fréchet and kernel Inception distances
+    (Heusel et al. 2017; Bińkowski et al. 2018) on Inception-v3 features of the images.
+
+    ``compute()`` returns the keys of :class:`JointEntropy` (estimated on ``features`` of the
+    images) plus ``fid`` and ``kid`` (the mean of KID over its subsets). ``update(images,
+    real)`` takes images ``(B, 1 or 3, H, W)`` in [-1, 1]; they are mapped to [0, 1] RGB for
+    Inception. ``reset_real_features`` and ``reset_all()`` apply to the FID and KID too.
+
+    Optional: it needs the ``torch-fidelity`` package and the Inception weights, which
+    torch-fidelity downloads on first use. Without either it fails at construction with a
+    message saying so (use ``features=classifier`` for learned features offline).
+
+    Args:
+        kid_subset_size: samples per KID subset; at most the number of samples per source.
+        **kwargs: as :class:`JointEntropy`.
+
+    Raises:
+        ConfigError: if torch-fidelity or the Inception weights are not available.
+        ValueError: as :class:`JointEntropy`; ``update`` if the images are not
+            ``(B, 1 or 3, H, W)``.
+
+    Example:
+        >>> import torch
+        >>> from gan_je.metrics import InceptionJointEntropy
+        >>> metric = InceptionJointEntropy(kid_subset_size=50)  # doctest: +SKIP
+        >>> metric.update(torch.rand(100, 3, 32, 32) * 2 - 1, real=True)  # doctest: +SKIP
+        >>> metric.update(torch.rand(100, 3, 32, 32) * 2 - 1, real=False)  # doctest: +SKIP
+        >>> sorted(metric.compute())[:3]  # doctest: +SKIP
+        ['coverage', 'density', 'entropy_fake']
+    """
+
+    def __init__(self, kid_subset_size: int = 1000, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        try:
+            from torchmetrics.image.fid import FrechetInceptionDistance
+            from torchmetrics.image.kid import KernelInceptionDistance
+
+            keep = self.reset_real_features
+            self.fid = FrechetInceptionDistance(normalize=True, reset_real_features=keep)
+            self.kid = KernelInceptionDistance(
+                normalize=True, subset_size=kid_subset_size, reset_real_features=keep
+            )
+        except Exception as err:  # missing package, or no network for the weights
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+            raise ConfigError(
+                "Inception features need torch-fidelity (pip install torch-fidelity) and "
+                "the Inception weights it downloads on first use; they are not available "
+                f"here ({reason}). Use features=classifier for learned features offline"
+            ) from err
+
+    def update(self, samples: Tensor, real: bool) -> None:
+        """Add a batch of real or generated images ``(B, 1 or 3, H, W)`` in [-1, 1]."""
+        _check_update(samples, real)
+        if samples.shape[0] == 0:
+            return
+        if samples.ndim != 4 or samples.shape[1] not in (1, 3):
+            raise ValueError(
+                "estimator=inception needs images of shape (B, 1 or 3, H, W), got shape "
+                f"{tuple(samples.shape)}"
+            )
+        super().update(samples, real)
+        rgb = ((samples.float() + 1) / 2).clamp(0, 1).expand(-1, 3, -1, -1)
+        self.fid.update(rgb, real=real)
+        self.kid.update(rgb, real=real)
+
+    def compute(self) -> dict[str, Tensor]:
+        result = super().compute()
+        result["fid"] = self.fid.compute()
+        result["kid"] = self.kid.compute()[0]
+        return result
+
+    def reset(self) -> None:
+        super().reset()
+        for distance in (self.fid, self.kid):  # as ours: reset_all() sets it True meanwhile
+            kept, distance.reset_real_features = (
+                distance.reset_real_features,
+                self.reset_real_features,
+            )
+            distance.reset()
+            distance.reset_real_features = kept

@@ -1,0 +1,457 @@
+"""The LightningModule: alternating discriminator and generator steps, manual optimisation.
+
+Per training batch: ``loss.n_critic`` discriminator steps (fresh latents, the same real
+batch), then one generator step. With ``pack = m > 1`` the discriminator judges packs of m
+samples (PacGAN, :mod:`gan_je.models.packing`). Lightning's ``global_step`` counts every
+optimizer step (both networks), so the module keeps its own generator-step counter
+``g_step``, logs it as ``train/g_step`` and saves it in checkpoints; schedulers are stepped
+once per generator step.
+
+Each validation epoch compares the validation set with as many generated samples through the
+configured metric (``JointEntropy`` or ``GaussianJointEntropy``, after its ``features``) and
+logs ``val/<key>``. Generated samples come from seeded latents, the same every epoch, from
+the EMA generator when ``ema_decay`` is set.
+
+The model config builds the module (``instantiate(cfg.model)``) from plain descriptions of
+its parts (:mod:`gan_je.parts`); the parts that depend on the data's shape are built in
+:meth:`GANModule.setup` from the datamodule's ``data_spec``. Descriptions and data spec are
+the module's hyperparameters, so a checkpoint restores it alone:
+``GANModule.load_from_checkpoint(path)``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from lightning import LightningModule
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from gan_je import parts, seeding
+from gan_je.checks import non_negative_float, positive_int
+from gan_je.errors import ConfigError, DivergenceError
+from gan_je.estimators import differentiable_entropy
+from gan_je.metrics import MixtureCoverage
+from gan_je.models.packing import pack_samples, packed_shape
+
+Description = Mapping[str, Any]
+
+
+class GANModule(LightningModule):
+    """A GAN trained with manual optimisation and measured by ``metric`` every validation.
+
+    Every part is a plain description ``{"_target_": ..., **arguments}`` built by
+    :func:`gan_je.parts.build` (``conf/model/*.yaml`` holds them).
+
+    Args:
+        generator: a network ``(B, latent_dim) -> (B, *sample_shape)``, completed with
+            ``sample_shape`` and ``bounded`` (images lie in [-1, 1]) in :meth:`setup`.
+        discriminator: a network ``(B, *packed_shape) -> (B,)`` logits, completed with
+            ``sample_shape`` (of a pack when ``pack > 1``).
+        loss: the objective (:mod:`gan_je.losses`), with ``n_critic`` and its penalties.
+        metric: a :class:`gan_je.metrics.RealFakeSamples`; its ``features`` are fitted on
+            training samples when training starts (and restored from checkpoints).
+        optimizer_g, optimizer_d: ``_partial_`` optimisers, completed with the parameters.
+        scheduler_g, scheduler_d: optional ``_partial_`` schedulers, stepped once per
+            generator step.
+        grad_clip: clip each network's gradient norm to this value (``None``: no clipping).
+        ema_decay: keep an exponential moving average of the generator with this decay and
+            sample from it (``None``: off).
+        n_preview: latents of the fixed, seeded preview batch for sample pictures.
+        max_g_steps: stop training after this many generator steps (``None``: no limit).
+        n_fake: generated samples per validation, over all processes (``None``: as many as
+            the validation set has).
+        pack: PacGAN packing (Lin et al. 2018): the discriminator sees ``pack`` samples of
+            one source joined into one input (1: off). A training batch is trimmed to a
+            multiple of ``pack``.
+        coverage: ``{"n_sigma": ..., "min_count": ...}`` of the mode-coverage metric, used
+            when the data come from a known mixture (``val/modes_covered``,
+            ``val/high_quality``, ``val/mode_kl``).
+        features_fit_samples: training samples the metric's unsupervised features (PCA)
+            are fitted on (``None``: all); learned features use every labelled sample.
+        seed: seeds the preview and validation latents.
+        data_spec: the samples' description (``sample_shape``, ``image``, mixture
+            ``centers`` and ``std``); taken from the datamodule in :meth:`setup` when
+            ``None``, stored in checkpoints.
+        run_config: the run's resolved configuration, kept in checkpoints for the record.
+    """
+
+    def __init__(
+        self,
+        generator: Description,
+        discriminator: Description,
+        loss: Description,
+        metric: Description,
+        optimizer_g: Description,
+        optimizer_d: Description,
+        scheduler_g: Description | None = None,
+        scheduler_d: Description | None = None,
+        grad_clip: float | None = None,
+        ema_decay: float | None = None,
+        n_preview: int = 64,
+        max_g_steps: int | None = None,
+        n_fake: int | None = None,
+        pack: int = 1,
+        coverage: Description | None = None,
+        features_fit_samples: int | None = 5000,
+        seed: int = 0,
+        data_spec: Description | None = None,
+        run_config: Description | None = None,
+    ) -> None:
+        super().__init__()
+        if grad_clip is not None and not grad_clip > 0:
+            raise ConfigError(f"model.grad_clip must be None or > 0, got {grad_clip!r}")
+        if ema_decay is not None and not 0 < ema_decay < 1:
+            raise ConfigError(f"model.ema_decay must be None or in (0, 1), got {ema_decay!r}")
+        try:
+            n_preview = positive_int("model.n_preview", n_preview)
+            self.pack = positive_int("model.pack", pack)
+            if max_g_steps is not None:
+                max_g_steps = positive_int("model.max_g_steps", max_g_steps)
+            if n_fake is not None and positive_int("model.n_fake", n_fake) < 2:
+                raise ValueError(f"model.n_fake must be None or at least 2, got {n_fake!r}")
+            if features_fit_samples is not None:
+                positive_int("model.features_fit_samples", features_fit_samples)
+        except ValueError as err:
+            raise ConfigError(str(err)) from err
+        self.save_hyperparameters(
+            {
+                "generator": parts.plain(generator),
+                "discriminator": parts.plain(discriminator),
+                "loss": parts.plain(loss),
+                "metric": parts.plain(metric),
+                "optimizer_g": parts.plain(optimizer_g),
+                "optimizer_d": parts.plain(optimizer_d),
+                "scheduler_g": parts.plain(scheduler_g),
+                "scheduler_d": parts.plain(scheduler_d),
+                "grad_clip": grad_clip,
+                "ema_decay": ema_decay,
+                "n_preview": n_preview,
+                "max_g_steps": max_g_steps,
+                "n_fake": n_fake,
+                "pack": pack,
+                "coverage": parts.plain(coverage or {}),
+                "features_fit_samples": features_fit_samples,
+                "seed": seed,
+                "data_spec": None,
+                "run_config": parts.plain(run_config),
+            },
+            logger=False,
+        )
+        self.automatic_optimization = False
+        self.loss = parts.build(self.hparams.loss, "loss")
+        self.metric = parts.build(self.hparams.metric, "estimator")
+        self.grad_clip, self.ema_decay, self.seed = grad_clip, ema_decay, seed
+        self.max_g_steps, self.n_fake = max_g_steps, n_fake
+        self.generator: nn.Module | None = None
+        self.discriminator: nn.Module | None = None
+        self.ema: AveragedModel | None = None
+        self.coverage: MixtureCoverage | None = None
+        self.g_step = 0
+        self.entropy_weight_held: float | None = None  # set by the collapse monitor's boost
+        self._features_fitted = False
+        self._real_complete = False  # the metric holds the whole validation set
+        self._n_real_seen = 0
+        self._rng_to_restore: dict[str, Any] | None = None
+        if data_spec is not None:
+            self.build_networks(data_spec)
+
+    # ---------------------------------------------------------------- shape-dependent parts
+    def build_networks(self, data_spec: Description) -> None:
+        """Build the networks, EMA copy, preview latents and mode-coverage metric for
+        samples described by ``data_spec``; it is saved as a hyperparameter."""
+        spec = parts.plain(data_spec)
+        if not isinstance(spec, dict) or "sample_shape" not in spec:
+            raise ConfigError(f"data_spec must be a dict with a sample_shape, got {spec!r}")
+        shape = tuple(spec["sample_shape"])
+        pack_shape = packed_shape(shape, self.pack)
+        hp = self.hparams
+        self.generator = parts.build(
+            hp.generator, "model.generator", sample_shape=shape, bounded=bool(spec.get("image"))
+        )
+        self.discriminator = parts.build(
+            hp.discriminator, "model.discriminator", sample_shape=pack_shape
+        )
+        if not isinstance(getattr(self.generator, "latent_dim", None), int):
+            raise ConfigError("model.generator must have an int attribute latent_dim")
+        if self.loss.gp_weight > 0 and any(
+            isinstance(m, _BatchNorm) for m in self.discriminator.modules()
+        ):
+            raise ConfigError(
+                f"{type(self.loss).__name__} penalises per-sample gradients, which batch norm in "
+                f"the discriminator mixes across the batch: set model.discriminator.norm=layer"
+            )
+        if self.ema_decay is not None:
+            average = get_ema_multi_avg_fn(self.ema_decay)
+            self.ema = AveragedModel(self.generator, multi_avg_fn=average, use_buffers=True)
+        preview = torch.randn(
+            hp.n_preview,
+            self.generator.latent_dim,
+            generator=seeding.generator(self.seed, "preview"),
+        )
+        self.register_buffer("preview_latents", preview)
+        if "centers" in spec:
+            self.coverage = MixtureCoverage(spec["centers"], spec["std"], **hp.coverage)
+        self.sample_shape = shape
+        hp.data_spec = spec
+
+    def setup(self, stage: str) -> None:
+        """Build the shape-dependent parts from the datamodule's ``data_spec`` (a module
+        restored from a checkpoint has them already and only checks the data match)."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        spec = getattr(datamodule, "data_spec", None)
+        if spec is None:
+            if self.hparams.data_spec is None:
+                raise ConfigError(
+                    "GANModule needs a datamodule with a data_spec (gan_je.data) or data_spec="
+                )
+            return
+        if self.hparams.data_spec is None:
+            self.build_networks(spec)
+        elif parts.plain(spec) != self.hparams.data_spec:
+            raise ConfigError(
+                f"the data ({parts.plain(spec)}) differ from those this model was built for "
+                f"({self.hparams.data_spec})"
+            )
+
+    def fit_features(self, datamodule: Any) -> None:
+        """Fit the metric's feature map on the datamodule's training samples, once: a seeded
+        subset of ``features_fit_samples`` for unsupervised maps (PCA), every labelled sample
+        for learned ones (``needs_labels``). Restored features are not fitted again."""
+        features = self.metric.features
+        if self._features_fitted or features is None or not hasattr(features, "fit"):
+            return
+        if getattr(features, "needs_labels", False):
+            features.fit(*datamodule.train_set.tensors)
+        else:
+            features.fit(datamodule.train_tensor(self.hparams.features_fit_samples))
+        features.to(self.device)
+        self._features_fitted = True
+
+    def on_fit_start(self) -> None:
+        self.fit_features(self.trainer.datamodule)
+
+    def on_validation_start(self) -> None:
+        if self.trainer.datamodule is not None:
+            self.fit_features(self.trainer.datamodule)
+
+    # ---------------------------------------------------------------- sampling
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator used for pictures and validation: the EMA copy when enabled."""
+        if self.generator is None:
+            raise RuntimeError(
+                "GANModule has no networks yet: fit it, load a checkpoint or pass data_spec"
+            )
+        return self.ema.module if self.ema is not None else self.generator
+
+    @torch.no_grad()
+    def generate(self, z: Tensor) -> Tensor:
+        """:attr:`sampler` applied to latents ``z`` in eval mode (batch norm uses its running
+        statistics), leaving the network's mode as it was."""
+        net = self.sampler
+        was_training = net.training
+        net.eval()
+        samples = net(z.to(self.device))
+        net.train(was_training)
+        return samples
+
+    def sample(self, n: int, seed: int | None = None, batch_size: int = 1024) -> Tensor:
+        """``(n, *sample_shape)`` samples on the module's device, from latents drawn
+        ``batch_size`` at a time with a generator seeded by ``seed`` (the same seed gives the
+        same samples; ``None``: torch's global random state)."""
+        n, batch_size = positive_int("n", n), positive_int("batch_size", batch_size)
+        latents = None if seed is None else torch.Generator().manual_seed(seed)
+        return self._sample(n, latents, batch_size)
+
+    def _sample(self, n: int, latents: torch.Generator | None, batch_size: int = 1024) -> Tensor:
+        dim = self.sampler.latent_dim
+        batches = [
+            self.generate(torch.randn(min(batch_size, n - start), dim, generator=latents))
+            for start in range(0, n, batch_size)
+        ]
+        return torch.cat(batches)
+
+    def preview(self) -> Tensor:
+        """Samples of the fixed, seeded preview latents (the same every call)."""
+        return self.generate(self.preview_latents)
+
+    def _features(self, samples: Tensor) -> Tensor:
+        """What the estimators see of ``samples``: the metric's features, flattened."""
+        features = self.metric.features
+        return (features(samples) if features is not None else samples).flatten(1)
+
+    # ---------------------------------------------------------------- entropy weight
+    def entropy_weight(self) -> float:
+        """The entropy regulariser's weight now: the one the collapse monitor held, else the
+        loss's (possibly annealed) weight at this generator step."""
+        if self.entropy_weight_held is not None:
+            return self.entropy_weight_held
+        return self.loss.entropy_weight_at(self.g_step)
+
+    def hold_entropy_weight(self, weight: float) -> None:
+        """From now on a constant entropy weight (ends any annealing); saved in checkpoints."""
+        self.entropy_weight_held = non_negative_float("entropy_weight", weight)
+
+    # ---------------------------------------------------------------- optimisers
+    def configure_optimizers(self) -> Any:
+        """One optimiser per network; the schedulers are stepped by :meth:`training_step`
+        once per generator step (manual optimisation ignores Lightning's ``interval``)."""
+        hp = self.hparams
+        opt_g = parts.build(hp.optimizer_g, "model.optimizer_g", params=self.generator.parameters())
+        opt_d = parts.build(
+            hp.optimizer_d, "model.optimizer_d", params=self.discriminator.parameters()
+        )
+        schedulers = [
+            parts.build(description, name, optimizer=optimizer)
+            for description, name, optimizer in (
+                (hp.scheduler_g, "model.scheduler_g", opt_g),
+                (hp.scheduler_d, "model.scheduler_d", opt_d),
+            )
+            if description is not None
+        ]
+        return [opt_g, opt_d], schedulers
+
+    def _step(self, optimizer: Any, loss: Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if self.grad_clip is not None:
+            self.clip_gradients(
+                optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm"
+            )
+        optimizer.step()
+
+    def _check_finite(self, value: Tensor, name: str) -> None:
+        if not torch.isfinite(value):  # CPU-GPU sync point, once per loss
+            raise DivergenceError(
+                f"the {name} loss is {value.item()} at generator step {self.g_step} "
+                f"(epoch {self.current_epoch}); training stopped. Lower the learning rate, "
+                f"add grad_clip or a penalty, or resume from the last good checkpoint"
+            )
+
+    # ---------------------------------------------------------------- training
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        real = batch[0] if isinstance(batch, list | tuple) else batch
+        opt_g, opt_d = self.optimizers()
+        n = real.shape[0] - real.shape[0] % self.pack
+        if n == 0:
+            raise ConfigError(
+                f"a training batch of {real.shape[0]} samples holds no pack of "
+                f"model.pack={self.pack}: raise data.batch_size"
+            )
+        real = pack_samples(real[:n], self.pack)
+        latent_dim = self.generator.latent_dim
+
+        self.toggle_optimizer(opt_d)
+        for _ in range(self.loss.n_critic):
+            with torch.no_grad():
+                fake = self.generator(torch.randn(n, latent_dim, device=self.device))
+            fake = pack_samples(fake, self.pack)
+            d_loss = self.loss.discriminator_loss(
+                self.discriminator(real), self.discriminator(fake)
+            ) + self.loss.penalty(self.discriminator, real, fake)
+            self._check_finite(d_loss, "discriminator")
+            self._step(opt_d, d_loss)
+        self.untoggle_optimizer(opt_d)
+
+        self.toggle_optimizer(opt_g)
+        fake = self.generator(torch.randn(n, latent_dim, device=self.device))
+        g_loss = self.loss.generator_loss(self.discriminator(pack_samples(fake, self.pack)))
+        entropy_weight = self.entropy_weight()
+        if entropy_weight > 0:
+            batch_entropy = differentiable_entropy(self._features(fake))
+            g_loss = g_loss - entropy_weight * batch_entropy
+            self.log("train/entropy_batch", batch_entropy.detach())
+        if entropy_weight > 0 or self.loss.entropy_weight > 0:
+            self.log("train/entropy_weight", entropy_weight)
+        self._check_finite(g_loss, "generator")
+        self._step(opt_g, g_loss)
+        self.untoggle_optimizer(opt_g)
+
+        self.g_step += 1
+        if self.max_g_steps is not None and self.g_step >= self.max_g_steps:
+            self.trainer.should_stop = True
+        if self.ema is not None:
+            self.ema.update_parameters(self.generator)
+        schedulers = self.lr_schedulers()
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            if scheduler is not None:
+                scheduler.step()
+        self.log_dict(
+            {"train/d_loss": d_loss.detach(), "train/g_loss": g_loss.detach()}, prog_bar=True
+        )
+        self.log("train/g_step", float(self.g_step))
+
+    # ---------------------------------------------------------------- validation
+    def _keeps_real(self) -> bool:
+        """Whether the metric keeps the real samples across ``reset()`` and already holds
+        the whole validation set, so it need not see it again."""
+        return self._real_complete and not getattr(self.metric, "reset_real_features", True)
+
+    def on_validation_epoch_start(self) -> None:
+        if self.trainer.sanity_checking or not self._keeps_real():
+            self.metric.reset_all()
+            self._real_complete = False
+        self._n_real_seen = 0
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        real = batch[0] if isinstance(batch, list | tuple) else batch
+        self._n_real_seen += real.shape[0]
+        if not self._keeps_real():
+            self.metric.update(real, real=True)
+
+    def on_validation_epoch_end(self) -> None:
+        rank, world = self.global_rank, self.trainer.world_size
+        if self.n_fake is None:
+            n = self._n_real_seen
+        else:  # this process's share of n_fake
+            n = self.n_fake // world + (rank < self.n_fake % world)
+        if n > 0:
+            fake = self._sample(n, seeding.generator(self.seed, "validation", rank))
+            self.metric.update(fake, real=False)
+            if self.coverage is not None:
+                self.coverage.update(fake)
+        values = self.metric.compute()  # already over every process: no sync_dist
+        if self.coverage is not None:
+            values |= self.coverage.compute()
+            self.coverage.reset()
+        jsd = values.pop("jsd")
+        self.log_dict({f"val/{key}": value for key, value in values.items()})
+        self.log("val/jsd", jsd, prog_bar=True)
+        self.metric.reset()
+        self._real_complete = not self.trainer.sanity_checking
+
+    # ---------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["g_step"] = self.g_step
+        checkpoint["entropy_weight_held"] = self.entropy_weight_held
+        kind, keys, position, has_gauss, cached = np.random.get_state()
+        checkpoint["rng"] = {  # tensors and plain values only, so weights_only loading works
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached),
+            "python": random.getstate(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.g_step = int(checkpoint.get("g_step", 0))
+        self.entropy_weight_held = checkpoint.get("entropy_weight_held")
+        self._rng_to_restore = checkpoint.get("rng")
+        self._features_fitted = True  # the state dict holds the fitted features
+
+    def on_train_start(self) -> None:
+        """Restore the random streams of a resumed run once Lightning has loaded it."""
+        if self._rng_to_restore is None:
+            return
+        state, self._rng_to_restore = self._rng_to_restore, None
+        torch.set_rng_state(state["torch"])
+        if state["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+        kind, keys, position, has_gauss, cached = state["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+        random.setstate(state["python"])

@@ -1,0 +1,57 @@
+"""The OmegaConf resolvers gan_je's configs use, registered when ``gan_je`` is imported:
+
+- ``${gan_je.run_id:}``: this run's (or sweep's) directory name;
+- ``${gan_je.sweep:group|job_type|tags}``: W&B fields of a multirun job.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+
+from omegaconf import OmegaConf
+
+from gan_je.records import without_seed
+
+RUN_ID = "GAN_JE_RUN_ID"
+
+
+def run_id() -> str:
+    """``<date>/<time>-<pid><random hex>`` naming this run's (or sweep's) directory.
+
+    Unique for runs started in the same second (process id and a random tag), and fixed for
+    this process and every process it starts (kept in ``$GAN_JE_RUN_ID``), so that the jobs
+    of one sweep agree on its directory even when a launcher runs them in other processes
+    (joblib, submitit), where Hydra's ``${now:...}`` would be read again.
+    """
+    if RUN_ID not in os.environ:
+        stamp = time.strftime("%Y-%m-%d/%H-%M-%S")
+        os.environ[RUN_ID] = f"{stamp}-{os.getpid()}{secrets.token_hex(2)}"
+    return os.environ[RUN_ID]
+
+
+def sweep_field(name: str) -> str | list[str] | None:
+    """W&B fields of a multirun job (``None`` / ``[]`` in a single run): ``group`` the sweep
+    directory (``<date>/<time>-<tag>``), ``job_type`` the job's overrides without the seed,
+    ``tags`` its overrides."""
+    from hydra.core.hydra_config import HydraConfig  # only where a config is resolved
+    from hydra.types import RunMode
+
+    if name not in ("group", "job_type", "tags"):
+        raise ValueError(f"gan_je.sweep takes group, job_type or tags, got {name!r}")
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return [] if name == "tags" else None
+    overrides = list(HydraConfig.get().overrides.task)
+    if name == "group":
+        return run_id()
+    if name == "job_type":
+        return " ".join(without_seed(overrides))
+    return [item[:64] for item in overrides]  # W&B limits a tag to 64 characters
+
+
+def register() -> None:
+    """Register the resolvers (again: a no-op once done)."""
+    for name, resolver in (("gan_je.run_id", run_id), ("gan_je.sweep", sweep_field)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)

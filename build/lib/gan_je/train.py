@@ -1,0 +1,163 @@
+"""``python -m gan_je.train``: train a GAN from the Hydra config ``conf/train.yaml``.
+
+Examples::
+
+    python -m gan_je.train                                  # DCGAN on 5,000 MNIST digits
+    python -m gan_je.train experiment=ring                  # MLP GAN on the 8-Gaussian ring
+    python -m gan_je.train model=dcgan estimator=gaussian loss=hinge trainer.max_epochs=5
+    python -m gan_je.train debug=fdr                        # one batch of everything
+
+Everything is built with ``hydra.utils.instantiate``; :func:`train` is the whole program
+and returns the run's summary (also written to ``<run dir>/summary.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning
+import torch
+import wandb
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from lightning.pytorch.loggers import WandbLogger
+from omegaconf import DictConfig, OmegaConf
+
+from gan_je import CONFIG_PATH
+from gan_je.callbacks import RunRecord
+from gan_je.commands import build_from_config, chosen, run_command
+from gan_je.errors import ConfigError
+from gan_je.loggers import public_config
+from gan_je.module import GANModule
+
+log = logging.getLogger(__name__)
+
+
+def checkpoint_to_resume(cfg: DictConfig) -> str | None:
+    """``ckpt_path`` when given, else with ``resume=true`` this run directory's last
+    checkpoint (rerun with ``hydra.run.dir=<the run's directory>`` to continue it)."""
+    if cfg.get("ckpt_path"):
+        path = Path(cfg.ckpt_path)
+        if not path.is_file():
+            raise ConfigError(f"ckpt_path={path} does not exist")
+        return str(path)
+    if cfg.get("resume"):
+        last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        if not last.is_file():
+            raise ConfigError(
+                f"resume=true found no {last}; pass hydra.run.dir=<the run's directory> "
+                f"or ckpt_path=<file>"
+            )
+        return str(last)
+    return None
+
+
+def _share_cpus_with_joblib_jobs(cfg: DictConfig) -> None:
+    """Under ``hydra/launcher=joblib`` several jobs share one machine in worker processes:
+    DataLoader worker processes inside them fail (daemonic workers may not have children)
+    or oversubscribe the CPUs, and each job's torch would use every core. So: no loader
+    workers (the data sets are in memory anyway) and each job gets its share of the
+    threads."""
+    if not HydraConfig.initialized():
+        return
+    launcher = HydraConfig.get().launcher
+    if "JoblibLauncher" not in str(launcher.get("_target_", "")):
+        return
+    if cfg.data.get("num_workers", 0) > 0:
+        log.warning("hydra/launcher=joblib: data.num_workers=%s set to 0", cfg.data.num_workers)
+        cfg.data.num_workers = 0
+    cpus = os.cpu_count() or 1
+    n_jobs = launcher.get("n_jobs") or -1
+    jobs = cpus if n_jobs < 0 else min(n_jobs, cpus)
+    torch.set_num_threads(max(1, cpus // jobs))
+
+
+def build(
+    cfg: DictConfig, run_config: dict[str, Any] | None = None
+) -> tuple[lightning.LightningDataModule, GANModule]:
+    """The run's datamodule, set up for training, and its :class:`GANModule` with the
+    networks built for the data: missing data and networks that do not fit the data fail
+    here, in one sentence, before any logger or trainer starts."""
+    datamodule = build_from_config(cfg.data, "data")
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    module = build_from_config(cfg.model, "model", run_config=run_config)
+    try:
+        module.build_networks(datamodule.data_spec)
+    except ConfigError as err:
+        model, data = chosen("model"), chosen("data")
+        raise ConfigError(f"model={model} cannot be used with data={data}: {err}") from None
+    return datamodule, module
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train as configured; return the summary written to ``summary.json``."""
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    record = RunRecord(cfg.paths.output_dir, overrides=overrides)
+    try:  # anything failing before training is recorded too (fit records its own)
+        _share_cpus_with_joblib_jobs(cfg)
+        lightning.seed_everything(cfg.seed, workers=True)
+        ckpt_path = checkpoint_to_resume(cfg)
+        resolved = public_config(OmegaConf.to_container(cfg, resolve=True))
+        datamodule, module = build(cfg, run_config=resolved)
+        callbacks = [record]
+        callbacks += [
+            build_from_config(c, "callbacks") for c in (cfg.get("callbacks") or {}).values() if c
+        ]
+        loggers = [build_from_config(c, "logger") for c in (cfg.get("logger") or {}).values() if c]
+        trainer = build_from_config(
+            cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False
+        )
+        for logger in trainer.loggers:
+            logger.log_hyperparams(resolved)
+    except Exception as err:
+        record.fail(err)
+        raise
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    finally:
+        _finish_wandb(trainer)
+    # written by global rank 0, also when the ranks ran in spawned processes
+    return json.loads((Path(cfg.paths.output_dir) / "summary.json").read_text())
+
+
+def _finish_wandb(trainer: lightning.Trainer) -> None:
+    """End the W&B run (the next multirun job starts a fresh one); say how to sync it."""
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and trainer.is_global_zero and wandb.run is not None:
+            offline = wandb.run.settings.mode in ("offline", "dryrun")
+            run_dir = Path(wandb.run.dir).parent
+            wandb.finish()
+            if offline:
+                log.info("W&B run saved offline; upload it with: wandb sync %s", run_dir)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point: returns the final value of ``optimized_metric`` for sweepers.
+
+    In a multirun a failing job (bad settings, divergence) is logged, recorded as failed in
+    its ``summary.json`` and returns NaN, so the other jobs go on. A single run that fails
+    for a reason the user can fix ends with one sentence.
+    """
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        try:
+            summary = train(cfg)
+        except Exception:
+            log.exception("job failed (recorded in %s/summary.json)", cfg.paths.output_dir)
+            return math.nan
+    else:
+        summary = run_command("train", lambda: train(cfg))
+    log.info("run finished: %s", cfg.paths.output_dir)
+    metric = cfg.get("optimized_metric")
+    return summary["final"].get(metric) if metric else None
+
+
+if __name__ == "__main__":
+    main()

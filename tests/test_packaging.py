@@ -1,0 +1,45 @@
+"""The installed package: a wheel carries the configs and runs from any directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_a_wheel_install_trains_from_another_directory(tmp_path):
+    wheels, site, elsewhere = tmp_path / "wheels", tmp_path / "site", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    _run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)], ROOT)
+    (wheel,) = wheels.glob("gan_je-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {"gan_je/conf/train.yaml", "gan_je/conf/model/dcgan.yaml"} <= set(names)
+    _run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], tmp_path)
+
+    # the wheel's copy, not this checkout (PYTHONPATH comes before the editable install)
+    env = os.environ | {"PYTHONPATH": str(site), "WANDB_MODE": "offline"}
+    found = _run([sys.executable, "-c", "import gan_je; print(gan_je.__file__)"], elsewhere, env)
+    assert Path(found.strip()).is_relative_to(site)
+    run_dir = elsewhere / "run"
+    command = [sys.executable, "-m", "gan_je.train", "experiment=ring", "debug=limit"]
+    command += ["logger=none", "callbacks=none", f"hydra.run.dir={run_dir}"]
+    _run(command, elsewhere, env)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["g_steps"] == 10
