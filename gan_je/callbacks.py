@@ -19,10 +19,10 @@ from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
 from PIL import Image
-from torchvision.utils import save_image
 
 from gan_je import seeding
 from gan_je.checks import choice, non_negative_float, positive_float, positive_int
+from gan_je.pictures import save_grid, scatter_real_fake
 from gan_je.records import read_metrics, write_atomically, write_metrics
 
 LOWER_IS_BETTER = "val/jsd"
@@ -69,15 +69,6 @@ class SamplePictures(Callback):
         send_picture(trainer, "samples", path, pl_module.g_step)
 
 
-def save_grid(images: torch.Tensor, path: Path, nrow: int | None = None) -> None:
-    """A PNG grid of images ``(n, C, H, W)`` in [-1, 1], ``nrow`` per row (default: a
-    square)."""
-    if images.ndim != 4:
-        raise ValueError(f"save_grid needs images (n, C, H, W), got {tuple(images.shape)}")
-    nrow = nrow or max(1, round(math.sqrt(images.shape[0])))
-    save_image(images, path, nrow=nrow, normalize=True, value_range=(-1, 1), padding=1)
-
-
 def send_picture(trainer: Trainer, key: str, path: Path, g_step: int) -> None:
     """Log a PNG to the run's W&B and TensorBoard loggers (others have no image API)."""
     for logger in trainer.loggers:
@@ -86,29 +77,6 @@ def send_picture(trainer: Trainer, key: str, path: Path, g_step: int) -> None:
         elif isinstance(logger, TensorBoardLogger):
             image = np.asarray(Image.open(path).convert("RGB"))
             logger.experiment.add_image(key, image, g_step, dataformats="HWC")
-
-
-def scatter_real_fake(
-    real: torch.Tensor | None,
-    fake: torch.Tensor,
-    path: Path,
-    title: str,
-    centers: torch.Tensor | None = None,
-) -> None:
-    """A PNG scatter plot of 2-D real (grey) and generated (red) samples, and of the mode
-    centres (black crosses) of a known mixture when given."""
-    fig = Figure(figsize=(5, 5), dpi=100)
-    ax = fig.subplots()
-    if real is not None:
-        ax.scatter(real[:, 0], real[:, 1], s=4, c="0.6", label="real", alpha=0.6)
-    ax.scatter(fake[:, 0], fake[:, 1], s=4, c="tab:red", label="generated", alpha=0.6)
-    if centers is not None:
-        ax.scatter(centers[:, 0], centers[:, 1], s=40, c="k", marker="x", label="modes")
-    ax.set_aspect("equal")
-    ax.legend(loc="upper right", markerscale=3)
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path)
 
 
 class RunRecord(Callback):

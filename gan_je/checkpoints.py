@@ -8,15 +8,20 @@ data is needed: the checkpoint holds the data's shape and the fitted features.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightning
 import torch
+from torch import nn
 
 from gan_je import parts
 from gan_je.errors import CheckpointError, ConfigError
-from gan_je.module import GANModule
+
+if TYPE_CHECKING:  # Lightning is imported only where the whole module is restored
+    import lightning
+
+    from gan_je.module import GANModule
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -37,19 +42,57 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
+@dataclass
+class Sampler:
+    """What sampling needs of a trained run: the network (the EMA generator when the run kept
+    one), its generator step and the data spec (``sample_shape``, mixture ``centers``)."""
+
+    network: nn.Module
+    g_step: int
+    data_spec: dict[str, Any]
+
+
+def load_sampler(path: str | Path, device: str = "cpu") -> Sampler:
+    """The sampling network of checkpoint ``path`` alone, without Lightning, the metric or the
+    discriminator: the generator built from its description and the data spec, with the EMA
+    weights when the run kept them (``ema.module.*``), else the generator's."""
+    checkpoint = read_checkpoint(path)
+    hparams, state = checkpoint["hyper_parameters"], checkpoint["state_dict"]
+    spec = hparams["data_spec"]
+    try:
+        network = parts.build(
+            hparams["generator"],
+            "generator",
+            sample_shape=tuple(spec["sample_shape"]),
+            bounded=bool(spec.get("image")),
+        )
+        prefix = "ema.module." if hparams.get("ema_decay") is not None else "generator."
+        weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        network.load_state_dict(weights)
+    except (ConfigError, KeyError, TypeError, RuntimeError) as err:
+        raise CheckpointError(f"{path} cannot be restored ({_reason(err)})") from err
+    return Sampler(network.to(device).eval(), int(checkpoint.get("g_step", 0)), spec)
+
+
 def load_module(path: str | Path, device: str = "cpu") -> GANModule:
     """The trained :class:`GANModule` of checkpoint ``path`` (EMA generator and fitted
     features included), in eval mode on ``device``."""
+    from gan_je.module import GANModule
+
     checkpoint = read_checkpoint(path)
     try:
         module = GANModule(**checkpoint["hyper_parameters"])
         module.on_load_checkpoint(checkpoint)
         module.load_state_dict(checkpoint["state_dict"])
     except (ConfigError, TypeError, ValueError, RuntimeError) as err:
-        reason = " ".join(str(err).split())  # torch's state-dict errors span several lines
-        reason = reason if len(reason) <= 300 else reason[:297] + "..."
-        raise CheckpointError(f"{path} cannot be restored ({reason})") from err
+        raise CheckpointError(f"{path} cannot be restored ({_reason(err)})") from err
     return module.to(device).eval()
+
+
+def _reason(err: BaseException) -> str:
+    """An error's message on one line (torch's state-dict errors span several)."""
+    reason = " ".join(str(err).split()) or type(err).__name__
+    return reason if len(reason) <= 300 else reason[:297] + "..."
 
 
 def load_data(module: GANModule, stage: str = "validate") -> lightning.LightningDataModule:

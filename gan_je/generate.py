@@ -10,23 +10,22 @@ import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig
-from torch import Tensor
+from torch import Tensor, nn
 
-from gan_je import CONFIG_PATH
-from gan_je.callbacks import save_grid, scatter_real_fake
-from gan_je.checkpoints import load_module
+from gan_je import CONFIG_PATH, sampling
+from gan_je.checkpoints import load_sampler
 from gan_je.commands import resolve_device, run_command
 from gan_je.errors import ConfigError
-from gan_je.module import GANModule
+from gan_je.pictures import save_grid, scatter_real_fake
 
 log = logging.getLogger(__name__)
 
 
-def interpolation(module: GANModule, n: int, seed: int) -> Tensor:
+def interpolation(network: nn.Module, n: int, seed: int) -> Tensor:
     """``n`` samples along the straight line between two seeded latents."""
-    ends = torch.randn(2, module.sampler.latent_dim, generator=torch.Generator().manual_seed(seed))
+    ends = torch.randn(2, network.latent_dim, generator=sampling.seeded(seed))
     weights = torch.linspace(0, 1, n)[:, None]
-    return module.generate((1 - weights) * ends[0] + weights * ends[1]).float().cpu()
+    return sampling.apply(network, (1 - weights) * ends[0] + weights * ends[1]).float().cpu()
 
 
 def write(
@@ -59,16 +58,18 @@ def run(cfg: DictConfig) -> Path:
         raise ConfigError(f"format must be png or npz, got {cfg.format}")
     if cfg.n < 1:
         raise ConfigError(f"n must be at least 1, got {cfg.n}")
-    module = load_module(cfg.ckpt_path, resolve_device(cfg.device))
+    sampler = load_sampler(cfg.ckpt_path, resolve_device(cfg.device))
     if cfg.interpolate:
-        samples = interpolation(module, cfg.n, cfg.seed)
+        samples = interpolation(sampler.network, cfg.n, cfg.seed)
     else:
-        samples = module.sample(cfg.n, seed=cfg.seed).float().cpu()
+        latents = sampling.seeded(cfg.seed)
+        samples = sampling.draw(sampler.network, cfg.n, latents).float().cpu()
     kind = "interpolation" if cfg.interpolate else "samples"
     default = Path(cfg.ckpt_path).with_name(f"{Path(cfg.ckpt_path).stem}-{kind}.{cfg.format}")
     path = Path(cfg.out) if cfg.out else default
-    title = f"generator step {module.g_step}"
-    centers = module.coverage.centers.cpu() if module.coverage is not None else None
+    title = f"generator step {sampler.g_step}"
+    centers = sampler.data_spec.get("centers")
+    centers = None if centers is None else torch.tensor(centers)
     write(samples, path, cfg.format, title, strip=bool(cfg.interpolate), centers=centers)
     return path
 

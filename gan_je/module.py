@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from gan_je import parts, seeding
+from gan_je import parts, sampling, seeding
 from gan_je.checks import non_negative_float, positive_int
 from gan_je.errors import ConfigError, DivergenceError
 from gan_je.estimators import differentiable_entropy
@@ -250,32 +250,15 @@ class GANModule(LightningModule):
             )
         return self.ema.module if self.ema is not None else self.generator
 
-    @torch.no_grad()
     def generate(self, z: Tensor) -> Tensor:
-        """:attr:`sampler` applied to latents ``z`` in eval mode (batch norm uses its running
-        statistics), leaving the network's mode as it was."""
-        net = self.sampler
-        was_training = net.training
-        net.eval()
-        samples = net(z.to(self.device))
-        net.train(was_training)
-        return samples
+        """:attr:`sampler` applied to latents ``z`` (eval mode, no gradients)."""
+        return sampling.apply(self.sampler, z)
 
     def sample(self, n: int, seed: int | None = None, batch_size: int = 1024) -> Tensor:
         """``(n, *sample_shape)`` samples on the module's device, from latents drawn
         ``batch_size`` at a time with a generator seeded by ``seed`` (the same seed gives the
         same samples; ``None``: torch's global random state)."""
-        n, batch_size = positive_int("n", n), positive_int("batch_size", batch_size)
-        latents = None if seed is None else torch.Generator().manual_seed(seed)
-        return self._sample(n, latents, batch_size)
-
-    def _sample(self, n: int, latents: torch.Generator | None, batch_size: int = 1024) -> Tensor:
-        dim = self.sampler.latent_dim
-        batches = [
-            self.generate(torch.randn(min(batch_size, n - start), dim, generator=latents))
-            for start in range(0, n, batch_size)
-        ]
-        return torch.cat(batches)
+        return sampling.draw(self.sampler, n, sampling.seeded(seed), batch_size)
 
     def preview(self) -> Tensor:
         """Samples of the fixed, seeded preview latents (the same every call)."""
@@ -412,7 +395,7 @@ class GANModule(LightningModule):
         else:  # this process's share of n_fake
             n = self.n_fake // world + (rank < self.n_fake % world)
         if n > 0:
-            fake = self._sample(n, seeding.generator(self.seed, "validation", rank))
+            fake = sampling.draw(self.sampler, n, seeding.generator(self.seed, "validation", rank))
             self.metric.update(fake, real=False)
             if self.coverage is not None:
                 self.coverage.update(fake)

@@ -2,8 +2,8 @@
 
 ``torch.Generator().manual_seed(seed + i)`` for the i-th stream makes runs overlap: stream 1
 of seed 0 is stream 0 of seed 1. Here a stream is seeded by NumPy's ``SeedSequence`` of
-``(seed, stream, len(extra), *extra)``, whose hashing gives unrelated states for every distinct tuple
-(O'Neill 2015; NumPy's "parallel random number generation" notes), so two seeds of one
+``(seed, stream, len(extra), *extra)``, whose hashing gives unrelated states for distinct
+tuples (O'Neill 2015; NumPy's "parallel random number generation" notes), so two seeds of one
 sweep, or two streams of one run, never replay each other.
 """
 

@@ -13,7 +13,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from gan_je.checkpoints import read_checkpoint
+from gan_je.checkpoints import load_sampler, read_checkpoint
+from gan_je.sampling import draw, seeded
 from gan_je.errors import CheckpointError
 from gan_je.evaluate import evaluate
 from gan_je.generate import run as generate
@@ -149,17 +150,32 @@ def test_a_checkpoint_samples_and_generates_after_its_training_data_is_gone(trai
 def test_a_checkpoint_cannot_name_code_to_run(checkpoint, tmp_path):
     """A checkpoint is data: a part naming anything but a registered gan_je part is refused
     before anything is imported or called."""
-    state = torch.load(checkpoint, weights_only=True)
     marker = tmp_path / "pwned"
-    state["hyper_parameters"]["loss"] = {
-        "_target_": "builtins.open",
-        "file": str(marker),
-        "mode": "w",
-    }
-    hostile = tmp_path / "hostile.ckpt"
-    torch.save(state, hostile)
-    with pytest.raises(CheckpointError, match="not a registered gan_je part"):
-        generate(_app_config("generate", f"ckpt_path={hostile}"))
-    with pytest.raises(Exception, match="not a registered gan_je part"):
-        GANModule.load_from_checkpoint(hostile)
+    hostile_part = {"_target_": "builtins.open", "file": str(marker), "mode": "w"}
+    for name, command in (("generator", generate), ("loss", evaluate)):
+        state = torch.load(checkpoint, weights_only=True)
+        state["hyper_parameters"][name] = hostile_part
+        hostile = tmp_path / f"hostile-{name}.ckpt"
+        torch.save(state, hostile)
+        with pytest.raises(CheckpointError, match="not a registered gan_je part"):
+            command(_app_config(command.__module__.split(".")[-1], f"ckpt_path={hostile}"))
+        if name == "loss":
+            with pytest.raises(Exception, match="not a registered gan_je part"):
+                GANModule.load_from_checkpoint(hostile)
     assert not marker.exists()
+
+
+def test_generate_draws_what_the_restored_module_draws(train_config):
+    """``generate`` loads only the sampling network (the EMA copy here); it must draw
+    exactly the samples of the whole restored module."""
+    ring = ["experiment=ring", "data.n_train=2048", "data.n_val=500", "model.ema_decay=0.9"]
+    cfg = train_config(*ring, "debug=limit", *QUIET[:1])
+    train(cfg)
+    path = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    module = GANModule.load_from_checkpoint(path)
+    sampler = load_sampler(path)
+    assert sampler.g_step == module.g_step == 10 and sampler.data_spec["centers"]
+    expected = module.sample(300, seed=5, batch_size=64)
+    torch.testing.assert_close(draw(sampler.network, 300, seeded(5), 64), expected, rtol=0, atol=0)
+    live = module.generator(torch.randn(3, 64, generator=seeded(1)))
+    assert not torch.allclose(live, module.sample(3, seed=1))  # it is the EMA copy

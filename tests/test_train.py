@@ -204,17 +204,20 @@ def test_incompatible_choices_fail_before_training(train_config):
 
 
 @pytest.mark.slow
-def test_the_command_line_reports_a_bad_choice_in_one_sentence(tmp_path):
+@pytest.mark.parametrize(
+    ("overrides", "sentence"),
+    [
+        (["model=dcgan", "data=ring"], "model=dcgan cannot be used with data=ring: "),
+        (["data=mnist", "paths.data_dir={tmp}/none"], "mnist not found (looked for "),
+        (["data=folder", "data.path={tmp}/none"], "image folder {tmp}/none does not exist"),
+        (["ckpt_path={tmp}/none.ckpt"], "ckpt_path={tmp}/none.ckpt does not exist"),
+    ],
+)
+def test_the_command_line_reports_a_start_up_failure_in_one_sentence(tmp_path, overrides, sentence):
+    overrides = [item.format(tmp=tmp_path) for item in overrides]
+    command = [sys.executable, "-m", "gan_je.train", *overrides, "logger=none"]
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gan_je.train",
-            "model=dcgan",
-            "data=ring",
-            "logger=none",
-            f"hydra.run.dir={tmp_path}",
-        ],
+        [*command, f"hydra.run.dir={tmp_path / 'run'}"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -222,7 +225,9 @@ def test_the_command_line_reports_a_bad_choice_in_one_sentence(tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("gan_je.train: model=dcgan cannot be used with data=ring"), result.stderr
+    assert last.startswith(f"gan_je.train: {sentence.format(tmp=tmp_path)}"), result.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "failed"
 
 
 def test_a_nan_loss_stops_with_the_step_and_keeps_the_good_checkpoint(train_config, monkeypatch):
