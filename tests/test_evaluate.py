@@ -14,11 +14,11 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from gan_je.checkpoints import load_sampler, read_checkpoint
-from gan_je.sampling import draw, seeded
 from gan_je.errors import CheckpointError
 from gan_je.evaluate import evaluate
 from gan_je.generate import run as generate
 from gan_je.module import GANModule
+from gan_je.sampling import draw, seeded
 from gan_je.train import train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+IGNORED = shutil.ignore_patterns("__pycache__", "*.egg-info")
 
 
 def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
@@ -26,8 +28,16 @@ def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> st
 def test_a_wheel_install_trains_from_another_directory(tmp_path):
     wheels, site, elsewhere = tmp_path / "wheels", tmp_path / "site", tmp_path / "elsewhere"
     elsewhere.mkdir()
+    source = tmp_path / "source"  # a copy: building writes build/ next to the sources
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, source / name)
+    for name in ("gan_je", "conf"):
+        shutil.copytree(ROOT / name, source / name, ignore=IGNORED)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    _run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)], ROOT)
+    _run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)], source
+    )
     (wheel,) = wheels.glob("gan_je-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {"gan_je/conf/train.yaml", "gan_je/conf/model/dcgan.yaml"} <= set(names)
