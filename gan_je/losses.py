@@ -175,7 +175,7 @@ class GANLoss:
         entropy_weight: λ of the entropy regulariser: the generator minimises its adversarial
             loss - λ·Ĥ(G(z)), Ĥ the differentiable Kozachenko-Leonenko entropy of its batch
             (:func:`gan_je.estimators.differentiable_entropy`; 0 = off). The mode-collapse
-            monitor's ``boost`` action raises it during training.
+            monitor's ``boost`` overrides it with ``GANModule.hold_entropy_weight``.
         entropy_anneal_steps: when set, the weight used at generator step t is
             λ·max(0, 1 - t / entropy_anneal_steps): the regulariser spreads the generator
             early and leaves the adversarial loss alone to sharpen the modes later
@@ -208,12 +208,6 @@ class GANLoss:
         if self.entropy_anneal_steps is None:
             return self.entropy_weight
         return self.entropy_weight * max(0.0, 1.0 - g_step / self.entropy_anneal_steps)
-
-    def hold_entropy_weight(self, weight: float) -> None:
-        """From now on a constant entropy weight λ = ``weight``, ending any annealing (what
-        the mode-collapse monitor's ``boost`` sets, and restores on resume)."""
-        self.entropy_weight = non_negative_float("entropy_weight", weight)
-        self.entropy_anneal_steps = None
 
     def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         """The loss D minimises, from its logits on a real and a generated batch."""

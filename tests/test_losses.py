@@ -295,7 +295,3 @@ def test_entropy_weight_is_constant_or_annealed_linearly_to_zero():
         NonSaturating(entropy_anneal_steps=0)
     with pytest.raises(ValueError, match="g_step must be an integer >= 0"):
         loss.entropy_weight_at(-1)
-    loss.hold_entropy_weight(0.3)  # constant from now on, annealing ended
-    assert loss.entropy_weight_at(0) == loss.entropy_weight_at(500) == 0.3
-    with pytest.raises(ValueError, match="entropy_weight must be"):
-        loss.hold_entropy_weight(-1.0)

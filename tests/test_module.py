@@ -212,6 +212,18 @@ def test_the_boosted_weight_is_module_state_saved_in_checkpoints(train_config, t
     assert weights == pytest.approx([0.2] * 3)
 
 
+def test_a_held_entropy_weight_replaces_the_annealed_one(train_config):
+    annealed = ("loss.entropy_weight=1.0", "loss.entropy_anneal_steps=100")
+    _, module = build(train_config(*SMALL_RING, *annealed))
+    module.g_step = 50
+    assert module.entropy_weight() == 0.5
+    module.hold_entropy_weight(0.3)  # constant from now on, annealing ended
+    for module.g_step in (0, 50, 500):
+        assert module.entropy_weight() == 0.3
+    with pytest.raises(ValueError, match="entropy_weight must be"):
+        module.hold_entropy_weight(-1.0)
+
+
 def test_monitor_reads_the_entropy_gap():
     monitor = ModeCollapseMonitor(margin=1.0)
     real = torch.tensor(5.0)
