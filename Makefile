@@ -37,6 +37,6 @@ bench: install  ## the benchmark tables: estimators, training speed, mode collap
 	$(PY) benchmarks/mode_collapse.py
 
 clean:  ## remove .venv, caches and run outputs
-	rm -rf $(VENV) .pytest_cache .ruff_cache wandb
+	rm -rf $(VENV) .pytest_cache .ruff_cache wandb build
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	find outputs -mindepth 1 ! -name .gitkeep -exec rm -rf {} +

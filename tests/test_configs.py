@@ -1,11 +1,14 @@
 """Every config file in every group composes with conf/train.yaml and builds what it names."""
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import lightning
 import pytest
 import torch
+from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 
@@ -170,3 +173,15 @@ def test_wandb_groups_multirun_jobs_by_sweep(train_config):
     assert HydraConfig.get().sweep.dir.endswith(job.group)
     assert "loss=hinge" in job.job_type and "seed=3" not in job.job_type
     assert {"loss=hinge", "seed=3"} <= set(job.tags)
+
+
+def test_importing_gan_je_registers_the_resolvers_and_names_the_configs():
+    code = (
+        "from omegaconf import OmegaConf; import gan_je; "
+        "print(OmegaConf.has_resolver('gan_je.run_id'), OmegaConf.has_resolver('gan_je.sweep'), "
+        "gan_je.CONFIG_PATH)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.split() == ["True", "True", "pkg://gan_je.conf"], result.stderr
+    with initialize_config_module("gan_je.conf", version_base="1.3"):  # the packaged configs
+        assert compose("train").model._target_ == "gan_je.module.GANModule"
