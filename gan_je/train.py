@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan_je import CONFIG_PATH
 from gan_je.callbacks import RunRecord
+from gan_je.checkpoints import read_checkpoint
 from gan_je.commands import build_from_config, chosen, run_command
 from gan_je.errors import ConfigError
 from gan_je.loggers import public_config
@@ -41,11 +42,14 @@ log = logging.getLogger(__name__)
 
 def checkpoint_to_resume(cfg: DictConfig) -> str | None:
     """``ckpt_path`` when given, else with ``resume=true`` this run directory's last
-    checkpoint (rerun with ``hydra.run.dir=<the run's directory>`` to continue it)."""
+    checkpoint (rerun with ``hydra.run.dir=<the run's directory>`` to continue it). The file
+    is read once here, as data, so that an empty, truncated or foreign file fails in one
+    sentence before training."""
     if cfg.get("ckpt_path"):
         path = Path(cfg.ckpt_path)
         if not path.is_file():
             raise ConfigError(f"ckpt_path={path} does not exist")
+        read_checkpoint(path)
         return str(path)
     if cfg.get("resume"):
         last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
@@ -54,6 +58,7 @@ def checkpoint_to_resume(cfg: DictConfig) -> str | None:
                 f"resume=true found no {last}; pass hydra.run.dir=<the run's directory> "
                 f"or ckpt_path=<file>"
             )
+        read_checkpoint(last)
         return str(last)
     return None
 

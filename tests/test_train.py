@@ -211,10 +211,12 @@ def test_incompatible_choices_fail_before_training(train_config):
         (["data=mnist", "paths.data_dir={tmp}/none"], "mnist not found (looked for "),
         (["data=folder", "data.path={tmp}/none"], "image folder {tmp}/none does not exist"),
         (["ckpt_path={tmp}/none.ckpt"], "ckpt_path={tmp}/none.ckpt does not exist"),
+        (["ckpt_path={tmp}/empty.ckpt"], "{tmp}/empty.ckpt is not a readable PyTorch checkpoint"),
     ],
 )
 def test_the_command_line_reports_a_start_up_failure_in_one_sentence(tmp_path, overrides, sentence):
     overrides = [item.format(tmp=tmp_path) for item in overrides]
+    (tmp_path / "empty.ckpt").touch()
     command = [sys.executable, "-m", "gan_je.train", *overrides, "logger=none"]
     result = subprocess.run(
         [*command, f"hydra.run.dir={tmp_path / 'run'}"],
