@@ -98,10 +98,26 @@ class RunRecord(Callback):
         self.rows: list[dict[str, float]] = []
         self.started = time.monotonic()
         self.status, self.error = "running", None
+        self.fitting = False
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.started = time.monotonic()
-        self.rows = read_metrics(self.output_dir / "metrics.csv") if trainer.ckpt_path else []
+        """Start the record; a resumed run continues the rows up to the generator step it
+        resumes from and drops, saying so, the rows recorded after it (they belong to a
+        future the resumed run replaces)."""
+        self.started, self.fitting = time.monotonic(), True
+        if not trainer.ckpt_path:
+            self.rows = []
+            return
+        rows = read_metrics(self.output_dir / "metrics.csv")
+        self.rows = [row for row in rows if row.get("g_step", 0) <= pl_module.g_step]
+        if len(self.rows) < len(rows) and trainer.is_global_zero:
+            log.warning(
+                "resuming at generator step %d: dropped the %d rows of %s recorded after it",
+                pl_module.g_step,
+                len(rows) - len(self.rows),
+                self.output_dir / "metrics.csv",
+            )
+            write_metrics(self.rows, self.output_dir / "metrics.csv")
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not _active(trainer):
@@ -132,10 +148,17 @@ class RunRecord(Callback):
             self.fail(exception, pl_module.g_step)
 
     def fail(self, exception: BaseException, g_steps: int = 0) -> None:
-        """Record that the run stopped on ``exception`` (also before training started)."""
+        """Record that the run stopped on ``exception``. Before training starts that is only
+        a ``summary.json`` for a new run directory: a start-up failure leaves an existing
+        run's records (a failed resume, say) as they were."""
         self.status = "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed"
         self.error = f"{type(exception).__name__}: {exception}"
-        self._write(g_steps)
+        if self.fitting:
+            self._write(g_steps)
+        elif (self.output_dir / "summary.json").exists():
+            log.warning("start-up failed; the records in %s are left as they were", self.output_dir)
+        else:
+            write_atomically(self.output_dir / "summary.json", self._summary_text(g_steps))
 
     def summary(self, g_steps: int) -> dict[str, Any]:
         """The summary as written to ``summary.json``."""
@@ -159,8 +182,10 @@ class RunRecord(Callback):
     def _write(self, g_steps: int) -> None:
         """Both files, each replaced whole (a crash mid-write leaves the previous one)."""
         write_metrics(self.rows, self.output_dir / "metrics.csv")
-        summary = json.dumps(self.summary(g_steps), indent=2) + "\n"
-        write_atomically(self.output_dir / "summary.json", summary)
+        write_atomically(self.output_dir / "summary.json", self._summary_text(g_steps))
+
+    def _summary_text(self, g_steps: int) -> str:
+        return json.dumps(self.summary(g_steps), indent=2) + "\n"
 
 
 def plot_curves(rows: list[dict[str, float]], path: Path) -> None:

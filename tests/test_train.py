@@ -183,6 +183,34 @@ def test_dcgan_trains_with_packed_discriminator_inputs(train_config, pack):
     assert train(cfg)["g_steps"] == 1
 
 
+@pytest.mark.parametrize("bad", ["estimator.k=0", "model.generator.hidden=128"])
+def test_a_failed_resume_leaves_the_runs_records_alone(train_config, bad):
+    ring = ["experiment=ring", *SMALL_RING, *RECORDED, "debug=limit"]
+    cfg = train_config(*ring)
+    train(cfg)
+    run = Path(cfg.paths.output_dir)
+    before = {name: (run / name).read_bytes() for name in ("metrics.csv", "summary.json")}
+    with pytest.raises(Exception, match="k must be|size mismatch"):
+        train(train_config(*ring, "resume=true", "trainer.max_epochs=3", bad))
+    assert {name: (run / name).read_bytes() for name in before} == before
+
+
+def test_resuming_from_an_earlier_checkpoint_drops_the_later_rows(train_config, caplog):
+    ring = ["experiment=ring", *SMALL_RING, *RECORDED, "debug=limit"]
+    cfg = train_config(*ring)
+    train(cfg)  # 2 epochs, generator steps 5 and 10
+    run = Path(cfg.paths.output_dir)
+    early = run / "early.ckpt"
+    early.write_bytes((run / "checkpoints" / "last.ckpt").read_bytes())
+    train(train_config(*ring, "resume=true", "trainer.max_epochs=3"))  # step 15
+    assert [row["g_step"] for row in read_metrics(run / "metrics.csv")] == [5, 10, 15]
+    with caplog.at_level("WARNING"):
+        summary = train(train_config(*ring, f"ckpt_path={early}", "trainer.max_epochs=4"))
+    assert "dropped the 1 rows" in caplog.text
+    assert [row["g_step"] for row in read_metrics(run / "metrics.csv")] == [5, 10, 15, 20]
+    assert summary["validations"] == 4 and summary["g_steps"] == 20
+
+
 def test_resume_without_a_checkpoint_says_what_to_do(train_config):
     with pytest.raises(ConfigError, match=r"hydra\.run\.dir"):
         train(train_config("experiment=ring", "resume=true", *QUIET))
