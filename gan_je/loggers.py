@@ -1,16 +1,13 @@
-"""Experiment loggers: W&B online or offline by credentials, and the config they may see."""
+"""Experiment loggers: W&B online or offline by credentials."""
 
 from __future__ import annotations
 
 import netrc
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import WandbLogger
-
-SECRET_WORDS = ("api_key", "apikey", "token", "secret", "password", "credential")
 
 
 def wandb_credentials_present() -> bool:
@@ -39,21 +36,3 @@ def wandb_logger(offline: bool | None = None, **kwargs: Any) -> WandbLogger:
     if save_dir is not None:
         Path(save_dir).mkdir(parents=True, exist_ok=True)
     return WandbLogger(offline=bool(offline), **kwargs)
-
-
-def public_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of a nested config without values whose key names a secret (API keys, tokens,
-    passwords), safe to send to an experiment tracker."""
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, Mapping):
-            return {
-                key: clean(item)
-                for key, item in value.items()
-                if not any(word in str(key).lower() for word in SECRET_WORDS)
-            }
-        if isinstance(value, list | tuple):
-            return [clean(item) for item in value]
-        return value
-
-    return clean(config)

@@ -28,6 +28,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from gan_je.records import markdown_table, read_metrics, without_seed
+from gan_je.redaction import public_overrides
 
 CURVES = ("val/jsd", "val/entropy_fake")
 
@@ -82,7 +83,7 @@ def load_jobs(sweep_dir: str | Path) -> list[Job]:
     for run in sorted(runs, key=_natural_order):
         summary_path = run / "summary.json"
         summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-        overrides = summary.get("overrides") or _read_overrides(run)
+        overrides = public_overrides(summary.get("overrides") or _read_overrides(run))
         status = summary.get("status", "starting")
         label = str(run.relative_to(root)) if run != root else run.name
         rows = read_metrics(run / "metrics.csv")

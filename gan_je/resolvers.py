@@ -13,6 +13,7 @@ import time
 from omegaconf import OmegaConf
 
 from gan_je.records import without_seed
+from gan_je.redaction import public_overrides
 
 RUN_ID = "GAN_JE_RUN_ID"
 
@@ -42,7 +43,7 @@ def sweep_field(name: str) -> str | list[str] | None:
         raise ValueError(f"gan_je.sweep takes group, job_type or tags, got {name!r}")
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return [] if name == "tags" else None
-    overrides = list(HydraConfig.get().overrides.task)
+    overrides = public_overrides(HydraConfig.get().overrides.task)
     if name == "group":
         return run_id()
     if name == "job_type":

@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,8 @@ from gan_je.callbacks import RunRecord
 from gan_je.checkpoints import read_checkpoint
 from gan_je.commands import build_from_config, chosen, run_command
 from gan_je.errors import ConfigError
-from gan_je.loggers import public_config
 from gan_je.module import GANModule
+from gan_je.redaction import public_config, public_overrides
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def build(
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train as configured; return the summary written to ``summary.json``."""
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    record = RunRecord(cfg.paths.output_dir, overrides=overrides)
+    record = RunRecord(cfg.paths.output_dir, overrides=public_overrides(overrides))
     try:  # anything failing before training is recorded too (fit records its own)
         _share_cpus_with_joblib_jobs(cfg)
         lightning.seed_everything(cfg.seed, workers=True)
@@ -151,6 +152,8 @@ def main(cfg: DictConfig) -> float | None:
     its ``summary.json`` and returns NaN, so the other jobs go on. A single run that fails
     for a reason the user can fix ends with one sentence.
     """
+    # W&B records the command line in its metadata: no secret values there (Hydra has read it)
+    sys.argv[1:] = public_overrides(sys.argv[1:])
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         try:
             summary = train(cfg)

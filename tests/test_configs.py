@@ -169,10 +169,11 @@ def test_launcher_configs_compose(train_config, launcher):
 def test_wandb_groups_multirun_jobs_by_sweep(train_config):
     single = train_config("loss=hinge").logger.wandb
     assert (single.group, single.job_type, list(single.tags)) == (None, None, [])
-    job = train_config("hydra.mode=MULTIRUN", "loss=hinge", "seed=3").logger.wandb
+    job = train_config("hydra.mode=MULTIRUN", "loss=hinge", "seed=3", "+db.token=abc").logger.wandb
     assert HydraConfig.get().sweep.dir.endswith(job.group)
     assert "loss=hinge" in job.job_type and "seed=3" not in job.job_type
-    assert {"loss=hinge", "seed=3"} <= set(job.tags)
+    assert {"loss=hinge", "seed=3", "+db.token=***"} <= set(job.tags)
+    assert "abc" not in job.job_type and "+db.token=***" in job.job_type
 
 
 def test_importing_gan_je_registers_the_resolvers_and_names_the_configs():

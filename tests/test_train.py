@@ -4,6 +4,7 @@ W&B offline, the start-up and divergence errors, the run record."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -190,7 +191,7 @@ def test_a_failed_resume_leaves_the_runs_records_alone(train_config, bad):
     train(cfg)
     run = Path(cfg.paths.output_dir)
     before = {name: (run / name).read_bytes() for name in ("metrics.csv", "summary.json")}
-    with pytest.raises(Exception, match="k must be|size mismatch"):
+    with pytest.raises(Exception, match=r"k must be|size mismatch"):
         train(train_config(*ring, "resume=true", "trainer.max_epochs=3", bad))
     assert {name: (run / name).read_bytes() for name in before} == before
 
@@ -209,6 +210,26 @@ def test_resuming_from_an_earlier_checkpoint_drops_the_later_rows(train_config, 
     assert "dropped the 1 rows" in caplog.text
     assert [row["g_step"] for row in read_metrics(run / "metrics.csv")] == [5, 10, 15, 20]
     assert summary["validations"] == 4 and summary["g_steps"] == 20
+
+
+@pytest.mark.slow
+def test_secret_values_are_written_nowhere_but_hydras_own_folder(tmp_path):
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "gan_je.train", "experiment=ring", "debug=limit"]
+    command += ["data.n_train=2048", "data.n_val=300", "~callbacks.progress"]
+    command += ["+secret_password=hunter2", "+database.api_token=hunter3"]
+    env = os.environ | {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "1"}
+    result = subprocess.run(
+        [*command, f"hydra.run.dir={run}"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    written = [p for p in run.rglob("*") if p.is_file() and ".hydra" not in p.parts]
+    assert any(p.suffix == ".wandb" for p in written) and any(p.suffix == ".ckpt" for p in written)
+    for path in written:
+        data = path.read_bytes()
+        assert b"hunter2" not in data and b"hunter3" not in data, path
+    summary = json.loads((run / "summary.json").read_text())
+    assert "+secret_password=***" in summary["overrides"]
 
 
 def test_resume_without_a_checkpoint_says_what_to_do(train_config):
