@@ -33,7 +33,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from gan_je import parts, sampling, seeding
-from gan_je.checks import non_negative_float, positive_int
+from gan_je.checks import non_negative_float, positive_float, positive_int
 from gan_je.errors import ConfigError, DivergenceError
 from gan_je.estimators import differentiable_entropy
 from gan_je.metrics import MixtureCoverage
@@ -74,6 +74,7 @@ class GANModule(LightningModule):
             ``val/high_quality``, ``val/mode_kl``).
         features_fit_samples: training samples the metric's unsupervised features (PCA)
             are fitted on (``None``: all); learned features use every labelled sample.
+        max_loss: a loss larger than this in size (or not finite) stops the run as diverged.
         seed: seeds the preview and validation latents.
         data_spec: the samples' description (``sample_shape``, ``image``, mixture
             ``centers`` and ``std``); taken from the datamodule in :meth:`setup` when
@@ -99,6 +100,7 @@ class GANModule(LightningModule):
         pack: int = 1,
         coverage: Description | None = None,
         features_fit_samples: int | None = 5000,
+        max_loss: float = 1e6,
         seed: int = 0,
         data_spec: Description | None = None,
         run_config: Description | None = None,
@@ -117,6 +119,10 @@ class GANModule(LightningModule):
                 raise ValueError(f"model.n_fake must be None or at least 2, got {n_fake!r}")
             if features_fit_samples is not None:
                 positive_int("model.features_fit_samples", features_fit_samples)
+            positive_float("model.max_loss", max_loss)
+            for name, optimizer in (("optimizer_g", optimizer_g), ("optimizer_d", optimizer_d)):
+                if "lr" in optimizer:
+                    positive_float(f"model.{name}.lr", optimizer["lr"])
         except ValueError as err:
             raise ConfigError(str(err)) from err
         self.save_hyperparameters(
@@ -137,6 +143,7 @@ class GANModule(LightningModule):
                 "pack": pack,
                 "coverage": parts.plain(coverage or {}),
                 "features_fit_samples": features_fit_samples,
+                "max_loss": max_loss,
                 "seed": seed,
                 "data_spec": None,
                 "run_config": parts.plain(run_config),
@@ -147,7 +154,7 @@ class GANModule(LightningModule):
         self.loss = parts.build(self.hparams.loss, "loss")
         self.metric = parts.build(self.hparams.metric, "estimator")
         self.grad_clip, self.ema_decay, self.seed = grad_clip, ema_decay, seed
-        self.max_g_steps, self.n_fake = max_g_steps, n_fake
+        self.max_g_steps, self.n_fake, self.max_loss = max_g_steps, n_fake, float(max_loss)
         self.generator: nn.Module | None = None
         self.discriminator: nn.Module | None = None
         self.ema: AveragedModel | None = None
@@ -310,11 +317,13 @@ class GANModule(LightningModule):
         optimizer.step()
 
     def _check_finite(self, value: Tensor, name: str) -> None:
-        if not torch.isfinite(value):  # CPU-GPU sync point, once per loss
+        """A loss that is not finite or beyond ``max_loss`` in size ends the run as diverged."""
+        if not abs(value) <= self.max_loss:  # CPU-GPU sync point, once per loss; NaN fails too
             raise DivergenceError(
-                f"the {name} loss is {value.item()} at generator step {self.g_step} "
-                f"(epoch {self.current_epoch}); training stopped. Lower the learning rate, "
-                f"add grad_clip or a penalty, or resume from the last good checkpoint"
+                f"the {name} loss is {value.item():.4g} at generator step {self.g_step} (epoch "
+                f"{self.current_epoch}; limit {self.max_loss:g}); training stopped. Lower the "
+                f"learning rate, add grad_clip or a penalty, or resume from the last good "
+                f"checkpoint"
             )
 
     # ---------------------------------------------------------------- training

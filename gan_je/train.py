@@ -99,7 +99,32 @@ def build(
     except ConfigError as err:
         model, data = chosen("model"), chosen("data")
         raise ConfigError(f"model={model} cannot be used with data={data}: {err}") from None
+    _check_validation_size(cfg, datamodule, module)
     return datamodule, module
+
+
+def _check_validation_size(
+    cfg: DictConfig, datamodule: lightning.LightningDataModule, module: GANModule
+) -> None:
+    """The metric needs at least ``min_samples`` (k + 1 for the k-NN estimators) samples of
+    each side; say so before training rather than at the first validation."""
+    needed = getattr(module.metric, "min_samples", 2)
+    n_val = len(datamodule.val_set)
+    limit = cfg.trainer.get("limit_val_batches")
+    if isinstance(limit, int) and not isinstance(limit, bool):
+        n_val = min(n_val, limit * datamodule.batch_size)
+    elif isinstance(limit, float):
+        n_val = int(n_val * limit)
+    if n_val and n_val < needed:
+        raise ConfigError(
+            f"the estimator needs at least {needed} validation samples but validation sees "
+            f"{n_val}: lower estimator.k or use a larger validation split"
+        )
+    if module.n_fake is not None and module.n_fake < needed:
+        raise ConfigError(
+            f"model.n_fake={module.n_fake} is fewer than the {needed} generated samples the "
+            f"estimator needs"
+        )
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:

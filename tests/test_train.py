@@ -300,6 +300,29 @@ def test_a_nan_loss_stops_with_the_step_and_keeps_the_good_checkpoint(train_conf
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["g_step"] == 5
 
 
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("model.optimizer_d.lr=0", r"model\.optimizer_d\.lr must be a finite number > 0"),
+        ("data.n_val=3", "needs at least 4 validation samples but validation sees 3"),
+        ("model.n_fake=3", r"model\.n_fake=3 is fewer than the 4"),
+        ("model.max_loss=-1", r"model\.max_loss must be a finite number > 0"),
+    ],
+)
+def test_settings_that_cannot_work_fail_before_training(train_config, bad, message):
+    with pytest.raises(ConfigError, match=message):
+        train(train_config("experiment=ring", *SMALL_RING, *QUIET, bad))
+
+
+def test_an_exploding_loss_stops_the_run_as_diverged(train_config):
+    cfg = train_config("experiment=ring", *SMALL_RING, *QUIET, "model.max_loss=1e-3")
+    with pytest.raises(
+        DivergenceError,
+        match=r"discriminator loss is 1\.\d+ at generator step 0 \(epoch 0; limit 0\.001\)",
+    ):
+        train(cfg)
+
+
 def test_a_failure_before_training_is_recorded(train_config):
     cfg = train_config("experiment=ring", *QUIET, "+callbacks.broken._target_=gan_je.NoSuchThing")
     with pytest.raises(Exception, match="NoSuchThing"):
