@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import netrc
 import os
+import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from lightning.pytorch.loggers import WandbLogger
+
+log = logging.getLogger(__name__)
 
 
 def wandb_credentials_present() -> bool:
@@ -22,16 +27,34 @@ def wandb_credentials_present() -> bool:
         return False
 
 
-def wandb_logger(offline: bool | None = None, **kwargs: Any) -> WandbLogger:
-    """A Lightning ``WandbLogger`` that logs offline unless W&B credentials are configured.
+def wandb_server_reachable(timeout: float = 10.0) -> bool:
+    """Whether a TCP connection to the W&B server (``WANDB_BASE_URL``, by default
+    https://api.wandb.ai) opens within ``timeout`` seconds."""
+    url = urlsplit(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
-    ``offline=None`` decides from :func:`wandb_credentials_present` (and an explicit
-    ``WANDB_MODE`` in the environment wins); ``True``/``False`` force either. Other keyword
-    arguments go to ``WandbLogger`` (project, name, group, save_dir, tags, ...).
+
+def wandb_logger(offline: bool | None = None, **kwargs: Any) -> WandbLogger:
+    """A Lightning ``WandbLogger`` that logs offline unless W&B credentials are configured
+    and the server answers.
+
+    ``offline=None`` decides from :func:`wandb_credentials_present` (an explicit
+    ``WANDB_MODE`` in the environment wins) and, with credentials, falls back to offline in
+    one log line when :func:`wandb_server_reachable` says no, so a run never waits for or
+    fails on the network; ``True``/``False`` force either. Other keyword arguments go to
+    ``WandbLogger`` (project, name, group, save_dir, tags, ...).
     """
     if offline is None:
         mode = os.environ.get("WANDB_MODE")
         offline = mode in ("offline", "dryrun") if mode else not wandb_credentials_present()
+        if not offline and not mode and not wandb_server_reachable():
+            log.warning("W&B credentials found but the server does not answer: logging offline")
+            offline = True
     save_dir = kwargs.get("save_dir")
     if save_dir is not None:
         Path(save_dir).mkdir(parents=True, exist_ok=True)

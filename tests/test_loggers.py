@@ -1,0 +1,38 @@
+"""W&B: online only with credentials and a server that answers; offline otherwise."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from gan_je.loggers import wandb_logger, wandb_server_reachable
+
+
+@pytest.fixture
+def credentials(wandb_offline, monkeypatch):
+    monkeypatch.setenv("WANDB_API_KEY", "0" * 40)
+    monkeypatch.delenv("WANDB_MODE")  # decide from the credentials and the server
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_credentials_without_a_server_fall_back_to_offline(credentials, monkeypatch, caplog):
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{_closed_port()}")
+    assert not wandb_server_reachable(timeout=2)
+    with caplog.at_level("WARNING"):
+        logger = wandb_logger(project="gan_je")
+    assert logger._offline and "logging offline" in caplog.text
+
+
+def test_credentials_and_a_server_log_online(credentials, monkeypatch):
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.getsockname()[1]}")
+        assert wandb_server_reachable(timeout=2)
+        assert not wandb_logger(project="gan_je")._offline  # no run starts until it logs
