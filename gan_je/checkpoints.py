@@ -37,7 +37,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     if not isinstance(hparams, dict) or not hparams.get("data_spec"):
         raise CheckpointError(
-            f"{path} was not written by `python -m gan_je.train` (it holds no GANModule)"
+            f"{path} was not written by `python -m gan_je.train` of this gan_je version (it "
+            f"holds no GANModule description; checkpoints from before the model config built "
+            f"the module cannot be restored)"
         )
     return checkpoint
 
@@ -74,19 +76,21 @@ def load_sampler(path: str | Path, device: str = "cpu") -> Sampler:
     return Sampler(network.to(device).eval(), int(checkpoint.get("g_step", 0)), spec)
 
 
-def load_module(path: str | Path, device: str = "cpu") -> GANModule:
+def load_module(path: str | Path, device: Any = "cpu", **overrides: Any) -> GANModule:
     """The trained :class:`GANModule` of checkpoint ``path`` (EMA generator and fitted
-    features included), in eval mode on ``device``."""
+    features included) on ``device``; ``overrides`` replace hyperparameters. This is what
+    ``GANModule.load_from_checkpoint`` does: a local file read with ``weights_only=True``,
+    every part built through :mod:`gan_je.parts`."""
     from gan_je.module import GANModule
 
     checkpoint = read_checkpoint(path)
     try:
-        module = GANModule(**checkpoint["hyper_parameters"])
+        module = GANModule(**(checkpoint["hyper_parameters"] | overrides))
         module.on_load_checkpoint(checkpoint)
         module.load_state_dict(checkpoint["state_dict"])
     except (ConfigError, TypeError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"{path} cannot be restored ({_reason(err)})") from err
-    return module.to(device).eval()
+    return module.to(device)
 
 
 def _reason(err: BaseException) -> str:
@@ -97,10 +101,13 @@ def _reason(err: BaseException) -> str:
 
 def load_data(module: GANModule, stage: str = "validate") -> lightning.LightningDataModule:
     """The datamodule the module was trained on, rebuilt from the data part of its run
-    config (a registered gan_je data module only) and set up for ``stage``."""
+    config (a registered gan_je data module only, never downloading) and set up for
+    ``stage``."""
     config = (module.hparams.get("run_config") or {}).get("data")
-    if config is None:
+    if not isinstance(config, dict):
         raise CheckpointError("the checkpoint does not say which data it was trained on")
+    if "download" in config:  # a checkpoint does not get to fetch files from the network
+        config = config | {"download": False}
     datamodule = parts.build(config, "data")
     datamodule.prepare_data()
     datamodule.setup(stage)

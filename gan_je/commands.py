@@ -4,6 +4,7 @@ failure ends a command."""
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -30,6 +31,17 @@ def build_from_config(node: DictConfig, setting: str, **kwargs: Any) -> Any:
         if isinstance(cause, TypeError | ValueError):
             raise ConfigError(f"{setting}: {cause}") from err
         raise
+
+
+def import_packages(names: Any) -> None:
+    """Import the packages a config lists under ``imports`` (your own parts register
+    themselves with :func:`gan_je.parts.register` when imported). The list comes from the
+    user's own config or command line, never from a checkpoint."""
+    for name in names or []:
+        try:
+            importlib.import_module(str(name))
+        except ImportError as err:
+            raise ConfigError(f"imports: cannot import {name} ({err})") from err
 
 
 def chosen(group: str) -> str:

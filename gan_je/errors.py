@@ -13,6 +13,10 @@ class ConfigError(GanJeError, ValueError):
     """The chosen settings cannot work (alone or together); raised before any training."""
 
 
+class PartError(ConfigError):
+    """A part (network, loss, metric, ...) refused the arguments it was built with."""
+
+
 class DataError(GanJeError, FileNotFoundError):
     """The data set is missing, empty, unreadable or too small for the chosen settings."""
 

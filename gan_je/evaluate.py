@@ -20,7 +20,7 @@ from torch import Tensor
 
 from gan_je import CONFIG_PATH
 from gan_je.checkpoints import load_data, load_module
-from gan_je.commands import build_from_config, resolve_device, run_command
+from gan_je.commands import build_from_config, import_packages, resolve_device, run_command
 from gan_je.errors import ConfigError
 from gan_je.module import GANModule
 from gan_je.records import markdown_table, write_atomically
@@ -56,7 +56,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if cfg.n_samples < 2:
         raise ConfigError(f"n_samples must be at least 2, got {cfg.n_samples}")
     start = time.perf_counter()
-    module = load_module(cfg.ckpt_path, resolve_device(cfg.device))
+    import_packages(cfg.get("imports"))
+    module = load_module(cfg.ckpt_path, resolve_device(cfg.device)).eval()
     held_out = cfg.split in ("val", "test")  # torchvision's test split is the val set
     features = cfg.get("estimator", {}).get("features")
     needs_train = not held_out or cfg.baseline or bool(features)
@@ -64,6 +65,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if features:  # compare in another feature space than the run's own
         module.metric.features = build_from_config(features, "features")
         module._features_fitted = False
+        module.hparams.features_fit_samples = None  # fitted on every training sample
         module.fit_features(datamodule)
     real = datamodule.val_tensor() if held_out else datamodule.train_tensor()
     fake = module.sample(cfg.n_samples, seed=cfg.seed, batch_size=cfg.batch_size).float().cpu()

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from gan_je import CONFIG_PATH, sampling
 from gan_je.checkpoints import load_sampler
-from gan_je.commands import resolve_device, run_command
+from gan_je.commands import import_packages, resolve_device, run_command
 from gan_je.errors import ConfigError
 from gan_je.pictures import save_grid, scatter_real_fake
 
@@ -58,6 +58,7 @@ def run(cfg: DictConfig) -> Path:
         raise ConfigError(f"format must be png or npz, got {cfg.format}")
     if cfg.n < 1:
         raise ConfigError(f"n must be at least 1, got {cfg.n}")
+    import_packages(cfg.get("imports"))
     sampler = load_sampler(cfg.ckpt_path, resolve_device(cfg.device))
     if cfg.interpolate:
         samples = interpolation(sampler.network, cfg.n, cfg.seed)

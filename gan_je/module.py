@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -168,6 +169,25 @@ class GANModule(LightningModule):
         if data_spec is not None:
             self.build_networks(data_spec)
 
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls, checkpoint_path: str | Path, map_location: Any = "cpu", **overrides: Any
+    ) -> GANModule:
+        """The module a ``gan_je.train`` checkpoint holds, without its training data.
+
+        Unlike Lightning's loader, a checkpoint is only data here: a local file, read with
+        ``torch.load(weights_only=True)``, its parts built through :mod:`gan_je.parts`
+        (registered parts only), never a URL or a pickled object. ``map_location``: the
+        device to put the module on; ``overrides`` replace hyperparameters.
+
+        Raises:
+            CheckpointError: the file is missing, unreadable, not a gan_je checkpoint, or
+                names parts that are not registered.
+        """
+        from gan_je.checkpoints import load_module
+
+        return load_module(checkpoint_path, map_location or "cpu", **overrides)
+
     # ---------------------------------------------------------------- shape-dependent parts
     def build_networks(self, data_spec: Description) -> None:
         """Build the networks, EMA copy, preview latents and mode-coverage metric for
@@ -209,7 +229,9 @@ class GANModule(LightningModule):
 
     def setup(self, stage: str) -> None:
         """Build the shape-dependent parts from the datamodule's ``data_spec`` (a module
-        restored from a checkpoint has them already and only checks the data match)."""
+        restored from a checkpoint has them already and only checks the data match). Each
+        trainer call (fit, validate) featurises its own validation set again."""
+        self._real_complete = False
         datamodule = getattr(self.trainer, "datamodule", None)
         spec = getattr(datamodule, "data_spec", None)
         if spec is None:
@@ -437,10 +459,11 @@ class GANModule(LightningModule):
         self._features_fitted = True  # the state dict holds the fitted features
 
     def on_train_start(self) -> None:
-        """Restore the random streams of a resumed run once Lightning has loaded it."""
-        if self._rng_to_restore is None:
-            return
+        """Restore the random streams of a resumed run (``ckpt_path``) once Lightning has
+        loaded it; a module loaded from a checkpoint and trained afresh keeps its seed."""
         state, self._rng_to_restore = self._rng_to_restore, None
+        if state is None or not self.trainer.ckpt_path:
+            return
         torch.set_rng_state(state["torch"])
         if state["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda"])

@@ -19,7 +19,7 @@ import importlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from gan_je.errors import ConfigError
+from gan_je.errors import ConfigError, PartError
 
 REGISTERED: set[str] = {
     *(f"gan_je.models.{name}" for name in ("MLPGenerator", "MLPDiscriminator")),
@@ -84,8 +84,9 @@ def build(description: Mapping[str, Any] | None, name: str, **late_arguments: An
     (``model.generator``).
 
     Raises:
-        ConfigError: the description is not a dict with a registered ``_target_``, holds an
-            unresolved ``${...}`` interpolation, or the part refuses its arguments.
+        ConfigError: the description is not a dict with a registered ``_target_`` or holds an
+            unresolved ``${...}`` interpolation; :class:`~gan_je.errors.PartError` (a
+            ``ConfigError``) when the part refuses its arguments.
     """
     if description is None:
         return None
@@ -105,7 +106,7 @@ def build(description: Mapping[str, Any] | None, name: str, **late_arguments: An
     try:
         return factory(**arguments)
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"{name}: {err}") from err
+        raise PartError(f"{name}: {err}") from err
 
 
 def _build_nested(value: Any, name: str) -> Any:

@@ -33,8 +33,8 @@ from omegaconf import DictConfig, OmegaConf
 from gan_je import CONFIG_PATH
 from gan_je.callbacks import RunRecord
 from gan_je.checkpoints import read_checkpoint
-from gan_je.commands import build_from_config, chosen, run_command
-from gan_je.errors import ConfigError
+from gan_je.commands import build_from_config, chosen, import_packages, run_command
+from gan_je.errors import ConfigError, PartError
 from gan_je.module import GANModule
 from gan_je.redaction import public_config, public_overrides
 
@@ -96,7 +96,7 @@ def build(
     module = build_from_config(cfg.model, "model", run_config=run_config)
     try:
         module.build_networks(datamodule.data_spec)
-    except ConfigError as err:
+    except PartError as err:  # a network refused the data's shape
         model, data = chosen("model"), chosen("data")
         raise ConfigError(f"model={model} cannot be used with data={data}: {err}") from None
     _check_validation_size(cfg, datamodule, module)
@@ -132,6 +132,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     record = RunRecord(cfg.paths.output_dir, overrides=public_overrides(overrides))
     try:  # anything failing before training is recorded too (fit records its own)
+        import_packages(cfg.get("imports"))
         _share_cpus_with_joblib_jobs(cfg)
         lightning.seed_everything(cfg.seed, workers=True)
         ckpt_path = checkpoint_to_resume(cfg)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +16,8 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from gan_je.checkpoints import load_sampler, read_checkpoint
-from gan_je.errors import CheckpointError
+from gan_je.data.torchvision_images import CIFAR10_FILES, CIFAR10_FOLDER
+from gan_je.errors import CheckpointError, DataError
 from gan_je.evaluate import evaluate
 from gan_je.generate import run as generate
 from gan_je.module import GANModule
@@ -160,8 +163,39 @@ def test_a_checkpoint_cannot_name_code_to_run(checkpoint, tmp_path):
         with pytest.raises(CheckpointError, match="not a registered gan_je part"):
             command(_app_config(command.__module__.split(".")[-1], f"ckpt_path={hostile}"))
         if name == "loss":
-            with pytest.raises(Exception, match="not a registered gan_je part"):
+            with pytest.raises(CheckpointError, match="not a registered gan_je part"):
                 GANModule.load_from_checkpoint(hostile)
+    with pytest.raises(CheckpointError, match="no checkpoint at http"):  # never a download
+        GANModule.load_from_checkpoint("http://127.0.0.1:9/model.ckpt")
+    assert not marker.exists()
+
+
+class _RunsCode:
+    """Unpickling this would run ``touch <marker>``: what a poisoned data file could do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("checkpoint", ["ring"], indirect=True)
+def test_the_data_a_checkpoint_names_cannot_run_code_either(checkpoint, tmp_path):
+    """evaluate rebuilds the data the checkpoint names; CIFAR-10's files are pickles, read
+    so that they yield arrays only, and the checkpoint cannot make it download."""
+    marker, folder = tmp_path / "pwned", tmp_path / "data" / CIFAR10_FOLDER
+    folder.mkdir(parents=True)
+    for name in CIFAR10_FILES:
+        (folder / name).write_bytes(pickle.dumps({"data": _RunsCode(marker), "labels": [0]}))
+    state = torch.load(checkpoint, weights_only=True)
+    data = {"_target_": "gan_je.data.TorchvisionImages", "name": "cifar10", "download": True}
+    state["hyper_parameters"]["run_config"]["data"] = data | {"data_dir": str(tmp_path / "data")}
+    hostile = tmp_path / "hostile.ckpt"
+    torch.save(state, hostile)
+    with pytest.raises(DataError, match=r"names (posix|os)\.system"):
+        evaluate(_app_config("evaluate", f"ckpt_path={hostile}", "n_samples=100"))
+    assert not marker.exists()
     assert not marker.exists()
 
 

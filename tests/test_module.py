@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from types import SimpleNamespace
 
 import lightning
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 
 from gan_je.callbacks import ModeCollapseMonitor
 from gan_je.errors import ConfigError
+from gan_je.estimators import entropy
 from gan_je.module import GANModule
 from gan_je.train import build
 
@@ -103,6 +105,16 @@ def test_the_validation_set_is_featurised_once_and_kept(train_config):
     assert sum(featurised) == 128 + 300 + 128 + 3 * 300
 
 
+def test_each_trainer_call_featurises_its_own_validation_set(train_config):
+    datamodule, module = build(train_config(*SMALL_RING))
+    _fit(module, datamodule, max_epochs=1, limit_train_batches=2)
+    other, _ = build(train_config(*SMALL_RING, "data.data_seed=7"))  # another validation set
+    validated = lightning.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+    (values,) = validated.validate(module, datamodule=other, verbose=False)
+    expected = entropy(other.val_tensor().double())  # 2-D data: the features only centre
+    assert values["val/entropy_real"] == pytest.approx(float(expected), abs=1e-6)
+
+
 def test_n_fake_sets_the_number_of_generated_samples(train_config):
     datamodule, module = build(train_config(*SMALL_RING, "model.n_fake=123"))
     module.metric.compute = lambda: {
@@ -129,11 +141,19 @@ def test_checkpoint_state_restores_the_step_and_every_random_stream(train_config
 
     _, resumed = build(train_config(*SMALL_RING))
     resumed.on_load_checkpoint(checkpoint)
+    resumed._trainer = SimpleNamespace(ckpt_path="last.ckpt")  # trainer.fit(ckpt_path=...)
     resumed.on_train_start()
     assert resumed.g_step == 42
     torch.testing.assert_close(torch.rand(3), expected[0])
     np.testing.assert_array_equal(np.random.rand(3), expected[1])
     assert random.random() == expected[2]
+
+    _, fine_tuned = build(train_config(*SMALL_RING))  # loaded, then trained as a new run
+    fine_tuned.on_load_checkpoint(checkpoint)
+    fine_tuned._trainer = SimpleNamespace(ckpt_path=None)
+    torch.manual_seed(123)
+    fine_tuned.on_train_start()
+    assert not torch.equal(torch.rand(3), expected[0])  # its own seed's stream, not the old one
 
 
 def test_module_arguments_are_checked(train_config):

@@ -39,14 +39,18 @@ def test_a_wheel_install_trains_from_another_directory(tmp_path):
         [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)], source
     )
     (wheel,) = wheels.glob("gan_je-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
-    assert {"gan_je/conf/train.yaml", "gan_je/conf/model/dcgan.yaml"} <= set(names)
+    shipped = {name for name in zipfile.ZipFile(wheel).namelist() if name.endswith(".yaml")}
+    configs = {
+        f"gan_je/conf/{path.relative_to(ROOT / 'conf')}" for path in ROOT.glob("conf/**/*.yaml")
+    }
+    assert shipped == configs and "gan_je/conf/train.yaml" in shipped
     _run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], tmp_path)
 
     # the wheel's copy, not this checkout (PYTHONPATH comes before the editable install)
     env = os.environ | {"PYTHONPATH": str(site), "WANDB_MODE": "offline"}
-    found = _run([sys.executable, "-c", "import gan_je; print(gan_je.__file__)"], elsewhere, env)
-    assert Path(found.strip()).is_relative_to(site)
+    code = "import gan_je, gan_je.conf; print(gan_je.__file__); print(gan_je.conf.__file__)"
+    found = _run([sys.executable, "-c", code], elsewhere, env).split()
+    assert all(Path(path).is_relative_to(site) for path in found), found  # not this checkout
     run_dir = elsewhere / "run"
     command = [sys.executable, "-m", "gan_je.train", "experiment=ring", "debug=limit"]
     command += ["logger=none", "callbacks=none", f"hydra.run.dir={run_dir}"]

@@ -232,6 +232,24 @@ def test_secret_values_are_written_nowhere_but_hydras_own_folder(tmp_path):
     assert "+secret_password=***" in summary["overrides"]
 
 
+def test_your_own_registered_parts_train_through_imports(train_config, tmp_path, monkeypatch):
+    package = tmp_path / "my_gans"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "from gan_je.models import MLPGenerator\n"
+        "from gan_je.parts import register\n\n\n"
+        "@register\n"
+        "class WideGenerator(MLPGenerator):\n"
+        "    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    mine = ["model.generator._target_=my_gans.WideGenerator", "debug=fdr", *QUIET]
+    with pytest.raises(ConfigError, match="not a registered gan_je part"):
+        train(train_config("experiment=ring", *SMALL_RING, *mine))
+    cfg = train_config("experiment=ring", *SMALL_RING, *mine, "imports=[my_gans]")
+    assert train(cfg)["status"] == "finished"
+
+
 def test_resume_without_a_checkpoint_says_what_to_do(train_config):
     with pytest.raises(ConfigError, match=r"hydra\.run\.dir"):
         train(train_config("experiment=ring", "resume=true", *QUIET))

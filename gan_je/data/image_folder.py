@@ -27,6 +27,8 @@ from gan_je.errors import DataError
 
 #: File name endings (lower case) that are read as images.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
+#: The decoders PIL may use: these formats only, whatever a file's content claims to be.
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF", "PPM")
 #: Class name of the images lying directly in the root folder.
 ROOT_CLASS = "."
 
@@ -124,7 +126,7 @@ def load_image(file: Path, size: int, mode: str) -> np.ndarray:
     if mode not in ("L", "RGB"):
         raise ValueError(f'mode must be "L" (grayscale) or "RGB", got {mode!r}')
     try:
-        with Image.open(file) as image:
+        with Image.open(file, formats=IMAGE_FORMATS) as image:
             image = _centre_square(_flatten_alpha(image).convert(mode))
             image = image.resize((size, size), Image.Resampling.BICUBIC)
     except (UnidentifiedImageError, OSError) as err:

@@ -209,18 +209,40 @@ def _read_idx_split(folder: Path, split: str) -> tuple[Tensor, Tensor]:
     return torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
 
 
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles plain values and NumPy arrays; any other global is a :class:`DataError`."""
+
+    ALLOWED = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+        }
+    )
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in self.ALLOWED:
+            raise DataError(
+                f"a CIFAR-10 file names {module}.{name}, which is not part of the data set: "
+                f"it is refused (delete the files and set data.download=true)"
+            )
+        return super().find_class(module, name)
+
+
 def _read_cifar10(folder: Path, split: str) -> tuple[Tensor, Tensor]:
     """``(N, 3, 32, 32)`` uint8 images and int64 labels of one CIFAR-10 split.
 
     Reads the pickled batches as torchvision does (each a dict with ``data``, ``(N, 3072)``
     uint8 in channel-major order, and ``labels``) but skips its MD5 check of all six files.
-    The files are pickles: only point ``data_dir`` at data you trust.
+    The files are pickles, read by :class:`_ArrayUnpickler`, which builds NumPy arrays and
+    plain values only: a file that names anything else is refused, never run.
     """
     names = CIFAR10_FILES[:-1] if split == "train" else CIFAR10_FILES[-1:]
     images, labels = [], []
     for name in names:
         with open(folder / name, "rb") as file:
-            batch = pickle.load(file, encoding="latin1")
+            batch = _ArrayUnpickler(file, encoding="latin1").load()
         images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
         labels.append(np.asarray(batch["labels"], dtype=np.int64))
     return torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
