@@ -123,7 +123,7 @@ class GANModule(LightningModule):
             positive_float("model.max_loss", max_loss)
             for name, optimizer in (("optimizer_g", optimizer_g), ("optimizer_d", optimizer_d)):
                 if "lr" in optimizer:
-                    positive_float(f"model.{name}.lr", optimizer["lr"])
+                    positive_float(f"model.{name}.lr (learning rate)", optimizer["lr"])
         except ValueError as err:
             raise ConfigError(str(err)) from err
         self.save_hyperparameters(

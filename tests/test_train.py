@@ -321,7 +321,10 @@ def test_a_nan_loss_stops_with_the_step_and_keeps_the_good_checkpoint(train_conf
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        ("model.optimizer_d.lr=0", r"model\.optimizer_d\.lr must be a finite number > 0"),
+        (
+            "model.optimizer_d.lr=0",
+            r"optimizer_d\.lr \(learning rate\) must be a finite number > 0",
+        ),
         ("data.n_val=3", "needs at least 4 validation samples but validation sees 3"),
         ("model.n_fake=3", r"model\.n_fake=3 is fewer than the 4"),
         ("model.max_loss=-1", r"model\.max_loss must be a finite number > 0"),
