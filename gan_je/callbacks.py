@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
 from PIL import Image
 
@@ -77,6 +78,23 @@ def send_picture(trainer: Trainer, key: str, path: Path, g_step: int) -> None:
         elif isinstance(logger, TensorBoardLogger):
             image = np.asarray(Image.open(path).convert("RGB"))
             logger.experiment.add_image(key, image, g_step, dataformats="HWC")
+
+
+class CheckpointOnSignal(Callback):
+    """When SIGTERM stops training (what SLURM sends before pre-empting or cancelling a job;
+    Lightning finishes the batch, then raises ``SIGTERMException``), save
+    ``<output_dir>/checkpoints/last.ckpt`` at that generator step, so that ``resume=true``
+    continues from there rather than from the last epoch's end."""
+
+    def __init__(self, output_dir: str) -> None:
+        self.path = Path(output_dir) / "checkpoints" / "last.ckpt"
+
+    def on_exception(
+        self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
+    ) -> None:
+        if isinstance(exception, SIGTERMException):
+            trainer.save_checkpoint(self.path)  # every rank calls it; rank 0 writes
+            log.warning("SIGTERM at generator step %d: saved %s", pl_module.g_step, self.path)
 
 
 class RunRecord(Callback):
@@ -151,7 +169,8 @@ class RunRecord(Callback):
         """Record that the run stopped on ``exception``. Before training starts that is only
         a ``summary.json`` for a new run directory: a start-up failure leaves an existing
         run's records (a failed resume, say) as they were."""
-        self.status = "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed"
+        stopped = isinstance(exception, KeyboardInterrupt | SIGTERMException)
+        self.status = "interrupted" if stopped else "failed"
         self.error = f"{type(exception).__name__}: {exception}"
         if self.fitting:
             self._write(g_steps)

@@ -27,3 +27,8 @@ class CheckpointError(GanJeError, ValueError):
 
 class DivergenceError(GanJeError, FloatingPointError):
     """A loss became NaN or infinite; training cannot continue from this state."""
+
+
+class StoppedBySignalError(GanJeError):
+    """The run was stopped by a signal (SIGTERM: pre-emption); a checkpoint at that step
+    was saved, from which ``resume=true`` continues."""

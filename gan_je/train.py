@@ -28,13 +28,14 @@ import wandb
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from gan_je import CONFIG_PATH
-from gan_je.callbacks import RunRecord
+from gan_je.callbacks import CheckpointOnSignal, RunRecord
 from gan_je.checkpoints import read_checkpoint
 from gan_je.commands import build_from_config, chosen, import_packages, run_command
-from gan_je.errors import ConfigError, PartError
+from gan_je.errors import ConfigError, PartError, StoppedBySignalError
 from gan_je.module import GANModule
 from gan_je.redaction import public_config, public_overrides
 
@@ -138,7 +139,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         ckpt_path = checkpoint_to_resume(cfg)
         resolved = public_config(OmegaConf.to_container(cfg, resolve=True))
         datamodule, module = build(cfg, run_config=resolved)
-        callbacks = [record]
+        callbacks = [CheckpointOnSignal(cfg.paths.output_dir), record]
         callbacks += [
             build_from_config(c, "callbacks") for c in (cfg.get("callbacks") or {}).values() if c
         ]
@@ -153,6 +154,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    except SIGTERMException:  # a SystemExit with status 0: say what happened, exit 1
+        raise StoppedBySignalError(
+            f"stopped by SIGTERM at generator step {module.g_step}; continue from its "
+            f"checkpoint with resume=true hydra.run.dir={cfg.paths.output_dir}"
+        ) from None
     finally:
         _finish_wandb(trainer)
     # written by global rank 0, also when the ranks ran in spawned processes

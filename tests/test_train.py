@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import lightning
@@ -350,3 +352,36 @@ def test_a_failure_before_training_is_recorded(train_config):
         train(cfg)
     summary = json.loads((Path(cfg.paths.output_dir) / "summary.json").read_text())
     assert summary["status"] == "failed" and "NoSuchThing" in summary["error"]
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_at_the_step_and_exits_non_zero(tmp_path):
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "gan_je.train", "experiment=ring", "logger=none"]
+    command += ["data.n_train=20000", "data.n_val=300", "~callbacks.progress"]
+    command += ["trainer.max_epochs=100", f"hydra.run.dir={run}"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(read_metrics(run / "metrics.csv")) < 1 and time.monotonic() < deadline:
+        time.sleep(0.2)  # the first epoch's record, then a signal in the second epoch
+    time.sleep(1.0)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("gan_je.train: stopped by SIGTERM at generator step"), stderr
+    summary = json.loads((run / "summary.json").read_text())
+    step = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["g_step"]
+    assert summary["status"] == "interrupted" and step == summary["g_steps"]
+    assert step % 78 != 0  # mid-epoch: 78 batches of 256 per epoch
+    assert f"generator step {step}" in last
+    resumed = subprocess.run(
+        [*command[:-2], "trainer.max_epochs=3", f"hydra.run.dir={run}", "resume=true"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["g_steps"] > step
+    assert [row["g_step"] for row in read_metrics(run / "metrics.csv")][0] == 78
