@@ -470,3 +470,15 @@ class GANModule(LightningModule):
         kind, keys, position, has_gauss, cached = state["numpy"]
         np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
         random.setstate(state["python"])
+        self._apply_configured_learning_rates()
+
+    def _apply_configured_learning_rates(self) -> None:
+        """A resumed optimiser keeps its state but takes the configured learning rate (the
+        checkpoint's unless the user changed it), except where a scheduler sets it."""
+        hp = self.hparams
+        pairs = zip(self.optimizers(), ("optimizer_g", "optimizer_d"), strict=True)
+        for optimizer, name in pairs:
+            scheduled = hp[name.replace("optimizer", "scheduler")] is not None
+            if "lr" in hp[name] and not scheduled:
+                for group in optimizer.param_groups:
+                    group["lr"] = hp[name]["lr"]

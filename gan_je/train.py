@@ -40,6 +40,11 @@ from gan_je.module import GANModule
 from gan_je.redaction import public_config, public_overrides
 
 log = logging.getLogger(__name__)
+#: The top-level settings gan_je reads (conf/train.yaml); anything else is warned about.
+SETTINGS = (
+    "data", "model", "loss", "estimator", "trainer", "logger", "callbacks", "paths", "seed",
+    "ckpt_path", "resume", "optimized_metric", "imports",
+)  # fmt: skip
 
 
 def checkpoint_to_resume(cfg: DictConfig) -> str | None:
@@ -63,6 +68,41 @@ def checkpoint_to_resume(cfg: DictConfig) -> str | None:
         read_checkpoint(last)
         return str(last)
     return None
+
+
+def check_resumable(path: str, module: GANModule, cfg: DictConfig) -> None:
+    """Before resuming from checkpoint ``path``: refuse networks of other shapes and a run
+    that has nothing left to do, and say which settings differ from the checkpoint's (the
+    new learning rates apply; shapes cannot change)."""
+    checkpoint = read_checkpoint(path)
+    saved = checkpoint["state_dict"]
+    for key, tensor in module.state_dict().items():
+        if key.startswith(("generator.", "discriminator.", "ema.")):
+            before = tuple(saved[key].shape) if key in saved else "nothing"
+            if before != tuple(tensor.shape):
+                raise ConfigError(
+                    f"{path} holds other networks than this config builds ({key}: {before} "
+                    f"there, {tuple(tensor.shape)} here); resume with the settings it was "
+                    f"trained with"
+                )
+    done, max_epochs = int(checkpoint.get("epoch", -1)) + 1, cfg.trainer.get("max_epochs")
+    if max_epochs not in (None, -1) and done >= max_epochs:
+        raise ConfigError(
+            f"{path} has trained {done} epochs and trainer.max_epochs={max_epochs}: nothing "
+            f"to do; raise trainer.max_epochs to train on"
+        )
+    old = checkpoint["hyper_parameters"]
+    changed = [
+        key
+        for key in old
+        if key not in ("run_config", "data_spec") and old[key] != module.hparams.get(key)
+    ]
+    if changed:
+        log.warning(
+            "resuming with settings that differ from the checkpoint's: %s (new learning "
+            "rates apply unless a scheduler sets them)",
+            ", ".join(f"model.{key}" for key in changed),
+        )
 
 
 def _share_cpus_with_joblib_jobs(cfg: DictConfig) -> None:
@@ -132,6 +172,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Train as configured; return the summary written to ``summary.json``."""
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     record = RunRecord(cfg.paths.output_dir, overrides=public_overrides(overrides))
+    unread = [key for key in cfg if key not in SETTINGS]
+    if unread:  # e.g. +lr=... where model.optimizer_g.lr was meant
+        log.warning("gan_je reads no top-level setting %s: nothing uses it", ", ".join(unread))
     try:  # anything failing before training is recorded too (fit records its own)
         import_packages(cfg.get("imports"))
         _share_cpus_with_joblib_jobs(cfg)
@@ -139,6 +182,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         ckpt_path = checkpoint_to_resume(cfg)
         resolved = public_config(OmegaConf.to_container(cfg, resolve=True))
         datamodule, module = build(cfg, run_config=resolved)
+        if ckpt_path:
+            check_resumable(ckpt_path, module, cfg)
         callbacks = [CheckpointOnSignal(cfg.paths.output_dir), record]
         callbacks += [
             build_from_config(c, "callbacks") for c in (cfg.get("callbacks") or {}).values() if c

@@ -142,6 +142,7 @@ def test_checkpoint_state_restores_the_step_and_every_random_stream(train_config
     _, resumed = build(train_config(*SMALL_RING))
     resumed.on_load_checkpoint(checkpoint)
     resumed._trainer = SimpleNamespace(ckpt_path="last.ckpt")  # trainer.fit(ckpt_path=...)
+    resumed.optimizers = lambda: resumed.configure_optimizers()[0]
     resumed.on_train_start()
     assert resumed.g_step == 42
     torch.testing.assert_close(torch.rand(3), expected[0])

@@ -193,9 +193,27 @@ def test_a_failed_resume_leaves_the_runs_records_alone(train_config, bad):
     train(cfg)
     run = Path(cfg.paths.output_dir)
     before = {name: (run / name).read_bytes() for name in ("metrics.csv", "summary.json")}
-    with pytest.raises(Exception, match=r"k must be|size mismatch"):
+    with pytest.raises(ConfigError, match=r"k must be|holds other networks than this config"):
         train(train_config(*ring, "resume=true", "trainer.max_epochs=3", bad))
     assert {name: (run / name).read_bytes() for name in before} == before
+
+
+def test_a_resume_says_what_changed_applies_new_learning_rates_and_refuses_nothing_to_do(
+    train_config, caplog
+):
+    ring = ["experiment=ring", *SMALL_RING, *RECORDED, "debug=limit"]
+    cfg = train_config(*ring)
+    train(cfg)  # 2 epochs
+    with pytest.raises(ConfigError, match=r"has trained 2 epochs and trainer\.max_epochs=2"):
+        train(train_config(*ring, "resume=true"))
+    with caplog.at_level("WARNING"):
+        train(
+            train_config(*ring, "resume=true", "trainer.max_epochs=3", "model.optimizer_g.lr=0.005")
+        )
+    assert "differ from the checkpoint's: model.optimizer_g" in caplog.text
+    last = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    lrs = [state["param_groups"][0]["lr"] for state in last["optimizer_states"]]
+    assert lrs == [0.005, 0.001]  # the new generator rate, the unchanged discriminator's
 
 
 def test_resuming_from_an_earlier_checkpoint_drops_the_later_rows(train_config, caplog):
@@ -344,6 +362,16 @@ def test_an_exploding_loss_stops_the_run_as_diverged(train_config):
         match=r"discriminator loss is 1\.\d+ at generator step 0 \(epoch 0; limit 0\.001\)",
     ):
         train(cfg)
+
+
+def test_top_level_settings_nothing_reads_are_named(train_config, caplog):
+    with caplog.at_level("WARNING"):
+        train(train_config("experiment=ring", *SMALL_RING, *QUIET, "debug=fdr", "+lr=0.1"))
+    assert "gan_je reads no top-level setting lr" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        train(train_config("experiment=ring", *SMALL_RING, *QUIET, "debug=fdr"))
+    assert "reads no top-level setting" not in caplog.text
 
 
 def test_a_failure_before_training_is_recorded(train_config):
