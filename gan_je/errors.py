@@ -22,7 +22,8 @@ class DataError(GanJeError, FileNotFoundError):
 
 
 class CheckpointError(GanJeError, ValueError):
-    """A checkpoint file is missing, unreadable, or was not written by ``gan_je.train``."""
+    """A checkpoint file is missing, unreadable, or was not written by ``gan_je.train``, or
+    one cannot be written (a full disk)."""
 
 
 class DivergenceError(GanJeError, FloatingPointError):

@@ -10,9 +10,10 @@ import io
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 def read_metrics(path: str | Path) -> list[dict[str, float]]:
@@ -38,15 +39,23 @@ def write_metrics(rows: Sequence[dict[str, float]], path: str | Path) -> None:
 
 
 def write_atomically(path: str | Path, text: str) -> None:
-    """Replace ``path`` by ``text`` in one step: written to a temporary file in the same
-    folder, flushed to disk, then renamed over ``path`` (``os.replace``), so a reader or a
-    crash sees the old file or the new one, never a truncated one."""
+    """Replace ``path`` by ``text`` in one step (see :func:`replaced_atomically`)."""
+    with replaced_atomically(path) as file:
+        file.write(text.encode())
+
+
+@contextmanager
+def replaced_atomically(path: str | Path) -> Iterator[BinaryIO]:
+    """A binary file to write that replaces ``path`` in one step when the block ends: it is
+    written to a temporary file in the same folder, flushed to disk, then renamed over
+    ``path`` (``os.replace``), so a reader or a crash (``kill -9``, a full disk) sees the old
+    file or the new one, never a truncated one; on an error the temporary file is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(handle, "w", newline="") as file:
-            file.write(text)
+        with os.fdopen(handle, "wb") as file:
+            yield file
             file.flush()
             os.fsync(file.fileno())
         os.chmod(temporary, 0o644)  # mkstemp makes it private

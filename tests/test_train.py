@@ -413,3 +413,32 @@ def test_sigterm_saves_a_checkpoint_at_the_step_and_exits_non_zero(tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["g_steps"] > step
     assert read_metrics(run / "metrics.csv")[0]["g_step"] == 78  # the first epoch kept
+
+
+@pytest.mark.slow
+def test_a_full_disk_keeps_every_earlier_checkpoint_and_record_whole(tmp_path):
+    disk = tmp_path / "disk"  # 9 MiB: one epoch's two 3.4 MB checkpoints fit, a third not
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=9m", "tmpfs", str(disk)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr!r}")
+    try:
+        run = disk / "run"
+        command = [sys.executable, "-m", "gan_je.train", "experiment=ring", "debug=limit"]
+        command += ["trainer.max_epochs=3", "logger=none", "~callbacks.progress"]
+        result = subprocess.run(
+            [*command, f"hydra.run.dir={run}"], capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 1
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("gan_je.train: cannot write the checkpoint"), result.stderr
+        checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
+        assert checkpoints == ["best-g000005.ckpt", "last.ckpt"]  # no temporary left
+        for name in checkpoints:
+            assert torch.load(run / "checkpoints" / name, weights_only=True)["g_step"] == 5
+        assert [row["g_step"] for row in read_metrics(run / "metrics.csv")] == [5, 10]
+        assert json.loads((run / "summary.json").read_text())["status"] == "failed"
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
