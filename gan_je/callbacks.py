@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -84,17 +87,40 @@ class CheckpointOnSignal(Callback):
     """When SIGTERM stops training (what SLURM sends before pre-empting or cancelling a job;
     Lightning finishes the batch, then raises ``SIGTERMException``), save
     ``<output_dir>/checkpoints/last.ckpt`` at that generator step, so that ``resume=true``
-    continues from there rather than from the last epoch's end."""
+    continues from there rather than from the last epoch's end. SIGUSR1 (SLURM's warning
+    before a time limit, ``--signal=USR1@<seconds>``) does the same, unless Lightning's SLURM
+    environment already handles it (auto-requeue)."""
 
     def __init__(self, output_dir: str) -> None:
         self.path = Path(output_dir) / "checkpoints" / "last.ckpt"
+        self._previous_usr1: Any = None
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        usr1 = getattr(signal, "SIGUSR1", None)
+        main_thread = threading.current_thread() is threading.main_thread()
+        if usr1 is not None and main_thread and signal.getsignal(usr1) == signal.SIG_DFL:
+            self._previous_usr1 = signal.signal(usr1, _as_sigterm)
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._restore_usr1()
 
     def on_exception(
         self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
     ) -> None:
+        self._restore_usr1()
         if isinstance(exception, SIGTERMException):
             trainer.save_checkpoint(self.path)  # every rank calls it; rank 0 writes
             log.warning("SIGTERM at generator step %d: saved %s", pl_module.g_step, self.path)
+
+    def _restore_usr1(self) -> None:
+        if self._previous_usr1 is not None:
+            signal.signal(signal.SIGUSR1, self._previous_usr1)
+            self._previous_usr1 = None
+
+
+def _as_sigterm(signum: int, frame: Any) -> None:
+    """SIGUSR1 handled as SIGTERM: Lightning's handler stops after the batch."""
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 class RunRecord(Callback):

@@ -383,28 +383,31 @@ def test_a_failure_before_training_is_recorded(train_config):
 
 
 @pytest.mark.slow
-def test_sigterm_saves_a_checkpoint_at_the_step_and_exits_non_zero(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1], ids=["TERM", "USR1"])
+def test_sigterm_saves_a_checkpoint_at_the_step_and_exits_non_zero(tmp_path, signum):
     run = tmp_path / "run"
     command = [sys.executable, "-m", "gan_je.train", "experiment=ring", "logger=none"]
     command += ["data.n_train=20000", "data.n_val=300", "~callbacks.progress"]
+    # no epoch-end checkpoints: the only checkpoint is the one saved at the signal
+    command += ["~callbacks.last_checkpoint", "~callbacks.best_checkpoint"]
     command += ["trainer.max_epochs=100", f"hydra.run.dir={run}"]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while len(read_metrics(run / "metrics.csv")) < 1 and time.monotonic() < deadline:
         time.sleep(0.2)  # the first epoch's record, then a signal in the second epoch
     time.sleep(1.0)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 1, stderr
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("gan_je.train: stopped by SIGTERM at generator step"), stderr
     summary = json.loads((run / "summary.json").read_text())
-    step = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["g_step"]
-    assert summary["status"] == "interrupted" and step == summary["g_steps"]
-    assert step % 78 != 0  # mid-epoch: 78 batches of 256 per epoch
+    saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    step, epochs = saved["g_step"], saved["epoch"] + 2  # resume for one more epoch
+    assert summary["status"] == "interrupted" and step == summary["g_steps"] >= 78
     assert f"generator step {step}" in last
     resumed = subprocess.run(
-        [*command[:-2], "trainer.max_epochs=3", f"hydra.run.dir={run}", "resume=true"],
+        [*command[:-2], f"trainer.max_epochs={epochs}", f"hydra.run.dir={run}", "resume=true"],
         capture_output=True,
         text=True,
         timeout=300,
