@@ -31,12 +31,13 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from gan_je import CONFIG_PATH
+from gan_je import CONFIG_PATH, resolvers
 from gan_je.callbacks import CheckpointOnSignal, RunRecord
 from gan_je.checkpoints import read_checkpoint
 from gan_je.commands import build_from_config, chosen, import_packages, run_command
 from gan_je.errors import ConfigError, PartError, StoppedBySignalError
 from gan_je.module import GANModule
+from gan_je.records import write_atomically
 from gan_je.redaction import public_config, public_overrides
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,38 @@ def _check_validation_size(
         )
 
 
+LOCK = ".gan_je.pid"
+
+
+def hold_run_directory(output_dir: str | Path) -> Path:
+    """Mark ``output_dir`` as this process's (``.gan_je.pid``) and return the mark; refuse a
+    directory a running process holds, as two runs with one inherited ``$GAN_JE_RUN_ID``
+    would share. A mark left by a process that has ended is taken over."""
+    lock = Path(output_dir) / LOCK
+    try:
+        holder = int(lock.read_text())
+    except (OSError, ValueError):
+        holder = None
+    if holder is not None and holder != os.getpid() and _running(holder):
+        raise ConfigError(
+            f"{output_dir} is in use by the running process {holder}; a second run would mix "
+            f"their records (an inherited {resolvers.RUN_ID}? unset it, or pass another "
+            f"hydra.run.dir)"
+        )
+    write_atomically(lock, f"{os.getpid()}\n")
+    return lock
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train as configured; return the summary written to ``summary.json``."""
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
@@ -175,6 +208,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     unread = [key for key in cfg if key not in SETTINGS]
     if unread:  # e.g. +lr=... where model.optimizer_g.lr was meant
         log.warning("gan_je reads no top-level setting %s: nothing uses it", ", ".join(unread))
+    lock = hold_run_directory(cfg.paths.output_dir)  # before anything is written there
     try:  # anything failing before training is recorded too (fit records its own)
         import_packages(cfg.get("imports"))
         _share_cpus_with_joblib_jobs(cfg)
@@ -196,6 +230,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             logger.log_hyperparams(resolved)
     except Exception as err:
         record.fail(err)
+        lock.unlink(missing_ok=True)
         raise
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -206,6 +241,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         ) from None
     finally:
         _finish_wandb(trainer)
+        lock.unlink(missing_ok=True)
     # written by global rank 0, also when the ranks ran in spawned processes
     return json.loads((Path(cfg.paths.output_dir) / "summary.json").read_text())
 

@@ -270,6 +270,23 @@ def test_your_own_registered_parts_train_through_imports(train_config, tmp_path,
     assert train(cfg)["status"] == "finished"
 
 
+def test_a_run_directory_held_by_a_running_process_is_refused(train_config):
+    cfg = train_config("experiment=ring", *SMALL_RING, *QUIET, "debug=fdr")
+    run = Path(cfg.paths.output_dir)
+    run.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (run / ".gan_je.pid").write_text(f"{holder.pid}\n")
+        with pytest.raises(ConfigError, match=f"in use by the running process {holder.pid}"):
+            train(cfg)
+        assert sorted(p.name for p in run.iterdir()) == [".gan_je.pid"]  # nothing written
+    finally:
+        holder.kill()
+        holder.wait()
+    assert train(cfg)["status"] == "finished"  # the mark of an ended process is taken over
+    assert not (run / ".gan_je.pid").exists()
+
+
 def test_resume_without_a_checkpoint_says_what_to_do(train_config):
     with pytest.raises(ConfigError, match=r"hydra\.run\.dir"):
         train(train_config("experiment=ring", "resume=true", *QUIET))
@@ -445,3 +462,29 @@ def test_a_full_disk_keeps_every_earlier_checkpoint_and_record_whole(tmp_path):
         assert json.loads((run / "summary.json").read_text())["status"] == "failed"
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_equals_the_uninterrupted_run(tmp_path):
+    command = [sys.executable, "-m", "gan_je.train", "experiment=ring", "logger=none"]
+    command += ["data.n_train=20000", "data.n_val=300", "~callbacks.progress"]
+    command += ["trainer.max_epochs=6"]
+    env = os.environ | {"WANDB_MODE": "offline"}
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    subprocess.run([*command, f"hydra.run.dir={full}"], env=env, check=True, timeout=300)
+    process = subprocess.Popen([*command, f"hydra.run.dir={killed}"], env=env)
+    deadline = time.monotonic() + 120
+    while len(read_metrics(killed / "metrics.csv")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.kill()  # SIGKILL: no handler runs, files are left as they are
+    process.wait()
+    assert len(read_metrics(killed / "metrics.csv")) < 6  # it was stopped early
+    resume = [*command, f"hydra.run.dir={killed}", "resume=true"]
+    subprocess.run(resume, env=env, check=True, timeout=300)
+    expected, got = _state(full), _state(killed)
+    assert expected.keys() == got.keys()
+    for key in expected:
+        assert torch.equal(expected[key], got[key]), key
+    rows = [read_metrics(run / "metrics.csv") for run in (full, killed)]
+    assert [row["g_step"] for row in rows[1]] == [78 * epoch for epoch in range(1, 7)]
+    assert [row["val/jsd"] for row in rows[1]] == [row["val/jsd"] for row in rows[0]]
