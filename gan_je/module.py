@@ -83,6 +83,18 @@ class GANModule(LightningModule):
         run_config: the run's resolved configuration, kept in checkpoints for the record.
     """
 
+    #: The hyperparameters that describe parts (built through :mod:`gan_je.parts`).
+    PARTS = (
+        "generator",
+        "discriminator",
+        "loss",
+        "metric",
+        "optimizer_g",
+        "optimizer_d",
+        "scheduler_g",
+        "scheduler_d",
+    )
+
     def __init__(
         self,
         generator: Description,

@@ -109,6 +109,24 @@ def build(description: Mapping[str, Any] | None, name: str, **late_arguments: An
         raise PartError(f"{name}: {err}") from err
 
 
+def check_registered(value: Any, name: str) -> None:
+    """Raise :class:`ConfigError` if ``value`` (a description, or anything holding some)
+    names an unregistered ``_target_`` anywhere, without importing or building anything."""
+    if isinstance(value, Mapping):
+        if TARGET in value and (
+            not isinstance(value[TARGET], str) or value[TARGET] not in REGISTERED
+        ):
+            raise ConfigError(
+                f"{name}: {TARGET} {value[TARGET]!r} is not a registered gan_je part; register "
+                f"your own class with gan_je.parts.register before building it"
+            )
+        for key, item in value.items():
+            check_registered(item, f"{name}.{key}")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            check_registered(item, f"{name}[{i}]")
+
+
 def _build_nested(value: Any, name: str) -> Any:
     if isinstance(value, dict):
         if TARGET in value:
@@ -123,11 +141,7 @@ def _build_nested(value: Any, name: str) -> Any:
 
 def _registered(target: Any, name: str) -> Callable[..., Any]:
     """The object a registered dotted name ``<module>.<qualname>`` refers to."""
-    if not isinstance(target, str) or target not in REGISTERED:
-        raise ConfigError(
-            f"{name}: {TARGET} {target!r} is not a registered gan_je part; register your own "
-            f"class with gan_je.parts.register before building it"
-        )
+    check_registered({TARGET: target}, name)
     parts = target.split(".")
     for split in range(len(parts) - 1, 0, -1):  # the longest importable module first
         try:

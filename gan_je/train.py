@@ -31,11 +31,11 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from gan_je import CONFIG_PATH, resolvers
+from gan_je import CONFIG_PATH, parts, resolvers
 from gan_je.callbacks import CheckpointOnSignal, RunRecord
 from gan_je.checkpoints import read_checkpoint
 from gan_je.commands import build_from_config, chosen, import_packages, run_command
-from gan_je.errors import ConfigError, PartError, StoppedBySignalError
+from gan_je.errors import CheckpointError, ConfigError, PartError, StoppedBySignalError
 from gan_je.module import GANModule
 from gan_je.records import write_atomically
 from gan_je.redaction import public_config, public_overrides
@@ -50,7 +50,8 @@ SETTINGS = (
 
 def checkpoint_to_resume(cfg: DictConfig) -> str | None:
     """``ckpt_path`` when given, else with ``resume=true`` this run directory's last
-    checkpoint (rerun with ``hydra.run.dir=<the run's directory>`` to continue it). The file
+    checkpoint (rerun with ``hydra.run.dir=<the run's directory>`` to continue it); with
+    ``resume=auto`` that checkpoint when there is one (a requeued SLURM job), else none. The file
     is read once here, as data, so that an empty, truncated or foreign file fails in one
     sentence before training."""
     if cfg.get("ckpt_path"):
@@ -61,6 +62,8 @@ def checkpoint_to_resume(cfg: DictConfig) -> str | None:
         return str(path)
     if cfg.get("resume"):
         last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        if cfg.resume == "auto" and not last.is_file():
+            return None  # a first start; a requeued job finds its checkpoint
         if not last.is_file():
             raise ConfigError(
                 f"resume=true found no {last}; pass hydra.run.dir=<the run's directory> "
@@ -76,6 +79,13 @@ def check_resumable(path: str, module: GANModule, cfg: DictConfig) -> None:
     that has nothing left to do, and say which settings differ from the checkpoint's (the
     new learning rates apply; shapes cannot change)."""
     checkpoint = read_checkpoint(path)
+    old = checkpoint["hyper_parameters"]
+    try:  # train builds from its own config, but a checkpoint naming code is refused anyway
+        for key in GANModule.PARTS:
+            parts.check_registered(old.get(key), key)
+        parts.check_registered((old.get("run_config") or {}).get("data"), "data")
+    except ConfigError as err:
+        raise CheckpointError(f"{path}: {err}") from None
     saved = checkpoint["state_dict"]
     for key, tensor in module.state_dict().items():
         if key.startswith(("generator.", "discriminator.", "ema.")):
@@ -92,7 +102,6 @@ def check_resumable(path: str, module: GANModule, cfg: DictConfig) -> None:
             f"{path} has trained {done} epochs and trainer.max_epochs={max_epochs}: nothing "
             f"to do; raise trainer.max_epochs to train on"
         )
-    old = checkpoint["hyper_parameters"]
     changed = [
         key
         for key in old

@@ -150,7 +150,7 @@ def test_a_checkpoint_samples_and_generates_after_its_training_data_is_gone(trai
 
 
 @pytest.mark.parametrize("checkpoint", ["ring"], indirect=True)
-def test_a_checkpoint_cannot_name_code_to_run(checkpoint, tmp_path):
+def test_a_checkpoint_cannot_name_code_to_run(checkpoint, tmp_path, train_config):
     """A checkpoint is data: a part naming anything but a registered gan_je part is refused
     before anything is imported or called."""
     marker = tmp_path / "pwned"
@@ -165,6 +165,8 @@ def test_a_checkpoint_cannot_name_code_to_run(checkpoint, tmp_path):
         if name == "loss":
             with pytest.raises(CheckpointError, match="not a registered gan_je part"):
                 GANModule.load_from_checkpoint(hostile)
+            with pytest.raises(CheckpointError, match=r"loss: _target_ 'builtins\.open' is not"):
+                train(train_config("experiment=ring", f"ckpt_path={hostile}", *QUIET))
     with pytest.raises(CheckpointError, match="no checkpoint at http"):  # never a download
         GANModule.load_from_checkpoint("http://127.0.0.1:9/model.ckpt")
     assert not marker.exists()

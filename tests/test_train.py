@@ -287,6 +287,11 @@ def test_a_run_directory_held_by_a_running_process_is_refused(train_config):
     assert not (run / ".gan_je.pid").exists()
 
 
+def test_resume_auto_starts_afresh_without_a_checkpoint(train_config):
+    cfg = train_config("experiment=ring", *SMALL_RING, *QUIET, "debug=fdr", "resume=auto")
+    assert train(cfg)["status"] == "finished"
+
+
 def test_resume_without_a_checkpoint_says_what_to_do(train_config):
     with pytest.raises(ConfigError, match=r"hydra\.run\.dir"):
         train(train_config("experiment=ring", "resume=true", *QUIET))
@@ -424,7 +429,7 @@ def test_sigterm_saves_a_checkpoint_at_the_step_and_exits_non_zero(tmp_path, sig
     assert summary["status"] == "interrupted" and step == summary["g_steps"] >= 78
     assert f"generator step {step}" in last
     resumed = subprocess.run(
-        [*command[:-2], f"trainer.max_epochs={epochs}", f"hydra.run.dir={run}", "resume=true"],
+        [*command[:-2], f"trainer.max_epochs={epochs}", f"hydra.run.dir={run}", "resume=auto"],
         capture_output=True,
         text=True,
         timeout=300,
