@@ -104,6 +104,7 @@ def test_the_run_record_and_checkpoints(train_config):
     assert len(list((run / "checkpoints").glob("best-*.ckpt"))) == 1
 
 
+@pytest.mark.slow
 def test_resume_continues_the_generator_step(train_config):
     cfg = train_config("experiment=ring", "debug=limit", *SMALL_RING, "logger=none")
     assert train(cfg)["g_steps"] == 10
@@ -186,6 +187,7 @@ def test_dcgan_trains_with_packed_discriminator_inputs(train_config, pack):
     assert train(cfg)["g_steps"] == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad", ["estimator.k=0", "model.generator.hidden=128"])
 def test_a_failed_resume_leaves_the_runs_records_alone(train_config, bad):
     ring = ["experiment=ring", *SMALL_RING, *RECORDED, "debug=limit"]
@@ -198,6 +200,7 @@ def test_a_failed_resume_leaves_the_runs_records_alone(train_config, bad):
     assert {name: (run / name).read_bytes() for name in before} == before
 
 
+@pytest.mark.slow
 def test_a_resume_says_what_changed_applies_new_learning_rates_and_refuses_nothing_to_do(
     train_config, caplog
 ):
@@ -216,6 +219,7 @@ def test_a_resume_says_what_changed_applies_new_learning_rates_and_refuses_nothi
     assert lrs == [0.005, 0.001]  # the new generator rate, the unchanged discriminator's
 
 
+@pytest.mark.slow
 def test_resuming_from_an_earlier_checkpoint_drops_the_later_rows(train_config, caplog):
     ring = ["experiment=ring", *SMALL_RING, *RECORDED, "debug=limit"]
     cfg = train_config(*ring)
@@ -252,6 +256,7 @@ def test_secret_values_are_written_nowhere_but_hydras_own_folder(tmp_path):
     assert "+secret_password=***" in summary["overrides"]
 
 
+@pytest.mark.slow
 def test_your_own_registered_parts_train_through_imports(train_config, tmp_path, monkeypatch):
     package = tmp_path / "my_gans"
     package.mkdir()
@@ -297,6 +302,7 @@ def test_resume_without_a_checkpoint_says_what_to_do(train_config):
         train(train_config("experiment=ring", "resume=true", *QUIET))
 
 
+@pytest.mark.slow
 def test_wandb_offline_run_is_written(train_config):
     cfg = train_config("experiment=ring", "debug=limit", *SMALL_RING, "callbacks=none")
     train(cfg)
@@ -386,6 +392,7 @@ def test_an_exploding_loss_stops_the_run_as_diverged(train_config):
         train(cfg)
 
 
+@pytest.mark.slow
 def test_top_level_settings_nothing_reads_are_named(train_config, caplog):
     with caplog.at_level("WARNING"):
         train(train_config("experiment=ring", *SMALL_RING, *QUIET, "debug=fdr", "+lr=0.1"))
