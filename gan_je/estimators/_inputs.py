@@ -35,7 +35,7 @@ def as_samples(x: Any, name: str) -> Tensor:
             raise ValueError(
                 f"{name} must be a tensor or array of numbers, got {type(x).__name__} ({err})"
             ) from err
-    if x.is_complex() or x.dtype not in _CONVERTIBLE:
+    if x.is_complex() or x.dtype not in _CONVERTIBLE:  # a tensor that requires grad is fine
         raise ValueError(
             f"{name} has dtype {x.dtype}; pass real numbers (a float, integer or bool tensor)"
         )
@@ -43,6 +43,7 @@ def as_samples(x: Any, name: str) -> Tensor:
         raise ValueError(f"{name} is a single number; pass samples of shape (N, ...)")
     if x.shape[0] == 0:
         raise ValueError(f"{name} is empty (shape {tuple(x.shape)}); pass at least k + 1 samples")
+    x = x.detach()  # estimates are not differentiable; differentiable_entropy is
     x = x.reshape(x.shape[0], -1) if x.ndim > 1 else x.reshape(-1, 1)
     if x.shape[1] == 0:
         raise ValueError(f"{name} has samples with no features (shape {tuple(x.shape)})")
@@ -111,11 +112,35 @@ def nats_to(value: Tensor, base: float) -> Tensor:
     return value if base == math.e else value / math.log(base)
 
 
-def prepare(x: Tensor) -> Tensor:
+#: Samples whose spread is beyond ``2**±SAFE_EXPONENT`` are rescaled by a power of two.
+SAFE_EXPONENT = 256
+
+
+def scale_exponent(*xs: Tensor) -> int:
+    """The exponent ``e`` by which :func:`rescale` divides samples ``xs`` (one factor for
+    all of them): 0 while their largest deviation from the column means lies within
+    ``2**±SAFE_EXPONENT``, else its binary exponent. Squared distances of the rescaled
+    samples neither underflow nor overflow in float64; dividing by ``2**e`` is exact, so an
+    entropy is the rescaled one plus ``d · e · log 2`` and a divergence is unchanged."""
+    spread = max(float((x - x.mean(dim=0, keepdim=True)).abs().max()) for x in xs)
+    if spread == 0:  # constant samples: their magnitude decides
+        spread = max(float(x.abs().max()) for x in xs)
+    exponent = math.frexp(spread)[1] if spread > 0 else 0
+    return exponent if abs(exponent) > SAFE_EXPONENT else 0
+
+
+def rescale(x: Tensor, exponent: int) -> Tensor:
+    """``x / 2**exponent``, exactly."""
+    return x if exponent == 0 else torch.ldexp(x, torch.tensor(-exponent, dtype=x.dtype))
+
+
+def prepare(x: Tensor, centre: Tensor | None = None, stream: int = 0) -> Tensor:
     """Centre the samples and add the documented deterministic jitter.
 
-    Centring (subtracting the column means) changes no distance but keeps the float32
-    candidate search of :mod:`.neighbors` accurate for data far from the origin.
+    Centring (subtracting the column means, or ``centre`` when two sets share one) changes
+    no distance but keeps the float32 candidate search of :mod:`.neighbors` accurate for
+    data far from the origin. ``stream`` picks the jitter's draws (the second set of a pair
+    gets its own, so that copies across the sets are not jittered alike).
 
     The duplicate rule: a collapsed generator produces identical samples, whose zero
     neighbour distances would make log-distances -inf. Every value gets a jitter
@@ -134,7 +159,8 @@ def prepare(x: Tensor) -> Tensor:
         scale = torch.zeros_like(mean)
     scale = torch.where(scale > 0, scale, mean.abs())
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    generator = torch.Generator(device="cpu").manual_seed(JITTER_SEED)
+    mean = mean if centre is None else centre
+    generator = torch.Generator(device="cpu").manual_seed(JITTER_SEED + stream)
     # float32 uniform draws are several times cheaper than float64 normal ones; in-place
     # steps: at N = 10,000 the allocations cost as much as the arithmetic
     noise = torch.rand(x.shape, generator=generator).to(device=x.device, dtype=torch.float64)

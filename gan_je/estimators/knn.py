@@ -24,6 +24,8 @@ from ._inputs import (
     check_same_features,
     nats_to,
     prepare,
+    rescale,
+    scale_exponent,
 )
 from .neighbors import count_within, kth_neighbor
 
@@ -74,11 +76,17 @@ def entropy(x: Any, k: int = 3, base: float = math.e, backend: str = "auto") -> 
         k: neighbour order; larger k lowers variance and raises bias.
         base: logarithm base of the result (``math.e``: nats, ``2``: bits).
         backend: neighbour search, see :mod:`gan_je.estimators.neighbors`.
+
+    Any finite scale works: samples whose spread lies beyond ``2**±256`` (where squared
+    distances would underflow or overflow) are divided by a power of two, exactly, and
+    ``d · log`` of it is added back, so ``entropy(c · x) = entropy(x) + d log c``.
     """
     k = check_k(k)
     x = as_samples(x, "x")
     check_enough(x, k, "x")
-    return nats_to(_kozachenko_leonenko(prepare(x), k, backend), base)
+    exponent = scale_exponent(x)
+    h = _kozachenko_leonenko(prepare(rescale(x, exponent)), k, backend)
+    return nats_to(h + x.shape[1] * exponent * math.log(2), base)
 
 
 def differentiable_entropy(x: Tensor, k: int = 3, backend: str = "auto") -> Tensor:
@@ -117,8 +125,10 @@ def joint_entropy(*xs: Any, k: int = 3, base: float = math.e, backend: str = "au
     samples = [as_samples(x, name) for x, name in zip(xs, names, strict=True)]
     check_paired(samples, names)
     check_enough(samples[0], k, names[0])
-    joint = prepare(torch.cat(samples, dim=1))
-    return nats_to(_kozachenko_leonenko(joint, k, backend), base)
+    joint = torch.cat(samples, dim=1)
+    exponent = scale_exponent(joint)
+    h = _kozachenko_leonenko(prepare(rescale(joint, exponent)), k, backend)
+    return nats_to(h + joint.shape[1] * exponent * math.log(2), base)
 
 
 def conditional_entropy(
@@ -139,13 +149,15 @@ def mutual_information(
     variable); ``eps_i`` is the distance to the k-th joint neighbour,
     ``n_x(i) = #{j != i : |x_j - x_i| < eps_i}`` (strictly), likewise ``n_y``, and
     ``I = psi(k) + psi(N) - < psi(n_x + 1) + psi(n_y + 1) >``. Radii and counts come from the
-    same distance values. Finite-sample estimates can dip slightly below zero.
+    same distance values. Finite-sample estimates can dip slightly below zero. A variable
+    whose spread lies beyond ``2**±256`` is first rescaled by a power of two (the true MI is
+    scale-invariant; KSG's value depends on the variables' relative scale).
     """
     k = check_k(k)
     x, y = as_samples(x, "x"), as_samples(y, "y")
     check_paired([x, y], ["x", "y"])
     check_enough(x, k, "x")
-    x, y = prepare(x), prepare(y)
+    x, y = prepare(rescale(x, scale_exponent(x))), prepare(rescale(y, scale_exponent(y)))
     sq_eps, _ = kth_neighbor([x, y], k, backend)
     n_x = count_within(x, sq_eps, inclusive=False, backend=backend)
     n_y = count_within(y, sq_eps, inclusive=False, backend=backend)
@@ -171,18 +183,49 @@ def jensen_shannon(
     entropy. Finite-sample estimates can dip slightly below zero.
     """
     k = check_k(k)
-    pooled, n_p = _pooled(p, q, k, names=("p", "q"))
+    pair = _pooled(p, q, k, names=("p", "q"))  # a divergence: no scale to restore
+    pooled, n_p = pair.pooled, pair.n_p
     sq_d = _within_label_kth(pooled, n_p, k, backend)
     return nats_to(_ross_jsd(pooled, n_p, sq_d, k, backend), base)
 
 
-def _pooled(p: Any, q: Any, k: int, names: tuple[str, str]) -> tuple[Tensor, int]:
-    """Check two sample sets and prepare them together: ``(pooled, N_p)``."""
+class _Pair(NamedTuple):
+    """Two sample sets prepared for one pooled search (see :func:`_pooled`)."""
+
+    pooled: Tensor  # (N_p + N_q, d): p's rows, then q's
+    n_p: int
+    exponent: int  # both were divided by 2**exponent
+    sets: tuple[Tensor, Tensor]  # p and q, rescaled, before centring and jitter
+    centre: Tensor
+
+
+def _pooled(p: Any, q: Any, k: int, names: tuple[str, str]) -> _Pair:
+    """Check two sample sets and prepare them for one pooled search, rescaled together by
+    ``2**e`` (:func:`scale_exponent`). Each set gets its own jitter, following its own
+    spread, so that its entropy does not depend on the other set; both are centred on the
+    pooled mean; the second draws its jitter from another stream, so that copies across the
+    sets stay apart."""
     p, q = as_samples(p, names[0]), as_samples(q, names[1])
     check_same_features(p, q)
     check_enough(p, k, names[0])
     check_enough(q, k, names[1])
-    return prepare(torch.cat([p, q])), p.shape[0]
+    exponent = scale_exponent(p, q)
+    p, q = rescale(p, exponent), rescale(q, exponent)
+    centre = torch.cat([p, q]).mean(dim=0, keepdim=True)
+    pooled = torch.cat([prepare(p, centre), prepare(q, centre, stream=1)])
+    return _Pair(pooled, p.shape[0], exponent, (p, q), centre)
+
+
+def _set_entropy(pair: _Pair, which: int, sq_d: Tensor, k: int, backend: str) -> Tensor:
+    """KL entropy of one set of a pair from its within-set radii ``sq_d`` in the pooled
+    frame; searched again in the set's own frame when the pooled centre lies more than
+    2**20 of its spreads away (the pooled coordinates would have lost its precision)."""
+    x = pair.sets[which]
+    own_centre = x.mean(dim=0, keepdim=True)
+    spread = float((x - own_centre).abs().max())
+    if float((own_centre - pair.centre).abs().max()) <= spread * 2.0**20:
+        return _kl_entropy(sq_d, x.shape[1], k)
+    return _kozachenko_leonenko(prepare(x, stream=which), k, backend)
 
 
 def _within_label_kth(pooled: Tensor, n_p: int, k: int, backend: str) -> Tensor:
@@ -204,24 +247,29 @@ def _ross_jsd(pooled: Tensor, n_p: int, sq_d: Tensor, k: int, backend: str) -> T
 def compare_samples(
     real: Any, fake: Any, k: int = 3, base: float = math.e, backend: str = "auto"
 ) -> dict[str, Tensor]:
-    """Entropies and divergence of two sample sets from one shared neighbour search.
+    """Entropies and divergence of two sample sets from shared neighbour searches.
 
     Returns ``entropy_real`` H(P), ``entropy_fake`` H(Q), ``entropy_mixture`` H(M) of the
     pooled samples, ``joint_entropy`` H(S, L) = H(L) + pi_p H(P) + pi_q H(Q) (with equal sizes
     ``log 2 + (H(P) + H(Q)) / 2``) and ``jsd`` I(S; L) (:func:`jensen_shannon`). The
-    within-label neighbour distances serve both the entropies and the JSD.
+    within-label neighbour distances serve both the entropies and the JSD. Each set's entropy
+    depends on that set alone (its own jitter; its own frame when the other set is so far
+    away or so much larger that the pooled coordinates lose its precision).
     """
     k = check_k(k)
-    pooled, n_p = _pooled(real, fake, k, names=("real", "fake"))
+    pair = _pooled(real, fake, k, names=("real", "fake"))
+    pooled, n_p = pair.pooled, pair.n_p
     n, d = pooled.shape
+    shift = d * pair.exponent * math.log(2)  # entropies of the rescaled samples, scaled back
     sq_d = _within_label_kth(pooled, n_p, k, backend)
-    h_real, h_fake = _kl_entropy(sq_d[:n_p], d, k), _kl_entropy(sq_d[n_p:], d, k)
+    h_real = _set_entropy(pair, 0, sq_d[:n_p], k, backend) + shift
+    h_fake = _set_entropy(pair, 1, sq_d[n_p:], k, backend) + shift
     pi_p, pi_q = n_p / n, 1 - n_p / n
     h_label = -(pi_p * math.log(pi_p) + pi_q * math.log(pi_q))
     nats = {
         "entropy_real": h_real,
         "entropy_fake": h_fake,
-        "entropy_mixture": _kozachenko_leonenko(pooled, k, backend),
+        "entropy_mixture": _kozachenko_leonenko(pooled, k, backend) + shift,
         "joint_entropy": h_label + pi_p * h_real + pi_q * h_fake,
         "jsd": _ross_jsd(pooled, n_p, sq_d, k, backend),
     }

@@ -7,12 +7,14 @@ import pytest
 import torch
 
 from gan_je.estimators import (
+    compare_samples,
     conditional_entropy,
     entropy,
     gaussian,
     jensen_shannon,
     joint_entropy,
     mutual_information,
+    precision_recall,
     sliced_jensen_shannon,
 )
 from gan_je.estimators._inputs import as_samples
@@ -64,3 +66,43 @@ def test_accepted_inputs():
     assert as_samples(torch.ones(3, 2, dtype=torch.bfloat16), "x").shape == (3, 2)
     assert torch.isfinite(entropy(torch.randint(0, 100, (200, 2))))
     assert torch.isfinite(mutual_information(GOOD[:, :1], GOOD[:, 1:], backend="kdtree"))
+
+
+SAMPLES = torch.randn(400, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+OTHER = torch.randn(400, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+
+
+@pytest.mark.parametrize("c", [1e-300, 1e-170, 1e-80, 1e80, 1e200])
+def test_any_finite_scale_shifts_entropies_by_d_log_c_and_leaves_divergences(c):
+    d = SAMPLES.shape[1]
+    assert float(entropy(SAMPLES * c)) == pytest.approx(
+        float(entropy(SAMPLES)) + d * math.log(c), abs=1e-9
+    )
+    both = float(joint_entropy(SAMPLES * c, OTHER * c))
+    assert both == pytest.approx(
+        float(joint_entropy(SAMPLES, OTHER)) + 2 * d * math.log(c), abs=1e-9
+    )
+    assert float(jensen_shannon(SAMPLES * c, OTHER * c)) == float(jensen_shannon(SAMPLES, OTHER))
+    assert math.isfinite(float(mutual_information(SAMPLES * c, OTHER)))
+
+
+def test_one_sets_entropy_does_not_depend_on_the_set_it_is_compared_with():
+    alone = float(entropy(SAMPLES))
+    for scale in (1.0, 1e6, 1e12, 1e20):
+        paired = compare_samples(SAMPLES, OTHER * scale)["entropy_real"]
+        assert float(paired) == pytest.approx(alone, abs=1e-5), scale  # was 9.86 at 1e12
+
+
+def test_copies_across_the_two_sets_stay_apart():
+    result = compare_samples(SAMPLES, SAMPLES.clone())
+    assert all(math.isfinite(float(value)) for value in result.values())
+    assert float(result["entropy_fake"]) == pytest.approx(float(result["entropy_real"]), abs=1e-6)
+
+
+def test_tensors_that_require_grad_are_estimated_as_their_values():
+    x = SAMPLES.clone().requires_grad_(True)
+    assert float(entropy(x)) == float(entropy(SAMPLES))
+    assert float(jensen_shannon(x, OTHER)) == float(jensen_shannon(SAMPLES, OTHER))
+    assert float(mutual_information(x, OTHER)) == float(mutual_information(SAMPLES, OTHER))
+    assert float(compare_samples(x, OTHER)["jsd"]) == float(compare_samples(SAMPLES, OTHER)["jsd"])
+    assert precision_recall(x, OTHER) == precision_recall(SAMPLES, OTHER)
