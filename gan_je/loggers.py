@@ -39,15 +39,39 @@ def wandb_server_reachable(timeout: float = 10.0) -> bool:
         return False
 
 
-def wandb_logger(offline: bool | None = None, **kwargs: Any) -> WandbLogger:
+class FallbackWandbLogger(WandbLogger):
+    """A ``WandbLogger`` whose run, when it cannot start online (a rejected key, a server
+    that fails or times out after ``init_timeout``), starts offline instead, saying so in
+    one log line: the logger never fails a run."""
+
+    @property
+    def experiment(self) -> Any:
+        try:
+            return super().experiment
+        except Exception as err:  # wandb raises CommError, UsageError, ...
+            if self._offline:
+                raise
+            reason = " ".join(str(err).split())[:200]
+            log.warning("W&B did not start online (%s): logging offline", reason)
+            self._offline = True
+            self._wandb_init.pop("settings", None)
+            self._wandb_init["mode"] = "offline"  # wandb's settings outlive the failed init
+            return super().experiment
+
+
+def wandb_logger(
+    offline: bool | None = None, init_timeout: float = 60.0, **kwargs: Any
+) -> WandbLogger:
     """A Lightning ``WandbLogger`` that logs offline unless W&B credentials are configured
     and the server answers.
 
     ``offline=None`` decides from :func:`wandb_credentials_present` (an explicit
     ``WANDB_MODE`` in the environment wins) and, with credentials, falls back to offline in
     one log line when :func:`wandb_server_reachable` says no, so a run never waits for or
-    fails on the network; ``True``/``False`` force either. Other keyword arguments go to
-    ``WandbLogger`` (project, name, group, save_dir, tags, ...).
+    fails on the network; ``True``/``False`` force either. An online run that does not start
+    within ``init_timeout`` seconds, or fails to, logs offline
+    (:class:`FallbackWandbLogger`). Other keyword arguments go to ``WandbLogger`` (project,
+    name, group, save_dir, tags, ...).
     """
     if offline is None:
         mode = os.environ.get("WANDB_MODE")
@@ -58,4 +82,8 @@ def wandb_logger(offline: bool | None = None, **kwargs: Any) -> WandbLogger:
     save_dir = kwargs.get("save_dir")
     if save_dir is not None:
         Path(save_dir).mkdir(parents=True, exist_ok=True)
-    return WandbLogger(offline=bool(offline), **kwargs)
+    if not offline:
+        import wandb
+
+        kwargs.setdefault("settings", wandb.Settings(init_timeout=float(init_timeout)))
+    return FallbackWandbLogger(offline=bool(offline), **kwargs)

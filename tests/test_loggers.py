@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
 
 import pytest
 
@@ -36,3 +38,31 @@ def test_credentials_and_a_server_log_online(credentials, monkeypatch):
         monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.getsockname()[1]}")
         assert wandb_server_reachable(timeout=2)
         assert not wandb_logger(project="gan_je")._offline  # no run starts until it logs
+
+
+@pytest.mark.slow
+def test_a_server_that_fails_does_not_fail_the_run(credentials, monkeypatch, caplog, tmp_path):
+    with socket.socket() as server:  # accepts connections, then drops them
+        server.bind(("127.0.0.1", 0))
+        server.listen(64)
+        monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.getsockname()[1]}")
+        stop = threading.Event()
+
+        def drop_connections() -> None:
+            server.settimeout(0.2)
+            while not stop.is_set():
+                with contextlib.suppress(OSError):
+                    server.accept()[0].close()
+
+        thread = threading.Thread(target=drop_connections)
+        thread.start()
+        try:
+            logger = wandb_logger(project="gan_je", save_dir=str(tmp_path), init_timeout=5)
+            assert not logger._offline
+            with caplog.at_level("WARNING"):
+                logger.log_metrics({"x": 1.0})  # starts the run
+        finally:
+            stop.set()
+            thread.join()
+    assert logger._offline and "did not start online" in caplog.text
+    assert logger.experiment.settings.mode in ("offline", "dryrun")
