@@ -82,7 +82,9 @@ def wandb_logger(
     save_dir = kwargs.get("save_dir")
     if save_dir is not None:
         Path(save_dir).mkdir(parents=True, exist_ok=True)
-    if not offline:
+    if offline:  # explicit: wandb's process-wide settings may hold an earlier online mode
+        kwargs.setdefault("mode", "offline")
+    else:
         import wandb
 
         kwargs.setdefault("settings", wandb.Settings(init_timeout=float(init_timeout)))
