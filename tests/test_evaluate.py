@@ -149,6 +149,7 @@ def test_a_checkpoint_samples_and_generates_after_its_training_data_is_gone(trai
     assert checkpoint.with_name("last-samples.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("checkpoint", ["ring"], indirect=True)
 def test_a_checkpoint_cannot_name_code_to_run(checkpoint, tmp_path, train_config):
     """A checkpoint is data: a part naming anything but a registered gan_je part is refused
@@ -182,6 +183,7 @@ class _RunsCode:
         return (os.system, (f"touch {self.marker}",))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("checkpoint", ["ring"], indirect=True)
 def test_the_data_a_checkpoint_names_cannot_run_code_either(checkpoint, tmp_path):
     """evaluate rebuilds the data the checkpoint names; CIFAR-10's files are pickles, read
@@ -201,6 +203,7 @@ def test_the_data_a_checkpoint_names_cannot_run_code_either(checkpoint, tmp_path
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_generate_draws_what_the_restored_module_draws(train_config):
     """``generate`` loads only the sampling network (the EMA copy here); it must draw
     exactly the samples of the whole restored module."""

@@ -214,6 +214,7 @@ def test_monitor_boosts_the_weight_in_use_and_ends_annealing(train_config):
     assert module.entropy_weight() == 0.2
 
 
+@pytest.mark.slow
 def test_the_boosted_weight_is_module_state_saved_in_checkpoints(train_config, tmp_path):
     _, _, trainer = _monitored(train_config, "boost")
     path = tmp_path / "boosted.ckpt"
