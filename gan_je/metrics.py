@@ -158,7 +158,14 @@ class RealFakeSamples(Metric):
         self.n_features = torch.tensor(flat.shape[1], device=self.n_features.device)
         generator = self._key_generator(source)
         keys = torch.rand(flat.shape[0], generator=generator, dtype=torch.float64)
-        getattr(self, source).append(flat.to(self.dtype).reshape(-1))
+        stored = flat.to(self.dtype)
+        # a CPU-GPU sync point, once per validation batch
+        if not bool(torch.isfinite(stored).all()) and bool(torch.isfinite(flat).all()):
+            raise ValueError(
+                f"{source} samples hold values beyond {self.dtype}'s range (largest "
+                f"{float(flat.abs().max()):.3g}): call set_dtype(torch.float64) on the metric"
+            )
+        getattr(self, source).append(stored.reshape(-1))
         getattr(self, f"{source}_keys").append(keys.to(self.dtype).to(flat.device))
         held = sum(part.shape[0] for part in getattr(self, f"{source}_keys"))
         if self.max_samples is not None and held > 2 * self.max_samples:

@@ -433,3 +433,14 @@ def test_joint_entropy_reports_sample_quality_next_to_the_entropies():
     torch.testing.assert_close(values["frechet"], gaussian.frechet_distance(real, fake))
     plain = feed(JointEntropy(quality=False, max_samples=None, n_projections=2), [real], [fake])
     assert "precision" not in plain.compute()
+
+
+def test_finite_samples_beyond_float32_say_how_to_keep_them():
+    metric = JointEntropy(k=3, quality=False)
+    huge = torch.randn(20, 2, dtype=torch.float64) * 1e300
+    with pytest.raises(ValueError, match=r"beyond torch\.float32's range .*set_dtype"):
+        metric.update(huge, real=True)
+    metric.set_dtype(torch.float64)
+    metric.update(huge, real=True)
+    metric.update(huge * 0.5, real=False)
+    assert torch.isfinite(metric.compute()["entropy_real"])
