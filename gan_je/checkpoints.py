@@ -17,6 +17,7 @@ from torch import nn
 
 from gan_je import parts
 from gan_je.errors import CheckpointError, ConfigError
+from gan_je.sampling import build_generator
 
 if TYPE_CHECKING:  # Lightning is imported only where the whole module is restored
     import lightning
@@ -62,12 +63,7 @@ def load_sampler(path: str | Path, device: str = "cpu") -> Sampler:
     hparams, state = checkpoint["hyper_parameters"], checkpoint["state_dict"]
     spec = hparams["data_spec"]
     try:
-        network = parts.build(
-            hparams["generator"],
-            "generator",
-            sample_shape=tuple(spec["sample_shape"]),
-            bounded=bool(spec.get("image")),
-        )
+        network = build_generator(hparams["generator"], spec)
         prefix = "ema.module." if hparams.get("ema_decay") is not None else "generator."
         weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         network.load_state_dict(weights)

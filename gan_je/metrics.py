@@ -159,8 +159,11 @@ class RealFakeSamples(Metric):
         generator = self._key_generator(source)
         keys = torch.rand(flat.shape[0], generator=generator, dtype=torch.float64)
         stored = flat.to(self.dtype)
-        # a CPU-GPU sync point, once per validation batch
-        if not bool(torch.isfinite(stored).all()) and bool(torch.isfinite(flat).all()):
+        # only a narrowing cast can overflow (then a CPU-GPU sync point, once per batch)
+        wider = (
+            flat.is_floating_point() and torch.finfo(flat.dtype).max > torch.finfo(self.dtype).max
+        )
+        if wider and not bool(torch.isfinite(stored).all()) and bool(torch.isfinite(flat).all()):
             raise ValueError(
                 f"{source} samples hold values beyond {self.dtype}'s range (largest "
                 f"{float(flat.abs().max()):.3g}): call set_dtype(torch.float64) on the metric"

@@ -210,9 +210,7 @@ class GANModule(LightningModule):
         shape = tuple(spec["sample_shape"])
         pack_shape = packed_shape(shape, self.pack)
         hp = self.hparams
-        self.generator = parts.build(
-            hp.generator, "model.generator", sample_shape=shape, bounded=bool(spec.get("image"))
-        )
+        self.generator = sampling.build_generator(hp.generator, spec)
         self.discriminator = parts.build(
             hp.discriminator, "model.discriminator", sample_shape=pack_shape
         )
@@ -236,7 +234,6 @@ class GANModule(LightningModule):
         self.register_buffer("preview_latents", preview)
         if "centers" in spec:
             self.coverage = MixtureCoverage(spec["centers"], spec["std"], **hp.coverage)
-        self.sample_shape = shape
         hp.data_spec = spec
 
     def setup(self, stage: str) -> None:

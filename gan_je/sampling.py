@@ -1,12 +1,24 @@
-"""Drawing samples from a generator network: one home for the GANModule (validation,
-pictures, ``sample``) and for the ``generate`` command, which loads only the network."""
+"""Building a generator network and drawing samples from it: one home for the GANModule
+(validation, pictures, ``sample``) and for the ``generate`` command, which loads only the
+network."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
+from gan_je import parts
 from gan_je.checks import positive_int
+
+
+def build_generator(description: dict, data_spec: dict) -> nn.Module:
+    """The generator network a description builds for samples described by ``data_spec``:
+    completed with ``sample_shape`` and ``bounded`` (images lie in [-1, 1]). The one rule
+    for training (``GANModule.build_networks``) and for ``generate``
+    (:func:`gan_je.checkpoints.load_sampler`)."""
+    shape = tuple(data_spec["sample_shape"])
+    bounded = bool(data_spec.get("image"))
+    return parts.build(description, "model.generator", sample_shape=shape, bounded=bounded)
 
 
 @torch.no_grad()

@@ -51,14 +51,12 @@ SETTINGS = (
 def checkpoint_to_resume(cfg: DictConfig) -> str | None:
     """``ckpt_path`` when given, else with ``resume=true`` this run directory's last
     checkpoint (rerun with ``hydra.run.dir=<the run's directory>`` to continue it); with
-    ``resume=auto`` that checkpoint when there is one (a requeued SLURM job), else none. The file
-    is read once here, as data, so that an empty, truncated or foreign file fails in one
-    sentence before training."""
+    ``resume=auto`` that checkpoint when there is one (a requeued SLURM job), else none.
+    :func:`check_resumable` then reads it."""
     if cfg.get("ckpt_path"):
         path = Path(cfg.ckpt_path)
         if not path.is_file():
             raise ConfigError(f"ckpt_path={path} does not exist")
-        read_checkpoint(path)
         return str(path)
     if cfg.get("resume"):
         last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
@@ -69,15 +67,15 @@ def checkpoint_to_resume(cfg: DictConfig) -> str | None:
                 f"resume=true found no {last}; pass hydra.run.dir=<the run's directory> "
                 f"or ckpt_path=<file>"
             )
-        read_checkpoint(last)
         return str(last)
     return None
 
 
 def check_resumable(path: str, module: GANModule, cfg: DictConfig) -> None:
-    """Before resuming from checkpoint ``path``: refuse networks of other shapes and a run
-    that has nothing left to do, and say which settings differ from the checkpoint's (the
-    new learning rates apply; shapes cannot change)."""
+    """Before resuming from checkpoint ``path``, read as data (an empty, truncated or foreign
+    file fails in one sentence): refuse parts naming unregistered code, networks of other
+    shapes and a run that has nothing left to do, and say which settings differ from the
+    checkpoint's (the new learning rates apply; shapes cannot change)."""
     checkpoint = read_checkpoint(path)
     old = checkpoint["hyper_parameters"]
     try:  # train builds from its own config, but a checkpoint naming code is refused anyway
