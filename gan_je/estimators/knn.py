@@ -158,9 +158,9 @@ def mutual_information(
     check_paired([x, y], ["x", "y"])
     check_enough(x, k, "x")
     x, y = prepare(rescale(x, scale_exponent(x))), prepare(rescale(y, scale_exponent(y)))
-    sq_eps, _ = kth_neighbor([x, y], k, backend)
-    n_x = count_within(x, sq_eps, inclusive=False, backend=backend)
-    n_y = count_within(y, sq_eps, inclusive=False, backend=backend)
+    sq_eps, neighbour = kth_neighbor([x, y], k, backend)
+    n_x = count_within(x, sq_eps, inclusive=False, backend=backend, defining=neighbour)
+    n_y = count_within(y, sq_eps, inclusive=False, backend=backend, defining=neighbour)
     n = x.shape[0]
     mi = _digamma(k) + _digamma(n) - (_digamma(n_x + 1) + _digamma(n_y + 1)).mean()
     return nats_to(mi, base)
@@ -185,8 +185,8 @@ def jensen_shannon(
     k = check_k(k)
     pair = _pooled(p, q, k, names=("p", "q"))  # a divergence: no scale to restore
     pooled, n_p = pair.pooled, pair.n_p
-    sq_d = _within_label_kth(pooled, n_p, k, backend)
-    return nats_to(_ross_jsd(pooled, n_p, sq_d, k, backend), base)
+    within = _within_label_kth(pooled, n_p, k, backend)
+    return nats_to(_ross_jsd(pooled, n_p, within, k, backend), base)
 
 
 class _Pair(NamedTuple):
@@ -228,16 +228,21 @@ def _set_entropy(pair: _Pair, which: int, sq_d: Tensor, k: int, backend: str) ->
     return _kozachenko_leonenko(prepare(x, stream=which), k, backend)
 
 
-def _within_label_kth(pooled: Tensor, n_p: int, k: int, backend: str) -> Tensor:
-    """Squared distance of each pooled sample to its k-th neighbour with the same label."""
-    return torch.cat(
-        [kth_neighbor(pooled[:n_p], k, backend)[0], kth_neighbor(pooled[n_p:], k, backend)[0]]
-    )
+def _within_label_kth(pooled: Tensor, n_p: int, k: int, backend: str) -> tuple[Tensor, Tensor]:
+    """Squared distance to, and pooled index of, each pooled sample's k-th neighbour with the
+    same label."""
+    sq_p, index_p = kth_neighbor(pooled[:n_p], k, backend)
+    sq_q, index_q = kth_neighbor(pooled[n_p:], k, backend)
+    return torch.cat([sq_p, sq_q]), torch.cat([index_p, index_q + n_p])
 
 
-def _ross_jsd(pooled: Tensor, n_p: int, sq_d: Tensor, k: int, backend: str) -> Tensor:
-    """Ross's estimate of I(S; L) from the within-label radii ``sq_d``, in nats."""
-    m = count_within(pooled, sq_d, inclusive=True, backend=backend)
+def _ross_jsd(
+    pooled: Tensor, n_p: int, within: tuple[Tensor, Tensor], k: int, backend: str
+) -> Tensor:
+    """Ross's estimate of I(S; L) from the within-label neighbours ``within``
+    (:func:`_within_label_kth`), in nats."""
+    sq_d, neighbour = within
+    m = count_within(pooled, sq_d, inclusive=True, backend=backend, defining=neighbour)
     n = pooled.shape[0]
     n_q = n - n_p
     mean_psi_label = (n_p * _digamma(n_p) + n_q * _digamma(n_q)) / n
@@ -261,7 +266,8 @@ def compare_samples(
     pooled, n_p = pair.pooled, pair.n_p
     n, d = pooled.shape
     shift = d * pair.exponent * math.log(2)  # entropies of the rescaled samples, scaled back
-    sq_d = _within_label_kth(pooled, n_p, k, backend)
+    within = _within_label_kth(pooled, n_p, k, backend)
+    sq_d = within[0]
     h_real = _set_entropy(pair, 0, sq_d[:n_p], k, backend) + shift
     h_fake = _set_entropy(pair, 1, sq_d[n_p:], k, backend) + shift
     pi_p, pi_q = n_p / n, 1 - n_p / n
@@ -271,7 +277,7 @@ def compare_samples(
         "entropy_fake": h_fake,
         "entropy_mixture": _kozachenko_leonenko(pooled, k, backend) + shift,
         "joint_entropy": h_label + pi_p * h_real + pi_q * h_fake,
-        "jsd": _ross_jsd(pooled, n_p, sq_d, k, backend),
+        "jsd": _ross_jsd(pooled, n_p, within, k, backend),
     }
     return {key: nats_to(value, base) for key, value in nats.items()}
 

@@ -35,9 +35,10 @@ it (a second query with a recomputed radius would lose such boundary points to r
   space use ``"torch"``. Not yet measured on a GPU, so ``"auto"`` does not choose it.
 - ``"kdtree"`` (CPU): scipy's cKDTree, the fastest in low dimension. It computes distances
   in float64 in its own order, within a few units in the last place of
-  :func:`squared_distance`. Its counts therefore use a ball radius widened (inclusive) or
-  narrowed (strict) by ``4 (D + 4)`` units in the last place, which covers that rounding for
-  the boundary neighbour; any other point would have to lie within that sliver of the radius.
+  :func:`squared_distance`, so it only proposes: its k-th neighbour candidates are rescored
+  with :func:`squared_distance` and certified against the tree's next distance, and its
+  counts decide every pair within that rounding of the radius with :func:`squared_distance`
+  (:func:`_kdtree_count`). Every backend therefore returns the same bits, ties included.
 - ``"auto"``: ``"torch"`` on CUDA; on CPU ``"kdtree"`` up to :data:`KDTREE_MAX_DIM` dimensions
   and ``"faiss"`` (kNN) / ``"torch"`` (counts) above, from ``benchmarks/estimators.py``.
 """
@@ -103,8 +104,8 @@ def kth_neighbor(
         backend: one of :data:`BACKENDS` (see the module doc).
 
     Returns:
-        ``(sq_dist, index)``, both of shape ``(N,)``; ``sq_dist`` is float64, exact for the
-        brute-force backends and the tree's own float64 value for ``"kdtree"``.
+        ``(sq_dist, index)``, both of shape ``(N,)``; ``sq_dist`` is the float64
+        :func:`squared_distance` (the max over blocks), the same bits on every backend.
     """
     blocks = _as_blocks(blocks)
     n = blocks[0].shape[0]
@@ -117,7 +118,11 @@ def kth_neighbor(
 
 
 def count_within(
-    points: Tensor, sq_radius: Tensor, inclusive: bool, backend: str = "auto"
+    points: Tensor,
+    sq_radius: Tensor,
+    inclusive: bool,
+    backend: str = "auto",
+    defining: Tensor | None = None,
 ) -> Tensor:
     """``#{j != i : |x_i - x_j| < r_i}`` per sample, or ``<= r_i`` when ``inclusive``.
 
@@ -127,6 +132,10 @@ def count_within(
         inclusive: count points exactly on the radius (``<=``) or not (``<``).
         backend: as for :func:`kth_neighbor`; ``"faiss"`` and ``"triton"`` count with
             ``"torch"``.
+        defining: optional ``(N,)`` index of the neighbour each radius was measured to (as
+            returned by :func:`kth_neighbor`). A hint for speed only, the counts are the same
+            without it: the k-d tree then decides that boundary point without listing the
+            ball.
 
     Returns:
         ``(N,)`` int64 counts.
@@ -136,9 +145,13 @@ def count_within(
         raise ValueError(
             f"sq_radius must have shape ({points.shape[0]},), got {tuple(sq_radius.shape)}"
         )
+    if defining is not None and defining.shape != sq_radius.shape:
+        raise ValueError(
+            f"defining must have shape ({points.shape[0]},), got {tuple(defining.shape)}"
+        )
     backend = resolve_backend(backend, [points], query="count")
     if backend == "kdtree":
-        return _kdtree_count(points, sq_radius, inclusive)
+        return _kdtree_count(points, sq_radius, inclusive, defining)
     return _brute_force_count(points, sq_radius, inclusive)
 
 
@@ -221,27 +234,95 @@ def _best_of(blocks: list[Tensor], rows: Tensor, candidates: Tensor, k: int):
 
 
 def _kdtree_knn(blocks: list[Tensor], k: int) -> tuple[Tensor, Tensor]:
+    """k-th neighbours proposed by scipy's cKDTree and rescored with :func:`block_distance`.
+
+    The tree's float64 distances are its own (its summation order), within
+    :func:`_tree_slack` of the exact ones relative. It proposes ``k + 1 + EXTRA_CANDIDATES``
+    points per row (the row itself among them); the k-th exact distance among the others is
+    certified when it lies below the tree's last distance by more than that slack, so that no
+    point left out can be closer. Rows that fail (ties: copies, lattices, quantised values)
+    ask the tree for more candidates, then go to the direct tier.
+    """
     from scipy.spatial import cKDTree
 
     # numpy for the glue: a parallel torch op just before leaves torch's OpenMP threads
     # spinning, and they take the cores from the tree's workers (3-4 ms at N = 10,000)
     joint = np.concatenate([b.numpy() for b in blocks], axis=1)
+    n = joint.shape[0]
     p = 2 if len(blocks) == 1 else np.inf  # every block is 1-D here: max of |.| = Chebyshev
-    # the point itself is among its k + 1 nearest (at distance 0), so column k is the k-th
-    # nearest other point; with k + 1 exact duplicates it is one of them, at 0, as it should be
-    dist, idx = cKDTree(joint).query(joint, k=k + 1, p=p, workers=-1)
-    return torch.from_numpy(dist[:, k] ** 2), torch.from_numpy(idx[:, k].astype(np.int64))
+    tree = cKDTree(joint)
+    sq_dist = torch.empty(n, dtype=torch.float64)
+    index = torch.empty(n, dtype=torch.int64)
+    pending = np.arange(n)
+    for n_query in (k + 1 + EXTRA_CANDIDATES, 8 * (k + 1 + EXTRA_CANDIDATES)):
+        n_query = min(n_query, n)
+        dist, cand = tree.query(joint[pending], k=n_query, p=p, workers=-1)
+        rows = torch.from_numpy(pending)
+        sq, idx = _best_of(blocks, rows, torch.from_numpy(cand), k)
+        if n_query == n:  # every point was proposed: nothing left out
+            ok = torch.ones(len(rows), dtype=torch.bool)
+        else:
+            floor = torch.from_numpy(dist[:, -1]).square() * (1 - _tree_slack(joint.shape[1]))
+            ok = sq < floor
+        sq_dist[rows[ok]], index[rows[ok]] = sq[ok], idx[ok]
+        pending = pending[~ok.numpy()]
+        if pending.size == 0:
+            return sq_dist, index
+    _direct_knn(blocks, torch.from_numpy(pending), k, sq_dist, index)
+    return sq_dist, index
 
 
-def _kdtree_count(points: Tensor, sq_radius: Tensor, inclusive: bool) -> Tensor:
+def _tree_slack(d: int) -> float:
+    """Relative bound on how far cKDTree's squared distance may lie from
+    :func:`squared_distance` (both float64 sums of ``d`` squares, in different orders, with
+    a square root and a square in between): ``4 (d + 4)`` units in the last place."""
+    return 4 * (d + 4) * _UNIT_ROUNDOFF[torch.float64]
+
+
+def _kdtree_count(
+    points: Tensor, sq_radius: Tensor, inclusive: bool, defining: Tensor | None
+) -> Tensor:
+    """Counts from cKDTree with every boundary decision made by :func:`squared_distance`.
+
+    The tree counts the balls narrowed and widened by :func:`_tree_slack`: a point inside
+    the narrowed ball is inside the exact one, a point outside the widened ball outside it.
+    Only rows whose two counts differ hold points in the sliver between. Where that is one
+    point and the ``defining`` neighbour lies exactly on the radius, it is that neighbour
+    (the usual case); any other such row lists its ball and decides the pairs exactly.
+    """
     from scipy.spatial import cKDTree
 
-    x = points.numpy()
-    slack = 4 * (x.shape[1] + 4) * _UNIT_ROUNDOFF[torch.float64]
-    scale = 1 + slack if inclusive else 1 - slack
-    radius = np.sqrt(sq_radius.numpy()) * scale  # numpy: see _kdtree_knn
-    counts = cKDTree(x).query_ball_point(x, radius, p=2, return_length=True, workers=-1)
-    return torch.from_numpy(np.asarray(counts, dtype=np.int64)) - 1  # minus the point itself
+    x = points.numpy()  # numpy: see _kdtree_knn
+    slack = _tree_slack(x.shape[1])
+    radius = np.sqrt(sq_radius.numpy())
+    tree = cKDTree(x)
+
+    def count(scale: float) -> np.ndarray:
+        # minus the point itself (at distance 0, inside every ball of radius >= 0)
+        found = tree.query_ball_point(x, radius * scale, p=2, return_length=True, workers=-1)
+        return np.asarray(found, dtype=np.int64) - 1
+
+    inner, outer = count(1 - slack), count(1 + slack)
+    if not inclusive:  # the tree's balls are closed: at radius 0 they hold the duplicates
+        inner[radius == 0] = outer[radius == 0] = 0
+    counts = torch.from_numpy(inner)
+    unsure = outer != inner
+    if defining is not None:
+        on_radius = (squared_distance(points, points[defining]) == sq_radius).numpy()
+        only_defining = unsure & (outer - inner == 1) & on_radius
+        counts[only_defining] += int(inclusive)
+        unsure &= ~only_defining
+    unsure = np.flatnonzero(unsure)
+    if unsure.size:
+        found = tree.query_ball_point(x[unsure], radius[unsure] * (1 + slack), p=2, workers=-1)
+        lengths = np.fromiter((len(f) for f in found), dtype=np.int64, count=unsure.size)
+        rows = torch.from_numpy(np.repeat(unsure, lengths))
+        cols = torch.from_numpy(np.concatenate(found).astype(np.int64))
+        exact = squared_distance(points[rows], points[cols])
+        r2 = sq_radius[rows]
+        hit = ((exact <= r2) if inclusive else (exact < r2)) & (rows != cols)
+        counts[unsure] = torch.bincount(rows[hit], minlength=points.shape[0])[unsure]
+    return counts
 
 
 # --------------------------------------------------------------------------- brute force
@@ -364,12 +445,19 @@ def _brute_force_knn(blocks: list[Tensor], k: int, backend: str) -> tuple[Tensor
             sq_dist[ok_rows], index[ok_rows] = ok_sq, ok_idx
             if pending.numel() == 0:
                 return sq_dist, index
-    for rows in _chunks(pending, n, 8 * (sum(b.shape[1] for b in blocks) + 3)):
-        exact = block_distance(blocks, rows[:, None], torch.arange(n, device=device)[None, :])
-        exact[torch.arange(len(rows), device=device), rows] = float("inf")
-        sq, idx = exact.topk(k, dim=1, largest=False, sorted=True)
-        sq_dist[rows], index[rows] = sq[:, -1], idx[:, -1]
+    _direct_knn(blocks, pending, k, sq_dist, index)
     return sq_dist, index
+
+
+def _direct_knn(blocks: list[Tensor], rows: Tensor, k: int, sq_dist: Tensor, index: Tensor):
+    """The last tier: exact distances of ``rows`` to every point; writes their k-th
+    neighbour into ``sq_dist`` and ``index``."""
+    n, device = blocks[0].shape[0], blocks[0].device
+    for chunk in _chunks(rows, n, 8 * (sum(b.shape[1] for b in blocks) + 3)):
+        exact = block_distance(blocks, chunk[:, None], torch.arange(n, device=device)[None, :])
+        exact[torch.arange(len(chunk), device=device), chunk] = float("inf")
+        sq, idx = exact.topk(k, dim=1, largest=False, sorted=True)
+        sq_dist[chunk], index[chunk] = sq[:, -1], idx[:, -1]
 
 
 def _certify(blocks, rows, cand, threshold, bound, k):

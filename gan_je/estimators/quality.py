@@ -9,17 +9,11 @@
   distributions match, above 1 when fakes crowd where reals are dense) and
   ``coverage = fraction of real balls containing at least one generated sample``.
 
-A point on a ball's boundary is inside (``<=``, as in both papers). Distances to the balls'
-centres are always :func:`gan_je.estimators.neighbors.squared_distance` (float64, the same
-bits on every device). The radii come from :func:`gan_je.estimators.neighbors.kth_neighbor`,
-whose search is exact on every backend, but whose values are not the same bits everywhere:
-the brute-force backends (``"torch"``, ``"faiss"``, ``"triton"``; ``"auto"`` on CUDA, and on
-CPU above ``KDTREE_MAX_DIM`` = 10 dimensions) return ``squared_distance`` itself, while
-``"kdtree"`` (``"auto"`` on CPU up to 10 dimensions) returns the square of scipy cKDTree's
-float64 distance, which may differ from it by a few units in the last place. So a sample
-exactly on (or within rounding of) a ball's boundary, such as a copy of the ball centre's
-k-th neighbour, may count as inside with one backend and outside with another, and CPU and
-GPU results can then differ; for every other sample all backends agree.
+A point on a ball's boundary is inside (``<=``, as in both papers; prdc's implementation
+uses ``<`` and can give lower values on tied data). Radii and memberships are the same
+float64 numbers, :func:`gan_je.estimators.neighbors.squared_distance`, on every backend and
+device (the k-d tree's candidates are rescored with it), so copies, duplicates and quantised
+features give the same precision, recall, density and coverage everywhere.
 """
 
 from __future__ import annotations

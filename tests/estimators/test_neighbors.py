@@ -73,6 +73,44 @@ def test_count_within_radius_from_kth_neighbor(backend, inclusive):
     np.testing.assert_array_equal(counts.numpy(), np.full(400, k if inclusive else k - 1))
 
 
+def _lattice(n_side: int, d: int) -> torch.Tensor:
+    """A regular grid: every point has many neighbours at exactly the same distance."""
+    axes = [torch.arange(n_side, dtype=torch.float64) * 0.1] * d
+    return torch.cartesian_prod(*axes).reshape(-1, d)
+
+
+@pytest.mark.parametrize(
+    "points",
+    [
+        _lattice(7, 3),
+        torch.arange(12, dtype=torch.float64)[:, None].expand(12, 3) * 0.1,  # a diagonal
+        torch.randint(0, 3, (200, 4), generator=torch.Generator().manual_seed(5)).double(),
+    ],
+    ids=["lattice", "diagonal", "quantised"],
+)
+def test_every_backend_gives_the_same_bits_on_ties(points):
+    for k in (1, 2, 5):
+        results = {b: kth_neighbor(points, k, b)[0] for b in ("torch", "faiss", "kdtree")}
+        assert torch.equal(results["torch"], results["kdtree"])
+        assert torch.equal(results["torch"], results["faiss"])
+        for inclusive in (False, True):
+            counts = {
+                b: count_within(points, results["torch"], inclusive, b) for b in ("torch", "kdtree")
+            }
+            assert torch.equal(counts["torch"], counts["kdtree"])
+
+
+def test_the_defining_hint_changes_no_count():
+    x = data(500, 2, seed=33)
+    sq, idx = kth_neighbor(x, 4, "kdtree")
+    sq[::7] = sq[::7] * (1 + 1e-16)  # radii next to, not on, their defining neighbour
+    for inclusive in (False, True):
+        plain = count_within(x, sq, inclusive, "kdtree")
+        hinted = count_within(x, sq, inclusive, "kdtree", defining=idx)
+        assert torch.equal(plain, hinted)
+        assert torch.equal(plain, count_within(x, sq, inclusive, "torch"))
+
+
 @pytest.mark.parametrize("backend", ["torch", "kdtree"])
 def test_count_within_arbitrary_radii(backend):
     x = data(300, 2, seed=31)

@@ -57,6 +57,43 @@ def test_backends_agree():
     assert values["torch"] == values["kdtree"] == values["faiss"]
 
 
+def _tied_cases():
+    """Data whose points sit exactly on ball boundaries: where the backends used to differ."""
+    generator = torch.Generator().manual_seed(3)
+    diagonal = torch.arange(10, dtype=torch.float64)[:, None].expand(10, 3).clone()
+    digits = torch.randint(0, 4, (300, 5), generator=generator).double() / 3  # quantised
+    real = torch.randn(200, 3, generator=generator, dtype=torch.float64)
+    return {
+        "diagonal": (diagonal, diagonal.clone()),  # equal spacing: ties everywhere
+        "quantised": (digits[:150], digits[150:]),
+        "copies": (real, torch.cat([real[:50], real[:50] * 1.0, real[50:100]])),
+    }
+
+
+@pytest.mark.parametrize("case", ["diagonal", "quantised", "copies"])
+def test_backends_agree_exactly_on_ties(case):
+    real, fake = _tied_cases()[case]
+    values = {
+        backend: (
+            *precision_recall(real, fake, k=1, backend=backend),
+            *density_coverage(real, fake, k=1, backend=backend),
+            *precision_recall(real, fake, k=3, backend=backend),
+            *density_coverage(real, fake, k=3, backend=backend),
+        )
+        for backend in ("torch", "kdtree", "faiss")
+    }
+    assert values["torch"] == values["kdtree"] == values["faiss"], values
+
+
+def test_the_diagonal_against_itself_has_the_documented_density():
+    # 10 points on the diagonal of R^3, k = 1: every radius is one step; each copy lies in
+    # its own ball and in its two neighbours' (one at the ends), boundaries included
+    diagonal = _tied_cases()["diagonal"][0]
+    for backend in ("torch", "kdtree"):
+        density, coverage = density_coverage(diagonal, diagonal, k=1, backend=backend)
+        assert float(density) == pytest.approx(28 / 10) and float(coverage) == 1.0
+
+
 def test_quality_errors():
     with pytest.raises(ValueError, match="features"):
         precision_recall(REAL, torch.zeros(4, 2))
