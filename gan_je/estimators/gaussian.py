@@ -2,7 +2,8 @@
 
 The fast baseline for the k-NN family. Exact when the data are Gaussian, biased otherwise
 (a Gaussian has the largest entropy for its covariance, so :func:`entropy` over-estimates
-non-Gaussian entropies). Inputs follow the same rules as the k-NN estimators.
+non-Gaussian entropies). Inputs follow the same rules as the k-NN estimators, including
+the exact power-of-two rescaling that keeps any finite scale in range (:func:`._inputs.rescale`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._inputs import as_samples, check_paired, check_same_features, nats_to
+from ._inputs import (
+    as_samples,
+    check_paired,
+    check_same_features,
+    nats_to,
+    rescale,
+    scale_exponent,
+)
 
 
 def _covariance(x: Tensor, name: str) -> Tensor:
@@ -42,8 +50,10 @@ def entropy(x: Any, base: float = math.e) -> Tensor:
     """``H = 1/2 log det(2 pi e Sigma)`` of the Gaussian fitted to ``x`` (N, ...)."""
     x = as_samples(x, "x")
     d = x.shape[1]
-    h = 0.5 * (d * math.log(2 * math.pi * math.e) + _logdet(_covariance(x, "x"), "x"))
-    return nats_to(h, base)
+    exponent = scale_exponent(x)  # H(c x) = H(x) + d log c
+    cov = _covariance(rescale(x, exponent), "x")
+    h = 0.5 * (d * math.log(2 * math.pi * math.e) + _logdet(cov, "x"))
+    return nats_to(h + d * exponent * math.log(2), base)
 
 
 def mutual_information(x: Any, y: Any, base: float = math.e) -> Tensor:
@@ -51,6 +61,7 @@ def mutual_information(x: Any, y: Any, base: float = math.e) -> Tensor:
     Gaussian fit; for two scalars with correlation rho this is ``-1/2 log(1 - rho^2)``."""
     x, y = as_samples(x, "x"), as_samples(y, "y")
     check_paired([x, y], ["x", "y"])
+    x, y = rescale(x, scale_exponent(x)), rescale(y, scale_exponent(y))  # I is scale-free
     joint = torch.cat([x, y], dim=1)
     mi = 0.5 * (
         _logdet(_covariance(x, "x"), "x")
@@ -91,14 +102,25 @@ def frechet_distance(p: Any, q: Any) -> Tensor:
     """Fréchet (2-Wasserstein) distance squared between Gaussian fits of two sample sets:
     ``|mu_p - mu_q|^2 + tr(S_p + S_q - 2 (S_p^1/2 S_q S_p^1/2)^1/2)`` (Dowson & Landau 1982;
     the formula behind FID, Heusel et al. 2017). Computed with symmetric eigendecompositions,
-    so it stays real and non-negative."""
+    so it stays real and non-negative. Both sets are first divided by one power of two
+    ``2**e`` (exact) and the result multiplied by ``4**e``; a distance beyond the float64
+    range (about 1.8e308) raises ``ValueError``."""
     p, q = as_samples(p, "p"), as_samples(q, "q")
     check_same_features(p, q)
+    exponent = scale_exponent(p, q)
+    p, q = rescale(p, exponent), rescale(q, exponent)
     cov_p, cov_q = _covariance(p, "p"), _covariance(q, "q")
     root_p = _sqrtm_psd(cov_p)
     cross = _sqrtm_psd(root_p @ cov_q @ root_p)
     mean_term = (p.mean(dim=0) - q.mean(dim=0)).square().sum()
-    return (mean_term + torch.trace(cov_p + cov_q - 2 * cross)).clamp(min=0)
+    distance = (mean_term + torch.trace(cov_p + cov_q - 2 * cross)).clamp(min=0)
+    distance = torch.ldexp(distance, torch.tensor(2 * exponent, dtype=torch.float64))
+    if not torch.isfinite(distance):
+        raise ValueError(
+            "the Fréchet distance between p and q exceeds the float64 range (about 1.8e308); "
+            "divide both p and q by a common scale c (the distance divides by c**2)"
+        )
+    return distance
 
 
 def _sqrtm_psd(a: Tensor) -> Tensor:

@@ -44,3 +44,32 @@ def test_frechet_distance_is_symmetric():
     assert gaussian.frechet_distance(p, q).item() == pytest.approx(
         gaussian.frechet_distance(q, p).item(), rel=1e-6
     )
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e-170, 1e150, 1e200])
+def test_any_finite_scale_gives_the_scaled_value(scale):
+    generator = torch.Generator().manual_seed(4)
+    x = torch.randn(400, 3, generator=generator, dtype=torch.float64)
+    y = 1.5 * torch.randn(400, 3, generator=generator, dtype=torch.float64) + 0.2
+    h = gaussian.entropy(x * scale)
+    assert float(h) == pytest.approx(float(gaussian.entropy(x)) + 3 * math.log(scale), abs=1e-9)
+    mi = gaussian.mutual_information(x * scale, x + y)
+    assert float(mi) == pytest.approx(float(gaussian.mutual_information(x, x + y)), abs=1e-12)
+
+
+@pytest.mark.parametrize("exponent", [-500, -300, 300, 500])
+def test_frechet_distance_scales_exactly_by_the_square(exponent):
+    # beyond 2**±256 the covariances alone would under- or overflow; 4**exponent stays in range
+    generator = torch.Generator().manual_seed(6)
+    x = torch.randn(400, 3, generator=generator, dtype=torch.float64)
+    y = 1.5 * torch.randn(400, 3, generator=generator, dtype=torch.float64) + 0.2
+    scaled = gaussian.frechet_distance(x * 2.0**exponent, y * 2.0**exponent)
+    reference = gaussian.frechet_distance(x, y)
+    assert float(scaled) == float(torch.ldexp(reference, torch.tensor(2 * exponent)))
+
+
+def test_a_frechet_distance_beyond_float64_is_refused():
+    x = torch.randn(100, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    with pytest.raises(ValueError, match="exceeds the float64 range"):
+        gaussian.frechet_distance(x, x * 1e200)
+    assert float(gaussian.frechet_distance(x * 1e150, x * 1.01e150)) > 0  # 1e296: in range
