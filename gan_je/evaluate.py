@@ -2,8 +2,10 @@
 
 The run is rebuilt from the checkpoint's config (:mod:`gan_je.checkpoints`), so the samples
 are compared in the run's own feature space with the run's own estimator settings: the
-entropies and JSD, precision/recall, density/coverage, the Fréchet distance, and mode
-coverage for the 2-D mixtures. Writes ``eval.json`` next to the checkpoint.
+entropies and JSD with their standard errors, precision/recall, density/coverage, the
+Fréchet distance, data copying (generated and held-out samples against training samples of
+the same number), and mode coverage for the 2-D mixtures. Writes ``eval.json`` next to the
+checkpoint.
 """
 
 from __future__ import annotations
@@ -28,14 +30,19 @@ from gan_je.records import markdown_table, write_atomically
 log = logging.getLogger(__name__)
 
 
-def compare(module: GANModule, real: Tensor, fake: Tensor) -> dict[str, float]:
+def compare(
+    module: GANModule, real: Tensor, fake: Tensor, train: Tensor | None = None
+) -> dict[str, float]:
     """The module's metrics (and mode coverage where it has it) of ``fake`` against
-    ``real``, on every sample given."""
+    ``real``, on every sample given; with ``train`` (training samples, ``real`` then being
+    held out) also the data-copying statistic where the metric reports it."""
     metric = module.metric.cpu()
     metric.max_samples = None  # every sample the caller chose
     metric.reset_all()
     metric.update(real, real=True)
     metric.update(fake, real=False)
+    if train is not None and getattr(metric, "copying", False):
+        metric.update(train, real=True, train=True)
     values = metric.compute()
     metric.reset_all()
     if module.coverage is not None:
@@ -60,7 +67,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     module = load_module(cfg.ckpt_path, resolve_device(cfg.device)).eval()
     held_out = cfg.split in ("val", "test")  # torchvision's test split is the val set
     features = cfg.get("estimator", {}).get("features")
-    needs_train = not held_out or cfg.baseline or bool(features)
+    copying = held_out and getattr(module.metric, "copying", False)
+    needs_train = not held_out or cfg.baseline or bool(features) or copying
     datamodule = load_data(module, "fit" if needs_train else "validate")
     if features:  # compare in another feature space than the run's own
         module.metric.features = build_from_config(features, "features")
@@ -77,7 +85,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "n_generated": fake.shape[0],
         "ema": module.ema is not None,
         "features": repr(module.metric.features),
-        "metrics": compare(module, real, fake),
+        "metrics": compare(
+            module, real, fake, datamodule.train_tensor(real.shape[0]) if copying else None
+        ),
     }
     if cfg.baseline:
         train = datamodule.train_tensor(real.shape[0] if held_out else None)

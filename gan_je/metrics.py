@@ -28,6 +28,7 @@ from gan_je.errors import ConfigError
 from gan_je.estimators import (
     compare_samples,
     coverage,
+    data_copying,
     density_coverage,
     gaussian,
     precision_recall,
@@ -37,15 +38,25 @@ from gan_je.estimators._inputs import check_k
 from gan_je.estimators.knn import random_projections
 from gan_je.estimators.neighbors import BACKENDS
 
-SOURCES = ("real", "fake")
+#: What a :class:`RealFakeSamples` holds: real (held-out) samples, generated ones, and
+#: optionally training samples (for the data-copying statistic).
+#: (Not "train": a state of that name would hide ``nn.Module.train()``.)
+SOURCES = ("real", "fake", "train_data")
+#: The states ``reset()`` keeps when ``reset_real_features`` is ``False``.
+KEPT_STATES = ("real", "real_keys", "train_data", "train_data_keys")
 
 
-def _check_update(samples: Any, real: Any) -> None:
+def _check_update(samples: Any, real: Any, train: Any = False) -> None:
     """Raise a ``ValueError`` unless ``samples`` is a real-valued ``(B, ...)`` tensor and
-    ``real`` a bool: the arguments of :meth:`RealFakeSamples.update`."""
+    ``real`` and ``train`` bools: the arguments of :meth:`RealFakeSamples.update`."""
     if not isinstance(real, bool):
         raise ValueError(
             f"real must be True (real samples) or False (generated samples), got {real!r}"
+        )
+    if not isinstance(train, bool) or (train and not real):
+        raise ValueError(
+            f"train must be True (real training samples, with real=True) or False, got "
+            f"train={train!r} with real={real!r}"
         )
     if not isinstance(samples, Tensor):
         raise ValueError(
@@ -83,6 +94,7 @@ class RealFakeSamples(Metric):
         reset_real_features: if ``False``, ``reset()`` forgets the generated samples but keeps
             the real ones (already through ``features``), so a constant real set is passed to
             ``update(..., real=True)`` once and reused every epoch, as with torchmetrics' FID.
+            Training samples (``train=True``) are kept or forgotten with the real ones.
 
     Raises:
         ValueError: if ``max_samples`` is not ``None`` or a whole number of at least
@@ -126,21 +138,24 @@ class RealFakeSamples(Metric):
             self.add_state(f"{source}_keys", default=[], dist_reduce_fx="cat")
         self.add_state("n_features", default=torch.tensor(0), dist_reduce_fx="max")
 
-    def update(self, samples: Tensor, real: bool) -> None:
-        """Add a batch of real (``real=True``) or generated (``real=False``) samples.
+    def update(self, samples: Tensor, real: bool, train: bool = False) -> None:
+        """Add a batch of real (``real=True``) or generated (``real=False``) samples; with
+        ``train=True`` (and ``real=True``), real samples of the *training* set, which only the
+        data-copying statistic uses (the real ones above are the held-out set).
 
         The batch ``(B, ...)`` goes through ``features`` (if any) and is flattened to
         ``(B, d)``; an empty batch (``B = 0``) is ignored.
 
         Raises:
-            ValueError: if ``real`` is not a bool, ``samples`` is not a real-valued tensor with
-                at least 2 dimensions, ``features`` does not return ``(B, ...)``, or ``d``
-                differs from earlier batches.
+            ValueError: if ``real`` or ``train`` is not a bool (or ``train`` without ``real``),
+                ``samples`` is not a real-valued tensor with at least 2 dimensions,
+                ``features`` does not return ``(B, ...)``, or ``d`` differs from earlier
+                batches.
         """
-        _check_update(samples, real)
+        _check_update(samples, real, train)
         if samples.shape[0] == 0:
             return
-        source = "real" if real else "fake"
+        source = "train_data" if train else "real" if real else "fake"
         with torch.no_grad():
             out = self.features(samples) if self.features is not None else samples
         if not isinstance(out, Tensor) or out.ndim < 2 or out.shape[0] != samples.shape[0]:
@@ -224,8 +239,8 @@ class RealFakeSamples(Metric):
         if self.max_samples is not None:
             for source in SOURCES:
                 self._shrink(source)
-        held = [self._samples(source)[0] for source in SOURCES]
-        for source, samples in zip(SOURCES, held, strict=True):
+        held = [self._samples(source)[0] for source in ("real", "fake")]
+        for source, samples in zip(("real", "fake"), held, strict=True):
             if samples.shape[0] < self.min_samples:
                 raise ValueError(
                     f"{type(self).__name__} has {samples.shape[0]} {source} samples but needs "
@@ -242,15 +257,24 @@ class RealFakeSamples(Metric):
             # Left synced (sync() without unsync()), the states hold every process's samples:
             # return to this process's own, or the kept real samples would be duplicated.
             self.unsync()
-        real, real_keys, n_features = list(self.real), list(self.real_keys), self.n_features
+        kept = {name: list(getattr(self, name)) for name in KEPT_STATES}
+        n_features = self.n_features
         super().reset()  # clears the lists in place; ours above are copies
         self._generators.pop("fake", None)
         if self.reset_real_features:
             self._generators.pop("real", None)
+            self._generators.pop("train_data", None)
         else:
-            self.real, self.real_keys = real, real_keys
-            if any(part.numel() for part in real):
+            for name, parts in kept.items():
+                setattr(self, name, parts)
+            if any(part.numel() for name in KEPT_STATES for part in kept[name]):
                 self.n_features = n_features
+
+    def training_samples(self) -> Tensor:
+        """The training samples held (over every process), ``(n, d)``; n may be 0."""
+        if self.max_samples is not None:
+            self._shrink("train_data")
+        return self._samples("train_data")[0]
 
     def reset_all(self) -> None:
         """Forget every sample, the real ones too, whatever ``reset_real_features`` says
@@ -279,7 +303,14 @@ class JointEntropy(RealFakeSamples):
       estimate fails in high dimension;
     - with ``quality=True``: ``precision``, ``recall`` (Kynkäänniemi et al. 2019, k = 3),
       ``density``, ``coverage`` (Naeem et al. 2020, k = 5) and ``frechet`` (Fréchet distance
-      of Gaussian fits) on the same samples (:mod:`gan_je.estimators.quality`).
+      of Gaussian fits) on the same samples (:mod:`gan_je.estimators.quality`);
+    - with ``standard_errors=True``: ``<key>_se``, the standard error of every entropy, of
+      ``jsd`` and ``jsd_sliced`` and of the quality shares (``return_se`` of the estimators;
+      calibration in ``docs/estimators.md``);
+    - ``copying``, the data-copying statistic C_T (:func:`gan_je.estimators.data_copying`:
+      below -3 the generated samples sit closer to the training set than held-out data
+      does), when training samples were given with ``update(samples, real=True,
+      train=True)`` and ``copying=True``.
 
     Args:
         k: neighbour order of every estimator.
@@ -287,6 +318,8 @@ class JointEntropy(RealFakeSamples):
         base: logarithm base of the results (``math.e``: nats, ``2``: bits).
         sliced_dim, n_projections: the projections of ``jsd_sliced``.
         quality: also report the sample-quality keys above.
+        standard_errors: also report the ``<key>_se`` keys.
+        copying: report ``copying`` when training samples are held.
         max_samples, features, seed, reset_real_features: see :class:`RealFakeSamples`.
 
     Raises:
@@ -322,11 +355,16 @@ class JointEntropy(RealFakeSamples):
         quality: bool = True,
         seed: int = 0,
         reset_real_features: bool = True,
+        standard_errors: bool = True,
+        copying: bool = True,
         **kwargs: Any,
     ) -> None:
         k = check_k(k)
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        for name, value in (("standard_errors", standard_errors), ("copying", copying)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be True or False, got {value!r}")
         super().__init__(
             max_samples,
             features,
@@ -337,12 +375,16 @@ class JointEntropy(RealFakeSamples):
         )
         self.k, self.backend, self.base = k, backend, base
         self.sliced_dim, self.n_projections, self.quality = sliced_dim, n_projections, quality
+        self.standard_errors, self.copying = standard_errors, copying
 
     def compute(self) -> dict[str, Tensor]:
         """The estimates over every sample held (by every process), as 0-dim tensors."""
         real, fake = self.real_and_fake()
-        result = compare_samples(real, fake, k=self.k, base=self.base, backend=self.backend)
-        sliced = sliced_jensen_shannon(
+        se = self.standard_errors
+        result = compare_samples(
+            real, fake, k=self.k, base=self.base, backend=self.backend, return_se=se
+        )
+        sliced, sliced_se = sliced_jensen_shannon(
             real,
             fake,
             dim=self.sliced_dim,
@@ -351,16 +393,24 @@ class JointEntropy(RealFakeSamples):
             seed=self.seed,
             base=self.base,
             backend=self.backend,
+            return_se=True,
         )
         result["jsd_sliced"], result["jsd_sliced_max"] = sliced.mean, sliced.max
+        if se:
+            result["jsd_sliced_se"] = sliced_se
         if self.quality:
-            result["precision"], result["recall"] = precision_recall(
-                real, fake, backend=self.backend
-            )
-            result["density"], result["coverage"] = density_coverage(
-                real, fake, backend=self.backend
-            )
+            for keys, estimate in (
+                (("precision", "recall"), precision_recall),
+                (("density", "coverage"), density_coverage),
+            ):
+                values, errors = estimate(real, fake, backend=self.backend, return_se=True)
+                result.update(zip(keys, values, strict=True))
+                if se:
+                    result.update(zip([f"{key}_se" for key in keys], errors, strict=True))
             result["frechet"] = gaussian.frechet_distance(real, fake)
+        train = self.training_samples()
+        if self.copying and train.shape[0] > 0:
+            result["copying"] = data_copying(train, fake, held_out=real, seed=self.seed).z
         return result
 
 

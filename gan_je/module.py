@@ -421,6 +421,25 @@ class GANModule(LightningModule):
             self.metric.reset_all()
             self._real_complete = False
         self._n_real_seen = 0
+        self._feed_training_samples()
+
+    def _feed_training_samples(self) -> None:
+        """Give a metric that reports data copying (``copying=True``) the training samples
+        it compares against: a seeded subset of ``max_samples`` of them, from rank 0 only
+        (the metric gathers over processes), unless it already holds them; not in the
+        sanity check."""
+        datamodule = self.trainer.datamodule
+        if not getattr(self.metric, "copying", False) or self.global_rank != 0:
+            return
+        if self.trainer.sanity_checking:
+            return  # forgotten right after (reset_all): not worth featurising twice
+        if getattr(datamodule, "train_set", None) is None:
+            return  # validate-only runs load no training split
+        if self.metric.training_samples().shape[0] > 0:
+            return
+        train = datamodule.train_tensor(self.metric.max_samples)
+        for batch in train.split(1024):
+            self.metric.update(batch.to(self.device), real=True, train=True)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         real = batch[0] if isinstance(batch, list | tuple) else batch

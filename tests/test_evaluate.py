@@ -48,6 +48,7 @@ def test_evaluate_writes_every_metric(checkpoint):
     written = json.loads(checkpoint.with_name("eval.json").read_text())
     assert written["metrics"] == result["metrics"] and written["g_step"] == 10
     keys = {"jsd", "entropy_fake", "precision", "recall", "density", "coverage", "frechet"}
+    keys |= {"jsd_se", "entropy_fake_se", "precision_se", "copying"}
     assert keys <= set(result["metrics"])
     assert all(math.isfinite(v) for v in result["metrics"].values())
     assert result["n_generated"] == 300

@@ -400,7 +400,9 @@ def test_ddp_with_uneven_shards_equals_single_process(tmp_path):
     for rank, result in enumerate(ranks):
         for variant in ("plain", "left_synced"):
             epoch_1, epoch_2, held = result[variant]
-            assert set(epoch_1) == (set(first) if variant == "plain" else KEYS | {"jsd_sliced_max"})
+            quality = {"precision", "recall", "density", "coverage", "frechet"}
+            without_quality = {key for key in first if key.removesuffix("_se") not in quality}
+            assert set(epoch_1) == (set(first) if variant == "plain" else without_quality)
             assert epoch_1 == pytest.approx({k: first[k] for k in epoch_1}, abs=1e-9), variant
             assert epoch_2 == pytest.approx({k: second[k] for k in epoch_2}, abs=1e-9), variant
             assert held == len(SHARDS[rank][0]) * SHARDS[rank][0][0].shape[0], variant
@@ -444,3 +446,31 @@ def test_finite_samples_beyond_float32_say_how_to_keep_them():
     metric.update(huge, real=True)
     metric.update(huge * 0.5, real=False)
     assert torch.isfinite(metric.compute()["entropy_real"])
+
+
+def test_standard_errors_and_copying_are_reported():
+    generator = torch.Generator().manual_seed(11)
+    train = torch.randn(600, 3, generator=generator)
+    held_out = torch.randn(600, 3, generator=generator)
+    metric = JointEntropy(n_projections=2, reset_real_features=False)
+    metric.update(held_out, real=True)
+    metric.update(train[:400], real=False)  # copies of the training set
+    values = metric.compute()
+    assert "copying" not in values  # no training samples given
+    for key in ("entropy_real", "entropy_fake", "jsd", "jsd_sliced", "precision", "recall"):
+        assert 0 < float(values[f"{key}_se"]) < 1, key
+    metric.update(train, real=True, train=True)
+    assert float(metric.compute()["copying"]) < -3
+    metric.reset()  # keeps the real and the training samples
+    metric.update(torch.randn(400, 3, generator=generator), real=False)  # fresh samples
+    values = metric.compute()
+    assert abs(float(values["copying"])) < 3
+    plain = JointEntropy(standard_errors=False, copying=False, n_projections=2)
+    plain.update(held_out, real=True)
+    plain.update(train, real=True, train=True)
+    plain.update(train[:400], real=False)
+    assert not any(key.endswith("_se") or key == "copying" for key in plain.compute())
+    with pytest.raises(ValueError, match="train must be True"):
+        metric.update(train, real=False, train=True)
+    with pytest.raises(ValueError, match="standard_errors"):
+        JointEntropy(standard_errors="yes")

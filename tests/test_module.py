@@ -78,7 +78,10 @@ def test_validation_compares_as_many_generated_samples_as_real_ones(train_config
     module.metric.compute = spy
     trainer = _fit(module, datamodule, max_epochs=1, limit_train_batches=2)
     assert seen == [(300, 300)]
-    assert {"val/jsd", "val/entropy_real", "val/jsd_sliced"} <= set(trainer.callback_metrics)
+    logged = {"val/jsd", "val/entropy_real", "val/jsd_sliced", "val/jsd_se", "val/copying"}
+    assert logged | {"val/entropy_real_se", "val/precision_se"} <= set(trainer.callback_metrics)
+    # the training samples the copying statistic compares against: given once, kept
+    assert module.metric.training_samples().shape[0] == len(datamodule.train_set)
 
 
 def test_the_validation_set_is_featurised_once_and_kept(train_config):
@@ -101,8 +104,10 @@ def test_the_validation_set_is_featurised_once_and_kept(train_config):
     ] * 3
     for real, _ in seen[2:]:
         torch.testing.assert_close(real, seen[1][0], rtol=0, atol=0)
-    # the sanity check's 2 batches, then the 300 real samples once, then generated ones only
-    assert sum(featurised) == 128 + 300 + 128 + 3 * 300
+    # the sanity check's 2 batches, then the 300 real samples and the training samples (for
+    # the copying statistic) once, then generated ones only
+    n_train = len(datamodule.train_set)
+    assert sum(featurised) == 128 + 300 + n_train + 128 + 3 * 300
 
 
 def test_each_trainer_call_featurises_its_own_validation_set(train_config):

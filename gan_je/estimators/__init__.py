@@ -4,10 +4,12 @@ k-NN family (exact neighbours, see :mod:`.neighbors`): :func:`entropy`,
 :func:`joint_entropy`, :func:`conditional_entropy`, :func:`mutual_information`,
 :func:`jensen_shannon`, :func:`sliced_jensen_shannon`. Gaussian plug-in family:
 :mod:`.gaussian`. Mode coverage of the 2-D mixture benchmarks: :mod:`.coverage`. Sample quality
-(:func:`precision_recall`, :func:`density_coverage`): :mod:`.quality`.
+(:func:`precision_recall`, :func:`density_coverage`): :mod:`.quality`. Data copying
+(:func:`data_copying`, Meehan et al. 2020): :mod:`.copying`.
 """
 
 from . import coverage, gaussian
+from .copying import DataCopying, data_copying
 from .knn import (
     SlicedJensenShannon,
     compare_samples,
@@ -22,10 +24,12 @@ from .knn import (
 from .quality import density_coverage, precision_recall
 
 __all__ = [
+    "DataCopying",
     "SlicedJensenShannon",
     "compare_samples",
     "conditional_entropy",
     "coverage",
+    "data_copying",
     "density_coverage",
     "differentiable_entropy",
     "entropy",

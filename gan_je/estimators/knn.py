@@ -52,6 +52,28 @@ def _mean_log(values: Tensor) -> Tensor:
     return torch.tensor(np.log(values.numpy()).mean(), dtype=torch.float64)
 
 
+def _mean_se(terms: Tensor) -> Tensor:
+    """Delta-method standard error of a mean of per-sample terms, ``sd(terms) / sqrt(N)``.
+
+    The k-NN estimators are means of per-sample terms (``d log rho_i``, ``psi(m_i)``, ...)
+    plus constants, so this is their standard error when the terms are treated as
+    independent. It is calibrated by measurement, not assumed: see the calibration table in
+    ``docs/estimators.md`` (``python benchmarks/calibration.py``)."""
+    return terms.double().std() / math.sqrt(terms.shape[0])
+
+
+def _log_terms(sq_rho: Tensor, d: int) -> Tensor:
+    """The per-sample terms ``d log rho_i`` of the Kozachenko-Leonenko estimate."""
+    return 0.5 * d * sq_rho.double().log()
+
+
+def _with_se(value: Tensor, se: Tensor, base: float, return_se: bool):
+    """``value`` in units of ``log(base)``, with its standard error when ``return_se``."""
+    if return_se:
+        return nats_to(value, base), nats_to(se, base)
+    return nats_to(value, base)
+
+
 def _kl_entropy(sq_rho: Tensor, d: int, k: int) -> Tensor:
     """Kozachenko-Leonenko formula from squared k-th neighbour distances, in nats."""
     n = sq_rho.shape[0]
@@ -59,12 +81,15 @@ def _kl_entropy(sq_rho: Tensor, d: int, k: int) -> Tensor:
     return _digamma(n) - _digamma(k) + log_unit_ball_volume(d) + d * mean_log_rho
 
 
-def _kozachenko_leonenko(x: Tensor, k: int, backend: str) -> Tensor:
-    """KL entropy of prepared samples ``x`` (N, d), in nats."""
-    return _kl_entropy(kth_neighbor(x, k, backend)[0], x.shape[1], k)
+def _kozachenko_leonenko(x: Tensor, k: int, backend: str) -> tuple[Tensor, Tensor]:
+    """KL entropy of prepared samples ``x`` (N, d) and its standard error, in nats."""
+    sq_rho = kth_neighbor(x, k, backend)[0]
+    return _kl_entropy(sq_rho, x.shape[1], k), _mean_se(_log_terms(sq_rho, x.shape[1]))
 
 
-def entropy(x: Any, k: int = 3, base: float = math.e, backend: str = "auto") -> Tensor:
+def entropy(
+    x: Any, k: int = 3, base: float = math.e, backend: str = "auto", return_se: bool = False
+) -> Tensor | tuple[Tensor, Tensor]:
     """Kozachenko-Leonenko estimate of the differential entropy H(X).
 
     ``H = psi(N) - psi(k) + log V_d + (d/N) sum_i log rho_i``, where ``rho_i`` is the
@@ -80,13 +105,17 @@ def entropy(x: Any, k: int = 3, base: float = math.e, backend: str = "auto") -> 
     Any finite scale works: samples whose spread lies beyond ``2**±256`` (where squared
     distances would underflow or overflow) are divided by a power of two, exactly, and
     ``d · log`` of it is added back, so ``entropy(c · x) = entropy(x) + d log c``.
+
+    With ``return_se=True`` returns ``(value, standard_error)``, the standard error being
+    ``sd(d log rho_i) / sqrt(N)`` (:func:`_mean_se`). Every estimator here takes
+    ``return_se`` the same way.
     """
     k = check_k(k)
     x = as_samples(x, "x")
     check_enough(x, k, "x")
     exponent = scale_exponent(x)
-    h = _kozachenko_leonenko(prepare(rescale(x, exponent)), k, backend)
-    return nats_to(h + x.shape[1] * exponent * math.log(2), base)
+    h, se = _kozachenko_leonenko(prepare(rescale(x, exponent)), k, backend)
+    return _with_se(h + x.shape[1] * exponent * math.log(2), se, base, return_se)
 
 
 def differentiable_entropy(x: Tensor, k: int = 3, backend: str = "auto") -> Tensor:
@@ -112,7 +141,9 @@ def differentiable_entropy(x: Tensor, k: int = 3, backend: str = "auto") -> Tens
     return _kl_entropy(sq_rho.double(), flat.shape[1], k).to(x.dtype)
 
 
-def joint_entropy(*xs: Any, k: int = 3, base: float = math.e, backend: str = "auto") -> Tensor:
+def joint_entropy(
+    *xs: Any, k: int = 3, base: float = math.e, backend: str = "auto", return_se: bool = False
+) -> Tensor | tuple[Tensor, Tensor]:
     """Joint entropy H(X_1, ..., X_m): the Kozachenko-Leonenko estimate on the concatenation.
 
     Row i of every variable must come from the same draw. ``H(X, Y) <= H(X) + H(Y)``, with
@@ -127,21 +158,33 @@ def joint_entropy(*xs: Any, k: int = 3, base: float = math.e, backend: str = "au
     check_enough(samples[0], k, names[0])
     joint = torch.cat(samples, dim=1)
     exponent = scale_exponent(joint)
-    h = _kozachenko_leonenko(prepare(rescale(joint, exponent)), k, backend)
-    return nats_to(h + joint.shape[1] * exponent * math.log(2), base)
+    h, se = _kozachenko_leonenko(prepare(rescale(joint, exponent)), k, backend)
+    return _with_se(h + joint.shape[1] * exponent * math.log(2), se, base, return_se)
 
 
 def conditional_entropy(
-    x: Any, y: Any, k: int = 3, base: float = math.e, backend: str = "auto"
-) -> Tensor:
-    """Conditional entropy ``H(X | Y) = H(X, Y) - H(Y)``, both terms Kozachenko-Leonenko."""
-    h_xy = joint_entropy(x, y, k=k, base=base, backend=backend)
-    return h_xy - entropy(y, k=k, base=base, backend=backend)
+    x: Any, y: Any, k: int = 3, base: float = math.e, backend: str = "auto", return_se: bool = False
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Conditional entropy ``H(X | Y) = H(X, Y) - H(Y)``, both terms Kozachenko-Leonenko;
+    the standard error is that of the per-sample differences of their terms."""
+    k = check_k(k)
+    x, y = as_samples(x, "x"), as_samples(y, "y")
+    check_paired([x, y], ["x", "y"])
+    check_enough(x, k, "x")
+    joint = torch.cat([x, y], dim=1)
+    e_xy, e_y = scale_exponent(joint), scale_exponent(y)
+    sq_xy = kth_neighbor(prepare(rescale(joint, e_xy)), k, backend)[0]
+    sq_y = kth_neighbor(prepare(rescale(y, e_y)), k, backend)[0]
+    d_xy, d_y = joint.shape[1], y.shape[1]
+    h_xy = _kl_entropy(sq_xy, d_xy, k) + d_xy * e_xy * math.log(2)
+    h_y = _kl_entropy(sq_y, d_y, k) + d_y * e_y * math.log(2)
+    se = _mean_se(_log_terms(sq_xy, d_xy) - _log_terms(sq_y, d_y))
+    return _with_se(h_xy - h_y, se, base, return_se)
 
 
 def mutual_information(
-    x: Any, y: Any, k: int = 3, base: float = math.e, backend: str = "auto"
-) -> Tensor:
+    x: Any, y: Any, k: int = 3, base: float = math.e, backend: str = "auto", return_se: bool = False
+) -> Tensor | tuple[Tensor, Tensor]:
     """KSG estimate of the mutual information I(X; Y) (Kraskov, Stoegbauer, Grassberger 2004,
     algorithm 1).
 
@@ -162,13 +205,14 @@ def mutual_information(
     n_x = count_within(x, sq_eps, inclusive=False, backend=backend, defining=neighbour)
     n_y = count_within(y, sq_eps, inclusive=False, backend=backend, defining=neighbour)
     n = x.shape[0]
-    mi = _digamma(k) + _digamma(n) - (_digamma(n_x + 1) + _digamma(n_y + 1)).mean()
-    return nats_to(mi, base)
+    terms = _digamma(n_x + 1) + _digamma(n_y + 1)
+    mi = _digamma(k) + _digamma(n) - terms.mean()
+    return _with_se(mi, _mean_se(terms), base, return_se)
 
 
 def jensen_shannon(
-    p: Any, q: Any, k: int = 3, base: float = math.e, backend: str = "auto"
-) -> Tensor:
+    p: Any, q: Any, k: int = 3, base: float = math.e, backend: str = "auto", return_se: bool = False
+) -> Tensor | tuple[Tensor, Tensor]:
     """Jensen-Shannon divergence between the distributions of two sample sets, as the mutual
     information I(S; L) between a pooled sample S and its source label L, estimated with
     Ross's discrete-continuous k-NN estimator (Ross 2014, PLoS ONE 9(2): e87357).
@@ -186,7 +230,7 @@ def jensen_shannon(
     pair = _pooled(p, q, k, names=("p", "q"))  # a divergence: no scale to restore
     pooled, n_p = pair.pooled, pair.n_p
     within = _within_label_kth(pooled, n_p, k, backend)
-    return nats_to(_ross_jsd(pooled, n_p, within, k, backend), base)
+    return _with_se(*_ross_jsd(pooled, n_p, within, k, backend), base, return_se)
 
 
 class _Pair(NamedTuple):
@@ -216,15 +260,18 @@ def _pooled(p: Any, q: Any, k: int, names: tuple[str, str]) -> _Pair:
     return _Pair(pooled, p.shape[0], exponent, (p, q), centre)
 
 
-def _set_entropy(pair: _Pair, which: int, sq_d: Tensor, k: int, backend: str) -> Tensor:
-    """KL entropy of one set of a pair from its within-set radii ``sq_d`` in the pooled
-    frame; searched again in the set's own frame when the pooled centre lies more than
-    2**20 of its spreads away (the pooled coordinates would have lost its precision)."""
+def _set_entropy(
+    pair: _Pair, which: int, sq_d: Tensor, k: int, backend: str
+) -> tuple[Tensor, Tensor]:
+    """KL entropy (and standard error) of one set of a pair from its within-set radii
+    ``sq_d`` in the pooled frame; searched again in the set's own frame when the pooled
+    centre lies more than 2**20 of its spreads away (the pooled coordinates would have lost
+    its precision)."""
     x = pair.sets[which]
     own_centre = x.mean(dim=0, keepdim=True)
     spread = float((x - own_centre).abs().max())
     if float((own_centre - pair.centre).abs().max()) <= spread * 2.0**20:
-        return _kl_entropy(sq_d, x.shape[1], k)
+        return _kl_entropy(sq_d, x.shape[1], k), _mean_se(_log_terms(sq_d, x.shape[1]))
     return _kozachenko_leonenko(prepare(x, stream=which), k, backend)
 
 
@@ -238,19 +285,25 @@ def _within_label_kth(pooled: Tensor, n_p: int, k: int, backend: str) -> tuple[T
 
 def _ross_jsd(
     pooled: Tensor, n_p: int, within: tuple[Tensor, Tensor], k: int, backend: str
-) -> Tensor:
+) -> tuple[Tensor, Tensor]:
     """Ross's estimate of I(S; L) from the within-label neighbours ``within``
-    (:func:`_within_label_kth`), in nats."""
+    (:func:`_within_label_kth`) and its standard error, in nats."""
     sq_d, neighbour = within
     m = count_within(pooled, sq_d, inclusive=True, backend=backend, defining=neighbour)
     n = pooled.shape[0]
     n_q = n - n_p
     mean_psi_label = (n_p * _digamma(n_p) + n_q * _digamma(n_q)) / n
-    return _digamma(n) - mean_psi_label + _digamma(k) - _digamma(m).mean()
+    terms = _digamma(m)
+    return _digamma(n) - mean_psi_label + _digamma(k) - terms.mean(), _mean_se(terms)
 
 
 def compare_samples(
-    real: Any, fake: Any, k: int = 3, base: float = math.e, backend: str = "auto"
+    real: Any,
+    fake: Any,
+    k: int = 3,
+    base: float = math.e,
+    backend: str = "auto",
+    return_se: bool = False,
 ) -> dict[str, Tensor]:
     """Entropies and divergence of two sample sets from shared neighbour searches.
 
@@ -259,7 +312,8 @@ def compare_samples(
     ``log 2 + (H(P) + H(Q)) / 2``) and ``jsd`` I(S; L) (:func:`jensen_shannon`). The
     within-label neighbour distances serve both the entropies and the JSD. Each set's entropy
     depends on that set alone (its own jitter; its own frame when the other set is so far
-    away or so much larger that the pooled coordinates lose its precision).
+    away or so much larger that the pooled coordinates lose its precision). With
+    ``return_se=True`` the dict also holds ``<key>_se``, the standard error of every value.
     """
     k = check_k(k)
     pair = _pooled(real, fake, k, names=("real", "fake"))
@@ -267,19 +321,26 @@ def compare_samples(
     n, d = pooled.shape
     shift = d * pair.exponent * math.log(2)  # entropies of the rescaled samples, scaled back
     within = _within_label_kth(pooled, n_p, k, backend)
-    sq_d = within[0]
-    h_real = _set_entropy(pair, 0, sq_d[:n_p], k, backend) + shift
-    h_fake = _set_entropy(pair, 1, sq_d[n_p:], k, backend) + shift
+    h_real, se_real = _set_entropy(pair, 0, within[0][:n_p], k, backend)
+    h_fake, se_fake = _set_entropy(pair, 1, within[0][n_p:], k, backend)
+    h_mixture, se_mixture = _kozachenko_leonenko(pooled, k, backend)
+    jsd, se_jsd = _ross_jsd(pooled, n_p, within, k, backend)
     pi_p, pi_q = n_p / n, 1 - n_p / n
     h_label = -(pi_p * math.log(pi_p) + pi_q * math.log(pi_q))
     nats = {
-        "entropy_real": h_real,
-        "entropy_fake": h_fake,
-        "entropy_mixture": _kozachenko_leonenko(pooled, k, backend) + shift,
-        "joint_entropy": h_label + pi_p * h_real + pi_q * h_fake,
-        "jsd": _ross_jsd(pooled, n_p, within, k, backend),
+        "entropy_real": (h_real + shift, se_real),
+        "entropy_fake": (h_fake + shift, se_fake),
+        "entropy_mixture": (h_mixture + shift, se_mixture),
+        "joint_entropy": (
+            h_label + pi_p * (h_real + shift) + pi_q * (h_fake + shift),
+            (pi_p**2 * se_real**2 + pi_q**2 * se_fake**2).sqrt(),
+        ),
+        "jsd": (jsd, se_jsd),
     }
-    return {key: nats_to(value, base) for key, value in nats.items()}
+    result = {key: nats_to(value, base) for key, (value, _) in nats.items()}
+    if return_se:
+        result.update({f"{key}_se": nats_to(se, base) for key, (_, se) in nats.items()})
+    return result
 
 
 class SlicedJensenShannon(NamedTuple):
@@ -309,14 +370,18 @@ def sliced_jensen_shannon(
     seed: int = 0,
     base: float = math.e,
     backend: str = "auto",
-) -> SlicedJensenShannon:
+    return_se: bool = False,
+) -> SlicedJensenShannon | tuple[SlicedJensenShannon, Tensor]:
     """The Ross JSD estimate on ``n_projections`` random ``dim``-dimensional orthogonal
     projections of both sample sets (the same projections for both, seeded).
 
     Each projection's JSD is a lower bound on the full JSD (data processing inequality), and
     low dimension is where the k-NN estimate works: in d = 16 the full estimate of a pure
     variance mismatch reads about 0 while the slices still see it. ``dim`` is capped at the
-    data's dimension. Returns the mean, the max and every projection's value.
+    data's dimension. Returns the mean, the max and every projection's value; with
+    ``return_se=True``, ``(result, standard_error_of_the_mean)``, where the standard error is
+    the mean of the projections' own: exact if the projections' errors were perfectly
+    correlated, an upper bound otherwise.
     """
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
         raise ValueError(f"dim must be a whole number >= 1, got {dim!r}")
@@ -325,7 +390,12 @@ def sliced_jensen_shannon(
     p, q = as_samples(p, "p"), as_samples(q, "q")
     check_same_features(p, q)
     frames = random_projections(p.shape[1], min(dim, p.shape[1]), n_projections, seed, p.device)
-    values = torch.stack(
-        [jensen_shannon(p @ frame, q @ frame, k=k, base=base, backend=backend) for frame in frames]
-    )
-    return SlicedJensenShannon(values.mean(), values.max(), values)
+    estimates = [
+        jensen_shannon(p @ frame, q @ frame, k=k, base=base, backend=backend, return_se=True)
+        for frame in frames
+    ]
+    values = torch.stack([value for value, _ in estimates])
+    result = SlicedJensenShannon(values.mean(), values.max(), values)
+    if return_se:
+        return result, torch.stack([se for _, se in estimates]).mean()
+    return result

@@ -155,6 +155,54 @@ def count_within(
     return _brute_force_count(points, sq_radius, inclusive)
 
 
+def nearest_sq_distance(queries: Tensor, points: Tensor) -> Tensor:
+    """Squared distance (:func:`squared_distance`) from every query to its nearest point of
+    another set, exact: candidates from a float32 matrix product, certified against its
+    error bound as in :func:`kth_neighbor`, the rest in float64, then directly.
+
+    Args:
+        queries: ``(M, D)`` float64; points: ``(N, D)`` float64 on the same device.
+
+    Returns:
+        ``(M,)`` float64.
+    """
+    (queries,), (points,) = _as_blocks([queries]), _as_blocks([points])
+    if queries.shape[1] != points.shape[1]:
+        raise ValueError(
+            f"queries and points need the same dimension, got {queries.shape[1]} and "
+            f"{points.shape[1]}"
+        )
+    n, device = points.shape[0], points.device
+    out = torch.empty(queries.shape[0], dtype=torch.float64, device=device)
+    pending = torch.arange(queries.shape[0], device=device)
+    n_cand = min(1 + EXTRA_CANDIDATES, n)
+    with _ieee_float32_matmul():
+        for dtype in (torch.float32, torch.float64):
+            base, q = points.to(dtype), queries.to(dtype)
+            sq_base, sq_q = (base * base).sum(dim=1), (q * q).sum(dim=1)
+            unit, max_norm = _UNIT_ROUNDOFF[dtype], sq_base.max().sqrt()
+            left = []
+            for rows in pending.split(_chunk_rows(n, 2 * dtype.itemsize, device)):
+                approx = torch.addmm(sq_base[None, :], q[rows], base.T, alpha=-2)
+                vals, cand = approx.topk(min(n_cand + 1, n), dim=1, largest=False)
+                exact = squared_distance(queries[rows, None, :], points[cand[:, :n_cand]])
+                best = exact.min(dim=1).values
+                if n_cand < n:
+                    bound = 2 * (points.shape[1] + 4) * unit * (sq_q[rows].sqrt() + max_norm) ** 2
+                    floor = vals[:, -1].double() + sq_q[rows].double() - bound.double()
+                    ok = best < floor
+                else:
+                    ok = torch.ones_like(best, dtype=torch.bool)
+                out[rows[ok]] = best[ok]
+                left.append(rows[~ok])
+            pending = torch.cat(left)
+            if pending.numel() == 0:
+                return out
+    for rows in pending.split(_chunk_rows(n, 8 * (points.shape[1] + 3), device)):
+        out[rows] = squared_distance(queries[rows, None, :], points[None, :, :]).min(dim=1).values
+    return out
+
+
 def resolve_backend(backend: str, blocks: Sequence[Tensor], query: str) -> str:
     """The backend that will run a ``query`` (``"knn"`` or ``"count"``) on ``blocks``.
 
