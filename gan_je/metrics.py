@@ -305,7 +305,7 @@ class JointEntropy(RealFakeSamples):
       ``density``, ``coverage`` (Naeem et al. 2020, k = 5) and ``frechet`` (Fréchet distance
       of Gaussian fits) on the same samples (:mod:`gan_je.estimators.quality`);
     - with ``standard_errors=True``: ``<key>_se``, the standard error of every entropy, of
-      ``jsd`` and ``jsd_sliced`` and of the quality shares (``return_se`` of the estimators;
+      ``jsd`` and of the quality values (``return_se`` of the estimators, by half-sampling;
       calibration in ``docs/estimators.md``);
     - ``copying``, the data-copying statistic C_T (:func:`gan_je.estimators.data_copying`:
       below -3 the generated samples sit closer to the training set than held-out data
@@ -384,7 +384,7 @@ class JointEntropy(RealFakeSamples):
         result = compare_samples(
             real, fake, k=self.k, base=self.base, backend=self.backend, return_se=se
         )
-        sliced, sliced_se = sliced_jensen_shannon(
+        sliced = sliced_jensen_shannon(
             real,
             fake,
             dim=self.sliced_dim,
@@ -393,20 +393,19 @@ class JointEntropy(RealFakeSamples):
             seed=self.seed,
             base=self.base,
             backend=self.backend,
-            return_se=True,
         )
         result["jsd_sliced"], result["jsd_sliced_max"] = sliced.mean, sliced.max
-        if se:
-            result["jsd_sliced_se"] = sliced_se
         if self.quality:
             for keys, estimate in (
                 (("precision", "recall"), precision_recall),
                 (("density", "coverage"), density_coverage),
             ):
-                values, errors = estimate(real, fake, backend=self.backend, return_se=True)
-                result.update(zip(keys, values, strict=True))
                 if se:
-                    result.update(zip([f"{key}_se" for key in keys], errors, strict=True))
+                    values, errors = estimate(real, fake, backend=self.backend, return_se=True)
+                    result.update({f"{key}_se": e for key, e in zip(keys, errors, strict=True)})
+                else:
+                    values = estimate(real, fake, backend=self.backend)
+                result.update(zip(keys, values, strict=True))
             result["frechet"] = gaussian.frechet_distance(real, fake)
         train = self.training_samples()
         if self.copying and train.shape[0] > 0:

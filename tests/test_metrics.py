@@ -457,7 +457,7 @@ def test_standard_errors_and_copying_are_reported():
     metric.update(train[:400], real=False)  # copies of the training set
     values = metric.compute()
     assert "copying" not in values  # no training samples given
-    for key in ("entropy_real", "entropy_fake", "jsd", "jsd_sliced", "precision", "recall"):
+    for key in ("entropy_real", "entropy_fake", "jsd", "precision", "recall", "coverage"):
         assert 0 < float(values[f"{key}_se"]) < 1, key
     metric.update(train, real=True, train=True)
     assert float(metric.compute()["copying"]) < -3

@@ -28,6 +28,7 @@ from ._inputs import (
     scale_exponent,
 )
 from .neighbors import count_within, kth_neighbor
+from .resampling import half_sample_se
 
 
 def log_unit_ball_volume(d: int) -> float:
@@ -52,28 +53,6 @@ def _mean_log(values: Tensor) -> Tensor:
     return torch.tensor(np.log(values.numpy()).mean(), dtype=torch.float64)
 
 
-def _mean_se(terms: Tensor) -> Tensor:
-    """Delta-method standard error of a mean of per-sample terms, ``sd(terms) / sqrt(N)``.
-
-    The k-NN estimators are means of per-sample terms (``d log rho_i``, ``psi(m_i)``, ...)
-    plus constants, so this is their standard error when the terms are treated as
-    independent. It is calibrated by measurement, not assumed: see the calibration table in
-    ``docs/estimators.md`` (``python benchmarks/calibration.py``)."""
-    return terms.double().std() / math.sqrt(terms.shape[0])
-
-
-def _log_terms(sq_rho: Tensor, d: int) -> Tensor:
-    """The per-sample terms ``d log rho_i`` of the Kozachenko-Leonenko estimate."""
-    return 0.5 * d * sq_rho.double().log()
-
-
-def _with_se(value: Tensor, se: Tensor, base: float, return_se: bool):
-    """``value`` in units of ``log(base)``, with its standard error when ``return_se``."""
-    if return_se:
-        return nats_to(value, base), nats_to(se, base)
-    return nats_to(value, base)
-
-
 def _kl_entropy(sq_rho: Tensor, d: int, k: int) -> Tensor:
     """Kozachenko-Leonenko formula from squared k-th neighbour distances, in nats."""
     n = sq_rho.shape[0]
@@ -81,10 +60,19 @@ def _kl_entropy(sq_rho: Tensor, d: int, k: int) -> Tensor:
     return _digamma(n) - _digamma(k) + log_unit_ball_volume(d) + d * mean_log_rho
 
 
-def _kozachenko_leonenko(x: Tensor, k: int, backend: str) -> tuple[Tensor, Tensor]:
-    """KL entropy of prepared samples ``x`` (N, d) and its standard error, in nats."""
-    sq_rho = kth_neighbor(x, k, backend)[0]
-    return _kl_entropy(sq_rho, x.shape[1], k), _mean_se(_log_terms(sq_rho, x.shape[1]))
+def _with_se(
+    value: Tensor, return_se: bool, estimate: Any, groups: list[list[Tensor]], k: int
+) -> Tensor | tuple[Tensor, Tensor]:
+    """``value``, or ``(value, standard_error)`` when ``return_se``: the error by
+    half-sampling (:func:`.resampling.half_sample_se`) of ``estimate`` on ``groups``."""
+    if not return_se:
+        return value
+    return value, half_sample_se(estimate, groups, least=k + 1)
+
+
+def _kozachenko_leonenko(x: Tensor, k: int, backend: str) -> Tensor:
+    """KL entropy of prepared samples ``x`` (N, d), in nats."""
+    return _kl_entropy(kth_neighbor(x, k, backend)[0], x.shape[1], k)
 
 
 def entropy(
@@ -106,16 +94,19 @@ def entropy(
     distances would underflow or overflow) are divided by a power of two, exactly, and
     ``d · log`` of it is added back, so ``entropy(c · x) = entropy(x) + d log c``.
 
-    With ``return_se=True`` returns ``(value, standard_error)``, the standard error being
-    ``sd(d log rho_i) / sqrt(N)`` (:func:`_mean_se`). Every estimator here takes
-    ``return_se`` the same way.
+    With ``return_se=True`` returns ``(value, standard_error)``, the error from random
+    halves of the samples (:mod:`.resampling`). Every estimator here takes ``return_se``
+    the same way.
     """
     k = check_k(k)
     x = as_samples(x, "x")
     check_enough(x, k, "x")
     exponent = scale_exponent(x)
-    h, se = _kozachenko_leonenko(prepare(rescale(x, exponent)), k, backend)
-    return _with_se(h + x.shape[1] * exponent * math.log(2), se, base, return_se)
+    h = _kozachenko_leonenko(prepare(rescale(x, exponent)), k, backend)
+    value = nats_to(h + x.shape[1] * exponent * math.log(2), base)
+    return _with_se(
+        value, return_se, lambda h: entropy(h, k=k, base=base, backend=backend), [[x]], k
+    )
 
 
 def differentiable_entropy(x: Tensor, k: int = 3, backend: str = "auto") -> Tensor:
@@ -158,28 +149,27 @@ def joint_entropy(
     check_enough(samples[0], k, names[0])
     joint = torch.cat(samples, dim=1)
     exponent = scale_exponent(joint)
-    h, se = _kozachenko_leonenko(prepare(rescale(joint, exponent)), k, backend)
-    return _with_se(h + joint.shape[1] * exponent * math.log(2), se, base, return_se)
+    h = _kozachenko_leonenko(prepare(rescale(joint, exponent)), k, backend)
+    value = nats_to(h + joint.shape[1] * exponent * math.log(2), base)
+    return _with_se(
+        value, return_se, lambda j: entropy(j, k=k, base=base, backend=backend), [[joint]], k
+    )
 
 
 def conditional_entropy(
     x: Any, y: Any, k: int = 3, base: float = math.e, backend: str = "auto", return_se: bool = False
 ) -> Tensor | tuple[Tensor, Tensor]:
-    """Conditional entropy ``H(X | Y) = H(X, Y) - H(Y)``, both terms Kozachenko-Leonenko;
-    the standard error is that of the per-sample differences of their terms."""
-    k = check_k(k)
-    x, y = as_samples(x, "x"), as_samples(y, "y")
-    check_paired([x, y], ["x", "y"])
-    check_enough(x, k, "x")
-    joint = torch.cat([x, y], dim=1)
-    e_xy, e_y = scale_exponent(joint), scale_exponent(y)
-    sq_xy = kth_neighbor(prepare(rescale(joint, e_xy)), k, backend)[0]
-    sq_y = kth_neighbor(prepare(rescale(y, e_y)), k, backend)[0]
-    d_xy, d_y = joint.shape[1], y.shape[1]
-    h_xy = _kl_entropy(sq_xy, d_xy, k) + d_xy * e_xy * math.log(2)
-    h_y = _kl_entropy(sq_y, d_y, k) + d_y * e_y * math.log(2)
-    se = _mean_se(_log_terms(sq_xy, d_xy) - _log_terms(sq_y, d_y))
-    return _with_se(h_xy - h_y, se, base, return_se)
+    """Conditional entropy ``H(X | Y) = H(X, Y) - H(Y)``, both terms Kozachenko-Leonenko."""
+
+    def difference(x: Any, y: Any) -> Tensor:
+        h_xy = joint_entropy(x, y, k=k, base=base, backend=backend)
+        return h_xy - entropy(y, k=k, base=base, backend=backend)
+
+    value = difference(x, y)
+    if not return_se:
+        return value
+    groups = [[as_samples(x, "x"), as_samples(y, "y")]]
+    return _with_se(value, return_se, difference, groups, k)
 
 
 def mutual_information(
@@ -200,14 +190,18 @@ def mutual_information(
     x, y = as_samples(x, "x"), as_samples(y, "y")
     check_paired([x, y], ["x", "y"])
     check_enough(x, k, "x")
+    samples = [x, y]
     x, y = prepare(rescale(x, scale_exponent(x))), prepare(rescale(y, scale_exponent(y)))
     sq_eps, neighbour = kth_neighbor([x, y], k, backend)
     n_x = count_within(x, sq_eps, inclusive=False, backend=backend, defining=neighbour)
     n_y = count_within(y, sq_eps, inclusive=False, backend=backend, defining=neighbour)
     n = x.shape[0]
-    terms = _digamma(n_x + 1) + _digamma(n_y + 1)
-    mi = _digamma(k) + _digamma(n) - terms.mean()
-    return _with_se(mi, _mean_se(terms), base, return_se)
+    mi = _digamma(k) + _digamma(n) - (_digamma(n_x + 1) + _digamma(n_y + 1)).mean()
+
+    def halves(x: Tensor, y: Tensor) -> Tensor:
+        return mutual_information(x, y, k=k, base=base, backend=backend)
+
+    return _with_se(nats_to(mi, base), return_se, halves, [samples], k)
 
 
 def jensen_shannon(
@@ -230,7 +224,12 @@ def jensen_shannon(
     pair = _pooled(p, q, k, names=("p", "q"))  # a divergence: no scale to restore
     pooled, n_p = pair.pooled, pair.n_p
     within = _within_label_kth(pooled, n_p, k, backend)
-    return _with_se(*_ross_jsd(pooled, n_p, within, k, backend), base, return_se)
+    value = nats_to(_ross_jsd(pooled, n_p, within, k, backend), base)
+
+    def halves(p: Tensor, q: Tensor) -> Tensor:
+        return jensen_shannon(p, q, k=k, base=base, backend=backend)
+
+    return _with_se(value, return_se, halves, [[pair.inputs[0]], [pair.inputs[1]]], k)
 
 
 class _Pair(NamedTuple):
@@ -241,6 +240,7 @@ class _Pair(NamedTuple):
     exponent: int  # both were divided by 2**exponent
     sets: tuple[Tensor, Tensor]  # p and q, rescaled, before centring and jitter
     centre: Tensor
+    inputs: tuple[Tensor, Tensor]  # p and q as given (as float64 (N, D) samples)
 
 
 def _pooled(p: Any, q: Any, k: int, names: tuple[str, str]) -> _Pair:
@@ -254,24 +254,22 @@ def _pooled(p: Any, q: Any, k: int, names: tuple[str, str]) -> _Pair:
     check_enough(p, k, names[0])
     check_enough(q, k, names[1])
     exponent = scale_exponent(p, q)
+    inputs = (p, q)
     p, q = rescale(p, exponent), rescale(q, exponent)
     centre = torch.cat([p, q]).mean(dim=0, keepdim=True)
     pooled = torch.cat([prepare(p, centre), prepare(q, centre, stream=1)])
-    return _Pair(pooled, p.shape[0], exponent, (p, q), centre)
+    return _Pair(pooled, p.shape[0], exponent, (p, q), centre, inputs)
 
 
-def _set_entropy(
-    pair: _Pair, which: int, sq_d: Tensor, k: int, backend: str
-) -> tuple[Tensor, Tensor]:
-    """KL entropy (and standard error) of one set of a pair from its within-set radii
-    ``sq_d`` in the pooled frame; searched again in the set's own frame when the pooled
-    centre lies more than 2**20 of its spreads away (the pooled coordinates would have lost
-    its precision)."""
+def _set_entropy(pair: _Pair, which: int, sq_d: Tensor, k: int, backend: str) -> Tensor:
+    """KL entropy of one set of a pair from its within-set radii ``sq_d`` in the pooled
+    frame; searched again in the set's own frame when the pooled centre lies more than
+    2**20 of its spreads away (the pooled coordinates would have lost its precision)."""
     x = pair.sets[which]
     own_centre = x.mean(dim=0, keepdim=True)
     spread = float((x - own_centre).abs().max())
     if float((own_centre - pair.centre).abs().max()) <= spread * 2.0**20:
-        return _kl_entropy(sq_d, x.shape[1], k), _mean_se(_log_terms(sq_d, x.shape[1]))
+        return _kl_entropy(sq_d, x.shape[1], k)
     return _kozachenko_leonenko(prepare(x, stream=which), k, backend)
 
 
@@ -285,16 +283,15 @@ def _within_label_kth(pooled: Tensor, n_p: int, k: int, backend: str) -> tuple[T
 
 def _ross_jsd(
     pooled: Tensor, n_p: int, within: tuple[Tensor, Tensor], k: int, backend: str
-) -> tuple[Tensor, Tensor]:
+) -> Tensor:
     """Ross's estimate of I(S; L) from the within-label neighbours ``within``
-    (:func:`_within_label_kth`) and its standard error, in nats."""
+    (:func:`_within_label_kth`), in nats."""
     sq_d, neighbour = within
     m = count_within(pooled, sq_d, inclusive=True, backend=backend, defining=neighbour)
     n = pooled.shape[0]
     n_q = n - n_p
     mean_psi_label = (n_p * _digamma(n_p) + n_q * _digamma(n_q)) / n
-    terms = _digamma(m)
-    return _digamma(n) - mean_psi_label + _digamma(k) - terms.mean(), _mean_se(terms)
+    return _digamma(n) - mean_psi_label + _digamma(k) - _digamma(m).mean()
 
 
 def compare_samples(
@@ -313,7 +310,8 @@ def compare_samples(
     within-label neighbour distances serve both the entropies and the JSD. Each set's entropy
     depends on that set alone (its own jitter; its own frame when the other set is so far
     away or so much larger that the pooled coordinates lose its precision). With
-    ``return_se=True`` the dict also holds ``<key>_se``, the standard error of every value.
+    ``return_se=True`` the dict also holds ``<key>_se``, every value's standard error (all
+    from the same random halves, :mod:`.resampling`).
     """
     k = check_k(k)
     pair = _pooled(real, fake, k, names=("real", "fake"))
@@ -321,25 +319,28 @@ def compare_samples(
     n, d = pooled.shape
     shift = d * pair.exponent * math.log(2)  # entropies of the rescaled samples, scaled back
     within = _within_label_kth(pooled, n_p, k, backend)
-    h_real, se_real = _set_entropy(pair, 0, within[0][:n_p], k, backend)
-    h_fake, se_fake = _set_entropy(pair, 1, within[0][n_p:], k, backend)
-    h_mixture, se_mixture = _kozachenko_leonenko(pooled, k, backend)
-    jsd, se_jsd = _ross_jsd(pooled, n_p, within, k, backend)
+    sq_d = within[0]
+    h_real = _set_entropy(pair, 0, sq_d[:n_p], k, backend) + shift
+    h_fake = _set_entropy(pair, 1, sq_d[n_p:], k, backend) + shift
     pi_p, pi_q = n_p / n, 1 - n_p / n
     h_label = -(pi_p * math.log(pi_p) + pi_q * math.log(pi_q))
     nats = {
-        "entropy_real": (h_real + shift, se_real),
-        "entropy_fake": (h_fake + shift, se_fake),
-        "entropy_mixture": (h_mixture + shift, se_mixture),
-        "joint_entropy": (
-            h_label + pi_p * (h_real + shift) + pi_q * (h_fake + shift),
-            (pi_p**2 * se_real**2 + pi_q**2 * se_fake**2).sqrt(),
-        ),
-        "jsd": (jsd, se_jsd),
+        "entropy_real": h_real,
+        "entropy_fake": h_fake,
+        "entropy_mixture": _kozachenko_leonenko(pooled, k, backend) + shift,
+        "joint_entropy": h_label + pi_p * h_real + pi_q * h_fake,
+        "jsd": _ross_jsd(pooled, n_p, within, k, backend),
     }
-    result = {key: nats_to(value, base) for key, (value, _) in nats.items()}
+    result = {key: nats_to(value, base) for key, value in nats.items()}
     if return_se:
-        result.update({f"{key}_se": nats_to(se, base) for key, (_, se) in nats.items()})
+
+        def halves(real: Tensor, fake: Tensor) -> Tensor:
+            values = compare_samples(real, fake, k=k, base=base, backend=backend)
+            return torch.stack([values[key] for key in nats])
+
+        groups = [[pair.inputs[0]], [pair.inputs[1]]]
+        errors = half_sample_se(halves, groups, least=k + 1)
+        result.update({f"{key}_se": se for key, se in zip(nats, errors, strict=True)})
     return result
 
 
@@ -379,9 +380,7 @@ def sliced_jensen_shannon(
     low dimension is where the k-NN estimate works: in d = 16 the full estimate of a pure
     variance mismatch reads about 0 while the slices still see it. ``dim`` is capped at the
     data's dimension. Returns the mean, the max and every projection's value; with
-    ``return_se=True``, ``(result, standard_error_of_the_mean)``, where the standard error is
-    the mean of the projections' own: exact if the projections' errors were perfectly
-    correlated, an upper bound otherwise.
+    ``return_se=True``, ``(result, standard error of the mean)``.
     """
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
         raise ValueError(f"dim must be a whole number >= 1, got {dim!r}")
@@ -390,12 +389,14 @@ def sliced_jensen_shannon(
     p, q = as_samples(p, "p"), as_samples(q, "q")
     check_same_features(p, q)
     frames = random_projections(p.shape[1], min(dim, p.shape[1]), n_projections, seed, p.device)
-    estimates = [
-        jensen_shannon(p @ frame, q @ frame, k=k, base=base, backend=backend, return_se=True)
-        for frame in frames
-    ]
-    values = torch.stack([value for value, _ in estimates])
+    values = torch.stack(
+        [jensen_shannon(p @ frame, q @ frame, k=k, base=base, backend=backend) for frame in frames]
+    )
     result = SlicedJensenShannon(values.mean(), values.max(), values)
-    if return_se:
-        return result, torch.stack([se for _, se in estimates]).mean()
-    return result
+    if not return_se:
+        return result
+
+    def halves(p: Tensor, q: Tensor) -> Tensor:
+        return sliced_jensen_shannon(p, q, dim, n_projections, k, seed, base, backend).mean
+
+    return result, half_sample_se(halves, [[p], [q]], least=k + 1)

@@ -203,6 +203,45 @@ def nearest_sq_distance(queries: Tensor, points: Tensor) -> Tensor:
     return out
 
 
+def count_in_balls(queries: Tensor, centres: Tensor, sq_radius: Tensor) -> Tensor:
+    """``#{i : |q - c_i|^2 <= r_i^2}`` for every query ``q``: how many of the balls around
+    ``centres`` (radii squared ``sq_radius``) hold it, boundary included, decided with
+    :func:`squared_distance`.
+
+    A float64 matrix product gives every distance within ``E = 2 (D + 4) u (|q| + max|c|)^2``;
+    pairs clearly inside or outside are decided by it, and only pairs within ``E`` of a
+    radius are recomputed exactly.
+
+    Args:
+        queries: ``(M, D)`` float64; centres: ``(N, D)`` float64; sq_radius: ``(N,)``.
+
+    Returns:
+        ``(M,)`` int64 counts.
+    """
+    (queries,), (centres,) = _as_blocks([queries]), _as_blocks([centres])
+    if sq_radius.shape != (centres.shape[0],):
+        raise ValueError(
+            f"sq_radius must have shape ({centres.shape[0]},), got {tuple(sq_radius.shape)}"
+        )
+    n, device = centres.shape[0], centres.device
+    sq_centres, sq_queries = (centres * centres).sum(dim=1), (queries * queries).sum(dim=1)
+    unit, max_norm = _UNIT_ROUNDOFF[torch.float64], sq_centres.max().sqrt()
+    # per row one slack: the bound plus the rounding of the largest radius
+    slack_all = 2 * (queries.shape[1] + 4) * unit * (sq_queries.sqrt() + max_norm) ** 2
+    slack_all += 4 * unit * sq_radius.max()
+    counts = []
+    for rows in torch.arange(queries.shape[0], device=device).split(_chunk_rows(n, 9, device)):
+        diff = torch.addmm(sq_centres[None, :], queries[rows], centres.T, alpha=-2)
+        diff.add_(sq_queries[rows, None]).sub_(sq_radius[None, :])  # approx distance - r^2
+        slack = slack_all[rows, None]
+        count = (diff <= -slack).sum(dim=1)
+        near_row, near_col = (diff.abs_() <= slack).nonzero(as_tuple=True)
+        exact = squared_distance(queries[rows[near_row]], centres[near_col])
+        hit = exact <= sq_radius[near_col]
+        counts.append(count + torch.bincount(near_row[hit], minlength=len(rows)))
+    return torch.cat(counts)
+
+
 def resolve_backend(backend: str, blocks: Sequence[Tensor], query: str) -> str:
     """The backend that will run a ``query`` (``"knn"`` or ``"count"``) on ``blocks``.
 

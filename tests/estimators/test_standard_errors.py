@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy.spatial import cKDTree
 
 from gan_je.estimators import (
     compare_samples,
@@ -16,6 +15,7 @@ from gan_je.estimators import (
     joint_entropy,
     mutual_information,
     precision_recall,
+    resampling,
     sliced_jensen_shannon,
 )
 
@@ -48,12 +48,21 @@ def test_return_se_gives_the_same_value_and_a_positive_error(estimate):
     assert float(se_bits) == pytest.approx(float(se) / math.log(2))
 
 
-def test_the_entropy_error_is_the_spread_of_the_log_distances():
-    # computed another way: scipy's k-th neighbour distances (the jitter moves them 1e-10)
-    dist, _ = cKDTree(X.numpy()).query(X.numpy(), k=4)
-    terms = 2 * np.log(dist[:, 3])
-    expected = terms.std(ddof=1) / math.sqrt(len(terms))
-    assert float(entropy(X, return_se=True)[1]) == pytest.approx(expected, rel=1e-6)
+def test_the_error_is_half_the_spread_between_random_halves():
+    # computed another way: the same seeded halvings, estimated on each half by hand
+    generator = torch.Generator().manual_seed(resampling.HALVING_SEED)
+    squares = []
+    for _ in range(resampling.HALVINGS):
+        order = torch.randperm(len(X), generator=generator)
+        first, second = order[: len(X) // 2], order[len(X) // 2 :]
+        squares.append((float(entropy(X[first])) - float(entropy(X[second]))) ** 2 / 4)
+    assert float(entropy(X, return_se=True)[1]) == pytest.approx(math.sqrt(np.mean(squares)))
+
+
+def test_too_few_samples_for_two_halves_are_refused():
+    with pytest.raises(ValueError, match="return_se needs at least 8 samples per set"):
+        entropy(X[:7], return_se=True)
+    assert math.isfinite(float(entropy(X[:7])))
 
 
 def test_compare_samples_reports_an_error_for_every_key():
@@ -61,14 +70,12 @@ def test_compare_samples_reports_an_error_for_every_key():
     plain = compare_samples(X, Y)
     assert set(result) == set(plain) | {f"{key}_se" for key in plain}
     assert all(float(result[key]) == float(plain[key]) for key in plain)
-    assert float(result["entropy_real_se"]) == pytest.approx(float(entropy(X, return_se=True)[1]))
+    # the same halves as jensen_shannon's own
     assert float(result["jsd_se"]) == pytest.approx(float(jensen_shannon(X, Y, return_se=True)[1]))
-    # H(S, L) = log 2 + (H_p + H_q) / 2: independent halves add in quadrature
-    expected = 0.5 * math.hypot(float(result["entropy_real_se"]), float(result["entropy_fake_se"]))
-    assert float(result["joint_entropy_se"]) == pytest.approx(expected)
+    assert all(0 < float(result[f"{key}_se"]) < 1 for key in plain)
 
 
-def test_sliced_error_is_the_mean_of_the_projections():
+def test_sliced_error():
     result, se = sliced_jensen_shannon(X, Y, n_projections=3, return_se=True)
     assert torch.equal(
         result.per_projection, sliced_jensen_shannon(X, Y, n_projections=3).per_projection
@@ -76,27 +83,13 @@ def test_sliced_error_is_the_mean_of_the_projections():
     assert 0 < float(se) < 1
 
 
-def test_quality_errors_follow_the_binomial_and_the_jackknife():
+def test_quality_errors_come_with_unchanged_values():
     (precision, recall), (se_p, se_r) = precision_recall(X, Y, return_se=True)
     assert (float(precision), float(recall)) == tuple(float(v) for v in precision_recall(X, Y))
-    binomial = math.sqrt(float(precision) * (1 - float(precision)) / len(Y))
-    assert float(se_p) >= binomial  # the real balls' jackknife adds to it
-    assert 0 < float(se_r) < 0.1
+    assert 0 < float(se_p) < 0.1 and 0 < float(se_r) < 0.1
     (density, coverage), (se_d, se_c) = density_coverage(X, Y, return_se=True)
     assert (float(density), float(coverage)) == tuple(float(v) for v in density_coverage(X, Y))
     assert 0 < float(se_d) < 1 and 0 < float(se_c) < 0.1
-
-
-def test_a_sole_ball_is_what_the_jackknife_sees():
-    # one real ball holds every fake alone: leaving that real sample out loses them all
-    real = torch.tensor([[0.0], [1.0], [10.0], [11.0]])  # every k = 1 radius is 1
-    fake = torch.tensor([[-0.5], [-0.6], [-0.7], [100.0]])  # three in the ball of 0 only
-    (precision, _), (se_p, _) = precision_recall(real, fake, k=1, return_se=True)
-    assert float(precision) == 0.75
-    binomial = 0.75 * 0.25 / 4
-    lost = np.array([0.75, 0, 0, 0])  # share lost when each real sample is left out
-    jackknife = 3 / 4 * ((lost - lost.mean()) ** 2).sum()
-    assert float(se_p) == pytest.approx(math.sqrt(binomial + jackknife))
 
 
 def test_errors_are_calibrated_on_a_small_case():
