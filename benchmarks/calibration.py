@@ -6,8 +6,9 @@ value and its reported standard error; the table gives the actual standard devia
 values, the mean reported error, and their ratio (1 is perfect; the target is 0.7 to 1.4).
 The ratio's own noise is about ``1 / sqrt(2 R)`` (16 % at R = 20).
 
-    python benchmarks/calibration.py            # N = 500, 2,000, 10,000; d = 2, 8, 16
-    python benchmarks/calibration.py --quick    # N = 500, 2,000; fewer replicates
+    python benchmarks/calibration.py              # N = 500, 2,000, 10,000; d = 2, 8, 16
+    python benchmarks/calibration.py --quick      # N = 500, 2,000; fewer replicates
+    python benchmarks/calibration.py --halvings 1 # as the metric's default standard_errors=1
 
 Data: entropy on N(0, I_d); the JSD of N(0, I_d) against N(0, 0.7^2 I_d); KSG mutual
 information between x ~ N(0, I_d/2) and y = 0.8 x + 0.6 z; precision, recall, density and
@@ -34,37 +35,39 @@ from gan_je.estimators import (
 )
 from gan_je.records import markdown_table
 
-#: One draw: (generator, N, d) -> {name: (value, standard error)}.
-Draw = Callable[[torch.Generator, int, int], dict[str, tuple[float, float]]]
+#: What one draw returns: {name: (value, standard error)}.
+Values = dict[str, tuple[float, float]]
+#: One draw: (generator, N, d, halvings) -> values.
+Draw = Callable[[torch.Generator, int, int, int], Values]
 
 
 def _normal(generator: torch.Generator, n: int, d: int) -> torch.Tensor:
     return torch.randn(n, d, generator=generator, dtype=torch.float64)
 
 
-def _entropy(generator: torch.Generator, n: int, d: int) -> dict[str, tuple[float, float]]:
-    value, se = entropy(_normal(generator, n, d), return_se=True)
+def _entropy(generator: torch.Generator, n: int, d: int, halvings: int) -> Values:
+    value, se = entropy(_normal(generator, n, d), return_se=halvings)
     return {"entropy": (float(value), float(se))}
 
 
-def _jsd(generator: torch.Generator, n: int, d: int) -> dict[str, tuple[float, float]]:
+def _jsd(generator: torch.Generator, n: int, d: int, halvings: int) -> Values:
     p, q = _normal(generator, n, d), 0.7 * _normal(generator, n, d)
-    value, se = jensen_shannon(p, q, return_se=True)
+    value, se = jensen_shannon(p, q, return_se=halvings)
     return {"jsd": (float(value), float(se))}
 
 
-def _mi(generator: torch.Generator, n: int, d: int) -> dict[str, tuple[float, float]]:
+def _mi(generator: torch.Generator, n: int, d: int, halvings: int) -> Values:
     half = max(d // 2, 1)
     x = _normal(generator, n, half)
     y = 0.8 * x + 0.6 * _normal(generator, n, half)
-    value, se = mutual_information(x, y, return_se=True)
+    value, se = mutual_information(x, y, return_se=halvings)
     return {"mutual_information": (float(value), float(se))}
 
 
-def _quality(generator: torch.Generator, n: int, d: int) -> dict[str, tuple[float, float]]:
+def _quality(generator: torch.Generator, n: int, d: int, halvings: int) -> Values:
     real, fake = _normal(generator, n, d), 1.1 * _normal(generator, n, d) + 0.2
-    (precision, recall), (se_p, se_r) = precision_recall(real, fake, return_se=True)
-    (density, coverage), (se_d, se_c) = density_coverage(real, fake, return_se=True)
+    (precision, recall), (se_p, se_r) = precision_recall(real, fake, return_se=halvings)
+    (density, coverage), (se_d, se_c) = density_coverage(real, fake, return_se=halvings)
     return {
         "precision": (float(precision), float(se_p)),
         "recall": (float(recall), float(se_r)),
@@ -81,7 +84,9 @@ DRAWS: dict[str, Draw] = {
 }
 
 
-def calibration(sizes: tuple[int, ...], dims: tuple[int, ...], replicates: dict[int, int]) -> str:
+def calibration(
+    sizes: tuple[int, ...], dims: tuple[int, ...], replicates: dict[int, int], halvings: int
+) -> str:
     """The calibration table: one row per estimator, d and N."""
     rows = []
     for name, draw in DRAWS.items():
@@ -89,7 +94,7 @@ def calibration(sizes: tuple[int, ...], dims: tuple[int, ...], replicates: dict[
             for n in sizes:
                 generator = torch.Generator().manual_seed(1000 * d + n)
                 start = time.perf_counter()
-                runs = [draw(generator, n, d) for _ in range(replicates[n])]
+                runs = [draw(generator, n, d, halvings) for _ in range(replicates[n])]
                 seconds = (time.perf_counter() - start) / len(runs)
                 for key in runs[0]:
                     values = torch.tensor([run[key][0] for run in runs])
@@ -129,16 +134,17 @@ def calibration(sizes: tuple[int, ...], dims: tuple[int, ...], replicates: dict[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N = 500 and 2,000, fewer draws")
+    parser.add_argument("--halvings", type=int, default=2, help="return_se (default 2 = True)")
     args = parser.parse_args()
     if args.quick:
         sizes, replicates = (500, 2000), {500: 40, 2000: 20}
     else:
         sizes, replicates = (500, 2000, 10_000), {500: 100, 2000: 60, 10_000: 30}
     print(
-        f"# Standard-error calibration ({platform.processor() or platform.machine()}, "
-        f"torch {torch.__version__})\n"
+        f"# Standard-error calibration: return_se={args.halvings} "
+        f"({platform.processor() or platform.machine()}, torch {torch.__version__})\n"
     )
-    print(calibration(sizes, (2, 8, 16), replicates))
+    print(calibration(sizes, (2, 8, 16), replicates, args.halvings))
 
 
 if __name__ == "__main__":

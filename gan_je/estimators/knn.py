@@ -28,7 +28,7 @@ from ._inputs import (
     scale_exponent,
 )
 from .neighbors import count_within, kth_neighbor
-from .resampling import half_sample_se
+from .resampling import half_sample_se, halvings
 
 
 def log_unit_ball_volume(d: int) -> float:
@@ -61,13 +61,14 @@ def _kl_entropy(sq_rho: Tensor, d: int, k: int) -> Tensor:
 
 
 def _with_se(
-    value: Tensor, return_se: bool, estimate: Any, groups: list[list[Tensor]], k: int
+    value: Tensor, return_se: bool | int, estimate: Any, groups: list[list[Tensor]], k: int
 ) -> Tensor | tuple[Tensor, Tensor]:
-    """``value``, or ``(value, standard_error)`` when ``return_se``: the error by
+    """``value``, or ``(value, standard_error)`` when ``return_se`` asks for it: the error by
     half-sampling (:func:`.resampling.half_sample_se`) of ``estimate`` on ``groups``."""
-    if not return_se:
+    rounds = halvings(return_se)
+    if not rounds:
         return value
-    return value, half_sample_se(estimate, groups, least=k + 1)
+    return value, half_sample_se(estimate, groups, least=k + 1, rounds=rounds)
 
 
 def _kozachenko_leonenko(x: Tensor, k: int, backend: str) -> Tensor:
@@ -76,7 +77,7 @@ def _kozachenko_leonenko(x: Tensor, k: int, backend: str) -> Tensor:
 
 
 def entropy(
-    x: Any, k: int = 3, base: float = math.e, backend: str = "auto", return_se: bool = False
+    x: Any, k: int = 3, base: float = math.e, backend: str = "auto", return_se: bool | int = False
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Kozachenko-Leonenko estimate of the differential entropy H(X).
 
@@ -95,8 +96,8 @@ def entropy(
     ``d · log`` of it is added back, so ``entropy(c · x) = entropy(x) + d log c``.
 
     With ``return_se=True`` returns ``(value, standard_error)``, the error from random
-    halves of the samples (:mod:`.resampling`). Every estimator here takes ``return_se``
-    the same way.
+    halves of the samples (:mod:`.resampling`; a whole number sets how many halvings).
+    Every estimator here takes ``return_se`` the same way.
     """
     k = check_k(k)
     x = as_samples(x, "x")
@@ -133,7 +134,7 @@ def differentiable_entropy(x: Tensor, k: int = 3, backend: str = "auto") -> Tens
 
 
 def joint_entropy(
-    *xs: Any, k: int = 3, base: float = math.e, backend: str = "auto", return_se: bool = False
+    *xs: Any, k: int = 3, base: float = math.e, backend: str = "auto", return_se: bool | int = False
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Joint entropy H(X_1, ..., X_m): the Kozachenko-Leonenko estimate on the concatenation.
 
@@ -157,7 +158,12 @@ def joint_entropy(
 
 
 def conditional_entropy(
-    x: Any, y: Any, k: int = 3, base: float = math.e, backend: str = "auto", return_se: bool = False
+    x: Any,
+    y: Any,
+    k: int = 3,
+    base: float = math.e,
+    backend: str = "auto",
+    return_se: bool | int = False,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Conditional entropy ``H(X | Y) = H(X, Y) - H(Y)``, both terms Kozachenko-Leonenko."""
 
@@ -166,14 +172,19 @@ def conditional_entropy(
         return h_xy - entropy(y, k=k, base=base, backend=backend)
 
     value = difference(x, y)
-    if not return_se:
+    if not halvings(return_se):
         return value
     groups = [[as_samples(x, "x"), as_samples(y, "y")]]
     return _with_se(value, return_se, difference, groups, k)
 
 
 def mutual_information(
-    x: Any, y: Any, k: int = 3, base: float = math.e, backend: str = "auto", return_se: bool = False
+    x: Any,
+    y: Any,
+    k: int = 3,
+    base: float = math.e,
+    backend: str = "auto",
+    return_se: bool | int = False,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """KSG estimate of the mutual information I(X; Y) (Kraskov, Stoegbauer, Grassberger 2004,
     algorithm 1).
@@ -205,7 +216,12 @@ def mutual_information(
 
 
 def jensen_shannon(
-    p: Any, q: Any, k: int = 3, base: float = math.e, backend: str = "auto", return_se: bool = False
+    p: Any,
+    q: Any,
+    k: int = 3,
+    base: float = math.e,
+    backend: str = "auto",
+    return_se: bool | int = False,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Jensen-Shannon divergence between the distributions of two sample sets, as the mutual
     information I(S; L) between a pooled sample S and its source label L, estimated with
@@ -300,7 +316,7 @@ def compare_samples(
     k: int = 3,
     base: float = math.e,
     backend: str = "auto",
-    return_se: bool = False,
+    return_se: bool | int = False,
 ) -> dict[str, Tensor]:
     """Entropies and divergence of two sample sets from shared neighbour searches.
 
@@ -332,14 +348,15 @@ def compare_samples(
         "jsd": _ross_jsd(pooled, n_p, within, k, backend),
     }
     result = {key: nats_to(value, base) for key, value in nats.items()}
-    if return_se:
+    rounds = halvings(return_se)
+    if rounds:
 
         def halves(real: Tensor, fake: Tensor) -> Tensor:
             values = compare_samples(real, fake, k=k, base=base, backend=backend)
             return torch.stack([values[key] for key in nats])
 
         groups = [[pair.inputs[0]], [pair.inputs[1]]]
-        errors = half_sample_se(halves, groups, least=k + 1)
+        errors = half_sample_se(halves, groups, least=k + 1, rounds=rounds)
         result.update({f"{key}_se": se for key, se in zip(nats, errors, strict=True)})
     return result
 
@@ -371,7 +388,7 @@ def sliced_jensen_shannon(
     seed: int = 0,
     base: float = math.e,
     backend: str = "auto",
-    return_se: bool = False,
+    return_se: bool | int = False,
 ) -> SlicedJensenShannon | tuple[SlicedJensenShannon, Tensor]:
     """The Ross JSD estimate on ``n_projections`` random ``dim``-dimensional orthogonal
     projections of both sample sets (the same projections for both, seeded).
@@ -393,10 +410,11 @@ def sliced_jensen_shannon(
         [jensen_shannon(p @ frame, q @ frame, k=k, base=base, backend=backend) for frame in frames]
     )
     result = SlicedJensenShannon(values.mean(), values.max(), values)
-    if not return_se:
+    rounds = halvings(return_se)
+    if not rounds:
         return result
 
     def halves(p: Tensor, q: Tensor) -> Tensor:
         return sliced_jensen_shannon(p, q, dim, n_projections, k, seed, base, backend).mean
 
-    return result, half_sample_se(halves, [[p], [q]], least=k + 1)
+    return result, half_sample_se(halves, [[p], [q]], least=k + 1, rounds=rounds)

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from ._inputs import as_samples, check_enough, check_k, check_same_features
 from .neighbors import count_in_balls, kth_neighbor, nearest_sq_distance
-from .resampling import half_sample_se
+from .resampling import half_sample_se, halvings
 
 
 def _samples_and_radii(x: Any, name: str, k: int, backend: str) -> tuple[Tensor, Tensor]:
@@ -35,7 +35,7 @@ def _samples_and_radii(x: Any, name: str, k: int, backend: str) -> tuple[Tensor,
 
 
 def precision_recall(
-    real: Any, fake: Any, k: int = 3, backend: str = "auto", return_se: bool = False
+    real: Any, fake: Any, k: int = 3, backend: str = "auto", return_se: bool | int = False
 ) -> tuple[Tensor, Tensor] | tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
     """Improved ``(precision, recall)`` of ``fake`` against ``real`` (each ``(N, ...)``,
     flattened per sample), as 0-dim float64 tensors in [0, 1]. With ``return_se=True``:
@@ -47,18 +47,19 @@ def precision_recall(
     check_same_features(real, fake)
     precision = (count_in_balls(fake, real, real_sq_radius) > 0).double().mean()
     recall = (count_in_balls(real, fake, fake_sq_radius) > 0).double().mean()
-    if not return_se:
+    rounds = halvings(return_se)
+    if not rounds:
         return precision, recall
 
     def halves(real: Tensor, fake: Tensor) -> Tensor:
         return torch.stack(precision_recall(real, fake, k, backend))
 
-    errors = half_sample_se(halves, [[real], [fake]], least=k + 1)
+    errors = half_sample_se(halves, [[real], [fake]], least=k + 1, rounds=rounds)
     return (precision, recall), (errors[0], errors[1])
 
 
 def density_coverage(
-    real: Any, fake: Any, k: int = 5, backend: str = "auto", return_se: bool = False
+    real: Any, fake: Any, k: int = 5, backend: str = "auto", return_se: bool | int = False
 ) -> tuple[Tensor, Tensor] | tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
     """``(density, coverage)`` of ``fake`` against ``real``, as 0-dim float64 tensors;
     density is in [0, N_real / k], coverage in [0, 1]. With ``return_se=True``:
@@ -69,11 +70,12 @@ def density_coverage(
     check_same_features(real, fake)
     density = count_in_balls(fake, real, real_sq_radius).double().sum() / (k * fake.shape[0])
     coverage = (nearest_sq_distance(real, fake) <= real_sq_radius).double().mean()
-    if not return_se:
+    rounds = halvings(return_se)
+    if not rounds:
         return density, coverage
 
     def halves(real: Tensor, fake: Tensor) -> Tensor:
         return torch.stack(density_coverage(real, fake, k, backend))
 
-    errors = half_sample_se(halves, [[real], [fake]], least=k + 1)
+    errors = half_sample_se(halves, [[real], [fake]], least=k + 1, rounds=rounds)
     return (density, coverage), (errors[0], errors[1])

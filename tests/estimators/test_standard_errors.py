@@ -56,12 +56,20 @@ def test_the_error_is_half_the_spread_between_random_halves():
         order = torch.randperm(len(X), generator=generator)
         first, second = order[: len(X) // 2], order[len(X) // 2 :]
         squares.append((float(entropy(X[first])) - float(entropy(X[second]))) ** 2 / 4)
-    assert float(entropy(X, return_se=True)[1]) == pytest.approx(math.sqrt(np.mean(squares)))
+    # with R = 2 halvings, E[sqrt(chi2_2 / 2)] = sqrt(pi) / 2: the reported error is unbiased
+    assert resampling.HALVINGS == 2
+    expected = 2 / math.sqrt(math.pi) * math.sqrt(np.mean(squares))
+    assert float(entropy(X, return_se=True)[1]) == pytest.approx(expected)
+    # one halving: E|N(0, 1)| = sqrt(2 / pi)
+    one = math.sqrt(math.pi / 2) * math.sqrt(squares[0])
+    assert float(entropy(X, return_se=1)[1]) == pytest.approx(one)
 
 
 def test_too_few_samples_for_two_halves_are_refused():
     with pytest.raises(ValueError, match="return_se needs at least 8 samples per set"):
         entropy(X[:7], return_se=True)
+    with pytest.raises(ValueError, match="number of random halvings"):
+        entropy(X, return_se=-1)
     assert math.isfinite(float(entropy(X[:7])))
 
 
