@@ -5,7 +5,9 @@ k-NN family (exact neighbours, see :mod:`.neighbors`): :func:`entropy`,
 :func:`jensen_shannon`, :func:`sliced_jensen_shannon`. Gaussian plug-in family:
 :mod:`.gaussian`. Mode coverage of the 2-D mixture benchmarks: :mod:`.coverage`. Sample quality
 (:func:`precision_recall`, :func:`density_coverage`): :mod:`.quality`. Data copying
-(:func:`data_copying`, Meehan et al. 2020): :mod:`.copying`.
+(:func:`data_copying`, Meehan et al. 2020): :mod:`.copying`. Bias-corrected entropies
+(:func:`weighted_entropy`, :func:`extrapolated_entropy`): :mod:`.weighted`. Standard errors
+(every estimator's ``return_se``): :mod:`.resampling`.
 """
 
 from . import coverage, gaussian
@@ -22,6 +24,7 @@ from .knn import (
     sliced_jensen_shannon,
 )
 from .quality import density_coverage, precision_recall
+from .weighted import extrapolated_entropy, weighted_entropy
 
 __all__ = [
     "DataCopying",
@@ -33,10 +36,12 @@ __all__ = [
     "density_coverage",
     "differentiable_entropy",
     "entropy",
+    "extrapolated_entropy",
     "gaussian",
     "jensen_shannon",
     "joint_entropy",
     "mutual_information",
     "precision_recall",
     "sliced_jensen_shannon",
+    "weighted_entropy",
 ]
