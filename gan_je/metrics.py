@@ -26,6 +26,7 @@ from torchmetrics.utilities import dim_zero_cat
 from gan_je import seeding
 from gan_je.errors import ConfigError
 from gan_je.estimators import (
+    classifier_jensen_shannon,
     compare_samples,
     coverage,
     data_copying,
@@ -305,9 +306,13 @@ class JointEntropy(RealFakeSamples):
     - with ``quality=True``: ``precision``, ``recall`` (Kynkäänniemi et al. 2019, k = 3),
       ``density``, ``coverage`` (Naeem et al. 2020, k = 5) and ``frechet`` (Fréchet distance
       of Gaussian fits) on the same samples (:mod:`gan_je.estimators.quality`);
+    - with ``jsd_classifier=True``: ``jsd_classifier``, the same I(S; L) from a cross-fitted
+      classifier (:func:`gan_je.estimators.classifier_jensen_shannon`), a lower bound that
+      holds up in high dimension where ``jsd`` fails;
     - with ``standard_errors`` (random halvings, default 1): ``<key>_se``, the standard error
       of every entropy, of ``jsd`` and of ``precision`` and ``recall`` (``return_se`` of the
-      estimators, by half-sampling; calibration in ``docs/estimators.md``);
+      estimators, by half-sampling), and ``jsd_classifier_se`` (from its held-out terms);
+      calibration in ``docs/estimators.md``;
     - ``copying``, the data-copying statistic C_T (:func:`gan_je.estimators.data_copying`:
       below -3 the generated samples sit closer to the training set than held-out data
       does), when training samples were given with ``update(samples, real=True,
@@ -322,6 +327,7 @@ class JointEntropy(RealFakeSamples):
         standard_errors: random halvings per standard error (``True``: 2; ``0``/``False``:
             no ``<key>_se`` keys). The default 1 keeps their cost near 40 % of ``compute()``.
         copying: report ``copying`` when training samples are held.
+        jsd_classifier: report ``jsd_classifier``.
         max_samples, features, seed, reset_real_features: see :class:`RealFakeSamples`.
 
     Raises:
@@ -359,6 +365,7 @@ class JointEntropy(RealFakeSamples):
         reset_real_features: bool = True,
         standard_errors: bool | int = 1,
         copying: bool = True,
+        jsd_classifier: bool = True,
         **kwargs: Any,
     ) -> None:
         k = check_k(k)
@@ -368,8 +375,9 @@ class JointEntropy(RealFakeSamples):
             halvings(standard_errors)
         except ValueError as err:
             raise ValueError(f"standard_errors: {err}".replace("return_se", "it")) from None
-        if not isinstance(copying, bool):
-            raise ValueError(f"copying must be True or False, got {copying!r}")
+        for name, value in (("copying", copying), ("jsd_classifier", jsd_classifier)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be True or False, got {value!r}")
         super().__init__(
             max_samples,
             features,
@@ -381,6 +389,7 @@ class JointEntropy(RealFakeSamples):
         self.k, self.backend, self.base = k, backend, base
         self.sliced_dim, self.n_projections, self.quality = sliced_dim, n_projections, quality
         self.standard_errors, self.copying = standard_errors, copying
+        self.jsd_classifier = jsd_classifier
 
     def compute(self) -> dict[str, Tensor]:
         """The estimates over every sample held (by every process), as 0-dim tensors."""
@@ -400,6 +409,13 @@ class JointEntropy(RealFakeSamples):
             backend=self.backend,
         )
         result["jsd_sliced"], result["jsd_sliced_max"] = sliced.mean, sliced.max
+        if self.jsd_classifier:
+            value = classifier_jensen_shannon(
+                real, fake, seed=self.seed, base=self.base, return_se=bool(se)
+            )
+            if se:
+                value, result["jsd_classifier_se"] = value
+            result["jsd_classifier"] = value
         if self.quality:
             if se:
                 pr, (result["precision_se"], result["recall_se"]) = precision_recall(

@@ -457,19 +457,22 @@ def test_standard_errors_and_copying_are_reported():
     metric.update(train[:400], real=False)  # copies of the training set
     values = metric.compute()
     assert "copying" not in values  # no training samples given
-    for key in ("entropy_real", "entropy_fake", "jsd", "precision", "recall"):
+    for key in ("entropy_real", "entropy_fake", "jsd", "precision", "recall", "jsd_classifier"):
         assert 0 < float(values[f"{key}_se"]) < 1, key
+    assert abs(float(values["jsd_classifier"])) < 0.05  # the same distribution
     metric.update(train, real=True, train=True)
     assert float(metric.compute()["copying"]) < -3
     metric.reset()  # keeps the real and the training samples
     metric.update(torch.randn(400, 3, generator=generator), real=False)  # fresh samples
     values = metric.compute()
     assert abs(float(values["copying"])) < 3
-    plain = JointEntropy(standard_errors=False, copying=False, n_projections=2)
+    plain = JointEntropy(standard_errors=0, copying=False, jsd_classifier=False, n_projections=2)
     plain.update(held_out, real=True)
     plain.update(train, real=True, train=True)
     plain.update(train[:400], real=False)
-    assert not any(key.endswith("_se") or key == "copying" for key in plain.compute())
+    assert not any(
+        key.endswith("_se") or key in ("copying", "jsd_classifier") for key in plain.compute()
+    )
     with pytest.raises(ValueError, match="train must be True"):
         metric.update(train, real=False, train=True)
     with pytest.raises(ValueError, match="standard_errors: it must be"):

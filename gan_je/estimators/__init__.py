@@ -7,10 +7,13 @@ k-NN family (exact neighbours, see :mod:`.neighbors`): :func:`entropy`,
 (:func:`precision_recall`, :func:`density_coverage`): :mod:`.quality`. Data copying
 (:func:`data_copying`, Meehan et al. 2020): :mod:`.copying`. Bias-corrected entropies
 (:func:`weighted_entropy`, :func:`extrapolated_entropy`): :mod:`.weighted`. Standard errors
-(every estimator's ``return_se``): :mod:`.resampling`.
+(every estimator's ``return_se``): :mod:`.resampling`. A classifier JSD for high dimension
+(:func:`classifier_jensen_shannon`, or ``jensen_shannon(method="classifier")``):
+:mod:`.classifier`.
 """
 
 from . import coverage, gaussian
+from .classifier import classifier_jensen_shannon
 from .copying import DataCopying, data_copying
 from .knn import (
     SlicedJensenShannon,
@@ -29,6 +32,7 @@ from .weighted import extrapolated_entropy, weighted_entropy
 __all__ = [
     "DataCopying",
     "SlicedJensenShannon",
+    "classifier_jensen_shannon",
     "compare_samples",
     "conditional_entropy",
     "coverage",

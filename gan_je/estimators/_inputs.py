@@ -70,11 +70,23 @@ _CONVERTIBLE = {
 }
 
 
+def check_whole(value: Any, name: str, minimum: int, maximum: int | None = None) -> int:
+    """Return ``value`` if it is a whole number in ``[minimum, maximum]`` (no upper limit
+    when ``maximum`` is ``None``), else raise a ``ValueError`` naming ``name``."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | np.integer)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        limits = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"{name} must be a whole number {limits}, got {value!r}")
+    return int(value)
+
+
 def check_k(k: Any) -> int:
     """Return ``k`` if it is a whole number >= 1, else raise ``ValueError``."""
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise ValueError(f"k must be a whole number >= 1, got {k!r}")
-    return int(k)
+    return check_whole(k, "k", minimum=1)
 
 
 def check_enough(x: Tensor, k: int, name: str) -> None:

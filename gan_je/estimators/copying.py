@@ -15,11 +15,10 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from ._inputs import as_samples, rescale, scale_exponent
+from ._inputs import as_samples, check_whole, rescale, scale_exponent
 from .neighbors import nearest_sq_distance, squared_distance
 
 #: Default number of k-means cells: about 100 held-out samples a cell for 1,000 of them.
@@ -104,9 +103,9 @@ def data_copying(
     fewer training samples than cells, fewer generated samples than ``min_generated``,
     different feature counts, or when no cell qualifies.
     """
-    cells = _check_whole(cells, "cells", least=1)
-    min_generated = _check_whole(min_generated, "min_generated", least=1)
-    seed = _check_whole(seed, "seed", least=0)
+    cells = check_whole(cells, "cells", minimum=1)
+    min_generated = check_whole(min_generated, "min_generated", minimum=1)
+    seed = check_whole(seed, "seed", minimum=0)
     train = as_samples(train, "train")
     generated = as_samples(generated, "generated").to(train.device)
     held_out = as_samples(held_out, "held_out").to(train.device)
@@ -154,13 +153,6 @@ def data_copying(
         cell_z[j] = mann_whitney(gen_dist[gen_cell == j], held_dist[held_cell == j])[1]
     z = (weight[kept] * cell_z[kept]).sum() / weight[kept].sum()
     return DataCopying(z, cell_z, weight, kept, int(kept.sum()))
-
-
-def _check_whole(value: Any, name: str, least: int) -> int:
-    """Return ``value`` if it is a whole number >= ``least``, else raise ``ValueError``."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
-        raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
-    return int(value)
 
 
 def _kmeans_centres(train: Tensor, cells: int, seed: int) -> Tensor:

@@ -27,6 +27,7 @@ from ._inputs import (
     rescale,
     scale_exponent,
 )
+from .classifier import classifier_jensen_shannon
 from .neighbors import count_within, kth_neighbor
 from .resampling import half_sample_se, halvings
 
@@ -222,6 +223,7 @@ def jensen_shannon(
     base: float = math.e,
     backend: str = "auto",
     return_se: bool | int = False,
+    method: str = "knn",
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Jensen-Shannon divergence between the distributions of two sample sets, as the mutual
     information I(S; L) between a pooled sample S and its source label L, estimated with
@@ -235,7 +237,16 @@ def jensen_shannon(
     ``[0, log 2]``. With sizes ``N_p != N_q`` the prior is ``(N_p/N, N_q/N)`` and the result
     is the weighted JSD ``H(pi_p P + pi_q Q) - pi_p H(P) - pi_q H(Q)``, bounded by the label
     entropy. Finite-sample estimates can dip slightly below zero.
+
+    ``method="classifier"`` estimates the same I(S; L) with a cross-fitted classifier
+    instead (:func:`.classifier.classifier_jensen_shannon`, ``k`` and ``backend`` unused):
+    a lower bound in expectation that holds up in high dimension, where the k-NN estimate
+    of a variance mismatch collapses (beyond about d = 8) and turns negative (d = 32).
     """
+    if method == "classifier":
+        return classifier_jensen_shannon(p, q, base=base, return_se=bool(halvings(return_se)))
+    if method != "knn":
+        raise ValueError(f"method must be 'knn' or 'classifier', got {method!r}")
     k = check_k(k)
     pair = _pooled(p, q, k, names=("p", "q"))  # a divergence: no scale to restore
     pooled, n_p = pair.pooled, pair.n_p
