@@ -143,7 +143,10 @@ def classifier_jensen_shannon(
                 f"{name} has {x.shape[0]} samples but folds={folds}: the classifier estimate "
                 f"needs at least 2 * folds samples per set; pass more samples or fewer folds"
             )
-    terms, _ = cross_fit(p, q, folds, model, seed)
+    # the classifiers are fitted with autograd, also when called under no_grad or inference
+    # mode (a validation loop); the inputs are cloned out of inference mode for that
+    with torch.inference_mode(False), torch.enable_grad():
+        terms, _ = cross_fit(p.clone(), q.clone(), folds, model, seed)
     value, se = label_information(terms, p.shape[0])
     value, se = nats_to(value, base), nats_to(se, base)
     return (value, se) if return_se else value

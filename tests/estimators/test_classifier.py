@@ -170,3 +170,17 @@ def test_jensen_shannon_method_classifier_is_the_classifier_estimate():
     assert [float(v) for v in via] == [float(v) for v in direct]
     with pytest.raises(ValueError, match="method must be"):
         jensen_shannon(p, q, method="forest")
+
+
+def test_the_classifier_fits_inside_inference_mode():
+    # a Lightning validation loop runs the metric under torch.inference_mode()
+    from gan_je.estimators import classifier_jensen_shannon
+
+    generator = torch.Generator().manual_seed(4)
+    p = torch.randn(300, 3, generator=generator, dtype=torch.float64)
+    q = 0.5 * torch.randn(300, 3, generator=generator, dtype=torch.float64)
+    expected = float(classifier_jensen_shannon(p, q))
+    with torch.inference_mode():
+        assert float(classifier_jensen_shannon(p.clone(), q.clone())) == expected
+    with torch.no_grad():
+        assert float(classifier_jensen_shannon(p, q)) == expected
