@@ -31,8 +31,12 @@ format: install  ## apply ruff's fixes and formatting
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-bench: install  ## the benchmark tables: estimators, training speed, mode collapse (hours)
+bench: install  ## the benchmark tables: estimators, errors, training speed, mode collapse (hours)
 	$(PY) benchmarks/estimators.py
+	$(PY) benchmarks/calibration.py
+	$(PY) benchmarks/jsd_high_dim.py
+	$(PY) benchmarks/weighted_entropy.py
+	$(PY) benchmarks/copying.py
 	$(PY) benchmarks/train.py
 	$(PY) benchmarks/mode_collapse.py
 

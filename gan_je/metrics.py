@@ -36,6 +36,7 @@ from gan_je.estimators import (
     sliced_jensen_shannon,
 )
 from gan_je.estimators._inputs import check_k
+from gan_je.estimators.copying import CELLS, MIN_GENERATED, NoComparableCellError
 from gan_je.estimators.knn import random_projections
 from gan_je.estimators.neighbors import BACKENDS
 from gan_je.estimators.resampling import halvings
@@ -430,8 +431,22 @@ class JointEntropy(RealFakeSamples):
             result["frechet"] = gaussian.frechet_distance(real, fake)
         train = self.training_samples()
         if self.copying and train.shape[0] > 0:
-            result["copying"] = data_copying(train, fake, held_out=real, seed=self.seed).z
+            result["copying"] = self._copying(train, fake, real)
         return result
+
+    def _copying(self, train: Tensor, fake: Tensor, real: Tensor) -> Tensor:
+        """C_T of ``fake`` against ``train`` with ``real`` held out, in fewer cells when there
+        are few generated samples (about ``2 * MIN_GENERATED`` a cell); NaN where it is
+        undefined: fewer than ``MIN_GENERATED`` generated samples, or none of the cells
+        holding that many also holds a held-out sample."""
+        undefined = torch.tensor(math.nan, dtype=torch.float64, device=fake.device)
+        if fake.shape[0] < MIN_GENERATED:
+            return undefined
+        cells = max(1, min(CELLS, fake.shape[0] // (2 * MIN_GENERATED), train.shape[0]))
+        try:
+            return data_copying(train, fake, held_out=real, cells=cells, seed=self.seed).z
+        except NoComparableCellError:
+            return undefined
 
 
 class GaussianJointEntropy(RealFakeSamples):

@@ -477,3 +477,18 @@ def test_standard_errors_and_copying_are_reported():
         metric.update(train, real=False, train=True)
     with pytest.raises(ValueError, match="standard_errors: it must be"):
         JointEntropy(standard_errors="yes")
+
+
+def test_copying_is_nan_where_it_is_undefined_and_uses_fewer_cells_for_few_samples():
+    generator = torch.Generator().manual_seed(12)
+    train = torch.randn(300, 2, generator=generator)
+    metric = JointEntropy(
+        n_projections=2, quality=False, standard_errors=0, reset_real_features=False
+    )
+    metric.update(torch.randn(300, 2, generator=generator), real=True)
+    metric.update(train, real=True, train=True)
+    metric.update(train[:30], real=False)  # 30 copies: one cell of 30, still flagged
+    assert float(metric.compute()["copying"]) < -3
+    metric.reset()
+    metric.update(train[:10], real=False)  # fewer than MIN_GENERATED: undefined
+    assert math.isnan(float(metric.compute()["copying"]))

@@ -30,6 +30,11 @@ MIN_GENERATED = 20
 KMEANS_ITERATIONS = 30
 
 
+class NoComparableCellError(ValueError):
+    """No cell holds both ``min_generated`` generated samples and a held-out sample: C_T is
+    undefined for these samples (a metric reports NaN)."""
+
+
 class DataCopying(NamedTuple):
     """Result of :func:`data_copying`.
 
@@ -101,7 +106,7 @@ def data_copying(
 
     Raises ``ValueError`` naming the argument for bad ``cells``/``min_generated``/``seed``,
     fewer training samples than cells, fewer generated samples than ``min_generated``,
-    different feature counts, or when no cell qualifies.
+    different feature counts, or (:class:`NoComparableCellError`) when no cell qualifies.
     """
     cells = check_whole(cells, "cells", minimum=1)
     min_generated = check_whole(min_generated, "min_generated", minimum=1)
@@ -143,7 +148,7 @@ def data_copying(
     # too few generated samples make Z_U far from normal; no held-out sample, no comparison
     kept = (gen_count >= min_generated) & (held_count >= 1)
     if not bool(kept.any()):
-        raise ValueError(
+        raise NoComparableCellError(
             f"no cell holds min_generated={min_generated} generated samples and a held-out "
             f"sample (generated per cell: {gen_count.tolist()}); pass more generated "
             f"samples, fewer cells or a smaller min_generated"
