@@ -83,6 +83,7 @@ def test_compare_samples_reports_an_error_for_every_key():
     assert all(0 < float(result[f"{key}_se"]) < 1 for key in plain)
 
 
+@pytest.mark.slow
 def test_sliced_error():
     result, se = sliced_jensen_shannon(X, Y, n_projections=3, return_se=True)
     assert torch.equal(
@@ -100,6 +101,7 @@ def test_quality_errors_come_with_unchanged_values():
     assert 0 < float(se_d) < 1 and 0 < float(se_c) < 0.1
 
 
+@pytest.mark.slow
 def test_errors_are_calibrated_on_a_small_case():
     # 60 independent draws of N = 500 in 2-D: the mean reported error is close to the spread
     values, errors = [], []
