@@ -5,7 +5,13 @@ import math
 import pytest
 import torch
 
-requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+_skip_without_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def requires_cuda(test):
+    """Mark ``test`` as a CUDA test: ``pytest -m cuda`` selects it, and it is skipped where
+    no CUDA device is present."""
+    return pytest.mark.cuda(_skip_without_cuda(test))
 
 
 def gaussian_samples(n: int, cov: torch.Tensor, seed: int, mean: float = 0.0) -> torch.Tensor:
