@@ -29,7 +29,7 @@ from ._inputs import (
 )
 from .classifier import classifier_jensen_shannon
 from .neighbors import count_within, kth_neighbor
-from .resampling import half_sample_se, halvings
+from .resampling import half_sample_se, halvings, with_se
 
 
 def log_unit_ball_volume(d: int) -> float:
@@ -59,17 +59,6 @@ def _kl_entropy(sq_rho: Tensor, d: int, k: int) -> Tensor:
     n = sq_rho.shape[0]
     mean_log_rho = 0.5 * _mean_log(sq_rho)
     return _digamma(n) - _digamma(k) + log_unit_ball_volume(d) + d * mean_log_rho
-
-
-def _with_se(
-    value: Tensor, return_se: bool | int, estimate: Any, groups: list[list[Tensor]], k: int
-) -> Tensor | tuple[Tensor, Tensor]:
-    """``value``, or ``(value, standard_error)`` when ``return_se`` asks for it: the error by
-    half-sampling (:func:`.resampling.half_sample_se`) of ``estimate`` on ``groups``."""
-    rounds = halvings(return_se)
-    if not rounds:
-        return value
-    return value, half_sample_se(estimate, groups, least=k + 1, rounds=rounds)
 
 
 def _kozachenko_leonenko(x: Tensor, k: int, backend: str) -> Tensor:
@@ -106,8 +95,8 @@ def entropy(
     exponent = scale_exponent(x)
     h = _kozachenko_leonenko(prepare(rescale(x, exponent)), k, backend)
     value = nats_to(h + x.shape[1] * exponent * math.log(2), base)
-    return _with_se(
-        value, return_se, lambda h: entropy(h, k=k, base=base, backend=backend), [[x]], k
+    return with_se(
+        value, return_se, lambda h: entropy(h, k=k, base=base, backend=backend), [[x]], k + 1
     )
 
 
@@ -153,8 +142,8 @@ def joint_entropy(
     exponent = scale_exponent(joint)
     h = _kozachenko_leonenko(prepare(rescale(joint, exponent)), k, backend)
     value = nats_to(h + joint.shape[1] * exponent * math.log(2), base)
-    return _with_se(
-        value, return_se, lambda j: entropy(j, k=k, base=base, backend=backend), [[joint]], k
+    return with_se(
+        value, return_se, lambda j: entropy(j, k=k, base=base, backend=backend), [[joint]], k + 1
     )
 
 
@@ -173,10 +162,8 @@ def conditional_entropy(
         return h_xy - entropy(y, k=k, base=base, backend=backend)
 
     value = difference(x, y)
-    if not halvings(return_se):
-        return value
-    groups = [[as_samples(x, "x"), as_samples(y, "y")]]
-    return _with_se(value, return_se, difference, groups, k)
+    groups = [[as_samples(x, "x"), as_samples(y, "y")]] if halvings(return_se) else []
+    return with_se(value, return_se, difference, groups, k + 1)
 
 
 def mutual_information(
@@ -213,7 +200,7 @@ def mutual_information(
     def halves(x: Tensor, y: Tensor) -> Tensor:
         return mutual_information(x, y, k=k, base=base, backend=backend)
 
-    return _with_se(nats_to(mi, base), return_se, halves, [samples], k)
+    return with_se(nats_to(mi, base), return_se, halves, [samples], k + 1)
 
 
 def jensen_shannon(
@@ -256,7 +243,7 @@ def jensen_shannon(
     def halves(p: Tensor, q: Tensor) -> Tensor:
         return jensen_shannon(p, q, k=k, base=base, backend=backend)
 
-    return _with_se(value, return_se, halves, [[pair.inputs[0]], [pair.inputs[1]]], k)
+    return with_se(value, return_se, halves, [[pair.inputs[0]], [pair.inputs[1]]], k + 1)
 
 
 class _Pair(NamedTuple):

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from ._inputs import as_samples, check_enough, check_k, check_same_features
 from .neighbors import count_in_balls, kth_neighbor, nearest_sq_distance
-from .resampling import half_sample_se, halvings
+from .resampling import with_se
 
 
 def _samples_and_radii(x: Any, name: str, k: int, backend: str) -> tuple[Tensor, Tensor]:
@@ -47,15 +47,11 @@ def precision_recall(
     check_same_features(real, fake)
     precision = (count_in_balls(fake, real, real_sq_radius) > 0).double().mean()
     recall = (count_in_balls(real, fake, fake_sq_radius) > 0).double().mean()
-    rounds = halvings(return_se)
-    if not rounds:
-        return precision, recall
 
     def halves(real: Tensor, fake: Tensor) -> Tensor:
         return torch.stack(precision_recall(real, fake, k, backend))
 
-    errors = half_sample_se(halves, [[real], [fake]], least=k + 1, rounds=rounds)
-    return (precision, recall), (errors[0], errors[1])
+    return with_se((precision, recall), return_se, halves, [[real], [fake]], k + 1)
 
 
 def density_coverage(
@@ -70,12 +66,8 @@ def density_coverage(
     check_same_features(real, fake)
     density = count_in_balls(fake, real, real_sq_radius).double().sum() / (k * fake.shape[0])
     coverage = (nearest_sq_distance(real, fake) <= real_sq_radius).double().mean()
-    rounds = halvings(return_se)
-    if not rounds:
-        return density, coverage
 
     def halves(real: Tensor, fake: Tensor) -> Tensor:
         return torch.stack(density_coverage(real, fake, k, backend))
 
-    errors = half_sample_se(halves, [[real], [fake]], least=k + 1, rounds=rounds)
-    return (density, coverage), (errors[0], errors[1])
+    return with_se((density, coverage), return_se, halves, [[real], [fake]], k + 1)

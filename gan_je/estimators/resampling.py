@@ -45,6 +45,24 @@ def halvings(return_se: Any) -> int:
     )
 
 
+def with_se(
+    value: Any,
+    return_se: Any,
+    estimate: Callable[..., Tensor],
+    groups: Sequence[Sequence[Tensor]],
+    least: int,
+) -> Any:
+    """``value`` alone, or ``(value, standard_error)`` when ``return_se`` asks for halvings
+    (:func:`halvings`): the error of ``estimate`` on ``groups`` by :func:`half_sample_se`.
+    A tuple ``value`` (several estimates, ``estimate`` returning their stack) gets a tuple of
+    errors."""
+    rounds = halvings(return_se)
+    if not rounds:
+        return value
+    se = half_sample_se(estimate, groups, least=least, rounds=rounds)
+    return value, tuple(se.unbind()) if isinstance(value, tuple) else se
+
+
 def half_sample_se(
     estimate: Callable[..., Tensor],
     groups: Sequence[Sequence[Tensor]],
