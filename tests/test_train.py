@@ -17,7 +17,7 @@ import torch
 from hydra.utils import instantiate
 
 from gan_je import losses
-from gan_je.errors import ConfigError, DivergenceError
+from gan_je.errors import ConfigError, DivergenceError, StoppedBySignalError
 from gan_je.records import read_metrics
 from gan_je.train import build, train
 
@@ -152,6 +152,42 @@ def test_a_resumed_run_equals_the_uninterrupted_one(train_config):
         assert torch.equal(expected[key], got[key]), key
     rows = [read_metrics(Path(c.paths.output_dir) / "metrics.csv") for c in (full, cut)]
     assert [row["val/jsd"] for row in rows[0]] == [row["val/jsd"] for row in rows[1]]
+
+
+class SignalAtStep(lightning.Callback):
+    """Sends this process ``signum`` after generator step ``g_step``, as SLURM would."""
+
+    def __init__(self, g_step: int, signum: int = signal.SIGTERM) -> None:
+        self.g_step, self.signum = g_step, signum
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if pl_module.g_step == self.g_step:
+            os.kill(os.getpid(), self.signum)
+
+
+def test_a_run_stopped_by_a_signal_mid_epoch_and_resumed_equals_the_uninterrupted_one(
+    train_config,
+):
+    """SIGTERM after generator step 9 (the 3rd of epoch 1's 6 batches) saves last.ckpt
+    there; resume=true continues that epoch at its 4th batch and ends bit for bit where the
+    uninterrupted run ends, with one row per validation."""
+    ring = ["experiment=ring", *SMALL_RING, *RECORDED, "trainer.limit_train_batches=6"]
+    ring += ["trainer.max_epochs=3", "model.ema_decay=0.9"]
+    full = train_config(*ring, run="full")
+    train(full)
+    signal_at = "+callbacks.signal={_target_:tests.test_train.SignalAtStep,g_step:9}"
+    with pytest.raises(StoppedBySignalError, match="generator step 9"):
+        train(train_config(*ring, signal_at, run="cut"))
+    cut = train_config(*ring, "resume=true", run="cut")
+    assert read_metrics(Path(cut.paths.output_dir) / "metrics.csv")[-1]["g_step"] == 6
+    assert train(cut)["validations"] == 3
+    expected, got = _state(Path(full.paths.output_dir)), _state(Path(cut.paths.output_dir))
+    for key in expected:
+        assert torch.equal(expected[key], got[key]), key
+    rows = [read_metrics(Path(c.paths.output_dir) / "metrics.csv") for c in (full, cut)]
+    assert [(r["g_step"], r["val/jsd"]) for r in rows[0]] == [
+        (r["g_step"], r["val/jsd"]) for r in rows[1]
+    ]
 
 
 def _latent_state_at_the_first_step(train_config, *overrides: str) -> torch.Tensor:

@@ -17,7 +17,7 @@ Images are ``(C, H, W)`` in [-1, 1]; labels are class indices. Missing or unread
 =====================  ==============================================================
 """
 
-from gan_je.data.base import ArrayDataModule, EpochShuffleSampler
+from gan_je.data.base import ArrayDataModule, EpochShuffleSampler, ResumableLoader
 from gan_je.data.digits import Digits
 from gan_je.data.gaussian_mixture import GaussianMixture, Grid, Ring
 from gan_je.data.idx import read_idx, write_idx
@@ -33,6 +33,7 @@ __all__ = [
     "Grid",
     "ImageFolder",
     "MNIST5k",
+    "ResumableLoader",
     "Ring",
     "TorchvisionImages",
     "read_idx",

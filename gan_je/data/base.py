@@ -5,9 +5,11 @@ Every data set here is small enough to hold in memory as two tensors, ``x`` (flo
 turns them into ``TensorDataset``s, data loaders and the deterministic subsets that the
 feature extractors are fitted on.
 
-The training order is a function of ``(seed, epoch)`` alone (:class:`EpochShuffleSampler`), so
-a run resumed at epoch ``e`` sees the same batches as one that never stopped, and no loader
-draws from the global torch random stream, which belongs to the training latents.
+The training order is a function of ``(seed, epoch)`` alone (:class:`EpochShuffleSampler`), and
+the training loader can be checkpointed inside an epoch (:class:`ResumableLoader`), so a run
+resumed anywhere, also from a checkpoint saved at a signal mid-epoch, sees the same batches as
+one that never stopped. No loader draws from the global torch random stream, which belongs to
+the training latents.
 """
 
 from __future__ import annotations
@@ -69,16 +71,68 @@ class EpochShuffleSampler(DistributedSampler):
         super().__init__(
             dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True
         )
+        self._start = 0
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next iteration yield the order of ``epoch`` (an int >= 0)."""
         self.epoch = non_negative_int("epoch", epoch)
 
+    def start_next_at(self, position: int) -> None:
+        """Make the next iteration (only that one) skip the first ``position`` indices of this
+        process's order: how :class:`ResumableLoader` continues an epoch."""
+        self._start = non_negative_int("position", position)
+
     def __iter__(self) -> Iterator[int]:
         """The indices of this process for the current epoch, in order."""
         rng = np.random.default_rng(stream_seed(self.seed, "shuffle", self.epoch))
         order = rng.permutation(len(self.dataset))[: self.total_size]  # type: ignore[arg-type]
-        return iter(order[self.rank :: self.num_replicas].tolist())
+        start, self._start = self._start, 0
+        return iter(order[self.rank :: self.num_replicas][start:].tolist())
+
+
+class ResumableLoader(DataLoader):
+    """The training ``DataLoader``, checkpointed by Lightning inside an epoch.
+
+    Its state (``state_dict``, which Lightning saves with the fit loop in every checkpoint) is
+    the epoch and the number of batches handed out in it. A loader given that state
+    (``load_state_dict``, before the resumed run iterates) starts its next iteration of that
+    epoch after those batches, so training resumed from a checkpoint saved mid-epoch (at
+    SIGTERM, or by ``val_check_interval``) sees exactly the batches the uninterrupted run saw.
+    For an epoch-end checkpoint the next iteration is another epoch and starts at its first
+    batch. Needs an :class:`EpochShuffleSampler` (the order of an epoch is fixed) and whole
+    batches (``drop_last=True``).
+    """
+
+    def __init__(self, dataset: Dataset, *, sampler: EpochShuffleSampler, **kwargs: Any) -> None:
+        if not isinstance(sampler, EpochShuffleSampler):
+            raise TypeError(f"ResumableLoader needs an EpochShuffleSampler, got {sampler!r}")
+        if not kwargs.get("drop_last") or not kwargs.get("batch_size"):
+            raise ValueError("ResumableLoader needs a batch_size and drop_last=True")
+        super().__init__(dataset, sampler=sampler, **kwargs)
+        self._epoch, self._batches = 0, 0
+        self._resume: tuple[int, int] | None = None
+
+    def state_dict(self) -> dict[str, int]:
+        """``{"epoch": e, "batches": b}``: ``b`` batches of epoch ``e`` handed out so far."""
+        return {"epoch": self._epoch, "batches": self._batches}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Continue after ``state["batches"]`` batches if the next iteration is of
+        ``state["epoch"]``."""
+        epoch, batches = state["epoch"], state["batches"]
+        self._resume = (non_negative_int("epoch", epoch), non_negative_int("batches", batches))
+
+    def __iter__(self) -> Iterator[Any]:
+        # a generator: the epoch is read at the first batch, after Lightning's set_epoch
+        epoch, skipped = self.sampler.epoch, 0
+        if self._resume is not None and self._resume[0] == epoch:
+            skipped = self._resume[1]
+        self._resume = None
+        self.sampler.start_next_at(skipped * self.batch_size)
+        self._epoch, self._batches = epoch, skipped
+        for batch in super().__iter__():
+            self._batches += 1
+            yield batch
 
 
 class ArrayDataModule(L.LightningDataModule):
@@ -203,7 +257,7 @@ class ArrayDataModule(L.LightningDataModule):
                 f"batch_size={self.batch_size} is larger than the {len(sampler)} training "
                 f"samples{per_process}, so no full batch can be drawn; lower batch_size"
             )
-        return self._loader(train_set, sampler=sampler, drop_last=True)
+        return self._loader(train_set, sampler=sampler, drop_last=True, loader=ResumableLoader)
 
     def val_dataloader(self) -> DataLoader:
         """Batches of the validation set in a fixed order, the last one possibly smaller.
@@ -244,10 +298,12 @@ class ArrayDataModule(L.LightningDataModule):
         keep = torch.randperm(len(x), generator=generator)[:max_n]
         return x[keep.sort().values]
 
-    def _loader(self, dataset: TensorDataset, **kwargs: Any) -> DataLoader:
+    def _loader(
+        self, dataset: TensorDataset, loader: type[DataLoader] = DataLoader, **kwargs: Any
+    ) -> DataLoader:
         # Each loader has its own generator: iterating a loader draws a worker base seed, which
         # would otherwise come from (and shift) the global torch stream of the training latents.
-        return DataLoader(
+        return loader(
             dataset,
             batch_size=self.batch_size,
             num_workers=self.num_workers,

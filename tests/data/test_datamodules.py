@@ -685,9 +685,15 @@ def test_lightning_sets_the_epoch_and_a_resumed_run_sees_the_same_batches(tmp_pa
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.0)
 
-    def fit(name, max_epochs, ckpt_path=None):
+    class SaveMidEpoch(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if trainer.current_epoch == 1 and batch_idx == 3:  # 4 of epoch 1's 10 batches
+                trainer.save_checkpoint(tmp_path / "mid-epoch-1.ckpt")
+
+    def fit(name, max_epochs, ckpt_path=None, callbacks=()):
         model = Recorder()
         trainer = L.Trainer(
+            callbacks=list(callbacks),
             max_epochs=max_epochs,
             accelerator="cpu",
             logger=False,
@@ -699,7 +705,7 @@ def test_lightning_sets_the_epoch_and_a_resumed_run_sees_the_same_batches(tmp_pa
         trainer.fit(model, datamodule=indexed(seed=5), ckpt_path=ckpt_path)
         return model.seen, trainer
 
-    whole, _ = fit("whole", 3)
+    whole, _ = fit("whole", 3, callbacks=[SaveMidEpoch()])
     for epoch in range(3):
         expected = np.random.default_rng(stream_seed(5, "shuffle", epoch)).permutation(40)
         assert whole[epoch] == expected.tolist()
@@ -707,6 +713,33 @@ def test_lightning_sets_the_epoch_and_a_resumed_run_sees_the_same_batches(tmp_pa
     first.save_checkpoint(tmp_path / "after-2-epochs.ckpt")
     resumed, _ = fit("resumed", 3, ckpt_path=tmp_path / "after-2-epochs.ckpt")
     assert list(resumed) == [2] and resumed[2] == whole[2]
+    # a checkpoint saved inside epoch 1 continues that epoch after its 4 batches
+    resumed, _ = fit("mid-epoch", 3, ckpt_path=tmp_path / "mid-epoch-1.ckpt")
+    assert list(resumed) == [1, 2] and resumed[1] == whole[1][16:] and resumed[2] == whole[2]
+
+
+def test_the_training_loader_continues_an_epoch_from_its_state():
+    dm = indexed(seed=2, n=40, batch_size=4)
+    loader = dm.train_dataloader()
+    loader.sampler.set_epoch(3)
+    batches = iter(loader)
+    first = [next(batches)[1].tolist() for _ in range(3)]
+    state = loader.state_dict()
+    assert state == {"epoch": 3, "batches": 3}
+    rest = [b.tolist() for _, b in batches]
+    assert loader.state_dict() == {"epoch": 3, "batches": 10}
+    again = dm.train_dataloader()
+    again.load_state_dict(state)
+    again.sampler.set_epoch(3)
+    assert [b.tolist() for _, b in again] == rest
+    assert again.state_dict() == {"epoch": 3, "batches": 10}
+    assert [b.tolist() for _, b in again][:3] == first  # the skip applies once
+    other = dm.train_dataloader()  # the state of another epoch changes nothing
+    other.load_state_dict(state)
+    other.sampler.set_epoch(4)
+    assert len(list(other)) == 10
+    with pytest.raises(ValueError, match="batches"):
+        other.load_state_dict({"epoch": 3, "batches": -1})
 
 
 # --- setup stages ------------------------------------------------------------------------
