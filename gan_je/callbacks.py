@@ -84,22 +84,28 @@ def send_picture(trainer: Trainer, key: str, path: Path, g_step: int) -> None:
 
 
 class CheckpointOnSignal(Callback):
-    """When SIGTERM stops training (what SLURM sends before pre-empting or cancelling a job;
-    Lightning finishes the batch, then raises ``SIGTERMException``), save
-    ``<output_dir>/checkpoints/last.ckpt`` at that generator step, so that ``resume=true``
-    continues from there rather than from the last epoch's end. SIGUSR1 (SLURM's warning
-    before a time limit, ``--signal=USR1@<seconds>``) does the same, unless Lightning's SLURM
-    environment already handles it (auto-requeue)."""
+    """When SIGTERM stops training (what SLURM sends before pre-empting, requeueing or
+    cancelling a job; Lightning finishes the batch, then raises ``SIGTERMException``), save
+    ``<output_dir>/checkpoints/last.ckpt`` at that generator step, so that a resumed run
+    continues from there, inside its epoch, as if it had never stopped.
+
+    SIGUSR1 (SLURM's warning before a time limit, ``--signal=USR1@<seconds>``) stops and
+    saves the same way and sets :attr:`time_limit`, after which ``gan_je.train`` requeues the
+    job. Installed before Lightning registers its own handlers, so Lightning's SLURM
+    auto-requeue, which would save from inside the signal handler, mid-step, stays off.
+    """
 
     def __init__(self, output_dir: str) -> None:
         self.path = Path(output_dir) / "checkpoints" / "last.ckpt"
+        self.time_limit = False
         self._previous_usr1: Any = None
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.time_limit = False
         usr1 = getattr(signal, "SIGUSR1", None)
         main_thread = threading.current_thread() is threading.main_thread()
         if usr1 is not None and main_thread and signal.getsignal(usr1) == signal.SIG_DFL:
-            self._previous_usr1 = signal.signal(usr1, _as_sigterm)
+            self._previous_usr1 = signal.signal(usr1, self._stop_before_time_limit)
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._restore_usr1()
@@ -112,15 +118,16 @@ class CheckpointOnSignal(Callback):
             trainer.save_checkpoint(self.path)  # every rank calls it; rank 0 writes
             log.warning("SIGTERM at generator step %d: saved %s", pl_module.g_step, self.path)
 
+    def _stop_before_time_limit(self, signum: int, frame: Any) -> None:
+        """SIGUSR1 handled as SIGTERM (Lightning's handler stops after the batch), noting
+        that the job is to be requeued."""
+        self.time_limit = True
+        os.kill(os.getpid(), signal.SIGTERM)
+
     def _restore_usr1(self) -> None:
         if self._previous_usr1 is not None:
             signal.signal(signal.SIGUSR1, self._previous_usr1)
             self._previous_usr1 = None
-
-
-def _as_sigterm(signum: int, frame: Any) -> None:
-    """SIGUSR1 handled as SIGTERM: Lightning's handler stops after the batch."""
-    os.kill(os.getpid(), signal.SIGTERM)
 
 
 class RunRecord(Callback):

@@ -1,7 +1,9 @@
 """The OmegaConf resolvers gan_je's configs use, registered when ``gan_je`` is imported:
 
 - ``${gan_je.run_id:}``: this run's (or sweep's) directory name;
-- ``${gan_je.sweep:group|job_type|tags}``: W&B fields of a multirun job.
+- ``${gan_je.sweep:group|job_type|tags}``: W&B fields of a multirun job;
+- ``${gan_je.slurm_tasks:accelerator,devices}``, ``${gan_je.slurm_gpus:accelerator,devices}``:
+  a SLURM job's size from the trainer's (:mod:`gan_je.slurm`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -32,6 +35,20 @@ def run_id() -> str:
     return os.environ[RUN_ID]
 
 
+def slurm_tasks(accelerator: str, devices: Any) -> int:
+    """``gan_je.slurm.tasks_per_node`` (imported only where a launcher config asks)."""
+    from gan_je import slurm
+
+    return slurm.tasks_per_node(accelerator, devices)
+
+
+def slurm_gpus(accelerator: str, devices: Any) -> int | None:
+    """``gan_je.slurm.gpus_per_node`` (imported only where a launcher config asks)."""
+    from gan_je import slurm
+
+    return slurm.gpus_per_node(accelerator, devices)
+
+
 def sweep_field(name: str) -> str | list[str] | None:
     """W&B fields of a multirun job (``None`` / ``[]`` in a single run): ``group`` the sweep
     directory (``<date>/<time>-<tag>``), ``job_type`` the job's overrides without the seed,
@@ -53,6 +70,12 @@ def sweep_field(name: str) -> str | list[str] | None:
 
 def register() -> None:
     """Register the resolvers (again: a no-op once done)."""
-    for name, resolver in (("gan_je.run_id", run_id), ("gan_je.sweep", sweep_field)):
+    resolvers = {
+        "gan_je.run_id": run_id,
+        "gan_je.sweep": sweep_field,
+        "gan_je.slurm_tasks": slurm_tasks,
+        "gan_je.slurm_gpus": slurm_gpus,
+    }
+    for name, resolver in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)

@@ -31,7 +31,7 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from gan_je import CONFIG_PATH, parts, resolvers
+from gan_je import CONFIG_PATH, parts, resolvers, slurm
 from gan_je.callbacks import CheckpointOnSignal, RunRecord
 from gan_je.checkpoints import read_checkpoint
 from gan_je.commands import build_from_config, chosen, import_packages, run_command
@@ -51,16 +51,21 @@ SETTINGS = (
 def checkpoint_to_resume(cfg: DictConfig) -> str | None:
     """``ckpt_path`` when given, else with ``resume=true`` this run directory's last
     checkpoint (rerun with ``hydra.run.dir=<the run's directory>`` to continue it); with
-    ``resume=auto`` that checkpoint when there is one (a requeued SLURM job), else none.
+    ``resume=auto`` that checkpoint when there is one, else none. A SLURM job that has been
+    requeued (``$SLURM_RESTART_COUNT`` > 0) resumes as with ``resume=auto``.
     :func:`check_resumable` then reads it."""
     if cfg.get("ckpt_path"):
         path = Path(cfg.ckpt_path)
         if not path.is_file():
             raise ConfigError(f"ckpt_path={path} does not exist")
         return str(path)
-    if cfg.get("resume"):
+    restarts = slurm.restart_count()
+    resume = cfg.get("resume") or ("auto" if restarts else False)
+    if restarts:
+        log.info("SLURM restart %d of job %s: resume=%s", restarts, slurm.job_id(), resume)
+    if resume:
         last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
-        if cfg.resume == "auto" and not last.is_file():
+        if resume == "auto" and not last.is_file():
             return None  # a first start; a requeued job finds its checkpoint
         if not last.is_file():
             raise ConfigError(
@@ -182,10 +187,11 @@ LOCK = ".gan_je.pid"
 def hold_run_directory(output_dir: str | Path) -> Path:
     """Mark ``output_dir`` as this process's (``.gan_je.pid``) and return the mark; refuse a
     directory a running process holds, as two runs with one inherited ``$GAN_JE_RUN_ID``
-    would share. A mark left by a process that has ended is taken over."""
+    would share. A mark left by a process that has ended is taken over, and so is any mark
+    in a requeued SLURM job (SLURM ended its earlier run, maybe on another node)."""
     lock = Path(output_dir) / LOCK
     try:
-        holder = int(lock.read_text())
+        holder = None if slurm.restart_count() > 0 else int(lock.read_text())
     except (OSError, ValueError):
         holder = None
     if holder is not None and holder != os.getpid() and _running(holder):
@@ -225,7 +231,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         datamodule, module = build(cfg, run_config=resolved)
         if ckpt_path:
             check_resumable(ckpt_path, module, cfg)
-        callbacks = [CheckpointOnSignal(cfg.paths.output_dir), record]
+        signals = CheckpointOnSignal(cfg.paths.output_dir)
+        callbacks = [signals, record]
         callbacks += [
             build_from_config(c, "callbacks") for c in (cfg.get("callbacks") or {}).values() if c
         ]
@@ -242,15 +249,32 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except SIGTERMException:  # a SystemExit with status 0: say what happened, exit 1
-        raise StoppedBySignalError(
-            f"stopped by SIGTERM at generator step {module.g_step}; continue from its "
-            f"checkpoint with resume=true hydra.run.dir={cfg.paths.output_dir}"
-        ) from None
+        raise _stopped(module.g_step, cfg.paths.output_dir, signals.time_limit) from None
     finally:
         _finish_wandb(trainer)
         lock.unlink(missing_ok=True)
     # written by global rank 0, also when the ranks ran in spawned processes
     return json.loads((Path(cfg.paths.output_dir) / "summary.json").read_text())
+
+
+def _stopped(g_step: int, output_dir: str, time_limit: bool) -> StoppedBySignalError:
+    """What a run stopped by a signal says; a SLURM job warned of its time limit is
+    requeued first (by its rank 0), and SLURM restarts it to resume from its checkpoint."""
+    if slurm.job_id() is None:
+        return StoppedBySignalError(
+            f"stopped by SIGTERM at generator step {g_step}; continue from its checkpoint "
+            f"with resume=true hydra.run.dir={output_dir}"
+        )
+    if time_limit and slurm.global_rank() == 0:
+        job = slurm.requeue()
+        return StoppedBySignalError(
+            f"stopped before the time limit at generator step {g_step}; requeued SLURM job "
+            f"{job}, which resumes from {output_dir}/checkpoints/last.ckpt"
+        )
+    return StoppedBySignalError(
+        f"stopped by SIGTERM at generator step {g_step}; if SLURM requeues job "
+        f"{slurm.job_id()}, it resumes from {output_dir}/checkpoints/last.ckpt"
+    )
 
 
 def _finish_wandb(trainer: lightning.Trainer) -> None:
@@ -269,7 +293,9 @@ def main(cfg: DictConfig) -> float | None:
     """Hydra entry point: returns the final value of ``optimized_metric`` for sweepers.
 
     In a multirun a failing job (bad settings, divergence) is logged, recorded as failed in
-    its ``summary.json`` and returns NaN, so the other jobs go on. A single run that fails
+    its ``summary.json`` and returns NaN, so the other jobs go on. A job stopped by a signal
+    ends its process instead (``SystemExit``): a local sweep stops there, and a SLURM job
+    leaves no result, so submitit waits for the job SLURM requeues. A single run that fails
     for a reason the user can fix ends with one sentence.
     """
     # W&B records the command line in its metadata: no secret values there (Hydra has read it)
@@ -277,6 +303,9 @@ def main(cfg: DictConfig) -> float | None:
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         try:
             summary = train(cfg)
+        except StoppedBySignalError as err:
+            log.warning("job stopped: %s", err)
+            raise SystemExit(f"gan_je.train: {err}") from None
         except Exception:
             log.exception("job failed (recorded in %s/summary.json)", cfg.paths.output_dir)
             return math.nan

@@ -11,6 +11,7 @@ import torch
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from gan_je.errors import ConfigError
 from gan_je.losses import GANLoss
@@ -164,6 +165,32 @@ def test_launcher_configs_compose(train_config, launcher):
     assert config._target_.startswith("hydra_plugins.")
     if launcher == "slurm":
         assert (config.gpus_per_node, config.tasks_per_node, config.nodes) == (4, 4, 1)
+
+
+@pytest.mark.parametrize(
+    ("trainer", "size"),
+    [
+        ([], (None, 1, 1)),  # accelerator auto: no GPU asked for
+        (["trainer=cpu"], (None, 1, 1)),
+        (["trainer=gpu"], (1, 1, 1)),
+        (["trainer=ddp_sim"], (None, 2, 1)),
+        (["trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"], (4, 4, 2)),
+        (["trainer=ddp", "trainer.devices=[0,1]"], (2, 2, 1)),
+    ],
+    ids=["default", "cpu", "gpu", "ddp_sim", "ddp-2-nodes", "ddp-list"],
+)
+def test_the_slurm_launcher_sizes_the_job_from_any_trainer(train_config, trainer, size):
+    train_config("hydra/launcher=slurm", *trainer)
+    config = HydraConfig.get().launcher
+    assert (config.gpus_per_node, config.tasks_per_node, config.nodes) == size
+    assert config.additional_parameters.signal == f"USR1@{config.signal_delay_s}"
+
+
+def test_the_slurm_launcher_asks_for_a_gpu_count(train_config):
+    train_config("hydra/launcher=slurm", "trainer=ddp")  # devices: auto
+    launcher = HydraConfig.get().launcher
+    with pytest.raises(Exception, match=r"needs trainer\.devices=<GPUs per node>"):
+        OmegaConf.select(launcher, "tasks_per_node", throw_on_resolution_failure=True)
 
 
 def test_wandb_groups_multirun_jobs_by_sweep(train_config):

@@ -1,0 +1,174 @@
+"""Running under SLURM: a job sized from the trainer config, a job that requeues itself, and
+job states read without accounting.
+
+- :func:`tasks_per_node` and :func:`gpus_per_node` size a ``hydra/launcher=slurm`` job from
+  ``trainer.accelerator`` and ``trainer.devices`` (resolvers ``gan_je.slurm_tasks`` and
+  ``gan_je.slurm_gpus`` in ``conf/hydra/launcher/slurm.yaml``): one task per device, as
+  Lightning's SLURM environment expects, and GPUs only for ``accelerator=gpu``/``cuda``.
+- :func:`job_id`, :func:`restart_count` and :func:`requeue` are what a job knows about itself
+  (``$SLURM_JOB_ID``, ``$SLURM_RESTART_COUNT``) and ``scontrol requeue``.
+- :class:`QueuePolling` is a Hydra callback that makes the submitting process read job states
+  from ``squeue`` when the cluster has no accounting (``sacct`` fails), instead of one
+  "Bypassing sacct error" warning per poll.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from collections.abc import Sequence
+from typing import Any
+
+from hydra.experimental.callback import Callback as HydraCallback
+from omegaconf import DictConfig
+from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
+
+from gan_je.errors import ConfigError
+
+log = logging.getLogger(__name__)
+#: ``trainer.accelerator`` values that ask SLURM for GPUs.
+GPU_ACCELERATORS = ("gpu", "cuda")
+
+
+def devices_per_node(devices: Any) -> int | None:
+    """The number of devices ``trainer.devices`` names (an int, a digit string or a list of
+    device indices); ``None`` for ``auto`` and ``-1`` (all of a node's devices)."""
+    if isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
+        devices = int(devices)
+    if isinstance(devices, Sequence) and not isinstance(devices, str):  # also a ListConfig
+        return len(devices)
+    if devices in ("auto", -1):
+        return None
+    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+        raise ConfigError(
+            f"trainer.devices={devices!r}: use a number of devices per node, a list of "
+            f"device indices, or auto"
+        )
+    return devices
+
+
+def tasks_per_node(accelerator: str, devices: Any) -> int:
+    """SLURM tasks per node: one per device (Lightning's SLURM environment runs one process
+    per task). ``devices=auto`` is one task on a CPU and refused for GPUs, where the job must
+    say how many it asks for."""
+    count = devices_per_node(devices)
+    if count is None:
+        if str(accelerator) in GPU_ACCELERATORS:
+            raise ConfigError(
+                f"hydra/launcher=slurm with trainer.accelerator={accelerator} needs "
+                f"trainer.devices=<GPUs per node>, not {devices!r}"
+            )
+        return 1
+    return count
+
+
+def gpus_per_node(accelerator: str, devices: Any) -> int | None:
+    """GPUs to ask for per node: ``trainer.devices`` for ``accelerator=gpu``/``cuda``,
+    ``None`` (no ``--gpus-per-node``) for ``cpu`` and ``auto``, which a CPU partition
+    refuses to schedule with GPUs."""
+    if str(accelerator) not in GPU_ACCELERATORS:
+        return None
+    return tasks_per_node(accelerator, devices)
+
+
+def job_id() -> str | None:
+    """This SLURM job's id as ``scontrol`` names it (``<array>_<task>`` for an array task),
+    or ``None`` outside a SLURM job."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"{array}_{task}"
+    return os.environ.get("SLURM_JOB_ID") or None
+
+
+def restart_count() -> int:
+    """How often SLURM has requeued and restarted this job (0 outside SLURM)."""
+    value = os.environ.get("SLURM_RESTART_COUNT", "0")
+    return int(value) if value.isdigit() else 0
+
+
+def global_rank() -> int:
+    """This task's rank among the job's tasks (0 outside SLURM)."""
+    value = os.environ.get("SLURM_PROCID", "0")
+    return int(value) if value.isdigit() else 0
+
+
+def requeue() -> str:
+    """Put this job back in the queue (``scontrol requeue``): SLURM ends it and starts it
+    again, with ``$SLURM_RESTART_COUNT`` one higher. Returns the job id."""
+    job = job_id()
+    if job is None:
+        raise RuntimeError("not a SLURM job ($SLURM_JOB_ID is unset): nothing to requeue")
+    subprocess.run(["scontrol", "requeue", job], check=True, capture_output=True, timeout=60)
+    return job
+
+
+class QueueWatcher(SlurmInfoWatcher):
+    """submitit's job-state poller, reading ``squeue`` where ``sacct`` does not work.
+
+    The first poll asks ``sacct``; if accounting is off (a common setup for small clusters)
+    it says so in one log line and from then on lists the user's jobs with ``squeue``, which
+    knows a job while it is queued or running and for ``MinJobAge`` (300 s by default) after
+    it ends. A job that has left the queue has state ``LEFT_QUEUE``: submitit then reads its
+    result file, or reports that the job produced none.
+    """
+
+    LEFT_QUEUE = "LEFT_QUEUE"
+    SQUEUE = ("squeue", "--me", "--array", "--noheader", "--states=all", "--format=%i|%T|%N")
+
+    def __init__(self, delay_s: int = 60) -> None:
+        super().__init__(delay_s=delay_s)
+        self.accounting: bool | None = None
+
+    def _make_command(self) -> list[str] | None:
+        command = super()._make_command()
+        if command is None:
+            return None
+        if self.accounting is None:
+            self.accounting = _sacct_works()
+            if not self.accounting:
+                log.info("SLURM accounting (sacct) is off here: job states come from squeue")
+        return command if self.accounting else list(self.SQUEUE)
+
+    def read_info(self, string: bytes | str) -> dict[str, dict[str, str]]:
+        if self.accounting:
+            return super().read_info(string)
+        text = string.decode() if isinstance(string, bytes) else string
+        info = super().read_info("JobID|State|NodeList\n" + text)
+        for job in self._registered - self._finished:
+            info.setdefault(job, {"JobID": job, "State": self.LEFT_QUEUE, "NodeList": ""})
+        return info
+
+
+def _sacct_works() -> bool:
+    try:
+        probe = subprocess.run(
+            ["sacct", "--noheader", "--allocations", "--starttime=now"],
+            capture_output=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+class QueuePolling(HydraCallback):
+    """Hydra callback (``hydra.callbacks`` in ``conf/hydra/default.yaml``): while a multirun
+    uses the submitit SLURM launcher, submitit's jobs poll through :class:`QueueWatcher`.
+
+    submitit keeps one watcher for all SLURM jobs as the class attribute ``SlurmJob.watcher``;
+    this swaps it for the sweep and puts the original back at its end.
+    """
+
+    def __init__(self, delay_s: int = 60) -> None:
+        self.delay_s = delay_s
+        self._original: SlurmInfoWatcher | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        launcher = str(config.hydra.launcher.get("_target_", ""))
+        if launcher.endswith("SlurmLauncher") and self._original is None:
+            self._original, SlurmJob.watcher = SlurmJob.watcher, QueueWatcher(self.delay_s)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self._original is not None:
+            SlurmJob.watcher, self._original = self._original, None
