@@ -4,10 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help install train test lint format bench clean
+.PHONY: help install train test lint format bench gpu-check clean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 install: $(STAMP)  ## create .venv and install gan_je with its dev tools (once)
 
@@ -39,6 +39,9 @@ bench: install  ## the benchmark tables: estimators, errors, training speed, mod
 	$(PY) benchmarks/copying.py
 	$(PY) benchmarks/train.py
 	$(PY) benchmarks/mode_collapse.py
+
+gpu-check: install  ## on one GPU: CUDA tests, k-NN and training speed (8 min) -> benchmarks/results/gpu-report.md
+	bash benchmarks/gpu.sh --python $(PY)
 
 clean:  ## remove .venv, caches and run outputs
 	rm -rf $(VENV) .pytest_cache .ruff_cache wandb build

@@ -4,6 +4,7 @@ training config composed as ``python -m gan_je.train`` would."""
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,15 +29,53 @@ def train_config(output_dir: str | Path, *overrides: str) -> DictConfig:
         )
 
 
-def run_sections(description: str, sections: dict[str, Callable[[], str]], banner: str) -> None:
-    """Parse ``[section ...]`` from the command line (default: all), print ``banner`` and
-    each chosen section's table under a ``##`` heading."""
+class MeasurementError(Exception):
+    """Raised by a section some of whose measurements failed: its ``table`` (with the
+    failures marked) is still printed, then the script exits with status 1."""
+
+    def __init__(self, table: str, message: str) -> None:
+        super().__init__(message)
+        self.table = table
+
+
+def run_sections(
+    description: str,
+    sections: dict[str, Callable[[], str]],
+    banner: str,
+    dry_runs: dict[str, Callable[[], str]] | None = None,
+) -> None:
+    """Parse ``[--dry-run] [section ...]`` from the command line (default: all sections),
+    print ``banner`` and each chosen section's table under a ``##`` heading.
+
+    ``--dry-run`` runs each chosen section's entry in ``dry_runs`` instead: the same code at
+    tiny sizes on the CPU, so that ``benchmarks/gpu.sh --dry-run`` checks it works.
+    """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("sections", nargs="*", help=f"any of {list(sections)} (default: all)")
+    if dry_runs:
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help=f"tiny sizes on the CPU, to check the code runs (sections {list(dry_runs)})",
+        )
     args = parser.parse_args()
     unknown = set(args.sections) - set(sections)
     if unknown:
         parser.error(f"unknown section(s) {sorted(unknown)}; choose from {list(sections)}")
+    chosen = args.sections or list(sections)
+    if getattr(args, "dry_run", False):
+        missing = [name for name in chosen if name not in dry_runs]
+        if missing:
+            parser.error(f"no dry run for {missing}; choose from {list(dry_runs)}")
+        sections = dry_runs
     print(banner)
-    for name in args.sections or list(sections):
-        print(f"\n## {name}\n\n{sections[name]()}", flush=True)
+    failed = []
+    for name in chosen:
+        try:
+            table = sections[name]()
+        except MeasurementError as err:
+            table = err.table
+            failed.append(f"{name}: {err}")
+        print(f"\n## {name}\n\n{table}", flush=True)
+    if failed:
+        sys.exit("failed: " + "; ".join(failed))

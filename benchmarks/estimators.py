@@ -2,6 +2,7 @@
 
     python benchmarks/estimators.py            # everything (make bench), about 30 minutes
     python benchmarks/estimators.py speed      # or: memory, accuracy, gpu, thresholds
+    python benchmarks/estimators.py --dry-run gpu   # the GPU table's code, on the CPU
 
 Speed: gan_je's ``backend="auto"`` against what a user would otherwise run on the same data
 in the same process: scipy's cKDTree (the NPEET approach), scikit-learn's NearestNeighbors /
@@ -14,20 +15,21 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import os
 import queue
 import resource
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable
 
 import numpy as np
 import torch
-from common import run_sections
+from common import MeasurementError, run_sections
 from scipy import integrate, stats
 from scipy.spatial import cKDTree
 from scipy.special import digamma
+from torch import Tensor
 
 from gan_je.estimators import (
     entropy,
@@ -36,7 +38,13 @@ from gan_je.estimators import (
     sliced_jensen_shannon,
 )
 from gan_je.estimators.knn import log_unit_ball_volume
-from gan_je.estimators.neighbors import KDTREE_MAX_DIM, kth_neighbor, resolve_backend
+from gan_je.estimators.neighbors import (
+    KDTREE_MAX_DIM,
+    PROPOSAL_PRECISIONS,
+    kth_neighbor,
+    proposal_precision,
+    resolve_backend,
+)
 from gan_je.records import markdown_table
 
 K = 3
@@ -398,55 +406,113 @@ def thresholds(n: int = 50_000, ds=(2, 4, 6, 8, 10, 12, 16)) -> str:
 # ----------------------------------------------------------------------------- GPU
 
 
-def gpu(points=((50_000, 64), (1_000_000, 64))) -> str:
-    """Times on CUDA (``"auto"``, and ``"triton"`` for entropy), including host-to-device
-    copies of the inputs."""
-    if not torch.cuda.is_available():
+def gpu(points=((50_000, 64), (1_000_000, 64)), device: str = "cuda") -> str:
+    """Wall time and peak GPU memory of ``entropy`` and ``jensen_shannon`` (two sets of N/2)
+    on ``device``: ``"auto"`` against ``"triton"`` at each proposal precision, then the
+    per-chunk step times.
+
+    One call per row (a 1M-point call takes tens of seconds), after a warm-up call of the
+    same kind on 2,000 points (Triton compiles, cuBLAS initialises); the input is on the
+    device before the clock starts. bf16, whose bound is 8x TF32's, is timed up to 100,000
+    points only, to keep ``benchmarks/gpu.sh`` within its 8 minutes. Rows also go to stderr
+    as they finish, so a run cut short keeps them; a failing call is marked in its row and
+    the others still run. On CPU (the dry run) ``"torch"`` stands in for ``"triton"``.
+    """
+    on_cuda = device == "cuda"
+    if on_cuda and not torch.cuda.is_available():
         return "no CUDA device: GPU table skipped"
-    rows = []
+    calls = {
+        "entropy": lambda x, backend: entropy(x, k=K, backend=backend),
+        "jensen_shannon": lambda x, backend: jensen_shannon(
+            *split_shifted_sets(x), k=K, backend=backend
+        ),
+    }
+    rows, failures = [], []
     for n, d in points:
-        x = torch.from_numpy(gaussian_data(n, d, seed=d)).float()
-        calls = {
-            "entropy": lambda x=x: entropy(x.cuda(), k=K).item(),
-            "entropy, backend='triton'": lambda x=x: entropy(
-                x.cuda(), k=K, backend="triton"
-            ).item(),
-            "jensen_shannon": lambda x=x, h=n // 2: jensen_shannon(
-                x[:h].cuda(), (0.7 * x[h:] + 0.3).cuda(), k=K
-            ).item(),
-            "mutual_information": lambda x=x, h=d // 2: mutual_information(
-                x[:, :h].cuda(), x[:, h:].cuda(), k=K
-            ).item(),
-        }
-        for name, call in calls.items():
-            if (
-                n > 100_000
-                and name == "mutual_information"
-                and not os.environ.get("GAN_JE_BENCH_ALL")
-            ):
-                continue
+        x = torch.from_numpy(gaussian_data(n, d, seed=d)).float().to(device)
+        first_value = {}
+        for precision in PROPOSAL_PRECISIONS if n <= 100_000 else ("highest", "tf32"):
+            for name, call in calls.items():
+                for backend in ("auto", "triton" if on_cuda else "torch"):
+                    label = [name, f"{n:,}", str(d), backend, precision]
+                    try:
+                        value, seconds, peak = time_call(call, x, backend, precision)
+                    except Exception as err:  # recorded in its row; the other rows still run
+                        traceback.print_exc()
+                        failures.append(" ".join(label))
+                        rows.append([*label, f"failed ({type(err).__name__})", "—", "—", "—"])
+                        continue
+                    same = value == first_value.setdefault(name, value)
+                    if not same:
+                        failures.append(" ".join(label) + " (not the same bits)")
+                    peak_cell = "—" if peak is None else f"{peak:.2f}"
+                    same_cell = "yes" if same else "NO"
+                    rows.append([*label, f"{seconds:.2f}", peak_cell, f"{value:.6f}", same_cell])
+                    print(" | ".join(map(str, rows[-1])), file=sys.stderr, flush=True)
+    header = ["quantity", "N", "d", "backend", "precision", "seconds", "peak GPU GiB", "value"]
+    table = markdown_table([*header, "same bits as auto, highest"], rows)
+    device_name = torch.cuda.get_device_name() if on_cuda else "CPU"
+    table += (
+        f"\n\n{device_name}; k = {K}; float32 Gaussian input already on the device; peak "
+        "memory: torch.cuda.max_memory_allocated during the call, input included."
+    )
+    if on_cuda:
+        try:
+            table += "\n\n" + gpu_steps()
+        except Exception:  # the table above still counts
+            traceback.print_exc()
+            failures.append("the per-chunk step times")
+    if failures:
+        raise MeasurementError(table, f"{len(failures)} rows failed or differ: {failures}")
+    return table
+
+
+def time_call(
+    call: Callable[[Tensor, str], Tensor], x: Tensor, backend: str, precision: str
+) -> tuple[float, float, float | None]:
+    """``(value, seconds, peak GiB)`` of one ``call(x, backend)`` at the proposal
+    ``precision``, after a warm-up call on 2,000 of the points; the peak is ``None`` on CPU."""
+    with proposal_precision(precision):
+        call(x[:2_000], backend)
+        if x.is_cuda:
             torch.cuda.synchronize()
-            _, seconds = timed(call)
-            torch.cuda.synchronize()
-            rows.append([name, f"{n:,}", str(d), f"{seconds:.2f}", torch.cuda.get_device_name()])
-            print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
-    return markdown_table(["quantity", "N", "d", "seconds", "device"], rows) + "\n\n" + gpu_steps()
+            torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        value = call(x, backend).item()  # waits for the device
+        seconds = time.perf_counter() - start
+    peak = torch.cuda.max_memory_allocated() / 2**30 if x.is_cuda else None
+    return value, seconds, peak
 
 
 def gpu_steps(n: int = 1_000_000, d: int = 64, rows: int = 256, m: int = 5) -> str:
     """Milliseconds per step for one chunk of the brute-force search on CUDA."""
     from gan_je.estimators._triton_search import group_minima
-    from gan_je.estimators.neighbors import GROUP, _propose
+    from gan_je.estimators.neighbors import GROUP, _float32_matmul, _propose
 
-    base = torch.randn(n, d, device="cuda")
-    out = torch.empty(rows, n, device="cuda")
+    device = torch.device("cuda")
+    base = torch.randn(n, d, device=device)
+    out = torch.empty(rows, n, device=device)
     sq = (base * base).sum(1)
-    rows_idx = torch.arange(rows, device="cuda")
+    rows_idx = torch.arange(rows, device=device)
+
+    def product(precision: str) -> Callable[[], Tensor]:
+        def run() -> Tensor:
+            with _float32_matmul(precision, device):
+                return torch.addmm(sq[None], base[:rows], base.T, out=out)
+
+        return run
+
     steps = {
-        "product (chunk x N)": lambda: torch.addmm(sq[None], base[:rows], base.T, out=out),
+        "product (chunk x N), IEEE float32": product("highest"),
+        "product, TF32 tensor cores": product("tf32"),
         "top-k": lambda: out.topk(m, dim=1, largest=False),
         "grouped proposal": lambda: _propose(out, m),
-        "fused product + group minima (triton)": lambda: group_minima(base, sq, rows_idx, GROUP),
+        **{
+            f"fused product + group minima (triton, {p})": lambda p=p: group_minima(
+                base, sq, rows_idx, GROUP, p
+            )
+            for p in ("ieee", "tf32", "bf16")
+        },
         "compare + nonzero": lambda: (out <= out[:, :1]).nonzero(),
     }
     cells = []
@@ -469,11 +535,13 @@ SECTIONS = {
     "thresholds": thresholds,
     "gpu": gpu,
 }
+#: benchmarks/gpu.sh --dry-run: the GPU table's code on 2,000 points on the CPU.
+DRY_RUNS = {"gpu": lambda: gpu(points=((2_000, 8),), device="cpu")}
 
 
 def main() -> None:
     banner = f"torch {torch.__version__}, {torch.get_num_threads()} threads, k = {K}"
-    run_sections(__doc__.splitlines()[0], SECTIONS, banner)
+    run_sections(__doc__.splitlines()[0], SECTIONS, banner, DRY_RUNS)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"\n(peak memory of this process: {rss:.1f} GiB)")
 

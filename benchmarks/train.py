@@ -1,7 +1,8 @@
 """Training speed: Lightning's overhead and the validation metric's share, as Markdown tables.
 
-    python benchmarks/train.py              # both tables (a few minutes on 2 CPU cores)
-    python benchmarks/train.py overhead     # or: validation
+    python benchmarks/train.py              # the CPU tables (a few minutes on 2 CPU cores)
+    python benchmarks/train.py overhead     # or: validation, precision (needs a GPU)
+    python benchmarks/train.py --dry-run precision   # its code on the CPU, a few steps
 
 overhead: generator steps per second of ``GANModule`` (the default config: DCGAN, mnist5k,
 batch 64, non-saturating loss) under ``lightning.Trainer`` against a plain PyTorch loop doing
@@ -12,15 +13,21 @@ with fresh latents, then one generator step with the discriminator frozen). Targ
 validation: the share of each epoch's wall time spent in validation (generating the
 validation samples, PCA features, the k-NN metric) with the default config. Target: under
 10 %.
+
+precision: the overhead comparison on one GPU in fp32, ``16-mixed`` and ``bf16-mixed``
+(the plain loop under ``torch.autocast``, with a ``GradScaler`` for float16, as Lightning's
+mixed-precision plugin does). Run by ``benchmarks/gpu.sh``.
 """
 
 from __future__ import annotations
 
+import sys
 import time
+import traceback
 
 import lightning
 import torch
-from common import run_sections, train_config
+from common import MeasurementError, run_sections, train_config
 
 from gan_je.records import markdown_table
 from gan_je.train import build
@@ -42,15 +49,30 @@ class StepClock(lightning.Callback):
             self.seconds = time.perf_counter() - self.start
 
 
-def lightning_steps_per_second(warmup: int, steps: int, progress_bar: bool) -> float:
+PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")
+RUN_DIR = "/tmp/gan_je_bench/run"
+
+
+def lightning_steps_per_second(
+    warmup: int,
+    steps: int,
+    progress_bar: bool,
+    accelerator: str = "cpu",
+    precision: str = "32-true",
+    overrides: tuple[str, ...] = (),
+) -> float:
+    """Generator steps per second of ``GANModule`` under ``lightning.Trainer``, with the
+    default config and ``overrides``."""
     lightning.seed_everything(0, workers=True)
-    datamodule, module = build(train_config("/tmp/gan_je_bench/run", "logger=none"))
+    datamodule, module = build(train_config(RUN_DIR, "logger=none", *overrides))
     clock = StepClock(warmup, steps)
     callbacks = [clock]
     if progress_bar:
         callbacks.append(lightning.pytorch.callbacks.RichProgressBar())
     trainer = lightning.Trainer(
-        accelerator="cpu",
+        accelerator=accelerator,
+        devices=1,
+        precision=precision,
         max_epochs=-1,
         max_steps=2 * (warmup + steps),  # global_step counts D and G steps
         limit_val_batches=0,
@@ -64,37 +86,63 @@ def lightning_steps_per_second(warmup: int, steps: int, progress_bar: bool) -> f
     return steps / clock.seconds
 
 
-def plain_steps_per_second(warmup: int, steps: int) -> float:
-    """The same steps in a hand-written loop (no Lightning)."""
+def plain_steps_per_second(
+    warmup: int,
+    steps: int,
+    accelerator: str = "cpu",
+    precision: str = "32-true",
+    overrides: tuple[str, ...] = (),
+) -> float:
+    """The same steps in a hand-written loop (no Lightning), at Lightning's ``precision``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     lightning.seed_everything(0, workers=True)
-    datamodule, module = build(train_config("/tmp/gan_je_bench/run", "logger=none"))
+    datamodule, module = build(train_config(RUN_DIR, "logger=none", *overrides))
+    device = torch.device("cuda" if accelerator == "gpu" else "cpu")
+    module.to(device)
     generator, discriminator, loss = module.generator, module.discriminator, module.loss
     (opt_g, opt_d), _ = module.configure_optimizers()
     latent_dim = generator.latent_dim
+    mixed = precision != "32-true"
+    # Lightning runs 16-mixed as bf16 on CPU, and scales the losses of float16 only
+    half = precision == "16-mixed" and device.type == "cuda"
+    amp_dtype = torch.float16 if half else torch.bfloat16
+    scaler = torch.amp.GradScaler(device.type, enabled=half)
+
+    def step(optimizer: torch.optim.Optimizer, loss_value: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss_value).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
     done, start = 0, 0.0
     while done < warmup + steps:
         for real, _ in datamodule.train_dataloader():
             if done == warmup:
                 start = time.perf_counter()
+            real = real.to(device, non_blocking=True)
             n = real.shape[0]
-            with torch.no_grad():
-                fake = generator(torch.randn(n, latent_dim))
-            d_loss = loss.discriminator_loss(discriminator(real), discriminator(fake))
-            d_loss = d_loss + loss.penalty(discriminator, real, fake)
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-            discriminator.requires_grad_(False)
-            g_loss = loss.generator_loss(discriminator(generator(torch.randn(n, latent_dim))))
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt_g.step()
-            discriminator.requires_grad_(True)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=mixed):
+                with torch.no_grad():
+                    fake = generator(torch.randn(n, latent_dim, device=device))
+                d_loss = loss.discriminator_loss(discriminator(real), discriminator(fake))
+                d_loss = d_loss + loss.penalty(discriminator, real, fake)
+                step(opt_d, d_loss)
+                discriminator.requires_grad_(False)
+                fake = generator(torch.randn(n, latent_dim, device=device))
+                g_loss = loss.generator_loss(discriminator(fake))
+                step(opt_g, g_loss)
+                discriminator.requires_grad_(True)
             torch.isfinite(d_loss) and torch.isfinite(g_loss)  # the module's divergence check
             done += 1
             if done == warmup + steps:
                 break
     return steps / (time.perf_counter() - start)
+
+
+def overhead_cell(plain: float, ours: float) -> str:
+    """Lightning's overhead over the plain loop, from their generator steps per second."""
+    return f"{100 * (plain / ours - 1):+.1f} %"
 
 
 def overhead(warmup: int = 20, steps: int = 200, repeats: int = 2) -> str:
@@ -111,7 +159,7 @@ def overhead(warmup: int = 20, steps: int = 200, repeats: int = 2) -> str:
     plain = best.pop("plain PyTorch loop")
     rows = [["plain PyTorch loop", f"{plain:.2f}", "—"]]
     for label, ours in best.items():
-        rows.append([label, f"{ours:.2f}", f"{100 * (plain / ours - 1):+.1f} %"])
+        rows.append([label, f"{ours:.2f}", overhead_cell(plain, ours)])
     header = ["loop (DCGAN, mnist5k, batch 64, CPU)", "generator steps / s", "overhead"]
     return markdown_table(header, rows)
 
@@ -138,7 +186,7 @@ class EpochClock(lightning.Callback):
 
 def validation(epochs: int = 3) -> str:
     lightning.seed_everything(0, workers=True)
-    datamodule, module = build(train_config("/tmp/gan_je_bench/run", "logger=none"))
+    datamodule, module = build(train_config(RUN_DIR, "logger=none"))
     clock = EpochClock()
     compute = module.metric.compute
     compute_seconds: list[float] = []
@@ -178,12 +226,49 @@ def validation(epochs: int = 3) -> str:
     return markdown_table(header, rows)
 
 
-SECTIONS = {"overhead": overhead, "validation": validation}
+def precision(
+    accelerator: str = "gpu", warmup: int = 20, steps: int = 300, overrides: tuple[str, ...] = ()
+) -> str:
+    """Generator steps per second of the plain loop and of ``GANModule`` (no progress bar)
+    in each of :data:`PRECISIONS`, on one ``accelerator``, with model=dcgan and the config
+    ``overrides``. A precision that fails is marked in its row and the others still run."""
+    if accelerator == "gpu" and not torch.cuda.is_available():
+        return "no CUDA device: precision table skipped"
+    overrides = ("model=dcgan", *overrides)
+    rows, failed = [], []
+    for name in PRECISIONS:
+        try:
+            plain = plain_steps_per_second(warmup, steps, accelerator, name, overrides)
+            ours = lightning_steps_per_second(warmup, steps, False, accelerator, name, overrides)
+        except Exception:  # recorded in its row; the other precisions still run
+            traceback.print_exc()
+            failed.append(name)
+            rows.append([name, "failed", "failed", "—"])
+            continue
+        rows.append([name, f"{plain:.1f}", f"{ours:.1f}", overhead_cell(plain, ours)])
+        print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
+    where = torch.cuda.get_device_name() if accelerator == "gpu" else "CPU"
+    header = ["precision", "plain loop: G steps / s", "GANModule: G steps / s", "overhead"]
+    table = markdown_table(header, rows) + (
+        f"\n\n{where}; the default config (mnist5k, batch 64) with the overrides "
+        f"{' '.join(overrides)}; {steps} timed generator steps after {warmup} warm-up ones."
+    )
+    if failed:
+        raise MeasurementError(table, f"precision(s) {failed} failed")
+    return table
+
+
+SECTIONS = {"overhead": overhead, "validation": validation, "precision": precision}
+#: benchmarks/gpu.sh --dry-run: the precision table's code for a few steps on the CPU.
+DRY_RUNS = {
+    "precision": lambda: precision("cpu", warmup=1, steps=1, overrides=("data.batch_size=4",))
+}
 
 
 def main() -> None:
-    banner = f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU"
-    run_sections(__doc__.splitlines()[0], SECTIONS, banner)
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    banner = f"torch {torch.__version__}, {torch.get_num_threads()} threads, {device}"
+    run_sections(__doc__.splitlines()[0], SECTIONS, banner, DRY_RUNS)
 
 
 if __name__ == "__main__":

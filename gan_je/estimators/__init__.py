@@ -9,7 +9,8 @@ k-NN family (exact neighbours, see :mod:`.neighbors`): :func:`entropy`,
 (:func:`weighted_entropy`, :func:`extrapolated_entropy`): :mod:`.weighted`. Standard errors
 (every estimator's ``return_se``): :mod:`.resampling`. A classifier JSD for high dimension
 (:func:`classifier_jensen_shannon`, or ``jensen_shannon(method="classifier")``):
-:mod:`.classifier`.
+:mod:`.classifier`. Tensor-core candidate products for the exact search on CUDA
+(:func:`proposal_precision`): :mod:`.neighbors`.
 """
 
 from . import coverage, gaussian
@@ -26,6 +27,7 @@ from .knn import (
     mutual_information,
     sliced_jensen_shannon,
 )
+from .neighbors import proposal_precision
 from .quality import density_coverage, precision_recall
 from .weighted import extrapolated_entropy, weighted_entropy
 
@@ -46,6 +48,7 @@ __all__ = [
     "joint_entropy",
     "mutual_information",
     "precision_recall",
+    "proposal_precision",
     "sliced_jensen_shannon",
     "weighted_entropy",
 ]

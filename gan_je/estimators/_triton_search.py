@@ -6,9 +6,11 @@ the write and re-read cost about as much as the product itself. :func:`group_min
 the same approximate squared distances tile by tile, in registers, and writes only the
 minimum of every group of ``group`` consecutive columns: ``group`` times less memory traffic.
 
-The values it minimises are ``|b_j|^2 - 2 a_i.b_j`` in float32 with full-precision products
-(``input_precision="ieee"``, never TF32), the quantity the torch path gets from ``addmm``;
-any float32 evaluation of it, in any summation order, is within the error bound that
+The values it minimises are ``|b_j|^2 - 2 a_i.b_j`` in float32, the quantity the torch path
+gets from ``addmm``: with full-precision products (``input_precision="ieee"``) by default, or
+on tensor cores (``"tf32"``, or ``"bf16"``: the inputs converted to bf16 in registers) when
+:mod:`.neighbors` has rounded the points to that format already, so the conversion is exact.
+Any float32 evaluation of it, in any summation order, is within the error bound that
 :mod:`.neighbors` certifies with, so the exact answer does not depend on the kernel.
 
 Triton is imported only when this module is: it ships with CUDA builds of torch. With
@@ -48,6 +50,7 @@ def _group_minima_kernel(
     GROUPS_PER_BLOCK: tl.constexpr,
     GROUP: tl.constexpr,
     BLOCK_FEATURES: tl.constexpr,
+    INPUT_PRECISION: tl.constexpr,
 ):
     block_cols: tl.constexpr = GROUPS_PER_BLOCK * GROUP
     # column blocks on grid axis 0 (CUDA allows 2^31 - 1 there, 65,535 on axis 1); int64
@@ -70,7 +73,10 @@ def _group_minima_kernel(
             mask=col_ok[None, :] & feat_ok[:, None],
             other=0.0,
         )
-        dots = tl.dot(q, b, dots, input_precision="ieee")
+        if INPUT_PRECISION == "bf16":
+            dots = tl.dot(q.to(tl.bfloat16), b.to(tl.bfloat16), dots)
+        else:
+            dots = tl.dot(q, b, dots, input_precision=INPUT_PRECISION)
     sqnorms = tl.load(base_sqnorms + cols, mask=col_ok, other=0.0)
     values = sqnorms[None, :] - 2.0 * dots
     own = tl.load(own_index + rows, mask=row_ok, other=-1)
@@ -85,7 +91,13 @@ def _group_minima_kernel(
     )
 
 
-def group_minima(base: Tensor, base_sqnorms: Tensor, rows: Tensor, group: int) -> Tensor:
+#: The products :func:`group_minima` can use.
+INPUT_PRECISIONS = ("ieee", "tf32", "bf16")
+
+
+def group_minima(
+    base: Tensor, base_sqnorms: Tensor, rows: Tensor, group: int, input_precision: str = "ieee"
+) -> Tensor:
     """Per-group minima of ``|b_j|^2 - 2 b_i.b_j`` for the query rows ``i`` in ``rows``.
 
     Args:
@@ -94,6 +106,9 @@ def group_minima(base: Tensor, base_sqnorms: Tensor, rows: Tensor, group: int) -
         rows: ``(c,)`` int64 indices of the query points in ``base``; each row's own column
             is left out (``inf``), as are the columns past N in the last group.
         group: columns per group, a power of two >= 16.
+        input_precision: the product: ``"ieee"`` float32, or ``"tf32"`` / ``"bf16"`` tensor
+            cores with float32 accumulation (exact only for ``base`` already rounded to that
+            format).
 
     Returns:
         ``(c, ceil(N / group))`` float32: entry ``(r, g)`` is the minimum over columns
@@ -104,6 +119,10 @@ def group_minima(base: Tensor, base_sqnorms: Tensor, rows: Tensor, group: int) -
         raise ValueError(f"base must be a contiguous float32 (N, D) tensor, got {base.dtype}")
     if group < 16 or group & (group - 1):
         raise ValueError(f"group must be a power of two >= 16, got {group}")
+    if input_precision not in INPUT_PRECISIONS:
+        raise ValueError(
+            f"input_precision must be one of {INPUT_PRECISIONS}, got {input_precision!r}"
+        )
     n, dim = base.shape
     n_groups = -(-n // group)
     queries = base[rows].contiguous()
@@ -125,5 +144,6 @@ def group_minima(base: Tensor, base_sqnorms: Tensor, rows: Tensor, group: int) -
             GROUPS_PER_BLOCK=GROUPS_PER_BLOCK,
             GROUP=group,
             BLOCK_FEATURES=BLOCK_FEATURES,
+            INPUT_PRECISION=input_precision,
         )
     return out

@@ -41,6 +41,22 @@ it (a second query with a recomputed radius would lose such boundary points to r
   (:func:`_kdtree_count`). Every backend therefore returns the same bits, ties included.
 - ``"auto"``: ``"torch"`` on CUDA; on CPU ``"kdtree"`` up to :data:`KDTREE_MAX_DIM` dimensions
   and ``"faiss"`` (kNN) / ``"torch"`` (counts) above, from ``benchmarks/estimators.py``.
+
+**Reduced-precision proposals.** ``with proposal_precision("tf32"):`` (or ``"bf16"``) lets the
+float32 tier of the ``"torch"`` and ``"triton"`` backends (k-NN and counts) multiply on
+tensor cores. The product's inputs are first rounded to nearest from float64 to that
+format's mantissa (TF32: 10 bits, unit roundoff ``v = 2^-11``; bf16: 7 bits, ``v = 2^-8``), so
+the hardware reads them exactly, and the bound widens to ``E = 2 ((D + 4) u + v)
+(|a| + max|b|)^2`` with ``u = 2^-22`` (tensor cores may truncate while they accumulate, Fasi et
+al. 2021, "Numerical behavior of NVIDIA tensor cores": four float32 units). Candidates are
+still rescored in float64 and rows the wider bound cannot certify go on to the float64 tier,
+so the answer is the same bits as with the default ``"highest"``; only the speed changes
+(at D = 64 the bound is about 120 times float32's for TF32, 1,000 times for bf16: fewer rows
+certify where neighbours are close together relative to their norms). On CPU the same
+rounding runs with IEEE float32 products, an exact emulation that is never faster (the tests
+use it); ``"faiss"`` and ``"kdtree"`` ignore the setting. On the torch backend ``"bf16"``
+multiplies on TF32 tensor cores (bf16 values are exact in TF32), so there it is never faster
+than ``"tf32"``; the Triton kernel converts to bf16 in registers. Not yet measured on a GPU.
 """
 
 from __future__ import annotations
@@ -48,6 +64,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 
 import numpy as np
 import torch
@@ -64,6 +81,38 @@ EXTRA_CANDIDATES = 1
 #: A count row with more pairs this close to its radius is redone at higher precision.
 MAX_NEAR_PAIRS = 32
 _UNIT_ROUNDOFF = {torch.float32: 2.0**-24, torch.float64: 2.0**-53}
+#: Per proposal precision, the mantissa bits the float32 tier's product inputs are rounded to
+#: (None: float32 as is).
+_MANTISSA_BITS = {"highest": None, "tf32": 10, "bf16": 7}
+PROPOSAL_PRECISIONS = tuple(_MANTISSA_BITS)
+#: The unit roundoff assumed for the float32 accumulation of tensor cores: four float32 units,
+#: as they may truncate while accumulating (Fasi et al. 2021).
+_TENSOR_CORE_UNIT = 2.0**-22
+_proposal_precision: ContextVar[str] = ContextVar("proposal_precision", default="highest")
+
+
+@contextlib.contextmanager
+def proposal_precision(precision: str) -> Iterator[None]:
+    """Inside the block, the float32 candidate products of :func:`kth_neighbor` and
+    :func:`count_within` use ``precision``: ``"highest"`` (IEEE float32, the default),
+    ``"tf32"`` or ``"bf16"`` (tensor cores on CUDA, with a wider certification bound; see
+    the module doc). Results are the same bits whatever the precision.
+
+    Example::
+
+        with proposal_precision("tf32"):
+            h = entropy(x.cuda())
+
+    Raises:
+        ValueError: for a precision not in :data:`PROPOSAL_PRECISIONS`.
+    """
+    if precision not in PROPOSAL_PRECISIONS:
+        raise ValueError(f"precision must be one of {PROPOSAL_PRECISIONS}, got {precision!r}")
+    token = _proposal_precision.set(precision)
+    try:
+        yield
+    finally:
+        _proposal_precision.reset(token)
 
 
 def squared_distance(a: Tensor, b: Tensor) -> Tensor:
@@ -101,7 +150,8 @@ def kth_neighbor(
         blocks: one ``(N, D)`` float64 tensor, or several with the same N (one per variable);
             the distance is the max over blocks of their Euclidean distances.
         k: which neighbour, 1 <= k < N.
-        backend: one of :data:`BACKENDS` (see the module doc).
+        backend: one of :data:`BACKENDS` (see the module doc); the precision of its
+            candidate products is set with :func:`proposal_precision`.
 
     Returns:
         ``(sq_dist, index)``, both of shape ``(N,)``; ``sq_dist`` is the float64
@@ -114,7 +164,7 @@ def kth_neighbor(
     backend = resolve_backend(backend, blocks, query="knn")
     if backend == "kdtree":
         return _kdtree_knn(blocks, k)
-    return _brute_force_knn(blocks, k, backend)
+    return _brute_force_knn(blocks, k, backend, _proposal_precision.get())
 
 
 def count_within(
@@ -152,7 +202,7 @@ def count_within(
     backend = resolve_backend(backend, [points], query="count")
     if backend == "kdtree":
         return _kdtree_count(points, sq_radius, inclusive, defining)
-    return _brute_force_count(points, sq_radius, inclusive)
+    return _brute_force_count(points, sq_radius, inclusive, _proposal_precision.get())
 
 
 def nearest_sq_distance(queries: Tensor, points: Tensor) -> Tensor:
@@ -176,11 +226,11 @@ def nearest_sq_distance(queries: Tensor, points: Tensor) -> Tensor:
     out = torch.empty(queries.shape[0], dtype=torch.float64, device=device)
     pending = torch.arange(queries.shape[0], device=device)
     n_cand = min(1 + EXTRA_CANDIDATES, n)
-    with _ieee_float32_matmul():
+    with _float32_matmul():
         for dtype in (torch.float32, torch.float64):
             base, q = points.to(dtype), queries.to(dtype)
             sq_base, sq_q = (base * base).sum(dim=1), (q * q).sum(dim=1)
-            unit, max_norm = _UNIT_ROUNDOFF[dtype], sq_base.max().sqrt()
+            max_norm = sq_base.max().sqrt()
             left = []
             for rows in pending.split(_chunk_rows(n, 2 * dtype.itemsize, device)):
                 approx = torch.addmm(sq_base[None, :], q[rows], base.T, alpha=-2)
@@ -188,7 +238,9 @@ def nearest_sq_distance(queries: Tensor, points: Tensor) -> Tensor:
                 exact = squared_distance(queries[rows, None, :], points[cand[:, :n_cand]])
                 best = exact.min(dim=1).values
                 if n_cand < n:
-                    bound = 2 * (points.shape[1] + 4) * unit * (sq_q[rows].sqrt() + max_norm) ** 2
+                    bound = _product_error(
+                        points.shape[1], sq_q[rows].sqrt(), max_norm, _UNIT_ROUNDOFF[dtype]
+                    )
                     floor = vals[:, -1].double() + sq_q[rows].double() - bound.double()
                     ok = best < floor
                 else:
@@ -227,7 +279,7 @@ def count_in_balls(queries: Tensor, centres: Tensor, sq_radius: Tensor) -> Tenso
     sq_centres, sq_queries = (centres * centres).sum(dim=1), (queries * queries).sum(dim=1)
     unit, max_norm = _UNIT_ROUNDOFF[torch.float64], sq_centres.max().sqrt()
     # per row one slack: the bound plus the rounding of the largest radius
-    slack_all = 2 * (queries.shape[1] + 4) * unit * (sq_queries.sqrt() + max_norm) ** 2
+    slack_all = _product_error(queries.shape[1], sq_queries.sqrt(), max_norm, unit)
     slack_all += 4 * unit * sq_radius.max()
     counts = []
     for rows in torch.arange(queries.shape[0], device=device).split(_chunk_rows(n, 9, device)):
@@ -416,30 +468,57 @@ def _kdtree_count(
 
 
 @contextlib.contextmanager
-def _ieee_float32_matmul() -> Iterator[None]:
-    """Full-precision float32 matmul inside the block (no TF32/bf16), restored after.
+def _float32_matmul(
+    precision: str = "highest", device: torch.device | None = None
+) -> Iterator[None]:
+    """Float32 matmul inside the block at the proposal ``precision``, restored after: full
+    precision, except TF32 tensor cores for ``"tf32"`` and ``"bf16"`` on CUDA (whose inputs
+    are then rounded to TF32 or bf16 values already: the tensor cores read them exactly).
+    CPU products stay IEEE float32 whatever the precision.
 
     torch >= 2.9 has per-backend settings and refuses to read the legacy global one once
     they disagree (as after ``torch.backends.cuda.matmul.allow_tf32 = True``), so the
     per-backend ones are used where they exist.
     """
+    tf32 = precision != "highest" and device is not None and device.type == "cuda"
     backends = [torch.backends.cuda.matmul, torch.backends.mkldnn.matmul]
     if not all(hasattr(b, "fp32_precision") for b in backends):
         saved = torch.get_float32_matmul_precision()
-        torch.set_float32_matmul_precision("highest")
+        torch.set_float32_matmul_precision("high" if tf32 else "highest")
         try:
             yield
         finally:
             torch.set_float32_matmul_precision(saved)
         return
     saved = [b.fp32_precision for b in backends]
-    for b in backends:
-        b.fp32_precision = "ieee"
+    for b, mode in zip(backends, ["tf32" if tf32 else "ieee", "ieee"], strict=True):
+        b.fp32_precision = mode
     try:
         yield
     finally:
         for b, value in zip(backends, saved, strict=True):
             b.fp32_precision = value
+
+
+def _round_mantissa(x: Tensor, bits: int) -> Tensor:
+    """Float64 ``x`` rounded to nearest (ties to even) with ``bits`` stored mantissa bits, as
+    float32: the values a TF32 (10 bits) or bf16 (7 bits) product reads exactly. Bit
+    arithmetic on the float64 encoding; a carry out of the mantissa raises the exponent."""
+    dropped = 52 - bits
+    code = x.contiguous().view(torch.int64)
+    tie_to_even = (code >> dropped) & 1
+    code = (code + (1 << (dropped - 1)) - 1 + tie_to_even) & ~((1 << dropped) - 1)
+    return code.view(torch.float64).to(torch.float32)
+
+
+def _product_error(
+    dim: int, norms: Tensor, max_norm: Tensor, unit: float, input_unit: float = 0.0
+) -> Tensor:
+    """Bound on the error of ``|a|^2 + |b|^2 - 2 a.b`` computed with a matrix product:
+    ``2 ((D + 4) u + v) (|a| + max |b|)^2`` for ``a`` of norm ``norms``, with ``u`` the unit
+    roundoff of the arithmetic and ``v`` the relative rounding of the product's inputs beyond
+    it (reduced precision, see the module doc)."""
+    return 2 * ((dim + 4) * unit + input_unit) * (norms + max_norm) ** 2
 
 
 class _ApproxDistances:
@@ -449,22 +528,38 @@ class _ApproxDistances:
     multi-megabyte tensors per chunk cost more in page faults than the multiply itself.
     The buffer is allocated on the first call; the fused search only uses :meth:`at` and
     :meth:`bound` and never needs it.
+
+    At a reduced ``precision`` (float32 only) the product's operands ``blocks`` are rounded
+    to that precision's mantissa, while the norms come from the float32 values.
     """
 
-    def __init__(self, blocks: list[Tensor], dtype: torch.dtype, rows_per_chunk: int):
+    def __init__(
+        self,
+        blocks: list[Tensor],
+        dtype: torch.dtype,
+        rows_per_chunk: int,
+        precision: str = "highest",
+    ):
         self.blocks = [b.to(dtype) for b in blocks]
         self.sqnorms = [(b * b).sum(dim=1) for b in self.blocks]
-        self.unit = _UNIT_ROUNDOFF[dtype]
+        self.unit = _UNIT_ROUNDOFF[dtype]  # of the stored values and products
+        self.sum_unit, self.input_unit = self.unit, 0.0
+        bits = _MANTISSA_BITS[precision]
+        if bits is not None:
+            self.blocks = [_round_mantissa(b, bits) for b in blocks]
+            self.sum_unit, self.input_unit = _TENSOR_CORE_UNIT, 2.0 ** -(bits + 1)
         self.max_norms = [s.max().sqrt() for s in self.sqnorms]
         self.rows_per_chunk = rows_per_chunk
         self.buffer = self.scratch = None
 
     def bound(self, rows: Tensor) -> Tensor:
         """Float64 bound on the error of any ``rows`` entry: the max over blocks of
-        ``2 (D + 4) u (|a| + max |b|)^2`` (see the module doc)."""
+        :func:`_product_error` (see the module doc)."""
         bound = torch.zeros(len(rows), dtype=torch.float64, device=rows.device)
         for b, sq, max_norm in zip(self.blocks, self.sqnorms, self.max_norms, strict=True):
-            e = 2 * (b.shape[1] + 4) * self.unit * (sq[rows].sqrt() + max_norm) ** 2
+            e = _product_error(
+                b.shape[1], sq[rows].sqrt(), max_norm, self.sum_unit, self.input_unit
+            )
             bound = torch.maximum(bound, e.double())
         return bound
 
@@ -516,19 +611,30 @@ def _chunks(rows: Tensor, n: int, per_entry_bytes: int) -> Iterator[Tensor]:
     yield from rows.split(_chunk_rows(n, per_entry_bytes, rows.device))
 
 
-def _brute_force_knn(blocks: list[Tensor], k: int, backend: str) -> tuple[Tensor, Tensor]:
+def _tiers(precision: str) -> tuple[tuple[torch.dtype, str], ...]:
+    """The matrix-multiply tiers of the brute force: float32 products at the proposal
+    ``precision``, then float64."""
+    return (torch.float32, precision), (torch.float64, "highest")
+
+
+def _brute_force_knn(
+    blocks: list[Tensor], k: int, backend: str, precision: str
+) -> tuple[Tensor, Tensor]:
     """k-th neighbours by brute force: float32 candidates from ``backend`` (``"torch"``,
-    ``"faiss"`` or ``"triton"``), then float64, then direct differences for what is left."""
+    ``"faiss"`` or ``"triton"``) at the proposal ``precision``, then float64, then direct
+    differences for what is left."""
     n, device = blocks[0].shape[0], blocks[0].device
     sq_dist = torch.empty(n, dtype=torch.float64, device=device)
     index = torch.empty(n, dtype=torch.int64, device=device)
     pending = torch.arange(n, device=device)
     n_cand = min(k + EXTRA_CANDIDATES, n - 1)
     first = {"faiss": _faiss_candidates, "triton": _fused_candidates}.get(backend, _candidates)
-    with _ieee_float32_matmul():
-        for dtype in (torch.float32, torch.float64):
+    with _float32_matmul(precision, device):
+        for dtype, tier_precision in _tiers(precision):
             propose = first if dtype == torch.float32 else _candidates
-            ok_rows, ok_sq, ok_idx, pending = propose(blocks, pending, k, n_cand, dtype)
+            ok_rows, ok_sq, ok_idx, pending = propose(
+                blocks, pending, k, n_cand, dtype, tier_precision
+            )
             sq_dist[ok_rows], index[ok_rows] = ok_sq, ok_idx
             if pending.numel() == 0:
                 return sq_dist, index
@@ -558,11 +664,11 @@ def _certify(blocks, rows, cand, threshold, bound, k):
     return rows[ok], sq[ok], idx[ok], rows[~ok]
 
 
-def _candidates(blocks, pending, k, n_cand, dtype):
-    """Top candidates from matrix-multiply distances in ``dtype``, certified."""
+def _candidates(blocks, pending, k, n_cand, dtype, precision):
+    """Top candidates from matrix-multiply distances in ``dtype`` at ``precision``, certified."""
     n, device = blocks[0].shape[0], blocks[0].device
     size = min(_chunk_rows(n, 4 * dtype.itemsize, device), len(pending))
-    approx_distances = _ApproxDistances(blocks, dtype, size)
+    approx_distances = _ApproxDistances(blocks, dtype, size, precision)
     parts = []
     for rows in pending.split(size):
         shifted, offset, bound = approx_distances(rows)
@@ -574,6 +680,8 @@ def _candidates(blocks, pending, k, n_cand, dtype):
 
 #: Columns per group in the grouped proposal used on CUDA (see :func:`_propose`).
 GROUP = 32
+#: The fused kernel's product for each proposal precision (see :mod:`._triton_search`).
+_TRITON_PRECISION = {"highest": "ieee", "tf32": "tf32", "bf16": "bf16"}
 
 
 def _grouped(values: Tensor) -> bool:
@@ -625,8 +733,9 @@ def _propose_from_groups(
     return cols.gather(1, best[:, :-1]), torch.minimum(group_floor, vals[:, -1])
 
 
-def _fused_candidates(blocks, pending, k, n_cand, dtype):
-    """Top candidates from the fused Triton kernel (float32, one block), certified.
+def _fused_candidates(blocks, pending, k, n_cand, dtype, precision):
+    """Top candidates from the fused Triton kernel (float32 at ``precision``, one block),
+    certified.
 
     The kernel writes per-group minima only; the chosen groups' values are recomputed in
     float32 (:meth:`_ApproxDistances.at`), both within the same error bound.
@@ -634,7 +743,7 @@ def _fused_candidates(blocks, pending, k, n_cand, dtype):
     from ._triton_search import group_minima
 
     n = blocks[0].shape[0]
-    approx = _ApproxDistances(blocks, torch.float32, rows_per_chunk=0)
+    approx = _ApproxDistances(blocks, torch.float32, rows_per_chunk=0, precision=precision)
     (base,), (sqnorms,) = approx.blocks, approx.sqnorms
     n_groups = -(-n // GROUP)
     # per row: its group minima, and per chosen column its gathered point, value, and the
@@ -643,7 +752,7 @@ def _fused_candidates(blocks, pending, k, n_cand, dtype):
     size = min(_chunk_rows(1, row_bytes, pending.device), len(pending))
     parts = []
     for rows in pending.split(size):
-        minima = group_minima(base, sqnorms, rows, GROUP)
+        minima = group_minima(base, sqnorms, rows, GROUP, _TRITON_PRECISION[precision])
 
         def values_at(cols: Tensor, rows: Tensor = rows) -> Tensor:
             return approx.at(rows, cols).masked_fill(cols == rows[:, None], math.inf)
@@ -654,8 +763,9 @@ def _fused_candidates(blocks, pending, k, n_cand, dtype):
     return tuple(torch.cat(p) for p in zip(*parts, strict=True))
 
 
-def _faiss_candidates(blocks, pending, k, n_cand, dtype):
-    """Top candidates from faiss's exact flat L2 search (float32), certified."""
+def _faiss_candidates(blocks, pending, k, n_cand, dtype, precision):
+    """Top candidates from faiss's exact flat L2 search (float32, whatever the ``precision``),
+    certified."""
     import faiss
 
     (points,) = blocks
@@ -671,19 +781,22 @@ def _faiss_candidates(blocks, pending, k, n_cand, dtype):
     else:
         threshold = torch.full_like(approx[:, -1], float("inf"))
     sqnorm = torch.from_numpy(base).square().sum(dim=1).double()
-    unit = _UNIT_ROUNDOFF[torch.float32]
-    bound = 2 * (base.shape[1] + 4) * unit * (sqnorm[pending].sqrt() + sqnorm.max().sqrt()) ** 2
+    bound = _product_error(
+        base.shape[1], sqnorm[pending].sqrt(), sqnorm.max().sqrt(), _UNIT_ROUNDOFF[torch.float32]
+    )
     return _certify(blocks, pending, cand, threshold, bound, k)
 
 
-def _brute_force_count(points: Tensor, sq_radius: Tensor, inclusive: bool) -> Tensor:
+def _brute_force_count(
+    points: Tensor, sq_radius: Tensor, inclusive: bool, precision: str
+) -> Tensor:
     n, device = points.shape[0], points.device
     counts = torch.zeros(n, dtype=torch.int64, device=device)
     pending = torch.arange(n, device=device)
-    with _ieee_float32_matmul():
-        for dtype in (torch.float32, torch.float64):
+    with _float32_matmul(precision, device):
+        for dtype, tier_precision in _tiers(precision):
             size = min(_chunk_rows(n, 4 * dtype.itemsize, device), len(pending))
-            approx_distances = _ApproxDistances([points], dtype, size)
+            approx_distances = _ApproxDistances([points], dtype, size, tier_precision)
             unresolved = []
             for rows in pending.split(size):
                 done, done_counts = _count_chunk(
