@@ -101,6 +101,13 @@ def _wait_for(condition, what: str, seconds: float = 300) -> None:
         time.sleep(0.5)
 
 
+def _held(job: str) -> bool:
+    """Whether ``job`` is requeued and waiting for its begin time."""
+    queue = ["squeue", "--noheader", "--jobs", job, "--format=%T %r"]
+    state = subprocess.run(queue, capture_output=True, text=True).stdout.split()
+    return state == ["PENDING", "BeginTime"]
+
+
 def test_jobs_stopped_by_requeue_and_by_the_time_limit_warning_resume_equal_to_uninterrupted(
     slurm_cluster, tmp_path
 ):
@@ -124,6 +131,11 @@ def test_jobs_stopped_by_requeue_and_by_the_time_limit_warning_resume_equal_to_u
             metrics = tmp_path / task / "metrics.csv"
             _wait_for(lambda m=metrics: len(read_metrics(m)) >= 1, f"job {task}'s first epoch")
             subprocess.run([*stop, f"{array}_{task}"], check=True, capture_output=True)
+        for task in ("0", "1"):  # SLURM holds a requeued job 2 minutes: let it start now
+            _wait_for(lambda t=task: _held(f"{array}_{t}"), f"job {task} to be requeued")
+            subprocess.run(
+                ["scontrol", "update", f"JobId={array}_{task}", "StartTime=now"], check=True
+            )
         output, _ = sweep.communicate(timeout=600)
     finally:
         if sweep.poll() is None:
