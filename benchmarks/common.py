@@ -4,6 +4,7 @@ training config composed as ``python -m gan_je.train`` would."""
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -79,3 +80,9 @@ def run_sections(
         print(f"\n## {name}\n\n{table}", flush=True)
     if failed:
         sys.exit("failed: " + "; ".join(failed))
+
+
+def mean_std(values: list[float], digits: int) -> str:
+    """``mean ± std`` of ``values`` (std 0 for one value), rounded to ``digits``."""
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.{digits}f} ± {spread:.{digits}f}"

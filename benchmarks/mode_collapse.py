@@ -27,13 +27,12 @@ samples against the 2,500 validation samples), mean ± std over seeds.
 
 from __future__ import annotations
 
-import statistics
 import sys
 import tempfile
 import time
 
 import torch
-from common import run_sections, train_config
+from common import mean_std, run_sections, train_config
 
 from gan_je.records import markdown_table
 from gan_je.train import train
@@ -84,11 +83,6 @@ def run(data: str, overrides: list[str], seed: int, epochs: int) -> dict[str, fl
         return train(cfg)["final"]
 
 
-def _mean_std(values: list[float], digits: int) -> str:
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.{digits}f} ± {spread:.{digits}f}"
-
-
 def evaluate(
     data: str, names: tuple[str, ...] | None = None, epochs: int = EPOCHS, seeds: range = SEEDS
 ) -> str:
@@ -103,11 +97,11 @@ def evaluate(
         rows.append(
             [
                 name,
-                _mean_std([f["val/modes_covered"] for f in finals], 1) + f" / {MODES[data]}",
-                _mean_std([100 * f["val/high_quality"] for f in finals], 1) + " %",
-                _mean_std([f["val/mode_kl"] for f in finals], 2),
-                _mean_std([f["val/jsd"] for f in finals], 3),
-                _mean_std([f["val/entropy_fake"] - f["val/entropy_real"] for f in finals], 2),
+                mean_std([f["val/modes_covered"] for f in finals], 1) + f" / {MODES[data]}",
+                mean_std([100 * f["val/high_quality"] for f in finals], 1) + " %",
+                mean_std([f["val/mode_kl"] for f in finals], 2),
+                mean_std([f["val/jsd"] for f in finals], 3),
+                mean_std([f["val/entropy_fake"] - f["val/entropy_real"] for f in finals], 2),
                 f"{minutes:.1f}",
             ]
         )

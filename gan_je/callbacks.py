@@ -25,7 +25,15 @@ from matplotlib.figure import Figure  # no pyplot: no global state, no display n
 from PIL import Image
 
 from gan_je import seeding
-from gan_je.checks import choice, non_negative_float, positive_float, positive_int
+from gan_je.checks import (
+    choice,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+from gan_je.errors import ConfigError
+from gan_je.modes import StackedModeCounter
 from gan_je.pictures import save_grid, scatter_real_fake
 from gan_je.records import read_metrics, write_atomically, write_metrics
 
@@ -71,6 +79,46 @@ class SamplePictures(Callback):
         else:
             return
         send_picture(trainer, "samples", path, pl_module.g_step)
+
+
+class StackedModes(Callback):
+    """The stacked-MNIST mode counts (:mod:`gan_je.modes`) of the generator after each
+    validation: ``val/modes_covered`` (of 1,000), ``val/mode_kl`` and ``val/high_quality`` of
+    ``n_samples`` images drawn from fixed, seeded latents, and ``val/counter_accuracy``, the
+    counter's accuracy on the held-out digits.
+
+    The counter's digit classifier is fitted once per trainer call on the data module's
+    training digits (``data=stacked_mnist``), cached in ``cache_dir``.
+    """
+
+    def __init__(
+        self,
+        n_samples: int = 26_000,
+        epochs: int = 10,
+        threshold: float = 0.9,
+        cache_dir: str | None = None,
+    ) -> None:
+        self.n_samples = positive_int("n_samples", n_samples)
+        self.counter = StackedModeCounter(epochs=epochs, threshold=threshold, cache_dir=cache_dir)
+        self.accuracy: float | None = None
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        digits = getattr(trainer.datamodule, "digits", None)
+        if not digits:
+            raise ConfigError(
+                "callbacks.stacked_modes counts the modes of stacked MNIST: use "
+                "data=stacked_mnist (or experiment=stacked_mnist), or drop the callback"
+            )
+        self.counter.fit(*digits["train"])
+        self.accuracy = self.counter.accuracy(*digits["val"])
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        seed = seeding.stream_seed(pl_module.seed, "modes")
+        counts = self.counter(pl_module.sample(self.n_samples, seed=seed).float().cpu())
+        counts["counter_accuracy"] = self.accuracy
+        pl_module.log_dict({f"val/{key}": value for key, value in counts.items()})
 
 
 def send_picture(trainer: Trainer, key: str, path: Path, g_step: int) -> None:
@@ -361,3 +409,45 @@ class ModeCollapseMonitor(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.streak, self.seen = state_dict["streak"], state_dict["seen"]
         self.events = list(state_dict["events"])
+
+
+class EntropyMatching(Callback):
+    """The entropy-matching controller: after each validation it moves the entropy
+    regulariser's weight towards the one at which the generated samples' entropy equals the
+    real samples', both measured by the metric on the same features (``val/entropy_fake``,
+    ``val/entropy_real``)::
+
+        lambda <- clip(lambda + gain * (H_real - H_fake), -max_weight, max_weight)
+
+    An integral controller acting both ways: the weight grows while the generated entropy is
+    too low (collapse) and falls, below zero, while it is too high (an over-dispersed
+    generator, which a positive weight would spread further). The weight is module state
+    (``GANModule.hold_entropy_weight``: saved in checkpoints, so a resumed run goes on with
+    it) and is logged as ``train/entropy_weight``. The first ``warmup`` validations only
+    measure (an untrained generator's entropy says nothing yet).
+    """
+
+    def __init__(self, gain: float = 0.05, max_weight: float = 1.0, warmup: int = 1) -> None:
+        self.gain = positive_float("gain", gain)
+        self.max_weight = positive_float("max_weight", max_weight)
+        self.warmup = non_negative_int("warmup", warmup)
+        self.seen = 0
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        metrics = trainer.callback_metrics
+        if trainer.sanity_checking or "val/entropy_fake" not in metrics:
+            return
+        real, fake = _plain(metrics["val/entropy_real"]), _plain(metrics["val/entropy_fake"])
+        if not (math.isfinite(real) and math.isfinite(fake)):
+            return
+        self.seen += 1
+        if self.seen <= self.warmup:
+            return
+        weight = pl_module.entropy_weight() + self.gain * (real - fake)
+        pl_module.hold_entropy_weight(min(max(weight, -self.max_weight), self.max_weight))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"seen": self.seen}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.seen = state_dict["seen"]

@@ -35,6 +35,13 @@ def non_negative_float(name: str, value: object) -> float:
     return float(value)
 
 
+def finite_float(name: str, value: object) -> float:
+    """Return ``value`` as a float if it is a finite number, else raise a ``ValueError``."""
+    if not is_real(value) or not abs(value) < float("inf"):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
 def choice(name: str, value: object, choices: tuple[str, ...]) -> str:
     """Return ``value`` if it is one of ``choices``, else raise a ``ValueError`` listing them."""
     if value not in choices:

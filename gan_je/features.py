@@ -237,7 +237,8 @@ class Classifier(nn.Module):
         if self.cache_dir is None:
             return None
         checksum = f"{float(x.double().sum()):.6e}-{int(labels.sum())}"
-        key = f"{tuple(x.shape)}-{checksum}-{self.embedding}-{self.epochs}-{self.seed}"
+        key = f"{type(self).__name__}-{tuple(x.shape)}-{checksum}-{self.embedding}-"
+        key += f"{self.epochs}-{self.seed}"
         digest = hashlib.sha1(key.encode()).hexdigest()[:16]
         return Path(self.cache_dir) / f"classifier-{digest}.pt"
 
@@ -306,7 +307,16 @@ class Classifier(nn.Module):
             raise RuntimeError("Classifier is not fitted: call fit(train_samples, labels)")
         return self.pca(self._embed(x.to(next(self.net.parameters()).device).float()))
 
+    def probabilities(self, x: Tensor) -> Tensor:
+        """The fitted classifier's class probabilities ``(N, n_classes)`` for ``x``."""
+        if self.net is None:
+            raise RuntimeError("Classifier is not fitted: call fit(train_samples, labels)")
+        device = next(self.net.parameters()).device
+        with torch.no_grad():
+            logits = torch.cat([self.net(part.to(device).float()) for part in x.split(1024)])
+        return logits.softmax(dim=1)
+
     def accuracy(self, x: Tensor, labels: Tensor) -> float:
         """Fraction of ``x`` the fitted classifier labels correctly."""
-        with torch.no_grad():
-            return float((self.net(x.float()).argmax(dim=1) == labels).double().mean())
+        predicted = self.probabilities(x).argmax(dim=1).cpu()
+        return float((predicted == labels.cpu()).double().mean())

@@ -34,7 +34,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from gan_je import parts, sampling, seeding
-from gan_je.checks import non_negative_float, positive_float, positive_int
+from gan_je.checks import finite_float, positive_float, positive_int
 from gan_je.errors import ConfigError, DivergenceError
 from gan_je.estimators import differentiable_entropy
 from gan_je.metrics import MixtureCoverage
@@ -309,15 +309,17 @@ class GANModule(LightningModule):
 
     # ---------------------------------------------------------------- entropy weight
     def entropy_weight(self) -> float:
-        """The entropy regulariser's weight now: the one the collapse monitor held, else the
-        loss's (possibly annealed) weight at this generator step."""
+        """The entropy regulariser's weight now: the one a callback held (the collapse
+        monitor's boost, the entropy-matching controller), else the loss's (possibly
+        annealed) weight at this generator step."""
         if self.entropy_weight_held is not None:
             return self.entropy_weight_held
         return self.loss.entropy_weight_at(self.g_step)
 
     def hold_entropy_weight(self, weight: float) -> None:
-        """From now on a constant entropy weight (ends any annealing); saved in checkpoints."""
-        self.entropy_weight_held = non_negative_float("entropy_weight", weight)
+        """From now on a constant entropy weight (ends any annealing); saved in checkpoints.
+        A negative weight pulls the generated entropy down (an over-dispersed generator)."""
+        self.entropy_weight_held = finite_float("entropy_weight", weight)
 
     # ---------------------------------------------------------------- optimisers
     def configure_optimizers(self) -> Any:
@@ -386,11 +388,11 @@ class GANModule(LightningModule):
         fake = self.generator(torch.randn(n, latent_dim, device=self.device))
         g_loss = self.loss.generator_loss(self.discriminator(pack_samples(fake, self.pack)))
         entropy_weight = self.entropy_weight()
-        if entropy_weight > 0:
+        if entropy_weight != 0:
             batch_entropy = differentiable_entropy(self._features(fake))
             g_loss = g_loss - entropy_weight * batch_entropy
             self.log("train/entropy_batch", batch_entropy.detach())
-        if entropy_weight > 0 or self.loss.entropy_weight > 0:
+        if entropy_weight != 0 or self.loss.entropy_weight > 0:
             self.log("train/entropy_weight", entropy_weight)
         self._check_finite(g_loss, "generator")
         self._step(opt_g, g_loss)

@@ -35,7 +35,15 @@ REGISTERED: set[str] = {
     *(f"gan_je.features.{name}" for name in ("PCA", "Identity", "RandomProjection", "Classifier")),
     *(
         f"gan_je.data.{name}"
-        for name in ("MNIST5k", "Digits", "Ring", "Grid", "TorchvisionImages", "ImageFolder")
+        for name in (
+            "MNIST5k",
+            "StackedMNIST",
+            "Digits",
+            "Ring",
+            "Grid",
+            "TorchvisionImages",
+            "ImageFolder",
+        )
     ),
     *(f"torch.optim.{name}" for name in ("Adam", "AdamW", "SGD", "RMSprop")),
     *(

@@ -15,7 +15,15 @@ import torch
 from gan_je.checks import non_negative_int
 
 #: The streams of a run; a number each, fixed forever (changing one changes every run).
-STREAMS = {"preview": 1, "validation": 2, "pictures": 3, "shuffle": 4, "subsample": 5}
+STREAMS = {
+    "preview": 1,
+    "validation": 2,
+    "pictures": 3,
+    "shuffle": 4,
+    "subsample": 5,
+    "stack": 6,
+    "modes": 7,
+}
 
 
 def stream_seed(seed: int, stream: str, *extra: int) -> int:

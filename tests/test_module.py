@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from gan_je.callbacks import ModeCollapseMonitor
+from gan_je.callbacks import EntropyMatching, ModeCollapseMonitor
 from gan_je.errors import ConfigError
 from gan_je.estimators import entropy
 from gan_je.module import GANModule
@@ -247,8 +247,11 @@ def test_a_held_entropy_weight_replaces_the_annealed_one(train_config):
     module.hold_entropy_weight(0.3)  # constant from now on, annealing ended
     for module.g_step in (0, 50, 500):
         assert module.entropy_weight() == 0.3
-    with pytest.raises(ValueError, match="entropy_weight must be"):
-        module.hold_entropy_weight(-1.0)
+    module.hold_entropy_weight(-0.2)  # the entropy-matching controller pulls entropy down
+    assert module.entropy_weight() == -0.2
+    for bad in (float("nan"), float("inf"), "0.1"):
+        with pytest.raises(ValueError, match="entropy_weight must be a finite number"):
+            module.hold_entropy_weight(bad)
 
 
 def test_monitor_reads_the_entropy_gap():
@@ -272,6 +275,43 @@ def test_missing_modes_count_only_when_the_generator_is_not_over_dispersed():
     assert not collapsed(-2.9)  # spread wider than the data: under-trained, not collapsed
     assert not collapsed(-4.0, torch.tensor(8.0))  # every mode covered
     assert collapsed(-5.5, torch.tensor(8.0))  # every mode, but the entropy gap says collapse
+
+
+def test_entropy_matching_moves_the_weight_both_ways_and_clips_it(train_config):
+    _, module = build(train_config(*SMALL_RING))
+    controller = EntropyMatching(gain=0.1, max_weight=0.5, warmup=1)
+
+    def validate(real: float, fake: float) -> float:
+        metrics = {"val/entropy_real": torch.tensor(real), "val/entropy_fake": torch.tensor(fake)}
+        trainer = SimpleNamespace(callback_metrics=metrics, sanity_checking=False)
+        controller.on_validation_end(trainer, module)
+        return module.entropy_weight()
+
+    assert validate(-4.0, -6.0) == 0.0  # warmup: measured only
+    assert validate(-4.0, -6.0) == pytest.approx(0.2)  # too little entropy: weight up
+    assert validate(-4.0, -5.0) == pytest.approx(0.3)
+    assert validate(-4.0, -1.0) == pytest.approx(0.0)  # over-dispersed: weight down...
+    assert validate(-4.0, -2.0) == pytest.approx(-0.2)  # ...and below zero
+    assert validate(-4.0, 20.0) == -0.5  # clipped
+    assert validate(-4.0, float("nan")) == -0.5  # an undefined estimate changes nothing
+    assert controller.state_dict() == {"seen": 6}
+    with pytest.raises(ValueError, match="gain"):
+        EntropyMatching(gain=0)
+
+
+def test_a_negative_entropy_weight_trains_and_is_restored_from_the_checkpoint(
+    train_config, tmp_path
+):
+    """The controller's weight is module state: a run holding -0.3 trains with it (the
+    batch entropy enters the generator loss) and logs it, and a checkpoint carries it."""
+    datamodule, module = build(train_config(*SMALL_RING))
+    module.hold_entropy_weight(-0.3)
+    trainer = _fit(module, datamodule, max_epochs=1, limit_train_batches=2)
+    assert float(trainer.callback_metrics["train/entropy_weight"]) == pytest.approx(-0.3)
+    assert "train/entropy_batch" in trainer.callback_metrics
+    trainer.save_checkpoint(tmp_path / "held.ckpt")
+    restored = type(module).load_from_checkpoint(tmp_path / "held.ckpt")
+    assert restored.entropy_weight() == -0.3
 
 
 def test_packed_discriminator_judges_packs_of_generated_and_real_samples(train_config):

@@ -23,6 +23,7 @@ from gan_je.data.gaussian_mixture import GaussianMixture, Grid, Ring
 from gan_je.data.idx import read_idx, write_idx
 from gan_je.data.image_folder import ImageFolder
 from gan_je.data.mnist5k import MNIST5k
+from gan_je.data.stacked_mnist import StackedMNIST
 from gan_je.data.torchvision_images import TorchvisionImages
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "MNIST5k",
     "ResumableLoader",
     "Ring",
+    "StackedMNIST",
     "TorchvisionImages",
     "read_idx",
     "write_idx",
