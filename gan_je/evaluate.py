@@ -4,8 +4,9 @@ The run is rebuilt from the checkpoint's config (:mod:`gan_je.checkpoints`), so 
 are compared in the run's own feature space with the run's own estimator settings: the
 entropies and JSD with their standard errors, precision/recall, density/coverage, the
 Fréchet distance, data copying (generated and held-out samples against training samples of
-the same number), and mode coverage for the 2-D mixtures. Writes ``eval.json`` next to the
-checkpoint.
+the same number), mode coverage for the 2-D mixtures, and the mode counts of stacked MNIST
+(:mod:`gan_je.modes`; with ``baseline=true`` also those of real training images, the
+ceiling). Writes ``eval.json`` next to the checkpoint.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from gan_je import CONFIG_PATH
 from gan_je.checkpoints import load_data, load_module
 from gan_je.commands import build_from_config, import_packages, resolve_device, run_command
 from gan_je.errors import ConfigError
+from gan_je.modes import StackedModeCounter
 from gan_je.module import GANModule
 from gan_je.records import markdown_table, write_atomically
 
@@ -35,11 +37,16 @@ EVALUATE_HALVINGS = 4
 
 
 def compare(
-    module: GANModule, real: Tensor, fake: Tensor, train: Tensor | None = None
+    module: GANModule,
+    real: Tensor,
+    fake: Tensor,
+    train: Tensor | None = None,
+    counter: StackedModeCounter | None = None,
 ) -> dict[str, float]:
     """The module's metrics (and mode coverage where it has it) of ``fake`` against
     ``real``, on every sample given; with ``train`` (training samples, ``real`` then being
-    held out) also the data-copying statistic where the metric reports it."""
+    held out) also the data-copying statistic where the metric reports it; with a stacked
+    MNIST ``counter`` the mode counts of ``fake``."""
     metric = module.metric.cpu()
     metric.max_samples = None  # every sample the caller chose
     if getattr(metric, "standard_errors", 0):
@@ -59,7 +66,18 @@ def compare(
         coverage.update(fake)
         values |= coverage.compute()
         coverage.reset()
+    if counter is not None:
+        values |= counter(fake)
     return {key: float(value) for key, value in values.items()}
+
+
+def mode_counter(datamodule: Any, cache_dir: str | Path) -> StackedModeCounter | None:
+    """For stacked MNIST (a data module with ``digits``), its mode counter fitted on the
+    training digits (cached in ``cache_dir``, as in training); ``None`` for other data."""
+    digits = getattr(datamodule, "digits", None)
+    if not digits:
+        return None
+    return StackedModeCounter(cache_dir=str(cache_dir)).fit(*digits["train"])
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -85,6 +103,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         module.fit_features(datamodule)
     real = datamodule.val_tensor() if held_out else datamodule.train_tensor()
     fake = module.sample(cfg.n_samples, seed=cfg.seed, batch_size=cfg.batch_size).float().cpu()
+    counter = mode_counter(datamodule, Path(cfg.paths.log_dir) / ".feature_cache")
     result: dict[str, Any] = {
         "ckpt_path": str(Path(cfg.ckpt_path).resolve()),
         "g_step": module.g_step,
@@ -94,12 +113,18 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "ema": module.ema is not None,
         "features": repr(module.metric.features),
         "metrics": compare(
-            module, real, fake, datamodule.train_tensor(real.shape[0]) if copying else None
+            module,
+            real,
+            fake,
+            datamodule.train_tensor(real.shape[0]) if copying else None,
+            counter,
         ),
     }
+    if counter is not None:
+        result["counter_accuracy"] = counter.accuracy(*datamodule.digits["val"])
     if cfg.baseline:
         train = datamodule.train_tensor(real.shape[0] if held_out else None)
-        result["baseline_train_vs_split"] = compare(module, real, train)
+        result["baseline_train_vs_split"] = compare(module, real, train, counter=counter)
     result["seconds"] = round(time.perf_counter() - start, 2)
     path = Path(cfg.ckpt_path).with_name("eval.json")
     write_atomically(path, json.dumps(result, indent=2) + "\n")

@@ -4,15 +4,20 @@ form, and the counter's ceiling check on real stacked images."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 
 from gan_je.data import StackedMNIST
 from gan_je.data.stacked_mnist import mode_of
 from gan_je.errors import ConfigError
+from gan_je.evaluate import evaluate
 from gan_je.modes import StackedModeCounter, mode_statistics, uniform_baseline
 from gan_je.train import train
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def test_statistics_in_closed_form():
@@ -146,3 +151,25 @@ def test_the_controller_composes_with_the_stacked_experiment(train_config):
     cfg = train_config("experiment=stacked_mnist", "callbacks=entropy_matching")
     assert {"stacked_modes", "entropy_matching", "mode_collapse"} <= set(cfg.callbacks)
     assert cfg.callbacks.entropy_matching._target_ == "gan_je.callbacks.EntropyMatching"
+
+
+def test_evaluate_reports_the_mode_counts_with_the_real_ceiling(train_config, tmp_path):
+    small = ["data.n_train=640", "data.n_val=600", "callbacks.stacked_modes.n_samples=300"]
+    small += ["callbacks.stacked_modes.epochs=1", "trainer.max_epochs=1"]
+    small += ["trainer.limit_train_batches=2", "logger=none", "~callbacks.progress"]
+    cfg = train_config("experiment=stacked_mnist", *small, "trainer.accelerator=cpu")
+    train(cfg)
+    checkpoint = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        app = compose(
+            config_name="evaluate",
+            overrides=[f"ckpt_path={checkpoint}", "n_samples=600", "baseline=true"],
+        )
+    app.paths.root_dir = str(tmp_path)  # the counter's cache
+    result = evaluate(app)
+    generated, ceiling = result["metrics"], result["baseline_train_vs_split"]
+    assert {"modes_covered", "mode_kl", "high_quality"} <= set(generated)
+    assert generated["modes_covered"] < ceiling["modes_covered"]  # 2 steps: collapsed
+    # 600 real training images: close to a uniform sampler's 451 expected modes
+    assert ceiling["modes_covered"] >= 0.85 * uniform_baseline(600)["modes_covered"]
+    assert result["counter_accuracy"] >= 0.9
