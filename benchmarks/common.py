@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
@@ -28,6 +30,27 @@ def train_config(output_dir: str | Path, *overrides: str) -> DictConfig:
                 *overrides,
             ],
         )
+
+
+def train_quietly(experiment: str, seed: int, epochs: int, *overrides: str) -> dict[str, Any]:
+    """Train ``experiment=<experiment>`` on the CPU for ``epochs`` with ``overrides``, without
+    logger or progress bar, in a temporary folder; return the run's summary."""
+    from gan_je.train import train  # Lightning: only for the benchmarks that train
+
+    with tempfile.TemporaryDirectory() as folder:
+        cfg = train_config(
+            folder,
+            f"experiment={experiment}",
+            f"seed={seed}",
+            f"trainer.max_epochs={epochs}",
+            "trainer.accelerator=cpu",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+            "~callbacks.progress",
+            "logger=none",
+            *overrides,
+        )
+        return train(cfg)
 
 
 class MeasurementError(Exception):

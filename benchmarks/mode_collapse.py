@@ -28,14 +28,12 @@ samples against the 2,500 validation samples), mean ± std over seeds.
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 
 import torch
-from common import mean_std, run_sections, train_config
+from common import mean_std, run_sections, train_quietly
 
 from gan_je.records import markdown_table
-from gan_je.train import train
 
 SEEDS = range(5)
 EPOCHS = 30
@@ -66,23 +64,6 @@ def variants(data: str, epochs: int = EPOCHS) -> dict[str, list[str]]:
     }
 
 
-def run(data: str, overrides: list[str], seed: int, epochs: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as folder:
-        cfg = train_config(
-            folder,
-            f"experiment={data}",
-            f"seed={seed}",
-            f"trainer.max_epochs={epochs}",
-            "trainer.accelerator=cpu",
-            "trainer.enable_progress_bar=false",
-            "trainer.enable_model_summary=false",
-            "~callbacks.progress",
-            "logger=none",
-            *overrides,
-        )
-        return train(cfg)["final"]
-
-
 def evaluate(
     data: str, names: tuple[str, ...] | None = None, epochs: int = EPOCHS, seeds: range = SEEDS
 ) -> str:
@@ -92,7 +73,7 @@ def evaluate(
         if names is not None and name not in names:
             continue
         start = time.perf_counter()
-        finals = [run(data, overrides, seed, epochs) for seed in seeds]
+        finals = [train_quietly(data, seed, epochs, *overrides)["final"] for seed in seeds]
         minutes = (time.perf_counter() - start) / 60
         rows.append(
             [

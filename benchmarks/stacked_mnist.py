@@ -30,16 +30,14 @@ seeds, and the minutes the variant took.
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 
 import torch
-from common import mean_std, run_sections, train_config
+from common import mean_std, run_sections, train_quietly
 
 from gan_je.data import StackedMNIST
 from gan_je.modes import StackedModeCounter, uniform_baseline
 from gan_je.records import markdown_table
-from gan_je.train import train
 
 SEEDS = range(3)
 EPOCHS = 13  # 50,000 images in batches of 64: 781 steps an epoch
@@ -92,33 +90,15 @@ def counter_ceiling(n_val: int = 26_000) -> str:
     return notes + markdown_table(header, rows)
 
 
-def run(experiment: str, overrides: list[str], seed: int, epochs: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as folder:
-        cfg = train_config(
-            folder,
-            f"experiment={experiment}",
-            f"seed={seed}",
-            f"trainer.max_epochs={epochs}",
-            "trainer.accelerator=cpu",
-            "trainer.enable_progress_bar=false",
-            "trainer.enable_model_summary=false",
-            "~callbacks.progress",
-            "logger=none",
-            *overrides,
-        )
-        summary = train(cfg)
-        return summary["final"] | {"g_steps": summary["g_steps"]}
-
-
 def evaluate(setting: str, seeds: range = SEEDS, epochs: int = EPOCHS, extra: tuple = ()) -> str:
     """The table of every variant in ``setting`` (``standard`` or ``small_d``)."""
     rows = []
     steps = 0
     for name, overrides in VARIANTS.items():
         start = time.perf_counter()
-        finals = [run(SETTINGS[setting], [*overrides, *extra], seed, epochs) for seed in seeds]
+        runs = [train_quietly(SETTINGS[setting], s, epochs, *overrides, *extra) for s in seeds]
         minutes = (time.perf_counter() - start) / 60
-        steps = int(finals[0]["g_steps"])
+        finals, steps = [run["final"] for run in runs], runs[0]["g_steps"]
         rows.append(
             [
                 name,
