@@ -1,6 +1,7 @@
 """The OmegaConf resolvers gan_je's configs use, registered when ``gan_je`` is imported:
 
 - ``${gan_je.run_id:}``: this run's (or sweep's) directory name;
+- ``${gan_je.cwd:}``: the directory gan_je was launched from (``paths.root_dir``);
 - ``${gan_je.sweep:group|job_type|tags}``: W&B fields of a multirun job;
 - ``${gan_je.slurm_tasks:accelerator,devices}``, ``${gan_je.slurm_gpus:accelerator,devices}``:
   a SLURM job's size from the trainer's (:mod:`gan_je.slurm`).
@@ -33,6 +34,14 @@ def run_id() -> str:
         stamp = time.strftime("%Y-%m-%d/%H-%M-%S")
         os.environ[RUN_ID] = f"{stamp}-{os.getpid()}{secrets.token_hex(2)}"
     return os.environ[RUN_ID]
+
+
+def cwd() -> str:
+    """The working directory: where the command was launched, as gan_je never changes it
+    (``hydra.job.chdir: false``). Unlike ``${hydra:runtime.cwd}`` it resolves before Hydra
+    sets its runtime config, which a multirun launcher (submitit) needs when it resolves
+    its own settings (``submitit_folder`` lies under the sweep directory)."""
+    return os.getcwd()
 
 
 def slurm_tasks(accelerator: str, devices: Any) -> int:
@@ -72,6 +81,7 @@ def register() -> None:
     """Register the resolvers (again: a no-op once done)."""
     resolvers = {
         "gan_je.run_id": run_id,
+        "gan_je.cwd": cwd,
         "gan_je.sweep": sweep_field,
         "gan_je.slurm_tasks": slurm_tasks,
         "gan_je.slurm_gpus": slurm_gpus,

@@ -23,9 +23,9 @@ def _multirun(sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
     return _run(command)
 
 
-def _run(command: list[str]) -> subprocess.CompletedProcess:
+def _run(command: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if key != "GAN_JE_RUN_ID"}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=cwd)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -69,10 +69,12 @@ def test_a_failing_job_is_recorded_and_the_others_run(tmp_path):
 )
 @pytest.mark.slow
 def test_parallel_launchers_put_every_job_in_one_sweep_directory(tmp_path, launcher):
-    """Jobs run in other processes; the default, timestamped sweep directory is still one."""
+    """Jobs run in other processes; the default, timestamped sweep directory under the
+    launch directory is still one (and the launcher resolves it before Hydra's runtime
+    config exists: ``${hydra:runtime.cwd}`` there failed every submitit sweep)."""
     command = [sys.executable, "-m", "gan_je.train", "-m", *TINY, *launcher, "seed=0,1"]
-    _run([*command, f"paths.log_dir={tmp_path}"])
-    sweeps = list((tmp_path / "multirun").glob("*/*"))
+    _run(command, cwd=tmp_path)
+    sweeps = list((tmp_path / "outputs" / "multirun").glob("*/*"))
     assert len(sweeps) == 1, sweeps
     assert [s["status"] for s in _summaries(sweeps[0]).values()] == ["finished", "finished"]
 
