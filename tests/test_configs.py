@@ -127,6 +127,7 @@ def test_callback_configs_build_callbacks(train_config, option):
     configured = train_config(f"callbacks={option}").callbacks or {}
     default = {"best_checkpoint", "last_checkpoint", "samples", "progress", "mode_collapse"}
     expected = {"default": default, "early_stopping": default | {"early_stopping"}, "none": set()}
+    expected["entropy_matching"] = default | {"entropy_matching"}
     assert set(configured) == expected[option]
     assert all(isinstance(instantiate(c), lightning.Callback) for c in configured.values())
 
