@@ -135,47 +135,79 @@ class CheckpointOnSignal(Callback):
     """When SIGTERM stops training (what SLURM sends before pre-empting, requeueing or
     cancelling a job; Lightning finishes the batch, then raises ``SIGTERMException``), save
     ``<output_dir>/checkpoints/last.ckpt`` at that generator step, so that a resumed run
-    continues from there, inside its epoch, as if it had never stopped.
+    continues from there, inside its epoch, as if it had never stopped. A signal during a
+    validation lets the validation finish first (its row, checkpoints and callbacks), since
+    a run cannot resume inside one.
 
     SIGUSR1 (SLURM's warning before a time limit, ``--signal=USR1@<seconds>``) stops and
     saves the same way and sets :attr:`time_limit`, after which ``gan_je.train`` requeues the
-    job. Installed before Lightning registers its own handlers, so Lightning's SLURM
-    auto-requeue, which would save from inside the signal handler, mid-step, stays off.
+    job. :meth:`install` takes SIGUSR1 for the whole run (a warning that comes before
+    training stops it at its first batch; one after it is noted), and, installed before
+    Lightning registers its handlers, keeps Lightning's SLURM auto-requeue off (it saves from
+    inside the signal handler, mid-step). :attr:`start_step` is the generator step training
+    started from.
     """
 
     def __init__(self, output_dir: str) -> None:
         self.path = Path(output_dir) / "checkpoints" / "last.ckpt"
         self.time_limit = False
+        self.start_step = 0
+        self._fitting = False
+        self._deferred = False
         self._previous_usr1: Any = None
 
-    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.time_limit = False
+    def install(self) -> None:
+        """Handle SIGUSR1 from now until :meth:`restore` (main thread only)."""
         usr1 = getattr(signal, "SIGUSR1", None)
-        main_thread = threading.current_thread() is threading.main_thread()
-        if usr1 is not None and main_thread and signal.getsignal(usr1) == signal.SIG_DFL:
-            self._previous_usr1 = signal.signal(usr1, self._stop_before_time_limit)
+        if usr1 is not None and threading.current_thread() is threading.main_thread():
+            self._previous_usr1 = signal.signal(usr1, self._time_limit_warning)
+
+    def restore(self) -> None:
+        """Put back the SIGUSR1 handler :meth:`install` replaced."""
+        if self._previous_usr1 is not None:
+            signal.signal(signal.SIGUSR1, self._previous_usr1)
+            self._previous_usr1 = None
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.start_step = pl_module.g_step
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # Lightning's SIGTERM handler is in place from here on
+        self._fitting = True
+        if self.time_limit:  # warned before training began: stop after the first batch
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._restore_usr1()
+        self._fitting = False
+
+    def on_validation_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, *args: Any, **kwargs: Any
+    ) -> None:
+        """Hold a signal that came during a validation until the validation has ended
+        (Lightning would stop after this batch, and the validation would be lost)."""
+        if self._fitting and not trainer.sanity_checking and trainer.received_sigterm:
+            trainer._signal_connector.received_sigterm = False  # no public setter
+            self._deferred = True
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._deferred:  # Lightning stops right after the validation
+            trainer._signal_connector.received_sigterm = True
+            self._deferred = False
 
     def on_exception(
         self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
     ) -> None:
-        self._restore_usr1()
+        self._fitting = False
         if isinstance(exception, SIGTERMException):
             trainer.save_checkpoint(self.path)  # every rank calls it; rank 0 writes
             log.warning("SIGTERM at generator step %d: saved %s", pl_module.g_step, self.path)
 
-    def _stop_before_time_limit(self, signum: int, frame: Any) -> None:
-        """SIGUSR1 handled as SIGTERM (Lightning's handler stops after the batch), noting
-        that the job is to be requeued."""
+    def _time_limit_warning(self, signum: int, frame: Any) -> None:
+        """SIGUSR1: during training, stop as for SIGTERM (Lightning's handler stops after
+        the batch); in any case note that the job is to be requeued."""
         self.time_limit = True
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    def _restore_usr1(self) -> None:
-        if self._previous_usr1 is not None:
-            signal.signal(signal.SIGUSR1, self._previous_usr1)
-            self._previous_usr1 = None
+        if self._fitting:
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 class RunRecord(Callback):
@@ -380,8 +412,8 @@ class ModeCollapseMonitor(Callback):
         if self.action == "stop":
             trainer.should_stop = True
         elif self.action == "boost":
-            weight = pl_module.entropy_weight()
-            weight = self.boost_start if weight == 0 else weight * self.boost_factor
+            weight = pl_module.entropy_weight()  # negative: the controller pulled it down
+            weight = self.boost_start if weight <= 0 else weight * self.boost_factor
             event["entropy_weight"] = min(weight, self.max_weight)
             pl_module.hold_entropy_weight(event["entropy_weight"])
         self.events.append(event)

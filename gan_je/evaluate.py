@@ -37,16 +37,11 @@ EVALUATE_HALVINGS = 4
 
 
 def compare(
-    module: GANModule,
-    real: Tensor,
-    fake: Tensor,
-    train: Tensor | None = None,
-    counter: StackedModeCounter | None = None,
+    module: GANModule, real: Tensor, fake: Tensor, train: Tensor | None = None
 ) -> dict[str, float]:
     """The module's metrics (and mode coverage where it has it) of ``fake`` against
     ``real``, on every sample given; with ``train`` (training samples, ``real`` then being
-    held out) also the data-copying statistic where the metric reports it; with a stacked
-    MNIST ``counter`` the mode counts of ``fake``."""
+    held out) also the data-copying statistic where the metric reports it."""
     metric = module.metric.cpu()
     metric.max_samples = None  # every sample the caller chose
     if getattr(metric, "standard_errors", 0):
@@ -66,18 +61,26 @@ def compare(
         coverage.update(fake)
         values |= coverage.compute()
         coverage.reset()
-    if counter is not None:
-        values |= counter(fake)
     return {key: float(value) for key, value in values.items()}
 
 
-def mode_counter(datamodule: Any, cache_dir: str | Path) -> StackedModeCounter | None:
-    """For stacked MNIST (a data module with ``digits``), its mode counter fitted on the
-    training digits (cached in ``cache_dir``, as in training); ``None`` for other data."""
+def mode_counter(
+    module: GANModule, datamodule: Any, cache_dir: str | Path
+) -> StackedModeCounter | None:
+    """For stacked MNIST (a data module with ``digits``), its mode counter with the run's
+    settings (``callbacks.stacked_modes``: epochs, threshold), fitted on the training digits
+    and cached in ``cache_dir``; ``None`` for other data."""
     digits = getattr(datamodule, "digits", None)
     if not digits:
         return None
-    return StackedModeCounter(cache_dir=str(cache_dir)).fit(*digits["train"])
+    run_callbacks = (module.hparams.get("run_config") or {}).get("callbacks") or {}
+    settings = run_callbacks.get("stacked_modes") or {}
+    counter = StackedModeCounter(
+        epochs=settings.get("epochs", 10),
+        threshold=settings.get("threshold", 0.9),
+        cache_dir=str(cache_dir),
+    )
+    return counter.fit(*digits["train"])
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -103,7 +106,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         module.fit_features(datamodule)
     real = datamodule.val_tensor() if held_out else datamodule.train_tensor()
     fake = module.sample(cfg.n_samples, seed=cfg.seed, batch_size=cfg.batch_size).float().cpu()
-    counter = mode_counter(datamodule, Path(cfg.paths.log_dir) / ".feature_cache")
+    counter = mode_counter(module, datamodule, Path(cfg.paths.log_dir) / ".feature_cache")
     result: dict[str, Any] = {
         "ckpt_path": str(Path(cfg.ckpt_path).resolve()),
         "g_step": module.g_step,
@@ -113,18 +116,17 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "ema": module.ema is not None,
         "features": repr(module.metric.features),
         "metrics": compare(
-            module,
-            real,
-            fake,
-            datamodule.train_tensor(real.shape[0]) if copying else None,
-            counter,
+            module, real, fake, datamodule.train_tensor(real.shape[0]) if copying else None
         ),
     }
     if counter is not None:
+        result["metrics"] |= counter(fake)
         result["counter_accuracy"] = counter.accuracy(*datamodule.digits["val"])
     if cfg.baseline:
         train = datamodule.train_tensor(real.shape[0] if held_out else None)
-        result["baseline_train_vs_split"] = compare(module, real, train, counter=counter)
+        result["baseline_train_vs_split"] = compare(module, real, train)
+        if counter is not None:  # as many real images as generated ones: the same KL bias
+            result["baseline_train_vs_split"] |= counter(train[: fake.shape[0]])
     result["seconds"] = round(time.perf_counter() - start, 2)
     path = Path(cfg.ckpt_path).with_name("eval.json")
     write_atomically(path, json.dumps(result, indent=2) + "\n")

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from gan_je.checks import positive_int
 from gan_je.estimators._inputs import as_samples
 from gan_je.estimators.knn import random_projections
+from gan_je.records import replaced_atomically
 
 
 class _LinearFeatures(nn.Module):
@@ -252,9 +253,10 @@ class Classifier(nn.Module):
             self.net.load_state_dict(torch.load(cache, weights_only=True))
         else:
             self._train(x, labels)
-            if cache is not None:
+            if cache is not None:  # whole or absent: sweep jobs fit and read it at once
                 cache.parent.mkdir(parents=True, exist_ok=True)
-                torch.save(self.net.state_dict(), cache)
+                with replaced_atomically(cache) as file:
+                    torch.save(self.net.state_dict(), file)
         self.net.requires_grad_(False).eval()
         self.pca.fit(self._embed(x))
         return self

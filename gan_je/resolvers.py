@@ -3,7 +3,8 @@
 - ``${gan_je.run_id:}``: this run's (or sweep's) directory name;
 - ``${gan_je.cwd:}``: the directory gan_je was launched from (``paths.root_dir``);
 - ``${gan_je.sweep:group|job_type|tags}``: W&B fields of a multirun job;
-- ``${gan_je.slurm_tasks:accelerator,devices}``, ``${gan_je.slurm_gpus:accelerator,devices}``:
+- ``${gan_je.slurm_tasks:accelerator,devices,start_method}``,
+  ``${gan_je.slurm_gpus:accelerator,devices}``:
   a SLURM job's size from the trainer's (:mod:`gan_je.slurm`).
 """
 
@@ -44,11 +45,11 @@ def cwd() -> str:
     return os.getcwd()
 
 
-def slurm_tasks(accelerator: str, devices: Any) -> int:
+def slurm_tasks(accelerator: str, devices: Any, start_method: str | None = None) -> int:
     """``gan_je.slurm.tasks_per_node`` (imported only where a launcher config asks)."""
     from gan_je import slurm
 
-    return slurm.tasks_per_node(accelerator, devices)
+    return slurm.tasks_per_node(accelerator, devices, start_method)
 
 
 def slurm_gpus(accelerator: str, devices: Any) -> int | None:

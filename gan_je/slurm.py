@@ -4,7 +4,8 @@ job states read without accounting.
 - :func:`tasks_per_node` and :func:`gpus_per_node` size a ``hydra/launcher=slurm`` job from
   ``trainer.accelerator`` and ``trainer.devices`` (resolvers ``gan_je.slurm_tasks`` and
   ``gan_je.slurm_gpus`` in ``conf/hydra/launcher/slurm.yaml``): one task per device, as
-  Lightning's SLURM environment expects, and GPUs only for ``accelerator=gpu``/``cuda``.
+  Lightning's SLURM environment expects, and GPUs only for ``accelerator=gpu``/``cuda``;
+  ``accelerator=auto`` is refused (the job must say whether it wants GPUs).
 - :func:`job_id`, :func:`restart_count` and :func:`requeue` are what a job knows about itself
   (``$SLURM_JOB_ID``, ``$SLURM_RESTART_COUNT``) and ``scontrol requeue``.
 - :class:`QueuePolling` is a Hydra callback that makes the submitting process read job states
@@ -18,7 +19,7 @@ import logging
 import os
 import subprocess
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig
@@ -48,10 +49,19 @@ def devices_per_node(devices: Any) -> int | None:
     return devices
 
 
-def tasks_per_node(accelerator: str, devices: Any) -> int:
+def tasks_per_node(accelerator: str, devices: Any, start_method: str | None = None) -> int:
     """SLURM tasks per node: one per device (Lightning's SLURM environment runs one process
     per task). ``devices=auto`` is one task on a CPU and refused for GPUs, where the job must
-    say how many it asks for."""
+    say how many it asks for. Refused: ``accelerator=auto`` (say cpu or gpu: the partition
+    decides what there is) and strategies that start their own processes
+    (``start_method``, as ``trainer=ddp_sim``), which would run once per task."""
+    _check_accelerator(accelerator)
+    if start_method is not None:
+        raise ConfigError(
+            f"trainer.strategy.start_method={start_method} starts its own processes, which "
+            f"under hydra/launcher=slurm would run once per SLURM task: use trainer=ddp "
+            f"(one task per device) or a single device"
+        )
     count = devices_per_node(devices)
     if count is None:
         if str(accelerator) in GPU_ACCELERATORS:
@@ -65,11 +75,19 @@ def tasks_per_node(accelerator: str, devices: Any) -> int:
 
 def gpus_per_node(accelerator: str, devices: Any) -> int | None:
     """GPUs to ask for per node: ``trainer.devices`` for ``accelerator=gpu``/``cuda``,
-    ``None`` (no ``--gpus-per-node``) for ``cpu`` and ``auto``, which a CPU partition
-    refuses to schedule with GPUs."""
+    ``None`` (no ``--gpus-per-node``) for ``cpu``."""
+    _check_accelerator(accelerator)
     if str(accelerator) not in GPU_ACCELERATORS:
         return None
     return tasks_per_node(accelerator, devices)
+
+
+def _check_accelerator(accelerator: str) -> None:
+    if str(accelerator) == "auto":
+        raise ConfigError(
+            "hydra/launcher=slurm needs trainer.accelerator=cpu or gpu (not auto): the job "
+            "asks SLURM for GPUs only when it says gpu"
+        )
 
 
 def job_id() -> str | None:
@@ -114,6 +132,18 @@ class QueueWatcher(SlurmInfoWatcher):
     """
 
     LEFT_QUEUE = "LEFT_QUEUE"
+    #: squeue states of a job that is not over, which submitit's list (sacct's) lacks
+    NOT_OVER: ClassVar[dict[str, str]] = {
+        "CONFIGURING": "PENDING",
+        "REQUEUE_HOLD": "PENDING",
+        "REQUEUE_FED": "PENDING",
+        "RESV_DEL_HOLD": "PENDING",
+        "SUSPENDED": "RUNNING",
+        "STOPPED": "RUNNING",
+        "SIGNALING": "RUNNING",
+        "RESIZING": "RUNNING",
+        "STAGE_OUT": "RUNNING",
+    }
     SQUEUE = ("squeue", "--me", "--array", "--noheader", "--states=all", "--format=%i|%T|%N")
 
     def __init__(self, delay_s: int = 60) -> None:
@@ -135,6 +165,8 @@ class QueueWatcher(SlurmInfoWatcher):
             return super().read_info(string)
         text = string.decode() if isinstance(string, bytes) else string
         info = super().read_info("JobID|State|NodeList\n" + text)
+        for stats in info.values():
+            stats["State"] = self.NOT_OVER.get(stats["State"], stats["State"])
         for job in self._registered - self._finished:
             info.setdefault(job, {"JobID": job, "State": self.LEFT_QUEUE, "NodeList": ""})
         return info

@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -52,19 +53,22 @@ def checkpoint_to_resume(cfg: DictConfig) -> str | None:
     """``ckpt_path`` when given, else with ``resume=true`` this run directory's last
     checkpoint (rerun with ``hydra.run.dir=<the run's directory>`` to continue it); with
     ``resume=auto`` that checkpoint when there is one, else none. A SLURM job that has been
-    requeued (``$SLURM_RESTART_COUNT`` > 0) resumes as with ``resume=auto``.
+    requeued (``$SLURM_RESTART_COUNT`` > 0) continues from its own ``last.ckpt`` when there is
+    one (whatever ``ckpt_path`` it started from), else as with ``resume=auto``.
     :func:`check_resumable` then reads it."""
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    restarts = slurm.restart_count()
+    if restarts:
+        log.info("SLURM restart %d of job %s", restarts, slurm.job_id())
+        if last.is_file():  # its own progress, not the ckpt_path it first started from
+            return str(last)
     if cfg.get("ckpt_path"):
         path = Path(cfg.ckpt_path)
         if not path.is_file():
             raise ConfigError(f"ckpt_path={path} does not exist")
         return str(path)
-    restarts = slurm.restart_count()
     resume = cfg.get("resume") or ("auto" if restarts else False)
-    if restarts:
-        log.info("SLURM restart %d of job %s: resume=%s", restarts, slurm.job_id(), resume)
     if resume:
-        last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
         if resume == "auto" and not last.is_file():
             return None  # a first start; a requeued job finds its checkpoint
         if not last.is_file():
@@ -99,7 +103,7 @@ def check_resumable(path: str, module: GANModule, cfg: DictConfig) -> None:
                     f"there, {tuple(tensor.shape)} here); resume with the settings it was "
                     f"trained with"
                 )
-    done, max_epochs = int(checkpoint.get("epoch", -1)) + 1, cfg.trainer.get("max_epochs")
+    done, max_epochs = epochs_trained(checkpoint), cfg.trainer.get("max_epochs")
     if max_epochs not in (None, -1) and done >= max_epochs:
         raise ConfigError(
             f"{path} has trained {done} epochs and trainer.max_epochs={max_epochs}: nothing "
@@ -116,6 +120,16 @@ def check_resumable(path: str, module: GANModule, cfg: DictConfig) -> None:
             "rates apply unless a scheduler sets them)",
             ", ".join(f"model.{key}" for key in changed),
         )
+
+
+def epochs_trained(checkpoint: dict[str, Any]) -> int:
+    """The whole epochs a checkpoint has trained: the fit loop's processed epochs, which
+    leaves out an epoch stopped inside (at a signal) and counts an epoch whose batches all
+    ran, whether the checkpoint was saved before or after its end-of-epoch hooks."""
+    try:
+        return int(checkpoint["loops"]["fit_loop"]["epoch_progress"]["total"]["processed"])
+    except (KeyError, TypeError):
+        return int(checkpoint.get("epoch", -1)) + 1
 
 
 def _share_cpus_with_joblib_jobs(cfg: DictConfig) -> None:
@@ -188,8 +202,11 @@ def hold_run_directory(output_dir: str | Path) -> Path:
     """Mark ``output_dir`` as this process's (``.gan_je.pid``) and return the mark; refuse a
     directory a running process holds, as two runs with one inherited ``$GAN_JE_RUN_ID``
     would share. A mark left by a process that has ended is taken over, and so is any mark
-    in a requeued SLURM job (SLURM ended its earlier run, maybe on another node)."""
+    in a requeued SLURM job (SLURM ended its earlier run, maybe on another node). Only
+    rank 0 of a multi-task SLURM job marks the directory."""
     lock = Path(output_dir) / LOCK
+    if slurm.global_rank() != 0:  # the other tasks of one SLURM job share rank 0's directory
+        return lock
     try:
         holder = None if slurm.restart_count() > 0 else int(lock.read_text())
     except (OSError, ValueError):
@@ -222,6 +239,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if unread:  # e.g. +lr=... where model.optimizer_g.lr was meant
         log.warning("gan_je reads no top-level setting %s: nothing uses it", ", ".join(unread))
     lock = hold_run_directory(cfg.paths.output_dir)  # before anything is written there
+    signals = CheckpointOnSignal(cfg.paths.output_dir)
+    signals.install()  # SLURM's time-limit warning, from now to the end of the run
     try:  # anything failing before training is recorded too (fit records its own)
         import_packages(cfg.get("imports"))
         _share_cpus_with_joblib_jobs(cfg)
@@ -231,7 +250,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         datamodule, module = build(cfg, run_config=resolved)
         if ckpt_path:
             check_resumable(ckpt_path, module, cfg)
-        signals = CheckpointOnSignal(cfg.paths.output_dir)
         callbacks = [signals, record]
         callbacks += [
             build_from_config(c, "callbacks") for c in (cfg.get("callbacks") or {}).values() if c
@@ -243,30 +261,49 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         for logger in trainer.loggers:
             logger.log_hyperparams(resolved)
     except Exception as err:
-        record.fail(err)
-        lock.unlink(missing_ok=True)
+        signals.restore()
+        if slurm.global_rank() == 0:
+            record.fail(err)
+            lock.unlink(missing_ok=True)
         raise
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except SIGTERMException:  # a SystemExit with status 0: say what happened, exit 1
-        raise _stopped(module.g_step, cfg.paths.output_dir, signals.time_limit) from None
+        raise _stopped(module.g_step, cfg.paths.output_dir, signals) from None
     finally:
         _finish_wandb(trainer)
-        lock.unlink(missing_ok=True)
+        signals.restore()
+        if slurm.global_rank() == 0:
+            lock.unlink(missing_ok=True)
     # written by global rank 0, also when the ranks ran in spawned processes
     return json.loads((Path(cfg.paths.output_dir) / "summary.json").read_text())
 
 
-def _stopped(g_step: int, output_dir: str, time_limit: bool) -> StoppedBySignalError:
-    """What a run stopped by a signal says; a SLURM job warned of its time limit is
-    requeued first (by its rank 0), and SLURM restarts it to resume from its checkpoint."""
+def _stopped(g_step: int, output_dir: str, signals: CheckpointOnSignal) -> StoppedBySignalError:
+    """What a run stopped by a signal says. A SLURM job warned of its time limit is first
+    requeued by its rank 0, and SLURM restarts it to resume from its checkpoint, but only if
+    it trained since it started: a job that cannot reach a step within its time slot is not
+    requeued forever."""
     if slurm.job_id() is None:
         return StoppedBySignalError(
             f"stopped by SIGTERM at generator step {g_step}; continue from its checkpoint "
             f"with resume=true hydra.run.dir={output_dir}"
         )
-    if time_limit and slurm.global_rank() == 0:
-        job = slurm.requeue()
+    if signals.time_limit and slurm.global_rank() == 0:
+        if g_step <= signals.start_step:
+            return StoppedBySignalError(
+                f"stopped before the time limit at generator step {g_step}, the step it "
+                f"started from: not requeued (no progress within the job's time limit; "
+                f"raise hydra.launcher.timeout_min)"
+            )
+        try:
+            job = slurm.requeue()
+        except (OSError, subprocess.SubprocessError) as err:
+            log.error("scontrol requeue failed (%s): the job is not requeued", err)
+            return StoppedBySignalError(
+                f"stopped before the time limit at generator step {g_step}; requeueing "
+                f"failed ({err}): resubmit with resume=true hydra.run.dir={output_dir}"
+            )
         return StoppedBySignalError(
             f"stopped before the time limit at generator step {g_step}; requeued SLURM job "
             f"{job}, which resumes from {output_dir}/checkpoints/last.ckpt"

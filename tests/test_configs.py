@@ -171,14 +171,13 @@ def test_launcher_configs_compose(train_config, launcher):
 @pytest.mark.parametrize(
     ("trainer", "size"),
     [
-        ([], (None, 1, 1)),  # accelerator auto: no GPU asked for
+        (["trainer.accelerator=cpu"], (None, 1, 1)),
         (["trainer=cpu"], (None, 1, 1)),
         (["trainer=gpu"], (1, 1, 1)),
-        (["trainer=ddp_sim"], (None, 2, 1)),
         (["trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"], (4, 4, 2)),
         (["trainer=ddp", "trainer.devices=[0,1]"], (2, 2, 1)),
     ],
-    ids=["default", "cpu", "gpu", "ddp_sim", "ddp-2-nodes", "ddp-list"],
+    ids=["default-cpu", "cpu", "gpu", "ddp-2-nodes", "ddp-list"],
 )
 def test_the_slurm_launcher_sizes_the_job_from_any_trainer(train_config, trainer, size):
     train_config("hydra/launcher=slurm", *trainer)
@@ -187,10 +186,19 @@ def test_the_slurm_launcher_sizes_the_job_from_any_trainer(train_config, trainer
     assert config.additional_parameters.signal == f"USR1@{config.signal_delay_s}"
 
 
-def test_the_slurm_launcher_asks_for_a_gpu_count(train_config):
-    train_config("hydra/launcher=slurm", "trainer=ddp")  # devices: auto
+@pytest.mark.parametrize(
+    ("trainer", "match"),
+    [
+        (["trainer=ddp"], r"needs trainer\.devices=<GPUs per node>"),  # devices: auto
+        ([], r"trainer\.accelerator=cpu or gpu \(not auto\)"),  # the default trainer
+        (["trainer=ddp_sim"], "start_method=spawn starts its own processes"),
+    ],
+    ids=["gpu-count", "auto", "ddp_sim"],
+)
+def test_the_slurm_launcher_refuses_what_it_cannot_size(train_config, trainer, match):
+    train_config("hydra/launcher=slurm", *trainer)
     launcher = HydraConfig.get().launcher
-    with pytest.raises(Exception, match=r"needs trainer\.devices=<GPUs per node>"):
+    with pytest.raises(Exception, match=match):
         OmegaConf.select(launcher, "tasks_per_node", throw_on_resolution_failure=True)
 
 

@@ -299,6 +299,20 @@ def test_entropy_matching_moves_the_weight_both_ways_and_clips_it(train_config):
         EntropyMatching(gain=0)
 
 
+def test_a_boost_after_the_controller_pulled_the_weight_below_zero_starts_from_boost_start(
+    train_config,
+):
+    _, module = build(train_config(*SMALL_RING))
+    module.hold_entropy_weight(-0.2)
+    monitor = ModeCollapseMonitor(margin=1.0, patience=1, warmup=0, action="boost")
+    collapsed = {"val/entropy_real": torch.tensor(5.0), "val/entropy_fake": torch.tensor(1.0)}
+    trainer = SimpleNamespace(
+        callback_metrics=collapsed, sanity_checking=False, is_global_zero=True, loggers=[]
+    )
+    monitor.on_validation_end(trainer, module)
+    assert module.entropy_weight() == monitor.boost_start == 0.1  # not -0.4
+
+
 def test_a_negative_entropy_weight_trains_and_is_restored_from_the_checkpoint(
     train_config, tmp_path
 ):

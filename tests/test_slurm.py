@@ -3,11 +3,16 @@ poller that reads squeue where sacct fails. The real cluster's tests are in test
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 from omegaconf import OmegaConf
 from submitit.slurm.slurm import SlurmJob
 
 from gan_je import slurm
+from gan_je import train as train_module
+from gan_je.callbacks import CheckpointOnSignal
 from gan_je.errors import ConfigError
 
 
@@ -16,7 +21,6 @@ from gan_je.errors import ConfigError
     [
         ("cpu", 1, 1, None),
         ("cpu", "auto", 1, None),
-        ("auto", 1, 1, None),
         ("cpu", 2, 2, None),
         ("gpu", 4, 4, 4),
         ("cuda", "2", 2, 2),
@@ -35,6 +39,15 @@ def test_a_job_has_one_task_per_device_and_gpus_only_for_gpu_runs(
 def test_a_gpu_job_must_say_how_many_gpus(devices):
     with pytest.raises(ConfigError, match=r"needs trainer\.devices=<GPUs per node>"):
         slurm.gpus_per_node("gpu", devices)
+
+
+def test_a_job_must_say_cpu_or_gpu_and_not_spawn_its_own_processes():
+    with pytest.raises(ConfigError, match=r"trainer\.accelerator=cpu or gpu \(not auto\)"):
+        slurm.tasks_per_node("auto", 1)
+    with pytest.raises(ConfigError, match="not auto"):
+        slurm.gpus_per_node("auto", 1)
+    with pytest.raises(ConfigError, match="start_method=spawn starts its own processes"):
+        slurm.tasks_per_node("cpu", 2, "spawn")
 
 
 @pytest.mark.parametrize("devices", [0, -2, 1.5, True, "two"])
@@ -74,6 +87,10 @@ def test_without_accounting_job_states_come_from_squeue(monkeypatch, caplog):
     assert states == {"7_0": "COMPLETED", "7_1": "RUNNING", "7_2": "PENDING", "9": "LEFT_QUEUE"}
     watcher._info_dict.update(info)
     assert [watcher.is_done(j, mode="cache") for j in states] == [True, False, False, True]
+    # states only squeue reports: not over, whatever submitit's (sacct's) list says
+    for state in ("CONFIGURING", "REQUEUE_HOLD", "SUSPENDED", "STAGE_OUT", "SIGNALING"):
+        watcher._info_dict.update(watcher.read_info(f"7_1|{state}|vm\n"))
+        assert not watcher.is_done("7_1", mode="cache"), state
 
 
 def test_with_accounting_sacct_is_kept(monkeypatch):
@@ -98,3 +115,65 @@ def test_queue_polling_swaps_the_watcher_only_for_slurm_sweeps():
     finally:
         callback.on_multirun_end(cluster)
     assert SlurmJob.watcher is original
+
+
+def _requeued_job(monkeypatch, restarts: str = "1", rank: str = "0") -> None:
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", restarts)
+    monkeypatch.setenv("SLURM_PROCID", rank)
+    for name in ("SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_a_requeued_job_continues_from_its_own_checkpoint(monkeypatch, tmp_path):
+    """Restarted, a job goes on from its last.ckpt, not from the ckpt_path it first started
+    from (which would restart it from there at every requeue); without one it starts as
+    configured."""
+    first = tmp_path / "pretrained.ckpt"
+    first.write_bytes(b"")
+    cfg = OmegaConf.create({"ckpt_path": str(first), "resume": False})
+    cfg.paths = {"output_dir": str(tmp_path / "run")}
+    _requeued_job(monkeypatch)
+    assert train_module.checkpoint_to_resume(cfg) == str(first)  # nothing saved yet
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"")
+    assert train_module.checkpoint_to_resume(cfg) == str(last)
+    cfg.ckpt_path = None
+    assert train_module.checkpoint_to_resume(cfg) == str(last)  # resume=false: auto anyway
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "0")
+    assert train_module.checkpoint_to_resume(cfg) is None  # a first start: as configured
+
+
+def test_only_rank_0_of_a_job_marks_the_run_directory(monkeypatch, tmp_path):
+    (tmp_path / train_module.LOCK).write_text(f"{os.getppid()}\n")  # a live process
+    _requeued_job(monkeypatch, restarts="0", rank="1")
+    train_module.hold_run_directory(tmp_path)  # task 1 of rank 0's job: no refusal
+    assert (tmp_path / train_module.LOCK).read_text() == f"{os.getppid()}\n"
+    _requeued_job(monkeypatch, restarts="0", rank="0")
+    with pytest.raises(ConfigError, match="in use by the running process"):
+        train_module.hold_run_directory(tmp_path)
+    _requeued_job(monkeypatch, restarts="1", rank="0")  # SLURM ended the earlier run
+    train_module.hold_run_directory(tmp_path)
+    assert (tmp_path / train_module.LOCK).read_text() == f"{os.getpid()}\n"
+
+
+def test_the_time_limit_requeues_only_a_job_that_trained_and_survives_a_failed_requeue(
+    monkeypatch, tmp_path
+):
+    _requeued_job(monkeypatch, restarts="0")
+    signals = CheckpointOnSignal(str(tmp_path))
+    signals.time_limit, signals.start_step = True, 40
+    requeued = []
+    monkeypatch.setattr(slurm, "requeue", lambda: requeued.append(1) or "77")
+    stopped = train_module._stopped(40, str(tmp_path), signals)  # no step since the start
+    assert "not requeued (no progress" in str(stopped) and not requeued
+    assert "requeued SLURM job 77" in str(train_module._stopped(41, str(tmp_path), signals))
+
+    def refused():
+        raise subprocess.CalledProcessError(1, ["scontrol", "requeue", "77"])
+
+    monkeypatch.setattr(slurm, "requeue", refused)
+    assert "requeueing failed" in str(train_module._stopped(41, str(tmp_path), signals))
+    signals.time_limit = False  # pre-emption: SLURM requeues, the job does not
+    assert "if SLURM requeues job 77" in str(train_module._stopped(41, str(tmp_path), signals))

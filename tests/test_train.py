@@ -165,21 +165,54 @@ class SignalAtStep(lightning.Callback):
             os.kill(os.getpid(), self.signum)
 
 
-def test_a_run_stopped_by_a_signal_mid_epoch_and_resumed_equals_the_uninterrupted_one(
-    train_config,
+class TimeLimitWarningAtSetup(lightning.Callback):
+    """Sends this process SIGUSR1 while the trainer sets up, before training begins."""
+
+    def setup(self, trainer, pl_module, stage):
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+
+@pytest.mark.slow
+def test_a_time_limit_warning_before_training_stops_it_after_its_first_batch(tmp_path):
+    """SIGUSR1 before fit would end an unprepared process (its default action); the run
+    notes it and stops, with its checkpoint, after the first generator step."""
+    command = [sys.executable, "-m", "gan_je.train", "experiment=ring", *QUIET]
+    command += ["data.n_train=2048", "data.n_val=300", f"hydra.run.dir={tmp_path / 'run'}"]
+    command += ["+callbacks.warn={_target_:tests.test_train.TimeLimitWarningAtSetup}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .endswith(
+            "stopped by SIGTERM at generator step 1; continue from its checkpoint with "
+            f"resume=true hydra.run.dir={tmp_path / 'run'}"
+        )
+    )
+    assert torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt")["g_step"] == 1
+
+
+@pytest.mark.parametrize(
+    ("g_step", "rows_before"),
+    [(9, 1), (6, 1), (15, 2)],
+    ids=["mid-epoch", "epoch-end-in-validation", "mid-last-epoch"],
+)
+def test_a_run_stopped_by_a_signal_and_resumed_equals_the_uninterrupted_one(
+    train_config, g_step, rows_before
 ):
-    """SIGTERM after generator step 9 (the 3rd of epoch 1's 6 batches) saves last.ckpt
-    there; resume=true continues that epoch at its 4th batch and ends bit for bit where the
-    uninterrupted run ends, with one row per validation."""
+    """SIGTERM after generator step 9 (the 3rd of epoch 1's 6 batches), 6 (epoch 0's last
+    batch: the signal comes during its validation, which finishes first) or 15 (inside the
+    last epoch) saves last.ckpt there; resume=true continues at the next batch and ends bit
+    for bit where the uninterrupted run ends, with one row per validation."""
     ring = ["experiment=ring", *SMALL_RING, *RECORDED, "trainer.limit_train_batches=6"]
     ring += ["trainer.max_epochs=3", "model.ema_decay=0.9"]
     full = train_config(*ring, run="full")
     train(full)
-    signal_at = "+callbacks.signal={_target_:tests.test_train.SignalAtStep,g_step:9}"
-    with pytest.raises(StoppedBySignalError, match="generator step 9"):
+    signal_at = f"+callbacks.signal={{_target_:tests.test_train.SignalAtStep,g_step:{g_step}}}"
+    with pytest.raises(StoppedBySignalError, match=f"generator step {g_step}"):
         train(train_config(*ring, signal_at, run="cut"))
     cut = train_config(*ring, "resume=true", run="cut")
-    assert read_metrics(Path(cut.paths.output_dir) / "metrics.csv")[-1]["g_step"] == 6
+    assert len(read_metrics(Path(cut.paths.output_dir) / "metrics.csv")) == rows_before
     assert train(cut)["validations"] == 3
     expected, got = _state(Path(full.paths.output_dir)), _state(Path(cut.paths.output_dir))
     for key in expected:

@@ -99,21 +99,21 @@ class ResumableLoader(DataLoader):
     epoch after those batches, so training resumed from a checkpoint saved mid-epoch (at
     SIGTERM, or by ``val_check_interval``) sees exactly the batches the uninterrupted run saw.
     For an epoch-end checkpoint the next iteration is another epoch and starts at its first
-    batch. Needs an :class:`EpochShuffleSampler` (the order of an epoch is fixed) and whole
-    batches (``drop_last=True``).
+    batch. The skipped batches are not even indexed with an :class:`EpochShuffleSampler`;
+    with another sampler whose order is fixed (Lightning puts a ``SequentialSampler`` in for
+    ``overfit_batches``) they are drawn and dropped.
     """
 
-    def __init__(self, dataset: Dataset, *, sampler: EpochShuffleSampler, **kwargs: Any) -> None:
-        if not isinstance(sampler, EpochShuffleSampler):
-            raise TypeError(f"ResumableLoader needs an EpochShuffleSampler, got {sampler!r}")
-        if not kwargs.get("drop_last") or not kwargs.get("batch_size"):
-            raise ValueError("ResumableLoader needs a batch_size and drop_last=True")
-        super().__init__(dataset, sampler=sampler, **kwargs)
+    def __init__(self, dataset: Dataset, **kwargs: Any) -> None:
+        super().__init__(dataset, **kwargs)
         self._epoch, self._batches = 0, 0
         self._resume: tuple[int, int] | None = None
 
     def state_dict(self) -> dict[str, int]:
-        """``{"epoch": e, "batches": b}``: ``b`` batches of epoch ``e`` handed out so far."""
+        """``{"epoch": e, "batches": b}``: ``b`` batches of epoch ``e`` handed out so far (or
+        the loaded state, while the iteration it applies to has not begun)."""
+        if self._resume is not None:
+            return {"epoch": self._resume[0], "batches": self._resume[1]}
         return {"epoch": self._epoch, "batches": self._batches}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
@@ -124,13 +124,19 @@ class ResumableLoader(DataLoader):
 
     def __iter__(self) -> Iterator[Any]:
         # a generator: the epoch is read at the first batch, after Lightning's set_epoch
-        epoch, skipped = self.sampler.epoch, 0
+        epoch, skipped = getattr(self.sampler, "epoch", 0), 0
         if self._resume is not None and self._resume[0] == epoch:
             skipped = self._resume[1]
         self._resume = None
-        self.sampler.start_next_at(skipped * self.batch_size)
         self._epoch, self._batches = epoch, skipped
+        to_drop = skipped
+        if isinstance(self.sampler, EpochShuffleSampler):
+            self.sampler.start_next_at(skipped * self.batch_size)
+            to_drop = 0
         for batch in super().__iter__():
+            if to_drop:
+                to_drop -= 1
+                continue
             self._batches += 1
             yield batch
 

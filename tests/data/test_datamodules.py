@@ -24,6 +24,7 @@ from gan_je.data import (
     Grid,
     ImageFolder,
     MNIST5k,
+    ResumableLoader,
     Ring,
     TorchvisionImages,
     read_idx,
@@ -730,6 +731,7 @@ def test_the_training_loader_continues_an_epoch_from_its_state():
     assert loader.state_dict() == {"epoch": 3, "batches": 10}
     again = dm.train_dataloader()
     again.load_state_dict(state)
+    assert again.state_dict() == state  # saved again before it iterates: not lost
     again.sampler.set_epoch(3)
     assert [b.tolist() for _, b in again] == rest
     assert again.state_dict() == {"epoch": 3, "batches": 10}
@@ -740,6 +742,11 @@ def test_the_training_loader_continues_an_epoch_from_its_state():
     assert len(list(other)) == 10
     with pytest.raises(ValueError, match="batches"):
         other.load_state_dict({"epoch": 3, "batches": -1})
+    # another sampler with a fixed order (Lightning's for overfit_batches): batches dropped
+    plain = ResumableLoader(dm.train_set, batch_size=4, drop_last=True)
+    plain.load_state_dict({"epoch": 0, "batches": 8})
+    assert [b.tolist() for _, b in plain] == [[32, 33, 34, 35], [36, 37, 38, 39]]
+    assert plain.state_dict() == {"epoch": 0, "batches": 10}
 
 
 # --- setup stages ------------------------------------------------------------------------
