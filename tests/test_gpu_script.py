@@ -43,6 +43,7 @@ def stand_in_python(tmp_path: Path, pytest_command: str) -> Path:
     return python
 
 
+@pytest.mark.slow
 def test_a_step_out_of_time_stops_and_the_rest_are_skipped(tmp_path):
     report = tmp_path / "report.md"
     python = stand_in_python(tmp_path, "sleep 60")

@@ -125,6 +125,7 @@ def test_the_counter_meets_its_ceiling_on_real_stacked_images_and_sees_collapse(
     assert collapsed["modes_covered"] < 300 and collapsed["mode_kl"] > 1.5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("experiment", ["stacked_mnist", "stacked_mnist_d4", "stacked_mnist_d2"])
 def test_the_stacked_mnist_experiments_train_and_log_the_mode_counts(train_config, experiment):
     small = ["data.n_train=256", "data.n_val=300", "callbacks.stacked_modes.n_samples=500"]
@@ -154,6 +155,7 @@ def test_the_controller_composes_with_the_stacked_experiment(train_config):
     assert cfg.callbacks.entropy_matching._target_ == "gan_je.callbacks.EntropyMatching"
 
 
+@pytest.mark.slow
 def test_evaluate_reports_the_mode_counts_with_the_real_ceiling(train_config, tmp_path):
     small = ["data.n_train=640", "data.n_val=600", "callbacks.stacked_modes.n_samples=300"]
     small += ["callbacks.stacked_modes.epochs=1", "trainer.max_epochs=1"]

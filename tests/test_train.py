@@ -134,6 +134,7 @@ def _state(run: Path) -> dict[str, torch.Tensor]:
     return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
 
 
+@pytest.mark.slow
 def test_a_resumed_run_equals_the_uninterrupted_one(train_config):
     """2 epochs, then resume=true to 3, ends bit for bit where 3 epochs in one go end: the
     shuffle order depends on (seed, epoch) and every random stream is restored."""
@@ -194,8 +195,11 @@ def test_a_time_limit_warning_before_training_stops_it_after_its_first_batch(tmp
 
 @pytest.mark.parametrize(
     ("g_step", "rows_before"),
-    [(9, 1), (6, 1), (15, 2)],
-    ids=["mid-epoch", "epoch-end-in-validation", "mid-last-epoch"],
+    [
+        pytest.param(9, 1, id="mid-epoch", marks=pytest.mark.slow),
+        pytest.param(6, 1, id="epoch-end-in-validation", marks=pytest.mark.slow),
+        pytest.param(15, 2, id="mid-last-epoch", marks=pytest.mark.slow),
+    ],
 )
 def test_a_run_stopped_by_a_signal_and_resumed_equals_the_uninterrupted_one(
     train_config, g_step, rows_before
