@@ -76,10 +76,8 @@ def tasks_per_node(accelerator: str, devices: Any, start_method: str | None = No
 def gpus_per_node(accelerator: str, devices: Any) -> int | None:
     """GPUs to ask for per node: ``trainer.devices`` for ``accelerator=gpu``/``cuda``,
     ``None`` (no ``--gpus-per-node``) for ``cpu``."""
-    _check_accelerator(accelerator)
-    if str(accelerator) not in GPU_ACCELERATORS:
-        return None
-    return tasks_per_node(accelerator, devices)
+    count = tasks_per_node(accelerator, devices)  # refuses what cannot be sized
+    return count if str(accelerator) in GPU_ACCELERATORS else None
 
 
 def _check_accelerator(accelerator: str) -> None:
@@ -101,13 +99,16 @@ def job_id() -> str | None:
 
 def restart_count() -> int:
     """How often SLURM has requeued and restarted this job (0 outside SLURM)."""
-    value = os.environ.get("SLURM_RESTART_COUNT", "0")
-    return int(value) if value.isdigit() else 0
+    return _count("SLURM_RESTART_COUNT")
 
 
 def global_rank() -> int:
     """This task's rank among the job's tasks (0 outside SLURM)."""
-    value = os.environ.get("SLURM_PROCID", "0")
+    return _count("SLURM_PROCID")
+
+
+def _count(variable: str) -> int:
+    value = os.environ.get(variable, "0")
     return int(value) if value.isdigit() else 0
 
 
