@@ -58,10 +58,9 @@ def checkpoint_to_resume(cfg: DictConfig) -> str | None:
     :func:`check_resumable` then reads it."""
     last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
     restarts = slurm.restart_count()
-    if restarts:
-        log.info("SLURM restart %d of job %s", restarts, slurm.job_id())
-        if last.is_file():  # its own progress, not the ckpt_path it first started from
-            return str(last)
+    if restarts and last.is_file():  # its own progress, not the ckpt_path it started from
+        log.info("SLURM restart %d of job %s: resuming from %s", restarts, slurm.job_id(), last)
+        return str(last)
     if cfg.get("ckpt_path"):
         path = Path(cfg.ckpt_path)
         if not path.is_file():

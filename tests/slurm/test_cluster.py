@@ -148,6 +148,9 @@ def test_jobs_stopped_by_requeue_and_by_the_time_limit_warning_resume_equal_to_u
     assert "SIGTERM at generator step" in logs[0] and "requeued SLURM job" not in logs[0]
     assert f"requeued SLURM job {array}_1" in logs[1]
     assert "SIGTERM" not in logs[2]
+    for task, log in enumerate(logs[:2]):  # resumed, not trained again from the start
+        last = tmp_path / str(task) / "checkpoints" / "last.ckpt"
+        assert f"SLURM restart 1 of job {array}_{task}: resuming from {last}" in log
     states = [torch.load(job / "checkpoints" / "last.ckpt", weights_only=True) for job in jobs]
     assert [state["g_step"] for state in states] == [160] * 3
     for key, tensor in states[2]["state_dict"].items():
