@@ -25,6 +25,9 @@ the same budget (13 epochs of 781 steps = 10,153 generator steps), three seeds p
 - ``entropy λ=0.1``: the generator also maximises the k-NN entropy of its batch;
 - ``entropy matching``: the controller moves λ both ways to match the real entropy
   (``callbacks=entropy_matching``);
+- ``..., D space``: the same two, the entropy taken in the discriminator's last hidden
+  layer (randomly projected to 8 dims, ``model.entropy_space=discriminator``) instead of
+  the fixed features;
 - ``boost``: the collapse monitor raises λ while modes are missing or entropy is low;
 - ``PacGAN2``, ``PacGAN4``: the discriminator judges packs of 2 and 4 samples.
 
@@ -59,6 +62,11 @@ VARIANTS = {
     "plain": [],
     "entropy λ=0.1": ["loss.entropy_weight=0.1"],
     "entropy matching": ["callbacks=entropy_matching"],
+    "entropy λ=0.1, D space": ["loss.entropy_weight=0.1", "model.entropy_space=discriminator"],
+    "entropy matching, D space": [
+        "callbacks=entropy_matching",
+        "model.entropy_space=discriminator",
+    ],
     "boost": ["callbacks.mode_collapse.action=boost", "callbacks.mode_collapse.min_modes=1000"],
     "PacGAN2": ["model.pack=2"],
     "PacGAN4": ["model.pack=4"],

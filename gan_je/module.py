@@ -42,6 +42,11 @@ from gan_je.models.packing import pack_samples, packed_shape
 
 Description = Mapping[str, Any]
 
+#: where the entropy regulariser can measure a generated batch (``model.entropy_space``)
+ENTROPY_SPACES = ("features", "discriminator")
+#: dimension of the random projection of the discriminator's features the regulariser sees
+DISCRIMINATOR_ENTROPY_DIM = 8
+
 
 class GANModule(LightningModule):
     """A GAN trained with manual optimisation and measured by ``metric`` every validation.
@@ -70,6 +75,13 @@ class GANModule(LightningModule):
         pack: PacGAN packing (Lin et al. 2018): the discriminator sees ``pack`` samples of
             one source joined into one input (1: off). A training batch is trimmed to a
             multiple of ``pack``.
+        entropy_space: where the entropy regulariser measures the generated batch:
+            ``"features"``, the metric's features (what ``val/entropy_fake`` measures), or
+            ``"discriminator"``, the discriminator's last hidden layer (its ``features``
+            method) under a fixed, seeded random projection onto
+            ``DISCRIMINATOR_ENTROPY_DIM`` orthonormal directions: a space that moves with
+            what the discriminator tells apart. Not with ``pack > 1`` (the discriminator
+            sees packs there, not samples).
         coverage: ``{"n_sigma": ..., "min_count": ...}`` of the mode-coverage metric, used
             when the data come from a known mixture (``val/modes_covered``,
             ``val/high_quality``, ``val/mode_kl``).
@@ -111,6 +123,7 @@ class GANModule(LightningModule):
         max_g_steps: int | None = None,
         n_fake: int | None = None,
         pack: int = 1,
+        entropy_space: str = "features",
         coverage: Description | None = None,
         features_fit_samples: int | None = 5000,
         max_loss: float = 1e6,
@@ -138,6 +151,17 @@ class GANModule(LightningModule):
                     positive_float(f"model.{name}.lr (learning rate)", optimizer["lr"])
         except ValueError as err:
             raise ConfigError(str(err)) from err
+        if entropy_space not in ENTROPY_SPACES:
+            raise ConfigError(
+                f"model.entropy_space must be one of {', '.join(ENTROPY_SPACES)}, "
+                f"got {entropy_space!r}"
+            )
+        if entropy_space == "discriminator" and self.pack > 1:
+            raise ConfigError(
+                f"model.entropy_space=discriminator measures single samples, but with "
+                f"model.pack={self.pack} the discriminator sees packs: use "
+                f"model.entropy_space=features or model.pack=1"
+            )
         self.save_hyperparameters(
             {
                 "generator": parts.plain(generator),
@@ -154,6 +178,7 @@ class GANModule(LightningModule):
                 "max_g_steps": max_g_steps,
                 "n_fake": n_fake,
                 "pack": pack,
+                "entropy_space": entropy_space,
                 "coverage": parts.plain(coverage or {}),
                 "features_fit_samples": features_fit_samples,
                 "max_loss": max_loss,
@@ -168,6 +193,8 @@ class GANModule(LightningModule):
         self.metric = parts.build(self.hparams.metric, "estimator")
         self.grad_clip, self.ema_decay, self.seed = grad_clip, ema_decay, seed
         self.max_g_steps, self.n_fake, self.max_loss = max_g_steps, n_fake, float(max_loss)
+        self.entropy_space = entropy_space
+        self._projection: Tensor | None = None  # of the discriminator's features, made once
         self.generator: nn.Module | None = None
         self.discriminator: nn.Module | None = None
         self.ema: AveragedModel | None = None
@@ -216,6 +243,13 @@ class GANModule(LightningModule):
         )
         if not isinstance(getattr(self.generator, "latent_dim", None), int):
             raise ConfigError("model.generator must have an int attribute latent_dim")
+        if self.entropy_space == "discriminator" and not callable(
+            getattr(self.discriminator, "features", None)
+        ):
+            raise ConfigError(
+                f"model.entropy_space=discriminator needs a discriminator with a features(x) "
+                f"method (its last hidden layer); {type(self.discriminator).__name__} has none"
+            )
         if self.loss.gp_weight > 0 and any(
             isinstance(m, _BatchNorm) for m in self.discriminator.modules()
         ):
@@ -307,6 +341,31 @@ class GANModule(LightningModule):
         features = self.metric.features
         return (features(samples) if features is not None else samples).flatten(1)
 
+    def _entropy_coordinates(self, fake: Tensor) -> Tensor:
+        """What the entropy regulariser measures of a generated batch (``entropy_space``):
+        the metric's features, or the discriminator's last hidden layer ``h`` projected as
+        ``h Q``, ``Q`` a ``(dim h, DISCRIMINATOR_ENTROPY_DIM)`` matrix with orthonormal
+        columns (QR of a Gaussian matrix from the run's ``projection`` stream), the same for
+        the whole run and after a resume."""
+        if self.entropy_space == "features":
+            return self._features(fake)
+        hidden = self.discriminator.features(fake)
+        if self._projection is None or self._projection.shape[0] != hidden.shape[1]:
+            if hidden.shape[1] < DISCRIMINATOR_ENTROPY_DIM:
+                raise ConfigError(
+                    f"model.entropy_space=discriminator projects the discriminator's "
+                    f"{hidden.shape[1]} features onto {DISCRIMINATOR_ENTROPY_DIM} directions: "
+                    f"widen the discriminator"
+                )
+            gaussian = torch.randn(
+                hidden.shape[1],
+                DISCRIMINATOR_ENTROPY_DIM,
+                generator=seeding.generator(self.seed, "projection"),
+                dtype=torch.float64,
+            )
+            self._projection = torch.linalg.qr(gaussian).Q.to(hidden)
+        return hidden @ self._projection
+
     # ---------------------------------------------------------------- entropy weight
     def entropy_weight(self) -> float:
         """The entropy regulariser's weight now: the one a callback held (the collapse
@@ -389,7 +448,7 @@ class GANModule(LightningModule):
         g_loss = self.loss.generator_loss(self.discriminator(pack_samples(fake, self.pack)))
         entropy_weight = self.entropy_weight()
         if entropy_weight != 0:
-            batch_entropy = differentiable_entropy(self._features(fake))
+            batch_entropy = differentiable_entropy(self._entropy_coordinates(fake))
             g_loss = g_loss - entropy_weight * batch_entropy
             self.log("train/entropy_batch", batch_entropy.detach())
         if entropy_weight != 0 or self.loss.entropy_weight > 0:

@@ -23,6 +23,7 @@ STREAMS = {
     "subsample": 5,
     "stack": 6,
     "modes": 7,
+    "projection": 8,
 }
 
 

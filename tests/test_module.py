@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from gan_je import seeding
 from gan_je.callbacks import EntropyMatching, ModeCollapseMonitor
 from gan_je.errors import ConfigError
 from gan_je.estimators import entropy
@@ -363,3 +364,46 @@ def test_annealed_entropy_weight_reaches_zero(train_config):
     assert module.g_step == 4
     # steps 0 and 1 use 1.0 and 0.5; from step 2 on the regulariser is off
     assert weights == [1.0, 0.5, 0.0, 0.0]
+
+
+def test_the_entropy_regulariser_can_measure_the_discriminators_features(train_config, monkeypatch):
+    """model.entropy_space=discriminator: the batch entropy is taken of the discriminator's
+    last hidden layer under a seeded orthonormal projection to 8 dims, and its gradient
+    reaches the generator."""
+    import gan_je.module
+
+    seen = []
+
+    def spy(x):
+        seen.append(x)
+        return entropy_of(x)
+
+    entropy_of = gan_je.module.differentiable_entropy
+    monkeypatch.setattr(gan_je.module, "differentiable_entropy", spy)
+    space = ("loss.entropy_weight=0.1", "model.entropy_space=discriminator")
+    datamodule, module = build(train_config(*SMALL_RING, *space))
+    trainer = _fit(module, datamodule, max_epochs=1, limit_train_batches=2, limit_val_batches=0)
+    assert [tuple(x.shape) for x in seen] == [(64, 8), (64, 8)]
+    assert "train/entropy_batch" in trainer.callback_metrics
+
+    hidden = module.discriminator.features(torch.randn(5, 2)).shape[1]  # 256 units (mlp)
+    gaussian = torch.randn(
+        hidden, 8, generator=seeding.generator(0, "projection"), dtype=torch.float64
+    )
+    expected = torch.linalg.qr(gaussian).Q.float()
+    torch.testing.assert_close(module._projection, expected)
+    torch.testing.assert_close(expected.T @ expected, torch.eye(8))
+
+    fake = module.generator(torch.randn(32, module.generator.latent_dim))
+    coordinates = module._entropy_coordinates(fake)
+    torch.testing.assert_close(coordinates, module.discriminator.features(fake) @ expected)
+    module.generator.zero_grad()
+    entropy_of(coordinates).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.generator.parameters())
+
+
+def test_the_entropy_space_is_checked(train_config):
+    with pytest.raises(ConfigError, match="entropy_space must be one of features, discriminator"):
+        build(train_config(*SMALL_RING, "model.entropy_space=critic"))
+    with pytest.raises(ConfigError, match="discriminator sees packs"):
+        build(train_config(*SMALL_RING, "model.entropy_space=discriminator", "model.pack=2"))

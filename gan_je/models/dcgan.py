@@ -201,3 +201,8 @@ class DCGANDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_samples(x, self.sample_shape)
         return self.net(x).flatten()
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer's activations, flattened: ``(B, width · 2^(n-1) · base²)``."""
+        check_samples(x, self.sample_shape)
+        return self.net[:-1](x).flatten(1)

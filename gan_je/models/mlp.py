@@ -94,3 +94,8 @@ class MLPDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_samples(x, self.sample_shape)
         return self.net(x.flatten(start_dim=1)).squeeze(1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer's activations ``(B, hidden)``."""
+        check_samples(x, self.sample_shape)
+        return self.net[:-1](x.flatten(start_dim=1))

@@ -284,3 +284,26 @@ def test_dcgan_discriminator_and_generator_can_fit_a_tiny_task():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.05 * losses[0]
+
+
+@pytest.mark.parametrize(
+    ("shape", "channels", "base"),
+    [((3, 28, 28), 16, 7), ((1, 32, 32), 32, 4)],  # width 8, doubled per halving but the first
+)
+def test_dcgan_discriminator_features_are_the_layer_its_logit_is_read_from(shape, channels, base):
+    disc = DCGANDiscriminator(shape, width=8).eval()
+    x = torch.randn(5, *shape)
+    hidden = disc.features(x)
+    assert hidden.shape == (5, channels * base * base)
+    logits = disc.net[-1](hidden.view(5, channels, base, base)).flatten()
+    torch.testing.assert_close(logits, disc(x))
+
+
+def test_mlp_discriminator_features_are_the_layer_its_logit_is_read_from():
+    disc = MLPDiscriminator((2,), hidden=12, n_layers=2)
+    x = torch.randn(7, 2)
+    hidden = disc.features(x)
+    assert hidden.shape == (7, 12)
+    torch.testing.assert_close(disc.net[-1](hidden).squeeze(1), disc(x))
+    with pytest.raises(ValueError):
+        disc.features(torch.randn(7, 3))
