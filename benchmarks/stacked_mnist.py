@@ -5,6 +5,10 @@
     python benchmarks/stacked_mnist.py small_d      # the same with a 1/4-size discriminator
     python benchmarks/stacked_mnist.py --dry-run standard small_d   # tiny, to check it runs
     python benchmarks/stacked_mnist.py --records runs.jsonl --seeds 0 small_d standard
+    python benchmarks/stacked_mnist.py gpu          # on a GPU: three variants, small_d, seed 0
+
+``gpu`` (``benchmarks/gpu.sh`` step 5): ``plain``, ``entropy matching`` and ``PacGAN4`` in
+the ``small_d`` setting at the same budget, seed 0, on one GPU in fp32.
 
 ``--records FILE`` keeps every finished run (its key, steps, wall and CPU time, code version
 and final counts) in a JSON-lines file as it ends; runs already there are not run again, so
@@ -71,6 +75,9 @@ VARIANTS = {
     "PacGAN2": ["model.pack=2"],
     "PacGAN4": ["model.pack=4"],
 }
+#: the gpu section: the variants that answer the issue's goal in the 1/4-size setting
+GPU_VARIANTS = ("plain", "entropy matching", "PacGAN4")
+GPU = ("trainer.accelerator=gpu", "trainer.devices=1")
 #: what a run's record keeps of its final validation
 REPORTED = ("val/modes_covered", "val/mode_kl", "val/high_quality", "val/jsd")
 REPORTED += ("val/entropy_fake", "val/entropy_real", "val/counter_accuracy")
@@ -170,6 +177,7 @@ def evaluate(
     epochs: int = EPOCHS,
     extra: Sequence[str] = (),
     records: Path | None = None,
+    variants: Sequence[str] = tuple(VARIANTS),
 ) -> str:
     """The table of every variant in ``setting`` (``standard`` or ``small_d``).
 
@@ -180,7 +188,7 @@ def evaluate(
     """
     done = read_records(records)
     for seed in seeds:
-        for variant in VARIANTS:
+        for variant in variants:
             key = run_key(setting, variant, seed, epochs, extra)
             if any(key.items() <= record.items() for record in done):
                 continue
@@ -190,7 +198,7 @@ def evaluate(
             summary = done[-1].get("final") or done[-1]["error"]
             print(f"  {setting} {variant} seed {seed}: {summary}", file=sys.stderr, flush=True)
     rows, steps = [], set()
-    for variant in VARIANTS:
+    for variant in variants:
         keys = [run_key(setting, variant, seed, epochs, extra) for seed in seeds]
         runs = [r for r in done if any(key.items() <= r.items() for key in keys)]
         finals = [r["final"] for r in runs if "final" in r]
@@ -236,10 +244,21 @@ def main() -> None:
 
         return run
 
+    def on_gpu(dry: bool) -> Callable[..., str]:
+        def run(records: str | None, seeds: str | None) -> str:
+            path, chosen = Path(records) if records else None, seeds_of(seeds)[:1]
+            if dry:  # the same code on the CPU
+                return evaluate("small_d", chosen, 1, DRY, path, GPU_VARIANTS)
+            return evaluate("small_d", chosen, EPOCHS, GPU, path, GPU_VARIANTS)
+
+        return run
+
     sections = {"counter": lambda **_: counter_ceiling()}
     sections |= {setting: section(setting, dry=False) for setting in SETTINGS}
+    sections["gpu"] = on_gpu(dry=False)
     dry_runs = {"counter": lambda **_: counter_ceiling(n_val=2_000)}
     dry_runs |= {setting: section(setting, dry=True) for setting in SETTINGS}
+    dry_runs["gpu"] = on_gpu(dry=True)
     banner = f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU"
     options = {
         "records": "a JSON-lines file of finished runs: each run is added when it ends, and "
