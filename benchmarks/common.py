@@ -32,9 +32,16 @@ def train_config(output_dir: str | Path, *overrides: str) -> DictConfig:
         )
 
 
-def train_quietly(experiment: str, seed: int, epochs: int, *overrides: str) -> dict[str, Any]:
+def train_quietly(
+    experiment: str,
+    seed: int,
+    epochs: int,
+    *overrides: str,
+    keep: Callable[[Path], None] | None = None,
+) -> dict[str, Any]:
     """Train ``experiment=<experiment>`` on the CPU for ``epochs`` with ``overrides``, without
-    logger or progress bar, in a temporary folder; return the run's summary."""
+    logger or progress bar, in a temporary folder; return the run's summary. ``keep`` is
+    called with the run's folder before it is removed (to copy what should stay)."""
     from gan_je.train import train  # Lightning: only for the benchmarks that train
 
     with tempfile.TemporaryDirectory() as folder:
@@ -50,7 +57,10 @@ def train_quietly(experiment: str, seed: int, epochs: int, *overrides: str) -> d
             "logger=none",
             *overrides,
         )
-        return train(cfg)
+        summary = train(cfg)
+        if keep is not None:
+            keep(Path(folder))
+        return summary
 
 
 class MeasurementError(Exception):

