@@ -39,9 +39,10 @@ def train_quietly(
     *overrides: str,
     keep: Callable[[Path], None] | None = None,
 ) -> dict[str, Any]:
-    """Train ``experiment=<experiment>`` on the CPU for ``epochs`` with ``overrides``, without
-    logger or progress bar, in a temporary folder; return the run's summary. ``keep`` is
-    called with the run's folder before it is removed (to copy what should stay)."""
+    """Train ``experiment=<experiment>`` for ``epochs`` with ``overrides`` (on the CPU unless
+    they set ``trainer.accelerator``), without logger or progress bar, in a temporary
+    folder; return the run's summary. ``keep`` is called with the run's folder before it is
+    removed (to copy what should stay)."""
     from gan_je.train import train  # Lightning: only for the benchmarks that train
 
     with tempfile.TemporaryDirectory() as folder:

@@ -53,9 +53,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from common import mean_std, run_sections, train_quietly
+from common import MeasurementError, mean_std, run_sections, train_quietly
 
 from gan_je.data import StackedMNIST
+from gan_je.errors import DivergenceError
 from gan_je.modes import StackedModeCounter, uniform_baseline
 from gan_je.records import markdown_table, write_atomically
 
@@ -157,7 +158,8 @@ def code_version() -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
 
     commit = git("rev-parse", "--short", "HEAD").strip() or "unknown"
-    changed = git("status", "--porcelain", "--", "gan_je", "conf", "benchmarks").strip()
+    paths = ("gan_je", "conf", "benchmarks", ":!benchmarks/results")
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", *paths).strip()
     return commit + ("+changes" if changed else "")
 
 
@@ -170,9 +172,11 @@ def measure(
     picture: Path | None = None,
 ) -> dict:
     """Train one variant once; its record: the run's key, generator steps, wall and CPU
-    seconds, the code version and the final validation's mode counts, JSD and entropies
-    (or the error that stopped it, e.g. a diverged loss). ``picture``: where to copy the
-    run's last sample grid (64 images from the run's fixed preview latents)."""
+    seconds, the code version and the final validation's mode counts, JSD and entropies,
+    or the divergence that stopped it (a result too). Any other error, and a stop by a
+    signal (a time-out), ends the benchmark unrecorded, so that a rerun tries that run
+    again. ``picture``: where to copy the run's last sample grid (64 images from the run's
+    fixed preview latents)."""
     key = run_key(setting, variant, seed, epochs, extra)
     record = {**key, "code": code_version(), "threads": torch.get_num_threads()}
 
@@ -185,8 +189,8 @@ def measure(
     wall, cpu = time.perf_counter(), time.process_time()
     try:
         run = train_quietly(SETTINGS[setting], seed, epochs, *key["overrides"], keep=keep_last_grid)
-    except Exception as err:  # a diverged or failed run is a result too
-        record["error"] = f"{type(err).__name__}: {err}"
+    except DivergenceError as err:
+        record["error"] = f"diverged: {err}"
     else:
         record["g_steps"] = run["g_steps"]
         record["final"] = {name: run["final"][name] for name in REPORTED}
@@ -226,10 +230,11 @@ def evaluate(
                 write_atomically(records, "".join(json.dumps(r) + "\n" for r in done))
             summary = done[-1].get("final") or done[-1]["error"]
             print(f"  {setting} {variant} seed {seed}: {summary}", file=sys.stderr, flush=True)
-    rows, steps = [], set()
+    rows, steps, versions = [], set(), []
     for variant in variants:
         keys = [run_key(setting, variant, seed, epochs, extra) for seed in seeds]
         runs = [r for r in done if any(key.items() <= r.items() for key in keys)]
+        versions += [r["code"] for r in runs]
         finals = [r["final"] for r in runs if "final" in r]
         steps |= {r["g_steps"] for r in runs if "g_steps" in r}
         failed = len(runs) - len(finals)
@@ -257,7 +262,8 @@ def evaluate(
         "H_fake - H_real",
         "min/run",
     ]
-    return markdown_table(header, rows)
+    counted = ", ".join(f"{code} ({versions.count(code)})" for code in dict.fromkeys(versions))
+    return markdown_table(header, rows) + f"\n\nCode (runs): {counted or 'none'}."
 
 
 def main() -> None:
@@ -278,6 +284,8 @@ def main() -> None:
             path, chosen = Path(records) if records else None, seeds_of(seeds)[:1]
             if dry:  # the same code on the CPU
                 return evaluate("small_d", chosen, 1, DRY, path, GPU_VARIANTS)
+            if not torch.cuda.is_available():
+                raise MeasurementError("not run", "the gpu section needs a CUDA device")
             return evaluate("small_d", chosen, EPOCHS, GPU, path, GPU_VARIANTS)
 
         return run
@@ -288,7 +296,8 @@ def main() -> None:
     dry_runs = {"counter": lambda **_: counter_ceiling(n_val=2_000)}
     dry_runs |= {setting: section(setting, dry=True) for setting in SETTINGS}
     dry_runs["gpu"] = on_gpu(dry=True)
-    banner = f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU"
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device"
+    banner = f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {device}"
     options = {
         "records": "a JSON-lines file of finished runs: each run is added when it ends, and "
         "runs already there are not run again (the table is made from the file)",

@@ -194,7 +194,6 @@ class GANModule(LightningModule):
         self.grad_clip, self.ema_decay, self.seed = grad_clip, ema_decay, seed
         self.max_g_steps, self.n_fake, self.max_loss = max_g_steps, n_fake, float(max_loss)
         self.entropy_space = entropy_space
-        self._projection: Tensor | None = None  # of the discriminator's features, made once
         self.generator: nn.Module | None = None
         self.discriminator: nn.Module | None = None
         self.ema: AveragedModel | None = None
@@ -344,13 +343,19 @@ class GANModule(LightningModule):
     def _entropy_coordinates(self, fake: Tensor) -> Tensor:
         """What the entropy regulariser measures of a generated batch (``entropy_space``):
         the metric's features, or the discriminator's last hidden layer ``h`` projected as
-        ``h Q``, ``Q`` a ``(dim h, DISCRIMINATOR_ENTROPY_DIM)`` matrix with orthonormal
-        columns (QR of a Gaussian matrix from the run's ``projection`` stream), the same for
-        the whole run and after a resume."""
+        ``h Q`` in float32 (also under mixed precision), ``Q`` a
+        ``(dim h, DISCRIMINATOR_ENTROPY_DIM)`` matrix with orthonormal columns (QR of a
+        Gaussian matrix from the run's ``projection`` stream): the same for the whole run
+        and after a resume, kept as a buffer that is not saved (it moves with the module).
+
+        With batch norm in the discriminator (``norm: batch``), ``h`` is normalised with the
+        generated batch's own statistics: the regulariser then rewards how the samples
+        spread relative to each other at that layer, not its overall scale."""
         if self.entropy_space == "features":
             return self._features(fake)
         hidden = self.discriminator.features(fake)
-        if self._projection is None or self._projection.shape[0] != hidden.shape[1]:
+        projection = getattr(self, "entropy_projection", None)
+        if projection is None:
             if hidden.shape[1] < DISCRIMINATOR_ENTROPY_DIM:
                 raise ConfigError(
                     f"model.entropy_space=discriminator projects the discriminator's "
@@ -363,8 +368,10 @@ class GANModule(LightningModule):
                 generator=seeding.generator(self.seed, "projection"),
                 dtype=torch.float64,
             )
-            self._projection = torch.linalg.qr(gaussian).Q.to(hidden)
-        return hidden @ self._projection
+            projection = torch.linalg.qr(gaussian).Q.float().to(hidden.device)
+            self.register_buffer("entropy_projection", projection, persistent=False)
+        with torch.autocast(hidden.device.type, enabled=False):
+            return hidden.float() @ projection
 
     # ---------------------------------------------------------------- entropy weight
     def entropy_weight(self) -> float:
@@ -450,7 +457,8 @@ class GANModule(LightningModule):
         if entropy_weight != 0:
             batch_entropy = differentiable_entropy(self._entropy_coordinates(fake))
             g_loss = g_loss - entropy_weight * batch_entropy
-            self.log("train/entropy_batch", batch_entropy.detach())
+            space = "" if self.entropy_space == "features" else f"_{self.entropy_space}"
+            self.log(f"train/entropy_batch{space}", batch_entropy.detach())
         if entropy_weight != 0 or self.loss.entropy_weight > 0:
             self.log("train/entropy_weight", entropy_weight)
         self._check_finite(g_loss, "generator")

@@ -368,38 +368,39 @@ def test_annealed_entropy_weight_reaches_zero(train_config):
 
 def test_the_entropy_regulariser_can_measure_the_discriminators_features(train_config, monkeypatch):
     """model.entropy_space=discriminator: the batch entropy is taken of the discriminator's
-    last hidden layer under a seeded orthonormal projection to 8 dims, and its gradient
-    reaches the generator."""
+    last hidden layer under a seeded orthonormal projection to 8 dims; inside the generator
+    step its gradient reaches every generator weight while the discriminator is frozen."""
     import gan_je.module
 
     seen = []
 
     def spy(x):
-        seen.append(x)
-        return entropy_of(x)
+        value = entropy_of(x)
+        generator = list(module.generator.parameters())
+        grads = torch.autograd.grad(value, generator, retain_graph=True)
+        frozen = not any(p.requires_grad for p in module.discriminator.parameters())
+        seen.append((tuple(x.shape), all(g.abs().sum() > 0 for g in grads), frozen))
+        return value
 
     entropy_of = gan_je.module.differentiable_entropy
     monkeypatch.setattr(gan_je.module, "differentiable_entropy", spy)
     space = ("loss.entropy_weight=0.1", "model.entropy_space=discriminator")
     datamodule, module = build(train_config(*SMALL_RING, *space))
     trainer = _fit(module, datamodule, max_epochs=1, limit_train_batches=2, limit_val_batches=0)
-    assert [tuple(x.shape) for x in seen] == [(64, 8), (64, 8)]
-    assert "train/entropy_batch" in trainer.callback_metrics
+    assert seen == [((64, 8), True, True)] * 2
+    assert "train/entropy_batch_discriminator" in trainer.callback_metrics
+    assert "train/entropy_batch" not in trainer.callback_metrics
 
     hidden = module.discriminator.features(torch.randn(5, 2)).shape[1]  # 256 units (mlp)
     gaussian = torch.randn(
         hidden, 8, generator=seeding.generator(0, "projection"), dtype=torch.float64
     )
     expected = torch.linalg.qr(gaussian).Q.float()
-    torch.testing.assert_close(module._projection, expected)
-    torch.testing.assert_close(expected.T @ expected, torch.eye(8))
-
+    torch.testing.assert_close(module.entropy_projection, expected)
+    assert "entropy_projection" not in module.state_dict()  # rebuilt from the seed
     fake = module.generator(torch.randn(32, module.generator.latent_dim))
     coordinates = module._entropy_coordinates(fake)
     torch.testing.assert_close(coordinates, module.discriminator.features(fake) @ expected)
-    module.generator.zero_grad()
-    entropy_of(coordinates).backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.generator.parameters())
 
 
 def test_the_entropy_space_is_checked(train_config):
@@ -407,3 +408,15 @@ def test_the_entropy_space_is_checked(train_config):
         build(train_config(*SMALL_RING, "model.entropy_space=critic"))
     with pytest.raises(ConfigError, match="discriminator sees packs"):
         build(train_config(*SMALL_RING, "model.entropy_space=discriminator", "model.pack=2"))
+    narrow = ("model.entropy_space=discriminator", "loss.entropy_weight=0.1")
+    datamodule, module = build(train_config(*SMALL_RING, *narrow, "model.discriminator.hidden=4"))
+    with pytest.raises(ConfigError, match="4 features onto 8 directions: widen"):
+        _fit(module, datamodule, max_epochs=1, limit_train_batches=1, limit_val_batches=0)
+
+
+def test_the_discriminator_space_needs_a_features_method(train_config, monkeypatch):
+    from gan_je.models import MLPDiscriminator
+
+    monkeypatch.delattr(MLPDiscriminator, "features")
+    with pytest.raises(ConfigError, match=r"features\(x\) method .* MLPDiscriminator has none"):
+        build(train_config(*SMALL_RING, "model.entropy_space=discriminator"))
