@@ -39,7 +39,7 @@ bench: install  ## the benchmark tables: estimators, errors, training speed, mod
 	$(PY) benchmarks/copying.py
 	$(PY) benchmarks/train.py
 	$(PY) benchmarks/mode_collapse.py
-	$(PY) benchmarks/stacked_mnist.py
+	$(PY) benchmarks/stacked_mnist.py --records benchmarks/results/stacked_mnist.jsonl counter small_d standard
 
 gpu-check: install  ## on one GPU: CUDA tests, k-NN and training speed (8 min) -> benchmarks/results/gpu-report.md
 	bash benchmarks/gpu.sh --python $(PY)
