@@ -13,6 +13,7 @@ and returns the run's summary (also written to ``<run dir>/summary.json``).
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -108,10 +109,16 @@ def check_resumable(path: str, module: GANModule, cfg: DictConfig) -> None:
             f"{path} has trained {done} epochs and trainer.max_epochs={max_epochs}: nothing "
             f"to do; raise trainer.max_epochs to train on"
         )
+    # a setting the checkpoint predates had its default then
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(GANModule.__init__).parameters.items()
+    }
     changed = [
         key
-        for key in old
-        if key not in ("run_config", "data_spec") and old[key] != module.hparams.get(key)
+        for key in sorted(old.keys() | module.hparams.keys())
+        if key not in ("run_config", "data_spec")
+        and old.get(key, defaults.get(key)) != module.hparams.get(key, defaults.get(key))
     ]
     if changed:
         log.warning(

@@ -573,3 +573,24 @@ def test_kill_9_then_resume_equals_the_uninterrupted_run(tmp_path):
     rows = [read_metrics(run / "metrics.csv") for run in (full, killed)]
     assert [row["g_step"] for row in rows[1]] == [78 * epoch for epoch in range(1, 7)]
     assert [row["val/jsd"] for row in rows[1]] == [row["val/jsd"] for row in rows[0]]
+
+
+@pytest.mark.slow
+def test_a_resume_names_settings_the_checkpoint_predates_unless_they_keep_their_default(
+    train_config, caplog
+):
+    ring = ["experiment=ring", *SMALL_RING, *RECORDED, "debug=limit"]
+    cfg = train_config(*ring)
+    train(cfg)
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    del checkpoint["hyper_parameters"]["entropy_space"]  # as written before it existed
+    torch.save(checkpoint, last)
+    more = ("resume=true", "trainer.max_epochs=3")
+    with caplog.at_level("WARNING"):
+        train(train_config(*ring, *more))
+    assert "differ from the checkpoint's" not in caplog.text  # the default: nothing changed
+    torch.save(checkpoint, last)
+    with caplog.at_level("WARNING"):
+        train(train_config(*ring, *more, "model.entropy_space=discriminator"))
+    assert "differ from the checkpoint's: model.entropy_space" in caplog.text
