@@ -123,6 +123,8 @@ def run_sections(
 
 
 def mean_std(values: list[float], digits: int) -> str:
-    """``mean ± std`` of ``values`` (std 0 for one value), rounded to ``digits``."""
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.{digits}f} ± {spread:.{digits}f}"
+    """``mean ± std`` of ``values`` rounded to ``digits``; one value alone, without a spread
+    it does not have."""
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.fmean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"

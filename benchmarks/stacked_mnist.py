@@ -39,7 +39,8 @@ the same budget (13 epochs of 781 steps = 10,153 generator steps), three seeds p
 
 Reported, after the last epoch: modes covered (of 1,000), mode KL and high-quality share of
 26,000 generated images, ``val/jsd``, the entropy gap H_fake - H_real, mean ± std over
-seeds, and the wall minutes per run.
+seeds, and the minutes per run, wall and CPU (the CPU time of every thread: it does not
+count time the run waited for cores shared with other work).
 """
 
 from __future__ import annotations
@@ -248,7 +249,10 @@ def evaluate(
                 mean_std([100 * f["val/high_quality"] for f in finals], 1) + " %",
                 mean_std([f["val/jsd"] for f in finals], 3),
                 mean_std([f["val/entropy_fake"] - f["val/entropy_real"] for f in finals], 2),
-                f"{statistics.fmean(r['wall_s'] for r in runs) / 60:.0f}",
+                " / ".join(
+                    f"{statistics.fmean(r[key] for r in runs) / 60:.0f}"
+                    for key in ("wall_s", "cpu_s")
+                ),
             ]
         else:
             row += ["—"] * 6
@@ -262,7 +266,7 @@ def evaluate(
         "high quality",
         "val/jsd",
         "H_fake - H_real",
-        "min/run",
+        "min/run: wall / CPU",
     ]
     counted = ", ".join(f"{code} ({versions.count(code)})" for code in dict.fromkeys(versions))
     return markdown_table(header, rows) + f"\n\nCode (runs): {counted or 'none'}."
