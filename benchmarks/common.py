@@ -75,9 +75,9 @@ class MeasurementError(Exception):
 
 def run_sections(
     description: str,
-    sections: dict[str, Callable[[], str]],
+    sections: dict[str, Callable[..., str]],
     banner: str,
-    dry_runs: dict[str, Callable[[], str]] | None = None,
+    dry_runs: dict[str, Callable[..., str]] | None = None,
     options: dict[str, str] | None = None,
 ) -> None:
     """Parse ``[--dry-run] [--<option> VALUE ...] [section ...]`` from the command line
