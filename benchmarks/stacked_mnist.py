@@ -45,7 +45,9 @@ count time the run waited for cores shared with other work).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
 import statistics
 import subprocess
@@ -139,11 +141,33 @@ def run_key(setting: str, variant: str, seed: int, epochs: int, extra: Sequence[
     }
 
 
-def grid_name(setting: str, variant: str, seed: int | str) -> str:
-    """The ASCII file name of a run's last sample grid (``small_d-plain-seed0.png``)."""
+def is_run(record: dict, key: dict) -> bool:
+    """Whether ``record`` is the run ``key`` (:func:`run_key`) names."""
+    return key.items() <= record.items()
+
+
+def grid_name(setting: str, variant: str, seed: int | str, extra: Sequence[str] = ()) -> str:
+    """The ASCII file name of a run's last sample grid (``small_d-plain-seed0.png``); extra
+    overrides add a short digest of themselves (``small_d-plain-seed0-1a2b3c.png``), so that
+    runs that differ only in them keep their own grids."""
     plain = variant.replace("λ", "lambda")
     slug = "-".join("".join(c if c.isascii() and c.isalnum() else " " for c in plain).split())
-    return f"{setting}-{slug}-seed{seed}.png"
+    digest = hashlib.sha1(" ".join(extra).encode()).hexdigest()[:6] if extra else ""
+    return f"{setting}-{slug}-seed{seed}" + (f"-{digest}" if digest else "") + ".png"
+
+
+def new_grid(
+    records: Path | None, setting: str, variant: str, seed: int, extra: Sequence[str]
+) -> Path | None:
+    """Where this run's last sample grid goes: the folder named after the ``records`` file,
+    for a variant's first run; ``None`` once the variant has a grid there, or without a file."""
+    if records is None:
+        return None
+    folder = records.parent / records.stem
+    named = re.escape(grid_name(setting, variant, "SEED", extra)).replace("SEED", r"\d+")
+    if any(re.fullmatch(named, path.name) for path in folder.glob("*.png")):
+        return None
+    return folder / grid_name(setting, variant, seed, extra)
 
 
 def read_records(path: Path | None) -> list[dict]:
@@ -221,13 +245,9 @@ def evaluate(
     for seed in seeds if run else ():
         for variant in variants:
             key = run_key(setting, variant, seed, epochs, extra)
-            if any(key.items() <= record.items() for record in done):
+            if any(is_run(record, key) for record in done):
                 continue
-            picture = None
-            if records is not None:  # one grid per variant: its first run's
-                folder = records.parent / records.stem
-                if not list(folder.glob(grid_name(setting, variant, "*"))):
-                    picture = folder / grid_name(setting, variant, seed)
+            picture = new_grid(records, setting, variant, seed, extra)
             done.append(measure(setting, variant, seed, epochs, extra, picture))
             if records is not None:
                 write_atomically(records, "".join(json.dumps(r) + "\n" for r in done))
@@ -236,7 +256,7 @@ def evaluate(
     rows, steps, versions = [], set(), []
     for variant in variants:
         keys = [run_key(setting, variant, seed, epochs, extra) for seed in seeds]
-        runs = [r for r in done if any(key.items() <= r.items() for key in keys)]
+        runs = [r for r in done if any(is_run(r, key) for key in keys)]
         versions += [r["code"] for r in runs]
         finals = [r["final"] for r in runs if "final" in r]
         steps |= {r["g_steps"] for r in runs if "g_steps" in r}

@@ -1,0 +1,167 @@
+"""benchmarks/stacked_mnist.py's records: a rerun skips recorded runs and continues after a
+failure, the tables are the statistics of the recorded runs, and each variant leaves one
+sample grid. Training is replaced by a stand-in whose results are known."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = ("plain", "PacGAN2")
+
+
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    return importlib.import_module("stacked_mnist")
+
+
+def final(variant: str, seed: int) -> dict[str, float]:
+    """The stand-in's final validation: distinct for every variant and seed."""
+    offset = 10 * VARIANTS.index(variant) + seed
+    return {
+        "val/modes_covered": 900.0 + offset,
+        "val/mode_kl": 0.5 + offset / 100,
+        "val/high_quality": 0.1 + offset / 1000,
+        "val/jsd": 0.2 + offset / 1000,
+        "val/entropy_fake": 20.0 + offset / 10,
+        "val/entropy_real": 21.0,
+        "val/counter_accuracy": 0.97,
+    }
+
+
+class StandIn:
+    """``measure`` without training: it records its calls, and fails on ``fail_on``."""
+
+    def __init__(self, bench, fail_on: tuple[str, int] | None = None) -> None:
+        self.bench, self.fail_on, self.calls = bench, fail_on, []
+
+    def __call__(self, setting, variant, seed, epochs, extra, picture=None) -> dict:
+        if (variant, seed) == self.fail_on:
+            raise RuntimeError("stopped by a signal")
+        self.calls.append((variant, seed, picture))
+        if picture is not None:
+            picture.parent.mkdir(parents=True, exist_ok=True)
+            picture.write_bytes(b"png")
+        record = {**self.bench.run_key(setting, variant, seed, epochs, extra), "code": "abc1234"}
+        return record | {
+            "g_steps": 781,
+            "final": final(variant, seed),
+            "wall_s": 60.0 * (1 + seed),
+            "cpu_s": 120.0,
+        }
+
+
+def test_rerun_skips_recorded_runs_and_continues_after_a_failure(
+    bench, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    records = tmp_path / "runs.jsonl"
+    failing = StandIn(bench, fail_on=("PacGAN2", 1))
+    monkeypatch.setattr(bench, "measure", failing)
+    with pytest.raises(RuntimeError, match="signal"):
+        bench.evaluate("small_d", [0, 1], 1, (), records, VARIANTS)
+    # seed by seed: both seed-0 runs and plain's seed 1 are kept, the failed run is not
+    assert [(v, s) for v, s, _ in failing.calls] == [("plain", 0), ("PacGAN2", 0), ("plain", 1)]
+    kept = [json.loads(line) for line in records.read_text().splitlines()]
+    assert [(r["variant"], r["seed"]) for r in kept] == [("plain", 0), ("PacGAN2", 0), ("plain", 1)]
+
+    rerun = StandIn(bench)
+    monkeypatch.setattr(bench, "measure", rerun)
+    table = bench.evaluate("small_d", [0, 1], 1, (), records, VARIANTS)
+    assert [(v, s) for v, s, _ in rerun.calls] == [("PacGAN2", 1)]
+    assert len(records.read_text().splitlines()) == 4
+
+    again = StandIn(bench)
+    monkeypatch.setattr(bench, "measure", again)
+    assert bench.evaluate("small_d", [0, 1], 1, (), records, VARIANTS) == table
+    assert again.calls == []
+    # recorded (run=False) makes the same table, running nothing
+    assert bench.evaluate("small_d", [0, 1], 1, (), records, VARIANTS, run=False) == table
+    # a changed variant is a different run
+    monkeypatch.setitem(bench.VARIANTS, "plain", ["model.lr=0.001"])
+    bench.evaluate("small_d", [0], 1, (), records, VARIANTS)
+    assert [(v, s) for v, s, _ in again.calls] == [("plain", 0)]
+
+
+def test_table_is_mean_and_std_of_the_recorded_runs(
+    bench, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    records = tmp_path / "runs.jsonl"
+    monkeypatch.setattr(bench, "measure", StandIn(bench))
+    table = bench.evaluate("small_d", [0, 1, 2], 1, (), records, VARIANTS)
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if "|" in line}
+    cells = [cell.strip() for cell in rows["PacGAN2"].strip("|").split("|")]
+    modes = [910.0, 911.0, 912.0]
+    gaps = [-1.0 + (10 + s) / 10 for s in range(3)]
+    assert cells[1] == "3"
+    assert cells[2] == f"{statistics.fmean(modes):.1f} ± {statistics.stdev(modes):.1f}"
+    assert cells[2] == "911.0 ± 1.0"
+    assert cells[3] == "0.61 ± 0.01"  # KL 0.60, 0.61, 0.62
+    assert cells[4] == "11.1 ± 0.1 %"
+    assert cells[6] == f"{statistics.fmean(gaps):.2f} ± {statistics.stdev(gaps):.2f}"
+    assert cells[7] == "2 / 2"  # wall 1, 2, 3 min; CPU 2 min
+    assert "781 steps" in table and "abc1234 (6)" in table
+    # only the seeds asked for are in the table
+    one = bench.evaluate("small_d", [2], 1, (), records, VARIANTS, run=False)
+    assert "| plain | 1 | 902.0 | 0.52 |" in one
+
+
+def test_a_diverged_run_is_a_counted_failure(
+    bench, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    records = tmp_path / "runs.jsonl"
+    stand_in = StandIn(bench)
+
+    def diverging(setting, variant, seed, epochs, extra, picture=None) -> dict:
+        if seed == 1:
+            key = bench.run_key(setting, variant, seed, epochs, extra)
+            return key | {"code": "abc1234", "error": "diverged: nan", "wall_s": 1.0, "cpu_s": 1.0}
+        return stand_in(setting, variant, seed, epochs, extra, picture)
+
+    monkeypatch.setattr(bench, "measure", diverging)
+    table = bench.evaluate("small_d", [0, 1], 1, (), records, ("plain",))
+    assert "| plain | 1 (1 failed) | 900.0 |" in table
+    monkeypatch.setattr(bench, "measure", StandIn(bench))
+    bench.evaluate("small_d", [0, 1], 1, (), records, ("plain",))  # not retried
+    assert len(records.read_text().splitlines()) == 2
+
+
+def test_each_variant_leaves_one_grid_per_extra_overrides(
+    bench, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    records = tmp_path / "runs.jsonl"
+    stand_in = StandIn(bench)
+    monkeypatch.setattr(bench, "measure", stand_in)
+    bench.evaluate("small_d", [0, 1], 1, (), records, VARIANTS)
+    on_gpu = ("trainer.accelerator=gpu",)
+    bench.evaluate("small_d", [0, 1], 1, on_gpu, records, ("plain",))
+    pictures = [(v, s, p.name if p else None) for v, s, p in stand_in.calls]
+    gpu_grid = bench.grid_name("small_d", "plain", 0, on_gpu)
+    assert pictures == [
+        ("plain", 0, "small_d-plain-seed0.png"),
+        ("PacGAN2", 0, "small_d-PacGAN2-seed0.png"),
+        ("plain", 1, None),
+        ("PacGAN2", 1, None),
+        ("plain", 0, gpu_grid),
+        ("plain", 1, None),
+    ]
+    assert gpu_grid.startswith("small_d-plain-seed0-") and gpu_grid != "small_d-plain-seed0.png"
+    folder = tmp_path / "runs"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["small_d-plain-seed0.png", "small_d-PacGAN2-seed0.png", gpu_grid]
+    )
+    # a variant without a grid (one that predates them) gets one from its next run
+    (folder / "small_d-PacGAN2-seed0.png").unlink()
+    bench.evaluate("small_d", [2], 1, (), records, VARIANTS)
+    assert [p.name if p else None for _, _, p in stand_in.calls[-2:]] == [
+        None,
+        "small_d-PacGAN2-seed2.png",
+    ]
+    assert bench.grid_name("standard", "entropy λ=0.1, D space", 1) == (
+        "standard-entropy-lambda-0-1-D-space-seed1.png"
+    )
