@@ -122,9 +122,10 @@ def run_sections(
         sys.exit("failed: " + "; ".join(failed))
 
 
-def mean_std(values: list[float], digits: int) -> str:
+def mean_std(values: list[float], digits: int, signed: bool = False) -> str:
     """``mean ± std`` of ``values`` rounded to ``digits``; one value alone, without a spread
-    it does not have."""
+    it does not have. ``signed``: the mean with its sign (``+0.12``), for differences."""
+    mean = f"{statistics.fmean(values):{'+' if signed else ''}.{digits}f}"
     if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.fmean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+        return mean
+    return f"{mean} ± {statistics.stdev(values):.{digits}f}"

@@ -40,7 +40,9 @@ the same budget (13 epochs of 781 steps = 10,153 generator steps), three seeds p
 Reported, after the last epoch: modes covered (of 1,000), mode KL and high-quality share of
 26,000 generated images, ``val/jsd``, the entropy gap H_fake - H_real, mean ± std over
 seeds, and the minutes per run, wall and CPU (the CPU time of every thread: it does not
-count time the run waited for cores shared with other work).
+count time the run waited for cores shared with other work). Below each table, every
+variant minus plain on the same seed (same images, same order, same scoring latents), mean
+± std over the seeds, and on how many seeds the variant is the better.
 """
 
 from __future__ import annotations
@@ -253,12 +255,13 @@ def evaluate(
                 write_atomically(records, "".join(json.dumps(r) + "\n" for r in done))
             summary = done[-1].get("final") or done[-1]["error"]
             print(f"  {setting} {variant} seed {seed}: {summary}", file=sys.stderr, flush=True)
-    rows, steps, versions = [], set(), []
+    rows, steps, versions, finished = [], set(), [], {}
     for variant in variants:
         keys = [run_key(setting, variant, seed, epochs, extra) for seed in seeds]
         runs = [r for r in done if any(is_run(r, key) for key in keys)]
         versions += [r["code"] for r in runs]
         finals = [r["final"] for r in runs if "final" in r]
+        finished[variant] = {r["seed"]: r["final"] for r in runs if "final" in r}
         steps |= {r["g_steps"] for r in runs if "g_steps" in r}
         failed = len(runs) - len(finals)
         row = [variant, f"{len(finals)}" + (f" ({failed} failed)" if failed else "")]
@@ -289,7 +292,44 @@ def evaluate(
         "min/run: wall / CPU",
     ]
     counted = ", ".join(f"{code} ({versions.count(code)})" for code in dict.fromkeys(versions))
-    return markdown_table(header, rows) + f"\n\nCode (runs): {counted or 'none'}."
+    table = markdown_table(header, rows) + f"\n\nCode (runs): {counted or 'none'}."
+    if "plain" not in variants:
+        return table
+    return table + "\n\n" + against_plain(setting, finished)
+
+
+#: the paired comparison's columns: name, the number from a final validation, decimals,
+#: and whether more is better
+COMPARED = (
+    ("modes", lambda f: f["val/modes_covered"], 1, True),
+    ("mode KL", lambda f: f["val/mode_kl"], 2, False),
+    ("high quality (points)", lambda f: 100 * f["val/high_quality"], 1, True),
+    ("val/jsd", lambda f: f["val/jsd"], 3, False),
+)
+
+
+def against_plain(setting: str, finished: dict[str, dict[int, dict]]) -> str:
+    """Each variant minus plain, seed by seed: runs of one seed train on the same images in
+    the same order and are scored on the same latents, so the paired difference removes the
+    part of the seed-to-seed spread the two runs share. Each cell: the mean ± std of the
+    differences over the seeds both have finished, and on how many of them the variant is
+    better (``2/3``). ``finished``: variant → seed → final validation."""
+    plain = finished.get("plain", {})
+    rows = []
+    for variant, runs in finished.items():
+        seeds = sorted(set(runs) & set(plain))
+        if variant == "plain" or not seeds:
+            continue
+        row = [variant, str(len(seeds))]
+        for _, number, digits, more_is_better in COMPARED:
+            diffs = [number(runs[seed]) - number(plain[seed]) for seed in seeds]
+            better = sum((d > 0) if more_is_better else (d < 0) for d in diffs)
+            row.append(f"{mean_std(diffs, digits, signed=True)} ({better}/{len(seeds)})")
+        rows.append(row)
+    if not rows:
+        return f"No variant has a seed in common with plain in {setting} yet."
+    header = [f"{setting}: variant - plain", "seeds", *(name for name, *_ in COMPARED)]
+    return markdown_table(header, rows) + "\n\n(n/m): better than plain on n of m seeds."
 
 
 def main() -> None:

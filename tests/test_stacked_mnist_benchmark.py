@@ -94,7 +94,8 @@ def test_table_is_mean_and_std_of_the_recorded_runs(
     records = tmp_path / "runs.jsonl"
     monkeypatch.setattr(bench, "measure", StandIn(bench))
     table = bench.evaluate("small_d", [0, 1, 2], 1, (), records, VARIANTS)
-    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if "|" in line}
+    variants_table, _, paired, _ = table.split("\n\n")
+    rows = {line.split("|")[1].strip(): line for line in variants_table.splitlines()}
     cells = [cell.strip() for cell in rows["PacGAN2"].strip("|").split("|")]
     modes = [910.0, 911.0, 912.0]
     gaps = [-1.0 + (10 + s) / 10 for s in range(3)]
@@ -106,6 +107,8 @@ def test_table_is_mean_and_std_of_the_recorded_runs(
     assert cells[6] == f"{statistics.fmean(gaps):.2f} ± {statistics.stdev(gaps):.2f}"
     assert cells[7] == "2 / 2"  # wall 1, 2, 3 min; CPU 2 min
     assert "781 steps" in table and "abc1234 (6)" in table
+    # and each variant against plain, seed by seed
+    assert "| PacGAN2 | 3 | +10.0 ± 0.0 (3/3) | +0.10 ± 0.00 (0/3) |" in paired
     # only the seeds asked for are in the table
     one = bench.evaluate("small_d", [2], 1, (), records, VARIANTS, run=False)
     assert "| plain | 1 | 902.0 | 0.52 |" in one
@@ -165,3 +168,29 @@ def test_each_variant_leaves_one_grid_per_extra_overrides(
     assert bench.grid_name("standard", "entropy λ=0.1, D space", 1) == (
         "standard-entropy-lambda-0-1-D-space-seed1.png"
     )
+
+
+def test_against_plain_pairs_runs_of_the_same_seed(bench) -> None:
+    def run(modes: float, kl: float, high: float, jsd: float) -> dict[str, float]:
+        return {
+            "val/modes_covered": modes,
+            "val/mode_kl": kl,
+            "val/high_quality": high,
+            "val/jsd": jsd,
+        }
+
+    plain = {0: run(900, 0.50, 0.10, 0.20), 1: run(950, 0.40, 0.12, 0.15)}
+    plain[2] = run(990, 0.30, 0.14, 0.10)
+    # seed 2 unfinished: only seeds 0 and 1 are paired
+    variant = {0: run(910, 0.45, 0.13, 0.22), 1: run(940, 0.35, 0.13, 0.14)}
+    table = bench.against_plain("small_d", {"plain": plain, "boost": variant, "PacGAN2": {}})
+    row = next(line for line in table.splitlines() if line.startswith("| boost"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == "2"
+    assert cells[2] == "+0.0 ± 14.1 (1/2)"  # +10, -10
+    assert cells[3] == "-0.05 ± 0.00 (2/2)"  # lower KL is better
+    assert cells[4] == "+2.0 ± 1.4 (2/2)"  # +3, +1 points
+    assert cells[5] == "+0.005 ± 0.021 (1/2)"  # +0.02, -0.01
+    assert "PacGAN2" not in table  # no finished seed
+    alone = bench.against_plain("small_d", {"plain": plain, "boost": {}})
+    assert "no variant has a seed in common with plain" in alone.lower()
