@@ -260,8 +260,8 @@ def evaluate(
         keys = [run_key(setting, variant, seed, epochs, extra) for seed in seeds]
         runs = [r for r in done if any(is_run(r, key) for key in keys)]
         versions += [r["code"] for r in runs]
-        finals = [r["final"] for r in runs if "final" in r]
         finished[variant] = {r["seed"]: r["final"] for r in runs if "final" in r}
+        finals = list(finished[variant].values())
         steps |= {r["g_steps"] for r in runs if "g_steps" in r}
         failed = len(runs) - len(finals)
         row = [variant, f"{len(finals)}" + (f" ({failed} failed)" if failed else "")]
