@@ -329,7 +329,8 @@ def against_plain(setting: str, finished: dict[str, dict[int, dict]]) -> str:
     if not rows:
         return f"No variant has a seed in common with plain in {setting} yet."
     header = [f"{setting}: variant - plain", "seeds", *(name for name, *_ in COMPARED)]
-    return markdown_table(header, rows) + "\n\n(n/m): better than plain on n of m seeds."
+    note = "(n/m): better than plain on n of m seeds; a tie is not better."
+    return f"{markdown_table(header, rows)}\n\n{note}"
 
 
 def main() -> None:

@@ -192,5 +192,14 @@ def test_against_plain_pairs_runs_of_the_same_seed(bench) -> None:
     assert cells[4] == "+2.0 ± 1.4 (2/2)"  # +3, +1 points
     assert cells[5] == "+0.005 ± 0.021 (1/2)"  # +0.02, -0.01
     assert "PacGAN2" not in table  # no finished seed
+    # a tie is not "better": equal modes on one seed count as 0 of 1
+    tied = bench.against_plain("small_d", {"plain": {0: plain[0]}, "boost": {0: plain[0]}})
+    row = next(line for line in tied.splitlines() if line.startswith("| boost"))
+    assert [cell.strip() for cell in row.strip("|").split("|")][2:] == [
+        "+0.0 (0/1)",
+        "+0.00 (0/1)",
+        "+0.0 (0/1)",
+        "+0.000 (0/1)",
+    ]
     alone = bench.against_plain("small_d", {"plain": plain, "boost": {}})
     assert "no variant has a seed in common with plain" in alone.lower()
