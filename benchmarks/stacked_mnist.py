@@ -42,13 +42,16 @@ Reported, after the last epoch: modes covered (of 1,000), mode KL and high-quali
 seeds, and the minutes per run, wall and CPU (the CPU time of every thread: it does not
 count time the run waited for cores shared with other work). Below each table, every
 variant minus plain on the same seed (same images, same order, same scoring latents), mean
-± std over the seeds, and on how many seeds the variant is the better.
+± std over the seeds, and on how many seeds the variant is the better. ``recorded`` ends
+with both settings together: on how many (setting, seed) pairs each variant beats plain,
+and the exact sign test's p-value of those wins against the losses.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import shutil
 import statistics
@@ -172,6 +175,25 @@ def new_grid(
     return folder / grid_name(setting, variant, seed, extra)
 
 
+def runs_of(
+    done: list[dict],
+    setting: str,
+    variant: str,
+    seeds: Sequence[int],
+    epochs: int,
+    extra: Sequence[str],
+) -> list[dict]:
+    """The records in ``done`` of ``variant`` in ``setting`` with one of ``seeds``, failed
+    runs included."""
+    keys = [run_key(setting, variant, seed, epochs, extra) for seed in seeds]
+    return [record for record in done if any(is_run(record, key) for key in keys)]
+
+
+def finals_by_seed(runs: list[dict]) -> dict[int, dict]:
+    """Seed → final validation of the runs that finished (a diverged run has none)."""
+    return {record["seed"]: record["final"] for record in runs if "final" in record}
+
+
 def read_records(path: Path | None) -> list[dict]:
     """The runs recorded in the JSON-lines file ``path`` (none when it does not exist)."""
     if path is None or not path.is_file():
@@ -257,10 +279,9 @@ def evaluate(
             print(f"  {setting} {variant} seed {seed}: {summary}", file=sys.stderr, flush=True)
     rows, steps, versions, finished = [], set(), [], {}
     for variant in variants:
-        keys = [run_key(setting, variant, seed, epochs, extra) for seed in seeds]
-        runs = [r for r in done if any(is_run(r, key) for key in keys)]
+        runs = runs_of(done, setting, variant, seeds, epochs, extra)
         versions += [r["code"] for r in runs]
-        finished[variant] = {r["seed"]: r["final"] for r in runs if "final" in r}
+        finished[variant] = finals_by_seed(runs)
         finals = list(finished[variant].values())
         steps |= {r["g_steps"] for r in runs if "g_steps" in r}
         failed = len(runs) - len(finals)
@@ -308,28 +329,89 @@ COMPARED = (
 )
 
 
-def against_plain(setting: str, finished: dict[str, dict[int, dict]]) -> str:
-    """Each variant minus plain, seed by seed: runs of one seed train on the same images in
-    the same order and are scored on the same latents, so the paired difference removes the
-    part of the seed-to-seed spread the two runs share. Each cell: the mean ± std of the
-    differences over the seeds both have finished, and on how many of them the variant is
-    better (``2/3``). ``finished``: variant → seed → final validation."""
+def differences(finished: dict[str, dict[int, dict]]) -> dict[str, list[list[float]]]:
+    """Each variant minus plain, seed by seed, over the seeds both have finished: variant →
+    one list of differences per :data:`COMPARED` column, in seed order. Runs of one seed
+    train on the same images in the same order and are scored on the same latents, so the
+    paired difference removes the part of the seed-to-seed spread the two runs share.
+    ``finished``: variant → seed → final validation. Variants with no seed in common with
+    plain are left out."""
     plain = finished.get("plain", {})
-    rows = []
+    paired = {}
     for variant, runs in finished.items():
         seeds = sorted(set(runs) & set(plain))
-        if variant == "plain" or not seeds:
-            continue
-        row = [variant, str(len(seeds))]
-        for _, number, digits, more_is_better in COMPARED:
-            diffs = [number(runs[seed]) - number(plain[seed]) for seed in seeds]
-            better = sum((d > 0) if more_is_better else (d < 0) for d in diffs)
-            row.append(f"{mean_std(diffs, digits, signed=True)} ({better}/{len(seeds)})")
+        if variant != "plain" and seeds:
+            paired[variant] = [
+                [number(runs[seed]) - number(plain[seed]) for seed in seeds]
+                for _, number, _, _ in COMPARED
+            ]
+    return paired
+
+
+def better_and_worse(diffs: list[float], more_is_better: bool) -> tuple[int, int]:
+    """How many of the differences ``diffs`` (variant - plain) favour the variant, and how
+    many favour plain; ties count as neither."""
+    better = sum((d > 0) if more_is_better else (d < 0) for d in diffs)
+    worse = sum((d < 0) if more_is_better else (d > 0) for d in diffs)
+    return better, worse
+
+
+def sign_test(better: int, worse: int) -> float:
+    """The exact two-sided sign test's p-value: the probability, were variant and plain
+    equally likely to win each pair, of a split at least as uneven as ``better`` :
+    ``worse`` (ties dropped; Dixon & Mood 1946). p = min(1, 2 · P(X ≤ min(b, w))), X ~
+    Binomial(b + w, 1/2). Six wins of six give 2/64 = 0.031; three of three, 0.25."""
+    if better < 0 or worse < 0:
+        raise ValueError(f"counts must be >= 0, got {better} better and {worse} worse")
+    n = better + worse
+    tail = sum(math.comb(n, k) for k in range(min(better, worse) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def against_plain(setting: str, finished: dict[str, dict[int, dict]]) -> str:
+    """The table of :func:`differences` in ``setting``. Each cell: the mean ± std of the
+    differences over the seeds both have finished, and on how many of them the variant is
+    better (``2/3``)."""
+    rows = []
+    for variant, columns in differences(finished).items():
+        row = [variant, str(len(columns[0]))]
+        for diffs, (_, _, digits, more_is_better) in zip(columns, COMPARED, strict=True):
+            better, _ = better_and_worse(diffs, more_is_better)
+            row.append(f"{mean_std(diffs, digits, signed=True)} ({better}/{len(diffs)})")
         rows.append(row)
     if not rows:
         return f"No variant has a seed in common with plain in {setting} yet."
     header = [f"{setting}: variant - plain", "seeds", *(name for name, *_ in COMPARED)]
     note = "(n/m): better than plain on n of m seeds; a tie is not better."
+    return f"{markdown_table(header, rows)}\n\n{note}"
+
+
+def both_settings(finished: dict[str, dict[str, dict[int, dict]]]) -> str:
+    """Each variant against plain over the seeds of every setting together: on how many
+    (setting, seed) pairs it is the better, and the :func:`sign_test` of wins against
+    losses. The sizes of the differences are not pooled (they differ between settings);
+    their signs are. ``finished``: setting → variant → seed → final validation."""
+    pooled: dict[str, list[list[float]]] = {}
+    for per_setting in finished.values():
+        for variant, columns in differences(per_setting).items():
+            so_far = pooled.setdefault(variant, [[] for _ in COMPARED])
+            for diffs, more in zip(so_far, columns, strict=True):
+                diffs += more
+    rows = []
+    for variant, columns in pooled.items():
+        row = [variant, str(len(columns[0]))]
+        for diffs, (_, _, _, more_is_better) in zip(columns, COMPARED, strict=True):
+            better, worse = better_and_worse(diffs, more_is_better)
+            row.append(f"{better}/{len(diffs)} (p = {sign_test(better, worse):.3f})")
+        rows.append(row)
+    if not rows:
+        return "No variant has a seed in common with plain yet."
+    settings = " and ".join(finished)
+    header = [f"{settings}: variant vs plain", "pairs", *(name for name, *_ in COMPARED)]
+    note = (
+        "n/m: better than plain on n of m (setting, seed) pairs; p: the two-sided sign "
+        "test of wins against losses, ties dropped."
+    )
     return f"{markdown_table(header, rows)}\n\n{note}"
 
 
@@ -364,11 +446,17 @@ def main() -> None:
     def recorded(records: str | None, seeds: str | None) -> str:
         if not records:
             raise MeasurementError("not made", "the recorded section needs --records FILE")
-        tables = [
-            evaluate(setting, seeds_of(seeds), EPOCHS, (), Path(records), run=False)
+        path, chosen = Path(records), seeds_of(seeds)
+        tables = [evaluate(setting, chosen, EPOCHS, (), path, run=False) for setting in SETTINGS]
+        done = read_records(path)
+        finished = {
+            setting: {
+                variant: finals_by_seed(runs_of(done, setting, variant, chosen, EPOCHS, ()))
+                for variant in VARIANTS
+            }
             for setting in SETTINGS
-        ]
-        return "\n\n".join(tables)
+        }
+        return "\n\n".join([*tables, both_settings(finished)])
 
     sections["recorded"] = recorded
     dry_runs = {"counter": lambda **_: counter_ceiling(n_val=2_000)}

@@ -203,3 +203,53 @@ def test_against_plain_pairs_runs_of_the_same_seed(bench) -> None:
     ]
     alone = bench.against_plain("small_d", {"plain": plain, "boost": {}})
     assert "no variant has a seed in common with plain" in alone.lower()
+
+
+def test_sign_test_against_binomial_tails(bench) -> None:
+    assert bench.sign_test(6, 0) == pytest.approx(2 / 64)
+    assert bench.sign_test(0, 6) == pytest.approx(2 / 64)  # two-sided
+    assert bench.sign_test(5, 1) == pytest.approx(2 * 7 / 64)  # P(X <= 1) = 7/64
+    assert bench.sign_test(3, 0) == pytest.approx(0.25)
+    assert bench.sign_test(2, 2) == 1.0  # 2 * 11/16, capped
+    assert bench.sign_test(0, 0) == 1.0  # only ties: no evidence either way
+    with pytest.raises(ValueError, match="counts must be >= 0"):
+        bench.sign_test(-1, 3)
+
+
+def test_both_settings_counts_wins_over_every_setting_and_seed(bench) -> None:
+    def run(modes: float, kl: float, high: float, jsd: float) -> dict[str, float]:
+        return {
+            "val/modes_covered": modes,
+            "val/mode_kl": kl,
+            "val/high_quality": high,
+            "val/jsd": jsd,
+        }
+
+    standard = {
+        "plain": {0: run(990, 0.30, 0.15, 0.12), 1: run(995, 0.35, 0.16, 0.13)},
+        "boost": {0: run(1000, 0.25, 0.16, 0.11), 1: run(999, 0.30, 0.17, 0.12)},
+    }
+    standard["plain"][2] = run(1000, 0.30, 0.15, 0.12)
+    standard["boost"][2] = run(1000, 0.31, 0.14, 0.13)  # modes tied
+    small_d = {
+        "plain": {0: run(950, 0.6, 0.10, 0.20), 1: run(960, 0.7, 0.10, 0.20)},
+        "boost": {0: run(990, 0.4, 0.12, 0.25), 1: run(980, 0.5, 0.11, 0.25)},
+        "PacGAN2": {1: run(900, 0.9, 0.05, 0.30)},
+    }
+    table = bench.both_settings({"standard": standard, "small_d": small_d})
+    rows = {
+        cells[0]: cells[1:]
+        for line in table.splitlines()[2:]
+        if line.startswith("| ")
+        for cells in [[cell.strip() for cell in line.strip("|").split("|")]]
+    }
+    # modes: 4 wins, 1 tie; KL and high quality: 4 wins, 1 loss; JSD: 2 wins, 3 losses
+    assert rows["boost"] == [
+        "5",
+        "4/5 (p = 0.125)",
+        "4/5 (p = 0.375)",
+        "4/5 (p = 0.375)",
+        "2/5 (p = 1.000)",
+    ]
+    assert rows["PacGAN2"] == ["1"] + ["0/1 (p = 1.000)"] * 4
+    assert "no variant" in bench.both_settings({"small_d": {"plain": {}}}).lower()
