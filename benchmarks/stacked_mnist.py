@@ -388,9 +388,10 @@ def against_plain(setting: str, finished: dict[str, dict[int, dict]]) -> str:
 
 def both_settings(finished: dict[str, dict[str, dict[int, dict]]]) -> str:
     """Each variant against plain over the seeds of every setting together: on how many
-    (setting, seed) pairs it is the better, and the :func:`sign_test` of wins against
-    losses. The sizes of the differences are not pooled (they differ between settings);
-    their signs are. ``finished``: setting → variant → seed → final validation."""
+    (setting, seed) pairs it is the better and on how many the worse, and the
+    :func:`sign_test` of those wins against those losses. The sizes of the differences are
+    not pooled (they differ between settings); their signs are. ``finished``: setting →
+    variant → seed → final validation."""
     pooled: dict[str, list[list[float]]] = {}
     for per_setting in finished.values():
         for variant, columns in differences(per_setting).items():
@@ -402,15 +403,15 @@ def both_settings(finished: dict[str, dict[str, dict[int, dict]]]) -> str:
         row = [variant, str(len(columns[0]))]
         for diffs, (_, _, _, more_is_better) in zip(columns, COMPARED, strict=True):
             better, worse = better_and_worse(diffs, more_is_better)
-            row.append(f"{better}/{len(diffs)} (p = {sign_test(better, worse):.3f})")
+            row.append(f"{better} better, {worse} worse (p = {sign_test(better, worse):.3f})")
         rows.append(row)
     if not rows:
         return "No variant has a seed in common with plain yet."
     settings = " and ".join(finished)
     header = [f"{settings}: variant vs plain", "pairs", *(name for name, *_ in COMPARED)]
     note = (
-        "n/m: better than plain on n of m (setting, seed) pairs; p: the two-sided sign "
-        "test of wins against losses, ties dropped."
+        "Better / worse than plain on that many (setting, seed) pairs, ties neither; p: the "
+        "two-sided sign test of the wins against the losses."
     )
     return f"{markdown_table(header, rows)}\n\n{note}"
 

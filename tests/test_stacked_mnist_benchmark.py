@@ -246,10 +246,33 @@ def test_both_settings_counts_wins_over_every_setting_and_seed(bench) -> None:
     # modes: 4 wins, 1 tie; KL and high quality: 4 wins, 1 loss; JSD: 2 wins, 3 losses
     assert rows["boost"] == [
         "5",
-        "4/5 (p = 0.125)",
-        "4/5 (p = 0.375)",
-        "4/5 (p = 0.375)",
-        "2/5 (p = 1.000)",
+        "4 better, 0 worse (p = 0.125)",
+        "4 better, 1 worse (p = 0.375)",
+        "4 better, 1 worse (p = 0.375)",
+        "2 better, 3 worse (p = 1.000)",
     ]
-    assert rows["PacGAN2"] == ["1"] + ["0/1 (p = 1.000)"] * 4
+    assert rows["PacGAN2"] == ["1"] + ["0 better, 1 worse (p = 1.000)"] * 4
     assert "no variant" in bench.both_settings({"small_d": {"plain": {}}}).lower()
+
+
+def test_recorded_command_pools_the_chosen_seeds_of_both_settings(
+    bench, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    records = tmp_path / "runs.jsonl"
+    monkeypatch.setattr(bench, "measure", StandIn(bench))
+    for setting in bench.SETTINGS:
+        bench.evaluate(setting, [0, 1, 2], bench.EPOCHS, (), records, VARIANTS)
+    argv = ["stacked_mnist.py", "--records", str(records), "--seeds", "0,1", "recorded"]
+    monkeypatch.setattr("sys.argv", argv)
+    bench.main()
+    output = capsys.readouterr().out
+    assert output.count("| plain | 2 |") == 2  # one table per setting, seeds 0 and 1 only
+    row = next(line for line in output.splitlines() if line.startswith("| PacGAN2 | 4 |"))
+    # the stand-in's PacGAN2: 10 modes more, KL 0.1 higher, 1 point more high quality and
+    # JSD 0.01 higher than plain on every seed; 2 settings x 2 seeds = 4 pairs
+    assert [cell.strip() for cell in row.strip("|").split("|")][2:] == [
+        "4 better, 0 worse (p = 0.125)",
+        "0 better, 4 worse (p = 0.125)",
+        "4 better, 0 worse (p = 0.125)",
+        "0 better, 4 worse (p = 0.125)",
+    ]
