@@ -368,17 +368,31 @@ def sign_test(better: int, worse: int) -> float:
     return min(1.0, 2 * tail)
 
 
+def paired_rows(
+    paired: dict[str, list[list[float]]], cell: Callable[[list[float], int, bool], str]
+) -> list[list[str]]:
+    """One table row per variant of ``paired`` (variant → one list of differences per
+    :data:`COMPARED` column): the variant, its number of pairs, and ``cell(differences,
+    decimals, more_is_better)`` for each column."""
+    rows = []
+    for variant, columns in paired.items():
+        row = [variant, str(len(columns[0]))]
+        for diffs, (_, _, digits, more_is_better) in zip(columns, COMPARED, strict=True):
+            row.append(cell(diffs, digits, more_is_better))
+        rows.append(row)
+    return rows
+
+
 def against_plain(setting: str, finished: dict[str, dict[int, dict]]) -> str:
     """The table of :func:`differences` in ``setting``. Each cell: the mean ± std of the
     differences over the seeds both have finished, and on how many of them the variant is
     better (``2/3``)."""
-    rows = []
-    for variant, columns in differences(finished).items():
-        row = [variant, str(len(columns[0]))]
-        for diffs, (_, _, digits, more_is_better) in zip(columns, COMPARED, strict=True):
-            better, _ = better_and_worse(diffs, more_is_better)
-            row.append(f"{mean_std(diffs, digits, signed=True)} ({better}/{len(diffs)})")
-        rows.append(row)
+
+    def cell(diffs: list[float], digits: int, more_is_better: bool) -> str:
+        better, _ = better_and_worse(diffs, more_is_better)
+        return f"{mean_std(diffs, digits, signed=True)} ({better}/{len(diffs)})"
+
+    rows = paired_rows(differences(finished), cell)
     if not rows:
         return f"No variant has a seed in common with plain in {setting} yet."
     header = [f"{setting}: variant - plain", "seeds", *(name for name, *_ in COMPARED)]
@@ -398,13 +412,12 @@ def both_settings(finished: dict[str, dict[str, dict[int, dict]]]) -> str:
             so_far = pooled.setdefault(variant, [[] for _ in COMPARED])
             for diffs, more in zip(so_far, columns, strict=True):
                 diffs += more
-    rows = []
-    for variant, columns in pooled.items():
-        row = [variant, str(len(columns[0]))]
-        for diffs, (_, _, _, more_is_better) in zip(columns, COMPARED, strict=True):
-            better, worse = better_and_worse(diffs, more_is_better)
-            row.append(f"{better} better, {worse} worse (p = {sign_test(better, worse):.3f})")
-        rows.append(row)
+
+    def cell(diffs: list[float], _: int, more_is_better: bool) -> str:
+        better, worse = better_and_worse(diffs, more_is_better)
+        return f"{better} better, {worse} worse (p = {sign_test(better, worse):.3f})"
+
+    rows = paired_rows(pooled, cell)
     if not rows:
         return "No variant has a seed in common with plain yet."
     settings = " and ".join(finished)

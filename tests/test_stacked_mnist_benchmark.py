@@ -35,6 +35,16 @@ def final(variant: str, seed: int) -> dict[str, float]:
     }
 
 
+def compared(modes: float, kl: float, high: float, jsd: float) -> dict[str, float]:
+    """A final validation with the numbers the paired tables compare."""
+    return {
+        "val/modes_covered": modes,
+        "val/mode_kl": kl,
+        "val/high_quality": high,
+        "val/jsd": jsd,
+    }
+
+
 class StandIn:
     """``measure`` without training: it records its calls, and fails on ``fail_on``."""
 
@@ -171,18 +181,10 @@ def test_each_variant_leaves_one_grid_per_extra_overrides(
 
 
 def test_against_plain_pairs_runs_of_the_same_seed(bench) -> None:
-    def run(modes: float, kl: float, high: float, jsd: float) -> dict[str, float]:
-        return {
-            "val/modes_covered": modes,
-            "val/mode_kl": kl,
-            "val/high_quality": high,
-            "val/jsd": jsd,
-        }
-
-    plain = {0: run(900, 0.50, 0.10, 0.20), 1: run(950, 0.40, 0.12, 0.15)}
-    plain[2] = run(990, 0.30, 0.14, 0.10)
+    plain = {0: compared(900, 0.50, 0.10, 0.20), 1: compared(950, 0.40, 0.12, 0.15)}
+    plain[2] = compared(990, 0.30, 0.14, 0.10)
     # seed 2 unfinished: only seeds 0 and 1 are paired
-    variant = {0: run(910, 0.45, 0.13, 0.22), 1: run(940, 0.35, 0.13, 0.14)}
+    variant = {0: compared(910, 0.45, 0.13, 0.22), 1: compared(940, 0.35, 0.13, 0.14)}
     table = bench.against_plain("small_d", {"plain": plain, "boost": variant, "PacGAN2": {}})
     row = next(line for line in table.splitlines() if line.startswith("| boost"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
@@ -217,24 +219,16 @@ def test_sign_test_against_binomial_tails(bench) -> None:
 
 
 def test_both_settings_counts_wins_over_every_setting_and_seed(bench) -> None:
-    def run(modes: float, kl: float, high: float, jsd: float) -> dict[str, float]:
-        return {
-            "val/modes_covered": modes,
-            "val/mode_kl": kl,
-            "val/high_quality": high,
-            "val/jsd": jsd,
-        }
-
     standard = {
-        "plain": {0: run(990, 0.30, 0.15, 0.12), 1: run(995, 0.35, 0.16, 0.13)},
-        "boost": {0: run(1000, 0.25, 0.16, 0.11), 1: run(999, 0.30, 0.17, 0.12)},
+        "plain": {0: compared(990, 0.30, 0.15, 0.12), 1: compared(995, 0.35, 0.16, 0.13)},
+        "boost": {0: compared(1000, 0.25, 0.16, 0.11), 1: compared(999, 0.30, 0.17, 0.12)},
     }
-    standard["plain"][2] = run(1000, 0.30, 0.15, 0.12)
-    standard["boost"][2] = run(1000, 0.31, 0.14, 0.13)  # modes tied
+    standard["plain"][2] = compared(1000, 0.30, 0.15, 0.12)
+    standard["boost"][2] = compared(1000, 0.31, 0.14, 0.13)  # modes tied
     small_d = {
-        "plain": {0: run(950, 0.6, 0.10, 0.20), 1: run(960, 0.7, 0.10, 0.20)},
-        "boost": {0: run(990, 0.4, 0.12, 0.25), 1: run(980, 0.5, 0.11, 0.25)},
-        "PacGAN2": {1: run(900, 0.9, 0.05, 0.30)},
+        "plain": {0: compared(950, 0.6, 0.10, 0.20), 1: compared(960, 0.7, 0.10, 0.20)},
+        "boost": {0: compared(990, 0.4, 0.12, 0.25), 1: compared(980, 0.5, 0.11, 0.25)},
+        "PacGAN2": {1: compared(900, 0.9, 0.05, 0.30)},
     }
     table = bench.both_settings({"standard": standard, "small_d": small_d})
     rows = {
