@@ -45,6 +45,12 @@ def compared(modes: float, kl: float, high: float, jsd: float) -> dict[str, floa
     }
 
 
+def row_cells(table: str, start: str) -> list[str]:
+    """The cells of the first row of the Markdown ``table`` that begins ``| {start} |``."""
+    row = next(line for line in table.splitlines() if line.startswith(f"| {start} |"))
+    return [cell.strip() for cell in row.strip("|").split("|")]
+
+
 class StandIn:
     """``measure`` without training: it records its calls, and fails on ``fail_on``."""
 
@@ -105,8 +111,7 @@ def test_table_is_mean_and_std_of_the_recorded_runs(
     monkeypatch.setattr(bench, "measure", StandIn(bench))
     table = bench.evaluate("small_d", [0, 1, 2], 1, (), records, VARIANTS)
     variants_table, _, paired, _ = table.split("\n\n")
-    rows = {line.split("|")[1].strip(): line for line in variants_table.splitlines()}
-    cells = [cell.strip() for cell in rows["PacGAN2"].strip("|").split("|")]
+    cells = row_cells(variants_table, "PacGAN2")
     modes = [910.0, 911.0, 912.0]
     gaps = [-1.0 + (10 + s) / 10 for s in range(3)]
     assert cells[1] == "3"
@@ -186,8 +191,7 @@ def test_against_plain_pairs_runs_of_the_same_seed(bench) -> None:
     # seed 2 unfinished: only seeds 0 and 1 are paired
     variant = {0: compared(910, 0.45, 0.13, 0.22), 1: compared(940, 0.35, 0.13, 0.14)}
     table = bench.against_plain("small_d", {"plain": plain, "boost": variant, "PacGAN2": {}})
-    row = next(line for line in table.splitlines() if line.startswith("| boost"))
-    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    cells = row_cells(table, "boost")
     assert cells[1] == "2"
     assert cells[2] == "+0.0 ± 14.1 (1/2)"  # +10, -10
     assert cells[3] == "-0.05 ± 0.00 (2/2)"  # lower KL is better
@@ -196,8 +200,7 @@ def test_against_plain_pairs_runs_of_the_same_seed(bench) -> None:
     assert "PacGAN2" not in table  # no finished seed
     # a tie is not "better": equal modes on one seed count as 0 of 1
     tied = bench.against_plain("small_d", {"plain": {0: plain[0]}, "boost": {0: plain[0]}})
-    row = next(line for line in tied.splitlines() if line.startswith("| boost"))
-    assert [cell.strip() for cell in row.strip("|").split("|")][2:] == [
+    assert row_cells(tied, "boost")[2:] == [
         "+0.0 (0/1)",
         "+0.00 (0/1)",
         "+0.0 (0/1)",
@@ -231,12 +234,7 @@ def test_both_settings_counts_wins_over_every_setting_and_seed(bench) -> None:
         "PacGAN2": {1: compared(900, 0.9, 0.05, 0.30)},
     }
     table = bench.both_settings({"standard": standard, "small_d": small_d})
-    rows = {
-        cells[0]: cells[1:]
-        for line in table.splitlines()[2:]
-        if line.startswith("| ")
-        for cells in [[cell.strip() for cell in line.strip("|").split("|")]]
-    }
+    rows = {variant: row_cells(table, variant)[1:] for variant in ("boost", "PacGAN2")}
     # modes: 4 wins, 1 tie; KL and high quality: 4 wins, 1 loss; JSD: 2 wins, 3 losses
     assert rows["boost"] == [
         "5",
@@ -261,10 +259,9 @@ def test_recorded_command_pools_the_chosen_seeds_of_both_settings(
     bench.main()
     output = capsys.readouterr().out
     assert output.count("| plain | 2 |") == 2  # one table per setting, seeds 0 and 1 only
-    row = next(line for line in output.splitlines() if line.startswith("| PacGAN2 | 4 |"))
     # the stand-in's PacGAN2: 10 modes more, KL 0.1 higher, 1 point more high quality and
     # JSD 0.01 higher than plain on every seed; 2 settings x 2 seeds = 4 pairs
-    assert [cell.strip() for cell in row.strip("|").split("|")][2:] == [
+    assert row_cells(output, "PacGAN2 | 4")[2:] == [
         "4 better, 0 worse (p = 0.125)",
         "0 better, 4 worse (p = 0.125)",
         "4 better, 0 worse (p = 0.125)",
