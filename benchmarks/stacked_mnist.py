@@ -38,9 +38,11 @@ the same budget (13 epochs of 781 steps = 10,153 generator steps), three seeds p
 - ``PacGAN2``, ``PacGAN4``: the discriminator judges packs of 2 and 4 samples.
 
 Reported, after the last epoch: modes covered (of 1,000), mode KL and high-quality share of
-26,000 generated images, ``val/jsd``, the entropy gap H_fake - H_real, mean ± std over
-seeds, and the minutes per run, wall and CPU (the CPU time of every thread: it does not
-count time the run waited for cores shared with other work). Below each table, every
+26,000 generated images, ``val/jsd``, the entropy gap H_fake - H_real and its size
+abs(H_fake - H_real) (how far from the data's entropy a run ends, whichever side: a signed
+mean near 0 can hide large gaps of both signs), mean ± std over seeds, and the minutes per
+run, wall and CPU (the CPU time of every thread: it does not count time the run waited for
+cores shared with other work). Below each table, every
 variant minus plain on the same seed (same images, same order, same scoring latents), mean
 ± std over the seeds, and on how many seeds the variant is the better. ``recorded`` ends
 with both settings together: on how many (setting, seed) pairs each variant beats plain,
@@ -293,13 +295,14 @@ def evaluate(
                 mean_std([100 * f["val/high_quality"] for f in finals], 1) + " %",
                 mean_std([f["val/jsd"] for f in finals], 3),
                 mean_std([f["val/entropy_fake"] - f["val/entropy_real"] for f in finals], 2),
+                mean_std([abs(f["val/entropy_fake"] - f["val/entropy_real"]) for f in finals], 2),
                 " / ".join(
                     f"{statistics.fmean(r[key] for r in runs) / 60:.0f}"
                     for key in ("wall_s", "cpu_s")
                 ),
             ]
         else:
-            row += ["—"] * 6
+            row += ["—"] * 7
         rows.append(row)
     budget = ", ".join(f"{s:,}" for s in sorted(steps)) or "no"
     header = [
@@ -310,6 +313,7 @@ def evaluate(
         "high quality",
         "val/jsd",
         "H_fake - H_real",
+        "abs(H_fake - H_real)",
         "min/run: wall / CPU",
     ]
     counted = ", ".join(f"{code} ({versions.count(code)})" for code in dict.fromkeys(versions))

@@ -30,7 +30,7 @@ def final(variant: str, seed: int) -> dict[str, float]:
         "val/high_quality": 0.1 + offset / 1000,
         "val/jsd": 0.2 + offset / 1000,
         "val/entropy_fake": 20.0 + offset / 10,
-        "val/entropy_real": 21.0,
+        "val/entropy_real": 21.05,  # PacGAN2's gaps straddle 0: -0.05, 0.05, 0.15
         "val/counter_accuracy": 0.97,
     }
 
@@ -113,14 +113,16 @@ def test_table_is_mean_and_std_of_the_recorded_runs(
     variants_table, _, paired, _ = table.split("\n\n")
     cells = row_cells(variants_table, "PacGAN2")
     modes = [910.0, 911.0, 912.0]
-    gaps = [-1.0 + (10 + s) / 10 for s in range(3)]
+    gaps = [20.0 + (10 + s) / 10 - 21.05 for s in range(3)]
     assert cells[1] == "3"
     assert cells[2] == f"{statistics.fmean(modes):.1f} ± {statistics.stdev(modes):.1f}"
     assert cells[2] == "911.0 ± 1.0"
     assert cells[3] == "0.61 ± 0.01"  # KL 0.60, 0.61, 0.62
     assert cells[4] == "11.1 ± 0.1 %"
     assert cells[6] == f"{statistics.fmean(gaps):.2f} ± {statistics.stdev(gaps):.2f}"
-    assert cells[7] == "2 / 2"  # wall 1, 2, 3 min; CPU 2 min
+    assert cells[6] == "0.05 ± 0.10"
+    assert cells[7] == "0.08 ± 0.06"  # the gaps' sizes 0.05, 0.05, 0.15
+    assert cells[8] == "2 / 2"  # wall 1, 2, 3 min; CPU 2 min
     assert "781 steps" in table and "abc1234 (6)" in table
     # and each variant against plain, seed by seed
     assert "| PacGAN2 | 3 | +10.0 ± 0.0 (3/3) | +0.10 ± 0.00 (0/3) |" in paired
