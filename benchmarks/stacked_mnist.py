@@ -42,11 +42,11 @@ Reported, after the last epoch: modes covered (of 1,000), mode KL and high-quali
 abs(H_fake - H_real) (how far from the data's entropy a run ends, whichever side: a signed
 mean near 0 can hide large gaps of both signs), mean ± std over seeds, and the minutes per
 run, wall and CPU (the CPU time of every thread: it does not count time the run waited for
-cores shared with other work). Below each table, every
-variant minus plain on the same seed (same images, same order, same scoring latents), mean
-± std over the seeds, and on how many seeds the variant is the better. ``recorded`` ends
-with both settings together: on how many (setting, seed) pairs each variant beats plain,
-and the exact sign test's p-value of those wins against the losses.
+cores shared with other work). Below each table, every variant minus plain on the same seed
+(same images, same order, same scoring latents), mean ± std over the seeds, and on how many
+seeds the variant is the better. ``recorded`` ends with both settings together: on how many
+(setting, seed) pairs each variant beats plain, and the exact sign test's p-value of those
+wins against the losses.
 """
 
 from __future__ import annotations
@@ -289,13 +289,14 @@ def evaluate(
         failed = len(runs) - len(finals)
         row = [variant, f"{len(finals)}" + (f" ({failed} failed)" if failed else "")]
         if finals:
+            gaps = [f["val/entropy_fake"] - f["val/entropy_real"] for f in finals]
             row += [
                 mean_std([f["val/modes_covered"] for f in finals], 1),
                 mean_std([f["val/mode_kl"] for f in finals], 2),
                 mean_std([100 * f["val/high_quality"] for f in finals], 1) + " %",
                 mean_std([f["val/jsd"] for f in finals], 3),
-                mean_std([f["val/entropy_fake"] - f["val/entropy_real"] for f in finals], 2),
-                mean_std([abs(f["val/entropy_fake"] - f["val/entropy_real"]) for f in finals], 2),
+                mean_std(gaps, 2),
+                mean_std([abs(gap) for gap in gaps], 2),
                 " / ".join(
                     f"{statistics.fmean(r[key] for r in runs) / 60:.0f}"
                     for key in ("wall_s", "cpu_s")
