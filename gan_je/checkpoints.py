@@ -45,6 +45,26 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
+#: Hyperparameters that moved from the model to its metric (the ``estimator`` group), with
+#: their names there: checkpoints written before the move keep them in the model's.
+MOVED_TO_METRIC = {
+    "n_fake": "n_fake",
+    "features_fit_samples": "features_fit_samples",
+    "coverage": "mode_coverage",
+}
+
+
+def current_hyperparameters(hparams: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's module hyperparameters in this version's terms: the settings of
+    :data:`MOVED_TO_METRIC` moved into the metric's description (a copy; ``hparams`` is
+    left as it was)."""
+    hparams = dict(hparams)
+    moved = {new: hparams.pop(old) for old, new in MOVED_TO_METRIC.items() if old in hparams}
+    if moved and isinstance(hparams.get("metric"), dict):
+        hparams["metric"] = moved | hparams["metric"]
+    return hparams
+
+
 @dataclass
 class Sampler:
     """What sampling needs of a trained run: the network (the EMA generator when the run kept
@@ -81,9 +101,11 @@ def load_module(path: str | Path, device: Any = "cpu", **overrides: Any) -> GANM
 
     checkpoint = read_checkpoint(path)
     try:
-        module = GANModule(**(checkpoint["hyper_parameters"] | overrides))
+        module = GANModule(**(current_hyperparameters(checkpoint["hyper_parameters"]) | overrides))
         module.on_load_checkpoint(checkpoint)
-        module.load_state_dict(checkpoint["state_dict"])
+        # the mode-coverage centres were saved before they moved into the metric's data spec
+        state = {k: v for k, v in checkpoint["state_dict"].items() if k != "coverage.centers"}
+        module.load_state_dict(state)
     except (ConfigError, TypeError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"{path} cannot be restored ({_reason(err)})") from err
     return module.to(device)

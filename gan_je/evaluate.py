@@ -51,16 +51,10 @@ def compare(
     metric.reset_all()
     metric.update(real, real=True)
     metric.update(fake, real=False)
-    if train is not None and getattr(metric, "copying", False):
-        metric.update(train, real=True, train=True)
+    if train is not None and metric.wants_training_samples():
+        metric.update_training(train)
     values = metric.compute()
     metric.reset_all()
-    if module.coverage is not None:
-        coverage = module.coverage.cpu()
-        coverage.reset()
-        coverage.update(fake)
-        values |= coverage.compute()
-        coverage.reset()
     return {key: float(value) for key, value in values.items()}
 
 
@@ -96,14 +90,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     module = load_module(cfg.ckpt_path, resolve_device(cfg.device)).eval()
     held_out = cfg.split in ("val", "test")  # torchvision's test split is the val set
     features = cfg.get("estimator", {}).get("features")
-    copying = held_out and getattr(module.metric, "copying", False)
+    copying = held_out and module.metric.wants_training_samples()
     needs_train = not held_out or cfg.baseline or bool(features) or copying
     datamodule = load_data(module, "fit" if needs_train else "validate")
     if features:  # compare in another feature space than the run's own
         module.metric.features = build_from_config(features, "features")
-        module._features_fitted = False
-        module.hparams.features_fit_samples = None  # fitted on every training sample
-        module.fit_features(datamodule)
+        module.metric.features_fit_samples = None  # fitted on every training sample
+        module.fit_features(datamodule, again=True)
     real = datamodule.val_tensor() if held_out else datamodule.train_tensor()
     fake = module.sample(cfg.n_samples, seed=cfg.seed, batch_size=cfg.batch_size).float().cpu()
     counter = mode_counter(module, datamodule, Path(cfg.paths.log_dir) / ".feature_cache")

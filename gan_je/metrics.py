@@ -10,16 +10,26 @@ source), ``jsd`` (Jensen-Shannon divergence), ``jsd_sliced``, ``jsd_sliced_max``
 exact neighbour searches per ``compute()`` (within each source, over the pooled samples, once
 per projection, and for the quality keys). :class:`MixtureCoverage` counts the modes of a known
 Gaussian mixture that generated samples cover.
+
+**The validation protocol.** :class:`gan_je.module.GANModule` drives its metric through
+:class:`ValidationMetric` and nothing else; :class:`RealFakeSamples` implements it for every
+metric here, so a new metric subclasses it and implements :meth:`RealFakeSamples.estimate`.
+Per validation epoch the module calls ``reset_all()`` unless ``keeps_real`` (and the metric
+already holds the whole validation set), ``update_training(batch)`` while
+``wants_training_samples()``, ``update(batch, real=True)`` per validation batch (unless kept),
+``update(fake, real=False)`` with ``n_fake`` generated samples, ``compute()`` and ``reset()``.
+Before training it fits ``features`` on ``features_fit_samples`` training samples; for data
+from a known Gaussian mixture it calls ``watch_modes(centers, std)`` once.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
@@ -40,6 +50,7 @@ from gan_je.estimators.copying import CELLS, MIN_GENERATED, NoComparableCellErro
 from gan_je.estimators.knn import random_projections
 from gan_je.estimators.neighbors import BACKENDS
 from gan_je.estimators.resampling import halvings
+from gan_je.extras import require
 
 #: What a :class:`RealFakeSamples` holds: real (held-out) samples, generated ones, and
 #: optionally training samples (for the data-copying statistic).
@@ -49,17 +60,33 @@ SOURCES = ("real", "fake", "train_data")
 KEPT_STATES = ("real", "real_keys", "train_data", "train_data_keys")
 
 
-def _check_update(samples: Any, real: Any, train: Any = False) -> None:
+@runtime_checkable
+class ValidationMetric(Protocol):
+    """What :class:`gan_je.module.GANModule` calls on its metric (see the module docstring
+    for the order), implemented by :class:`RealFakeSamples` for every gan_je metric."""
+
+    features: Callable[[Tensor], Tensor] | None  # fitted by the module when it has ``fit``
+    features_fit_samples: int | None  # training samples an unsupervised ``features`` sees
+    n_fake: int | None  # generated samples per validation (None: as many as real ones)
+    min_samples: int  # fewest samples per source ``compute`` accepts
+    max_samples: int | None  # most samples kept per source (and training samples wanted)
+    keeps_real: bool  # real samples survive ``reset()``: fed once, reused every epoch
+
+    def wants_training_samples(self) -> bool: ...
+    def update(self, samples: Tensor, real: bool) -> None: ...
+    def update_training(self, samples: Tensor) -> None: ...
+    def watch_modes(self, centers: Tensor, std: float) -> None: ...
+    def compute(self) -> dict[str, Tensor]: ...
+    def reset(self) -> None: ...
+    def reset_all(self) -> None: ...
+
+
+def _check_samples(samples: Any, real: Any = True) -> None:
     """Raise a ``ValueError`` unless ``samples`` is a real-valued ``(B, ...)`` tensor and
-    ``real`` and ``train`` bools: the arguments of :meth:`RealFakeSamples.update`."""
+    ``real`` a bool: the arguments of :meth:`RealFakeSamples.update`."""
     if not isinstance(real, bool):
         raise ValueError(
             f"real must be True (real samples) or False (generated samples), got {real!r}"
-        )
-    if not isinstance(train, bool) or (train and not real):
-        raise ValueError(
-            f"train must be True (real training samples, with real=True) or False, got "
-            f"train={train!r} with real={real!r}"
         )
     if not isinstance(samples, Tensor):
         raise ValueError(
@@ -80,8 +107,9 @@ def _check_update(samples: Any, real: Any, train: Any = False) -> None:
 class RealFakeSamples(Metric):
     """Holds the real and generated samples of an epoch; subclasses estimate from them.
 
-    ``update(samples, real)`` adds a batch to one side; a subclass's ``compute()`` estimates
-    from every sample held by every process and returns a dict of 0-dim tensors.
+    ``update(samples, real)`` adds a batch to one side; ``compute()`` returns a subclass's
+    :meth:`estimate` from every sample held by every process (a dict of 0-dim tensors), plus
+    the mode-coverage keys after :meth:`watch_modes`. It implements :class:`ValidationMetric`.
 
     Args:
         max_samples: keep at most this many samples per source. Beyond it a uniform random
@@ -97,11 +125,19 @@ class RealFakeSamples(Metric):
         reset_real_features: if ``False``, ``reset()`` forgets the generated samples but keeps
             the real ones (already through ``features``), so a constant real set is passed to
             ``update(..., real=True)`` once and reused every epoch, as with torchmetrics' FID.
-            Training samples (``train=True``) are kept or forgotten with the real ones.
+            Training samples (:meth:`update_training`) are kept or forgotten with the real ones.
+        n_fake: generated samples the module draws per validation, over all processes
+            (``None``: as many as the validation set has).
+        features_fit_samples: training samples an unsupervised ``features`` (PCA) is fitted
+            on before training (``None``: all); learned features use every labelled sample.
+        mode_coverage: ``{"n_sigma": ..., "min_count": ...}`` of :class:`MixtureCoverage`,
+            used after :meth:`watch_modes` (data from a known mixture: ring, grid).
 
     Raises:
         ValueError: if ``max_samples`` is not ``None`` or a whole number of at least
-            ``min_samples``, ``features`` is not callable or ``reset_real_features`` not a bool.
+            ``min_samples``, ``features`` is not callable, ``reset_real_features`` not a bool,
+            ``n_fake`` not ``None`` or at least ``min_samples``, ``features_fit_samples`` not
+            ``None`` or a positive whole number.
 
     States are flat lists gathered with ``cat``, so processes with different numbers of
     samples (or none) sync correctly under DDP.
@@ -118,15 +154,28 @@ class RealFakeSamples(Metric):
         min_samples: int = 2,
         seed: int = 0,
         reset_real_features: bool = True,
+        n_fake: int | None = None,
+        features_fit_samples: int | None = 5000,
+        mode_coverage: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if max_samples is not None and (
-            isinstance(max_samples, bool) or not isinstance(max_samples, int)
+        for name, value, least in (
+            ("max_samples", max_samples, min_samples),
+            ("n_fake", n_fake, min_samples),
+            ("features_fit_samples", features_fit_samples, 1),
         ):
-            raise ValueError(f"max_samples must be None or a whole number, got {max_samples!r}")
-        if max_samples is not None and max_samples < min_samples:
-            raise ValueError(f"max_samples must be None or at least {min_samples}")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"{name} must be None or a whole number, got {value!r}")
+            if value is not None and value < least:
+                raise ValueError(f"{name} must be None or at least {least}, got {value}")
+        self.mode_coverage = dict(mode_coverage or {})
+        unknown = self.mode_coverage.keys() - {"n_sigma", "min_count"}
+        if unknown:
+            raise ValueError(f"mode_coverage takes n_sigma and min_count, got {sorted(unknown)}")
+        MixtureCoverage.check_settings(**self.mode_coverage)
+        self.n_fake, self.features_fit_samples = n_fake, features_fit_samples
+        self.modes: MixtureCoverage | None = None  # set by watch_modes
         if features is not None and not callable(features):
             raise ValueError(f"features must be callable, got {type(features).__name__}")
         if not isinstance(reset_real_features, bool):
@@ -141,24 +190,55 @@ class RealFakeSamples(Metric):
             self.add_state(f"{source}_keys", default=[], dist_reduce_fx="cat")
         self.add_state("n_features", default=torch.tensor(0), dist_reduce_fx="max")
 
-    def update(self, samples: Tensor, real: bool, train: bool = False) -> None:
-        """Add a batch of real (``real=True``) or generated (``real=False``) samples; with
-        ``train=True`` (and ``real=True``), real samples of the *training* set, which only the
-        data-copying statistic uses (the real ones above are the held-out set).
+    @property
+    def keeps_real(self) -> bool:
+        """Whether ``reset()`` keeps the real samples (``reset_real_features=False``)."""
+        return not self.reset_real_features
+
+    def wants_training_samples(self) -> bool:
+        """Whether :meth:`update_training` is wanted now: never here; a metric that compares
+        with the training set (:class:`JointEntropy`'s ``copying``) says yes until it holds
+        some."""
+        return False
+
+    def watch_modes(self, centers: Tensor, std: float) -> None:
+        """Also report the mode coverage of the generated samples (:class:`MixtureCoverage`
+        with the ``mode_coverage`` settings), the data being a Gaussian mixture with these
+        ``(M, d)`` ``centers`` and standard deviation ``std``."""
+        self.modes = MixtureCoverage(centers, std, **self.mode_coverage).to(self.device)
+
+    def update(self, samples: Tensor, real: bool) -> None:
+        """Add a batch of real (``real=True``, held-out) or generated (``real=False``)
+        samples.
 
         The batch ``(B, ...)`` goes through ``features`` (if any) and is flattened to
-        ``(B, d)``; an empty batch (``B = 0``) is ignored.
+        ``(B, d)``; an empty batch (``B = 0``) is ignored. Generated samples are also counted
+        by mode, as they are, after :meth:`watch_modes`.
 
         Raises:
-            ValueError: if ``real`` or ``train`` is not a bool (or ``train`` without ``real``),
-                ``samples`` is not a real-valued tensor with at least 2 dimensions,
-                ``features`` does not return ``(B, ...)``, or ``d`` differs from earlier
-                batches.
+            ValueError: if ``real`` is not a bool, ``samples`` is not a real-valued tensor
+                with at least 2 dimensions, ``features`` does not return ``(B, ...)``, or
+                ``d`` differs from earlier batches.
         """
-        _check_update(samples, real, train)
+        _check_samples(samples, real)
+        if not real and self.modes is not None and samples.shape[0] > 0:
+            self.modes.update(samples)
+        self._add("real" if real else "fake", samples)
+
+    def update_training(self, samples: Tensor) -> None:
+        """Add a batch of real samples of the *training* set, which only a statistic that
+        compares with it uses (data copying); the real samples of :meth:`update` are the
+        held-out set. Raises as :meth:`update`."""
+        _check_samples(samples)
+        self._add("train_data", samples)
+        # torchmetrics wraps update() alone; like it, drop a cached compute() and count
+        self._computed = None
+        self._update_count += 1
+
+    def _add(self, source: str, samples: Tensor) -> None:
+        """Featurise, flatten, key and keep a batch of ``source``'s samples."""
         if samples.shape[0] == 0:
             return
-        source = "train_data" if train else "real" if real else "fake"
         with torch.no_grad():
             out = self.features(samples) if self.features is not None else samples
         if not isinstance(out, Tensor) or out.ndim < 2 or out.shape[0] != samples.shape[0]:
@@ -263,6 +343,8 @@ class RealFakeSamples(Metric):
         kept = {name: list(getattr(self, name)) for name in KEPT_STATES}
         n_features = self.n_features
         super().reset()  # clears the lists in place; ours above are copies
+        if self.modes is not None:
+            self.modes.reset()
         self._generators.pop("fake", None)
         if self.reset_real_features:
             self._generators.pop("real", None)
@@ -272,6 +354,19 @@ class RealFakeSamples(Metric):
                 setattr(self, name, parts)
             if any(part.numel() for name in KEPT_STATES for part in kept[name]):
                 self.n_features = n_features
+
+    def compute(self) -> dict[str, Tensor]:
+        """:meth:`estimate` over every sample held (by every process), and the mode-coverage
+        keys after :meth:`watch_modes`."""
+        real, fake = self.real_and_fake()
+        result = self.estimate(real, fake)
+        if self.modes is not None:
+            result |= self.modes.compute()
+        return result
+
+    def estimate(self, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
+        """The metric's values from ``real (n, d)`` and ``fake (m, d)``: a subclass's job."""
+        raise NotImplementedError(f"{type(self).__name__} must implement estimate()")
 
     def training_samples(self) -> Tensor:
         """The training samples held (over every process), ``(n, d)``; n may be 0."""
@@ -316,8 +411,8 @@ class JointEntropy(RealFakeSamples):
       calibration in ``docs/estimators.md``;
     - ``copying``, the data-copying statistic C_T (:func:`gan_je.estimators.data_copying`:
       below -3 the generated samples sit closer to the training set than held-out data
-      does), when training samples were given with ``update(samples, real=True,
-      train=True)`` and ``copying=True``.
+      does), when training samples were given with ``update_training(samples)`` and
+      ``copying=True``.
 
     Args:
         k: neighbour order of every estimator.
@@ -392,9 +487,13 @@ class JointEntropy(RealFakeSamples):
         self.standard_errors, self.copying = standard_errors, copying
         self.jsd_classifier = jsd_classifier
 
-    def compute(self) -> dict[str, Tensor]:
-        """The estimates over every sample held (by every process), as 0-dim tensors."""
-        real, fake = self.real_and_fake()
+    def wants_training_samples(self) -> bool:
+        """With ``copying``, until training samples are held (they are kept with the real
+        ones, see ``reset_real_features``)."""
+        return self.copying and not any(part.numel() for part in self.train_data)
+
+    def estimate(self, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
+        """The k-NN estimates from ``real`` and ``fake`` (and the training samples held)."""
         se = halvings(self.standard_errors)
         result = compare_samples(
             real, fake, k=self.k, base=self.base, backend=self.backend, return_se=se
@@ -500,9 +599,8 @@ class GaussianJointEntropy(RealFakeSamples):
         )
         self.base, self.sliced_dim, self.n_projections = base, sliced_dim, n_projections
 
-    def compute(self) -> dict[str, Tensor]:
-        """The plug-in estimates over every sample held (by every process)."""
-        real, fake = self.real_and_fake()
+    def estimate(self, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
+        """The plug-in estimates from ``real`` and ``fake``."""
         real, fake = real.double(), fake.double()
         result = gaussian.compare_samples(real, fake, base=self.base)
         frames = random_projections(
@@ -544,12 +642,19 @@ class MixtureCoverage(Metric):
         super().__init__(**kwargs)
         centers = torch.as_tensor(centers, dtype=torch.float64)
         coverage.nearest_modes(centers, centers, std, n_sigma)  # validates the geometry
-        coverage.coverage_from_counts(torch.ones(1), torch.ones(1), min_count)  # and min_count
-        self.register_buffer("centers", centers)
+        self.check_settings(n_sigma, min_count)
+        self.register_buffer("centers", centers, persistent=False)  # the data spec has them
         self.std, self.n_sigma, self.min_count = float(std), float(n_sigma), min_count
         m = centers.shape[0]
         self.add_state("high_quality_counts", torch.zeros(m, dtype=torch.long), "sum")
         self.add_state("counts", torch.zeros(m, dtype=torch.long), "sum")
+
+    @staticmethod
+    def check_settings(n_sigma: float = 3.0, min_count: int = 1) -> None:
+        """Raise a ``ValueError`` unless ``n_sigma`` and ``min_count`` are valid settings."""
+        one = torch.zeros(1, 1, dtype=torch.float64)
+        coverage.nearest_modes(one, one, 1.0, n_sigma)
+        coverage.coverage_from_counts(torch.ones(1), torch.ones(1), min_count)
 
     def update(self, fake: Tensor) -> None:
         """Count a batch of generated samples ``(B, d)``."""
@@ -580,16 +685,22 @@ class InceptionJointEntropy(JointEntropy):
     real)`` takes images ``(B, 1 or 3, H, W)`` in [-1, 1]; they are mapped to [0, 1] RGB for
     Inception. ``reset_real_features`` and ``reset_all()`` apply to the FID and KID too.
 
-    Optional: it needs the ``torch-fidelity`` package and the Inception weights, which
-    torch-fidelity downloads on first use. Without either it fails at construction with a
-    message saying so (use ``features=classifier`` for learned features offline).
+    Optional: Inception-v3 needs the ``torch-fidelity`` package (``pip install
+    'gan_je[inception]'``) and the Inception weights, which torch-fidelity downloads on first
+    use. Without either it fails at construction with a message saying so (use
+    ``features=classifier`` for learned features offline).
 
     Args:
         kid_subset_size: samples per KID subset; at most the number of samples per source.
+        feature_extractor: the network whose features FID and KID compare instead of
+            Inception-v3 (torchmetrics' ``feature`` argument): an ``nn.Module`` mapping
+            ``(B, 3, H, W)`` images in [0, 1] to ``(B, F)``, with an int ``num_features`` F;
+            ``None``: Inception-v3.
         **kwargs: as :class:`JointEntropy`.
 
     Raises:
-        ConfigError: if torch-fidelity or the Inception weights are not available.
+        MissingExtraError: (a ``ConfigError``) torch-fidelity is not installed.
+        ConfigError: if the Inception weights are not available.
         ValueError: as :class:`JointEntropy`; ``update`` if the images are not
             ``(B, 1 or 3, H, W)``.
 
@@ -603,28 +714,46 @@ class InceptionJointEntropy(JointEntropy):
         ['coverage', 'density', 'entropy_fake']
     """
 
-    def __init__(self, kid_subset_size: int = 1000, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        kid_subset_size: int = 1000,
+        feature_extractor: nn.Module | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
-        try:
-            from torchmetrics.image.fid import FrechetInceptionDistance
-            from torchmetrics.image.kid import KernelInceptionDistance
+        from torchmetrics.image.fid import FrechetInceptionDistance
+        from torchmetrics.image.kid import KernelInceptionDistance
 
-            keep = self.reset_real_features
-            self.fid = FrechetInceptionDistance(normalize=True, reset_real_features=keep)
-            self.kid = KernelInceptionDistance(
-                normalize=True, subset_size=kid_subset_size, reset_real_features=keep
+        if feature_extractor is None:
+            require("torch_fidelity", "inception", "estimator=inception (Inception-v3)")
+        elif not isinstance(feature_extractor, nn.Module):
+            raise ValueError(
+                f"feature_extractor must be None or an nn.Module, got "
+                f"{type(feature_extractor).__name__}"
             )
-        except Exception as err:  # missing package, or no network for the weights
+        feature = 2048 if feature_extractor is None else feature_extractor
+        keep = self.reset_real_features
+        try:
+            self.fid = FrechetInceptionDistance(
+                feature=feature, normalize=True, reset_real_features=keep
+            )
+            self.kid = KernelInceptionDistance(
+                feature=feature,
+                normalize=True,
+                subset_size=kid_subset_size,
+                reset_real_features=keep,
+            )
+        except Exception as err:  # no network for the weights
             reason = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
             raise ConfigError(
-                "Inception features need torch-fidelity (pip install torch-fidelity) and "
-                "the Inception weights it downloads on first use; they are not available "
-                f"here ({reason}). Use features=classifier for learned features offline"
+                "Inception features need the Inception weights torch-fidelity downloads on "
+                f"first use; they are not available here ({reason}). Use "
+                "features=classifier for learned features offline"
             ) from err
 
     def update(self, samples: Tensor, real: bool) -> None:
         """Add a batch of real or generated images ``(B, 1 or 3, H, W)`` in [-1, 1]."""
-        _check_update(samples, real)
+        _check_samples(samples, real)
         if samples.shape[0] == 0:
             return
         if samples.ndim != 4 or samples.shape[1] not in (1, 3):

@@ -7,9 +7,10 @@ optimizer step (both networks), so the module keeps its own generator-step count
 ``g_step``, logs it as ``train/g_step`` and saves it in checkpoints; schedulers are stepped
 once per generator step.
 
-Each validation epoch compares the validation set with as many generated samples through the
-configured metric (``JointEntropy`` or ``GaussianJointEntropy``, after its ``features``) and
-logs ``val/<key>``. Generated samples come from seeded latents, the same every epoch, from
+Each validation epoch compares the validation set with generated samples through the
+configured metric (``JointEntropy``, ``GaussianJointEntropy``, ...: any
+:class:`gan_je.metrics.ValidationMetric`, driven through that protocol alone) and logs
+``val/<key>``. Generated samples come from seeded latents, the same every epoch, from
 the EMA generator when ``ema_decay`` is set.
 
 The model config builds the module (``instantiate(cfg.model)``) from plain descriptions of
@@ -37,7 +38,7 @@ from gan_je import parts, sampling, seeding
 from gan_je.checks import finite_float, positive_float, positive_int
 from gan_je.errors import ConfigError, DivergenceError
 from gan_je.estimators import differentiable_entropy
-from gan_je.metrics import MixtureCoverage
+from gan_je.metrics import ValidationMetric
 from gan_je.models.packing import pack_samples, packed_shape
 
 Description = Mapping[str, Any]
@@ -60,8 +61,10 @@ class GANModule(LightningModule):
         discriminator: a network ``(B, *packed_shape) -> (B,)`` logits, completed with
             ``sample_shape`` (of a pack when ``pack > 1``).
         loss: the objective (:mod:`gan_je.losses`), with ``n_critic`` and its penalties.
-        metric: a :class:`gan_je.metrics.RealFakeSamples`; its ``features`` are fitted on
-            training samples when training starts (and restored from checkpoints).
+        metric: a :class:`gan_je.metrics.ValidationMetric` (the ``estimator`` group, which
+            also holds how many samples it compares: ``n_fake``, ``features_fit_samples``,
+            ``mode_coverage``); its ``features`` are fitted on training samples when training
+            starts (and restored from checkpoints).
         optimizer_g, optimizer_d: ``_partial_`` optimisers, completed with the parameters.
         scheduler_g, scheduler_d: optional ``_partial_`` schedulers, stepped once per
             generator step.
@@ -70,8 +73,6 @@ class GANModule(LightningModule):
             sample from it (``None``: off).
         n_preview: latents of the fixed, seeded preview batch for sample pictures.
         max_g_steps: stop training after this many generator steps (``None``: no limit).
-        n_fake: generated samples per validation, over all processes (``None``: as many as
-            the validation set has).
         pack: PacGAN packing (Lin et al. 2018): the discriminator sees ``pack`` samples of
             one source joined into one input (1: off). A training batch is trimmed to a
             multiple of ``pack``.
@@ -82,11 +83,6 @@ class GANModule(LightningModule):
             ``DISCRIMINATOR_ENTROPY_DIM`` orthonormal directions: a space that moves with
             what the discriminator tells apart. Not with ``pack > 1`` (the discriminator
             sees packs there, not samples).
-        coverage: ``{"n_sigma": ..., "min_count": ...}`` of the mode-coverage metric, used
-            when the data come from a known mixture (``val/modes_covered``,
-            ``val/high_quality``, ``val/mode_kl``).
-        features_fit_samples: training samples the metric's unsupervised features (PCA)
-            are fitted on (``None``: all); learned features use every labelled sample.
         max_loss: a loss larger than this in size (or not finite) stops the run as diverged.
         seed: seeds the preview and validation latents.
         data_spec: the samples' description (``sample_shape``, ``image``, mixture
@@ -121,11 +117,8 @@ class GANModule(LightningModule):
         ema_decay: float | None = None,
         n_preview: int = 64,
         max_g_steps: int | None = None,
-        n_fake: int | None = None,
         pack: int = 1,
         entropy_space: str = "features",
-        coverage: Description | None = None,
-        features_fit_samples: int | None = 5000,
         max_loss: float = 1e6,
         seed: int = 0,
         data_spec: Description | None = None,
@@ -141,10 +134,6 @@ class GANModule(LightningModule):
             self.pack = positive_int("model.pack", pack)
             if max_g_steps is not None:
                 max_g_steps = positive_int("model.max_g_steps", max_g_steps)
-            if n_fake is not None and positive_int("model.n_fake", n_fake) < 2:
-                raise ValueError(f"model.n_fake must be None or at least 2, got {n_fake!r}")
-            if features_fit_samples is not None:
-                positive_int("model.features_fit_samples", features_fit_samples)
             positive_float("model.max_loss", max_loss)
             for name, optimizer in (("optimizer_g", optimizer_g), ("optimizer_d", optimizer_d)):
                 if "lr" in optimizer:
@@ -176,11 +165,8 @@ class GANModule(LightningModule):
                 "ema_decay": ema_decay,
                 "n_preview": n_preview,
                 "max_g_steps": max_g_steps,
-                "n_fake": n_fake,
                 "pack": pack,
                 "entropy_space": entropy_space,
-                "coverage": parts.plain(coverage or {}),
-                "features_fit_samples": features_fit_samples,
                 "max_loss": max_loss,
                 "seed": seed,
                 "data_spec": None,
@@ -191,13 +177,17 @@ class GANModule(LightningModule):
         self.automatic_optimization = False
         self.loss = parts.build(self.hparams.loss, "loss")
         self.metric = parts.build(self.hparams.metric, "estimator")
+        if not isinstance(self.metric, ValidationMetric):
+            raise ConfigError(
+                f"estimator: {type(self.metric).__name__} is not a gan_je.metrics."
+                f"ValidationMetric (subclass gan_je.metrics.RealFakeSamples)"
+            )
         self.grad_clip, self.ema_decay, self.seed = grad_clip, ema_decay, seed
-        self.max_g_steps, self.n_fake, self.max_loss = max_g_steps, n_fake, float(max_loss)
+        self.max_g_steps, self.max_loss = max_g_steps, float(max_loss)
         self.entropy_space = entropy_space
         self.generator: nn.Module | None = None
         self.discriminator: nn.Module | None = None
         self.ema: AveragedModel | None = None
-        self.coverage: MixtureCoverage | None = None
         self.g_step = 0
         self.entropy_weight_held: float | None = None  # set by the collapse monitor's boost
         self._features_fitted = False
@@ -228,8 +218,9 @@ class GANModule(LightningModule):
 
     # ---------------------------------------------------------------- shape-dependent parts
     def build_networks(self, data_spec: Description) -> None:
-        """Build the networks, EMA copy, preview latents and mode-coverage metric for
-        samples described by ``data_spec``; it is saved as a hyperparameter."""
+        """Build the networks, EMA copy and preview latents for samples described by
+        ``data_spec`` (and have the metric watch the modes of a known mixture); it is saved
+        as a hyperparameter."""
         spec = parts.plain(data_spec)
         if not isinstance(spec, dict) or "sample_shape" not in spec:
             raise ConfigError(f"data_spec must be a dict with a sample_shape, got {spec!r}")
@@ -266,7 +257,7 @@ class GANModule(LightningModule):
         )
         self.register_buffer("preview_latents", preview)
         if "centers" in spec:
-            self.coverage = MixtureCoverage(spec["centers"], spec["std"], **hp.coverage)
+            self.metric.watch_modes(torch.tensor(spec["centers"]), spec["std"])
         hp.data_spec = spec
 
     def setup(self, stage: str) -> None:
@@ -290,17 +281,18 @@ class GANModule(LightningModule):
                 f"({self.hparams.data_spec})"
             )
 
-    def fit_features(self, datamodule: Any) -> None:
-        """Fit the metric's feature map on the datamodule's training samples, once: a seeded
-        subset of ``features_fit_samples`` for unsupervised maps (PCA), every labelled sample
-        for learned ones (``needs_labels``). Restored features are not fitted again."""
+    def fit_features(self, datamodule: Any, again: bool = False) -> None:
+        """Fit the metric's feature map on the datamodule's training samples, once (or
+        ``again``, e.g. after replacing it): a seeded subset of the metric's
+        ``features_fit_samples`` for unsupervised maps (PCA), every labelled sample for learned
+        ones (``needs_labels``). Restored features are not fitted again."""
         features = self.metric.features
-        if self._features_fitted or features is None or not hasattr(features, "fit"):
+        if (self._features_fitted and not again) or not hasattr(features, "fit"):
             return
         if getattr(features, "needs_labels", False):
             features.fit(*datamodule.train_set.tensors)
         else:
-            features.fit(datamodule.train_tensor(self.hparams.features_fit_samples))
+            features.fit(datamodule.train_tensor(self.metric.features_fit_samples))
         features.to(self.device)
         self._features_fitted = True
 
@@ -483,7 +475,7 @@ class GANModule(LightningModule):
     def _keeps_real(self) -> bool:
         """Whether the metric keeps the real samples across ``reset()`` and already holds
         the whole validation set, so it need not see it again."""
-        return self._real_complete and not getattr(self.metric, "reset_real_features", True)
+        return self._real_complete and self.metric.keeps_real
 
     def on_validation_epoch_start(self) -> None:
         if self.trainer.sanity_checking or not self._keeps_real():
@@ -493,22 +485,17 @@ class GANModule(LightningModule):
         self._feed_training_samples()
 
     def _feed_training_samples(self) -> None:
-        """Give a metric that reports data copying (``copying=True``) the training samples
-        it compares against: a seeded subset of ``max_samples`` of them, from rank 0 only
-        (the metric gathers over processes), unless it already holds them; not in the
-        sanity check."""
+        """Give a metric that wants them (data copying) a seeded subset of ``max_samples``
+        training samples, from rank 0 only (the metric gathers over processes); not in the
+        sanity check, whose samples are forgotten right after, nor in validate-only runs,
+        which load no training split."""
         datamodule = self.trainer.datamodule
-        if not getattr(self.metric, "copying", False) or self.global_rank != 0:
+        if self.trainer.sanity_checking or self.global_rank != 0:
             return
-        if self.trainer.sanity_checking:
-            return  # forgotten right after (reset_all): not worth featurising twice
-        if getattr(datamodule, "train_set", None) is None:
-            return  # validate-only runs load no training split
-        if self.metric.training_samples().shape[0] > 0:
+        if not self.metric.wants_training_samples() or datamodule.train_set is None:
             return
-        train = datamodule.train_tensor(self.metric.max_samples)
-        for batch in train.split(1024):
-            self.metric.update(batch.to(self.device), real=True, train=True)
+        for batch in datamodule.train_tensor(self.metric.max_samples).split(1024):
+            self.metric.update_training(batch.to(self.device))
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         real = batch[0] if isinstance(batch, list | tuple) else batch
@@ -517,20 +504,13 @@ class GANModule(LightningModule):
             self.metric.update(real, real=True)
 
     def on_validation_epoch_end(self) -> None:
-        rank, world = self.global_rank, self.trainer.world_size
-        if self.n_fake is None:
-            n = self._n_real_seen
-        else:  # this process's share of n_fake
-            n = self.n_fake // world + (rank < self.n_fake % world)
+        rank, world, n_fake = self.global_rank, self.trainer.world_size, self.metric.n_fake
+        # as many as this process's real samples, or its share of n_fake
+        n = self._n_real_seen if n_fake is None else n_fake // world + (rank < n_fake % world)
         if n > 0:
             fake = sampling.draw(self.sampler, n, seeding.generator(self.seed, "validation", rank))
             self.metric.update(fake, real=False)
-            if self.coverage is not None:
-                self.coverage.update(fake)
         values = self.metric.compute()  # already over every process: no sync_dist
-        if self.coverage is not None:
-            values |= self.coverage.compute()
-            self.coverage.reset()
         jsd = values.pop("jsd")
         self.log_dict({f"val/{key}": value for key, value in values.items()})
         self.log("val/jsd", jsd, prog_bar=True)

@@ -35,7 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan_je import CONFIG_PATH, parts, resolvers, slurm
 from gan_je.callbacks import CheckpointOnSignal, RunRecord
-from gan_je.checkpoints import read_checkpoint
+from gan_je.checkpoints import current_hyperparameters, read_checkpoint
 from gan_je.commands import build_from_config, chosen, import_packages, run_command
 from gan_je.errors import CheckpointError, ConfigError, PartError, StoppedBySignalError
 from gan_je.module import GANModule
@@ -86,7 +86,7 @@ def check_resumable(path: str, module: GANModule, cfg: DictConfig) -> None:
     shapes and a run that has nothing left to do, and say which settings differ from the
     checkpoint's (the new learning rates apply; shapes cannot change)."""
     checkpoint = read_checkpoint(path)
-    old = checkpoint["hyper_parameters"]
+    old = current_hyperparameters(checkpoint["hyper_parameters"])
     try:  # train builds from its own config, but a checkpoint naming code is refused anyway
         for key in GANModule.PARTS:
             parts.check_registered(old.get(key), key)
@@ -182,7 +182,7 @@ def _check_validation_size(
 ) -> None:
     """The metric needs at least ``min_samples`` (k + 1 for the k-NN estimators) samples of
     each side; say so before training rather than at the first validation."""
-    needed = getattr(module.metric, "min_samples", 2)
+    needed = module.metric.min_samples
     n_val = len(datamodule.val_set)
     limit = cfg.trainer.get("limit_val_batches")
     if isinstance(limit, int) and not isinstance(limit, bool):
@@ -194,9 +194,10 @@ def _check_validation_size(
             f"the estimator needs at least {needed} validation samples but validation sees "
             f"{n_val}: lower estimator.k or use a larger validation split"
         )
-    if module.n_fake is not None and module.n_fake < needed:
+    n_fake = module.metric.n_fake
+    if n_fake is not None and n_fake < needed:
         raise ConfigError(
-            f"model.n_fake={module.n_fake} is fewer than the {needed} generated samples the "
+            f"estimator.n_fake={n_fake} is fewer than the {needed} generated samples the "
             f"estimator needs"
         )
 

@@ -5,6 +5,7 @@ import doctest
 import math
 import os
 import socket
+import sys
 
 import pytest
 import torch
@@ -20,6 +21,7 @@ from gan_je.estimators import (
     precision_recall,
     sliced_jensen_shannon,
 )
+from gan_je.extras import MissingExtraError
 from gan_je.metrics import GaussianJointEntropy, InceptionJointEntropy, JointEntropy
 from tests.samples import requires_cuda
 
@@ -302,9 +304,15 @@ class _RecordingKID(_RecordingDistance):
 def test_inception_metric_passes_images_and_reset_real_features_on(monkeypatch):
     monkeypatch.setattr("torchmetrics.image.fid.FrechetInceptionDistance", _RecordingDistance)
     monkeypatch.setattr("torchmetrics.image.kid.KernelInceptionDistance", _RecordingKID)
+    extractor = torch.nn.Flatten()
     metric = InceptionJointEntropy(
-        kid_subset_size=10, reset_real_features=False, max_samples=None, n_projections=2
+        kid_subset_size=10,
+        reset_real_features=False,
+        max_samples=None,
+        n_projections=2,
+        feature_extractor=extractor,
     )
+    assert metric.fid.kwargs["feature"] is metric.kid.kwargs["feature"] is extractor
     assert metric.fid.kwargs["reset_real_features"] is False
     assert metric.kid.kwargs["reset_real_features"] is False
     assert metric.kid.kwargs["subset_size"] == 10
@@ -328,6 +336,41 @@ def test_inception_metric_passes_images_and_reset_real_features_on(monkeypatch):
     assert metric.real == [] and metric.reset_real_features is False
     assert metric.fid.resets == metric.kid.resets == [False, True]
     assert metric.fid.reset_real_features is metric.kid.reset_real_features is False
+
+
+class _MeanColour(torch.nn.Module):
+    """A stand-in for Inception-v3: each image's mean R, G, B and their spread."""
+
+    num_features = 4
+
+    def forward(self, images):
+        colours = images.float().mean(dim=(2, 3))
+        return torch.cat([colours, images.float().std(dim=(1, 2, 3))[:, None]], dim=1)
+
+
+def test_inception_metric_computes_fid_and_kid_with_a_stand_in_extractor():
+    # torchmetrics' own FID and KID, on features of a stand-in network (no torch-fidelity)
+    generator = torch.Generator().manual_seed(0)
+    real = torch.rand(200, 3, 4, 4, generator=generator) * 2 - 1
+    same = torch.rand(200, 3, 4, 4, generator=generator) * 2 - 1
+    darker = same * 0.5 - 0.5
+    values = {}
+    for name, fake in (("same", same), ("darker", darker)):
+        metric = InceptionJointEntropy(
+            kid_subset_size=50, feature_extractor=_MeanColour(), quality=False, n_projections=2
+        )
+        metric.update(real, real=True)
+        metric.update(fake, real=False)
+        values[name] = metric.compute()
+    # the darker set's mean colour moves by 0.25 in each of 3 channels (in [0, 1] units)
+    assert values["same"]["fid"] < 0.01 < 3 * 0.25**2 * 0.8 < values["darker"]["fid"]
+    assert abs(values["same"]["kid"]) < 0.01 < values["darker"]["kid"]
+
+
+def test_inception_metric_without_torch_fidelity_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch_fidelity", None)
+    with pytest.raises(MissingExtraError, match=r"pip install 'gan_je\[inception\]'"):
+        InceptionJointEntropy()
 
 
 def test_the_docstring_examples_run():
@@ -460,7 +503,9 @@ def test_standard_errors_and_copying_are_reported():
     for key in ("entropy_real", "entropy_fake", "jsd", "precision", "recall", "jsd_classifier"):
         assert 0 < float(values[f"{key}_se"]) < 1, key
     assert abs(float(values["jsd_classifier"])) < 0.05  # the same distribution
-    metric.update(train, real=True, train=True)
+    assert metric.wants_training_samples()
+    metric.update_training(train)
+    assert not metric.wants_training_samples()
     assert float(metric.compute()["copying"]) < -3
     metric.reset()  # keeps the real and the training samples
     metric.update(torch.randn(400, 3, generator=generator), real=False)  # fresh samples
@@ -468,13 +513,14 @@ def test_standard_errors_and_copying_are_reported():
     assert abs(float(values["copying"])) < 3
     plain = JointEntropy(standard_errors=0, copying=False, jsd_classifier=False, n_projections=2)
     plain.update(held_out, real=True)
-    plain.update(train, real=True, train=True)
+    plain.update_training(train)
     plain.update(train[:400], real=False)
     assert not any(
         key.endswith("_se") or key in ("copying", "jsd_classifier") for key in plain.compute()
     )
-    with pytest.raises(ValueError, match="train must be True"):
-        metric.update(train, real=False, train=True)
+    assert not plain.wants_training_samples()  # copying=False: never asks for them
+    with pytest.raises(ValueError, match="samples must be a torch.Tensor"):
+        metric.update_training(train.numpy())
     with pytest.raises(ValueError, match="standard_errors: it must be"):
         JointEntropy(standard_errors="yes")
 
@@ -486,7 +532,7 @@ def test_copying_is_nan_where_it_is_undefined_and_uses_fewer_cells_for_few_sampl
         n_projections=2, quality=False, standard_errors=0, reset_real_features=False
     )
     metric.update(torch.randn(300, 2, generator=generator), real=True)
-    metric.update(train, real=True, train=True)
+    metric.update_training(train)
     metric.update(train[:30], real=False)  # 30 copies: one cell of 30, still flagged
     assert float(metric.compute()["copying"]) < -3
     metric.reset()

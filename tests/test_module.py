@@ -14,6 +14,7 @@ from gan_je import seeding
 from gan_je.callbacks import EntropyMatching, ModeCollapseMonitor
 from gan_je.errors import ConfigError
 from gan_je.estimators import entropy
+from gan_je.estimators.coverage import mode_coverage
 from gan_je.module import GANModule
 from gan_je.train import build
 
@@ -122,7 +123,7 @@ def test_each_trainer_call_featurises_its_own_validation_set(train_config):
 
 
 def test_n_fake_sets_the_number_of_generated_samples(train_config):
-    datamodule, module = build(train_config(*SMALL_RING, "model.n_fake=123"))
+    datamodule, module = build(train_config(*SMALL_RING, "estimator.n_fake=123"))
     module.metric.compute = lambda: {
         "jsd": torch.tensor(float(module.metric.real_and_fake()[1].shape[0]))
     }
@@ -130,11 +131,40 @@ def test_n_fake_sets_the_number_of_generated_samples(train_config):
     assert trainer.callback_metrics["val/jsd"] == 123
 
 
-def test_preview_and_validation_latents_are_fixed(train_config):
-    _, module = build(train_config(*SMALL_RING))
-    torch.testing.assert_close(module.preview(), module.preview())
+def _validation_samples(module, datamodule) -> tuple[torch.Tensor, dict]:
+    """The generated samples one ``trainer.validate`` gives the metric, and the values."""
+    fakes, update = [], module.metric.update
+
+    def recording(samples, real):
+        if not real:
+            fakes.append(samples.clone())
+        update(samples, real)
+
+    module.metric.update = recording
+    validated = lightning.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+    (values,) = validated.validate(module, datamodule=datamodule, verbose=False)
+    del module.metric.update
+    return torch.cat(fakes), values
+
+
+def test_preview_and_validation_latents_are_fixed_by_the_seed(train_config):
+    datamodule, module = build(train_config(*SMALL_RING))
+    _fit(module, datamodule, max_epochs=1, limit_train_batches=2, limit_val_batches=0)
     _, again = build(train_config(*SMALL_RING))
+    _, other_seed = build(train_config(*SMALL_RING, "seed=1"))
     torch.testing.assert_close(module.preview_latents, again.preview_latents)
+    assert not torch.equal(module.preview_latents, other_seed.preview_latents)
+    torch.manual_seed(5)
+    first, values = _validation_samples(module, datamodule)
+    torch.manual_seed(6)  # the global stream (training's latents) plays no part
+    second, again_values = _validation_samples(module, datamodule)
+    assert first.shape == (300, 2)  # as many as the validation set holds
+    torch.testing.assert_close(first, second)
+    assert values == again_values
+    module.seed = 1  # the validation latents come from the module's seed
+    third, _ = _validation_samples(module, datamodule)
+    assert not torch.allclose(first, third)
+    torch.testing.assert_close(module.preview(), module.preview())
 
 
 def test_checkpoint_state_restores_the_step_and_every_random_stream(train_config):
@@ -173,8 +203,10 @@ def test_module_arguments_are_checked(train_config):
         ({"ema_decay": 1.0}, "ema_decay"),
         ({"n_preview": 0}, "n_preview"),
         ({"max_g_steps": 0}, "max_g_steps"),
-        ({"n_fake": 1}, "n_fake"),
-        ({"features_fit_samples": 0}, "features_fit_samples"),
+        ({"metric": parts["metric"] | {"n_fake": 1}}, "n_fake"),
+        ({"metric": parts["metric"] | {"features_fit_samples": 0}}, "features_fit_samples"),
+        ({"metric": parts["metric"] | {"mode_coverage": {"sigma": 3}}}, "n_sigma and min_count"),
+        ({"metric": {"_target_": "gan_je.features.PCA"}}, "not a gan_je.metrics.ValidationMetric"),
         ({"loss": {"_target_": "os.system", "command": "true"}}, "not a registered"),
         ({"data_spec": {"shape": [2]}}, "sample_shape"),
     ):
@@ -182,12 +214,18 @@ def test_module_arguments_are_checked(train_config):
             module_class(**(parts | bad))
 
 
-def test_ring_validation_logs_mode_coverage(train_config):
-    datamodule, module = build(train_config(*SMALL_RING))
-    trainer = _fit(module, datamodule, max_epochs=1, limit_train_batches=2)
-    metrics = trainer.callback_metrics
-    assert 0 <= float(metrics["val/modes_covered"]) <= 8
-    assert 0 <= float(metrics["val/high_quality"]) <= 1 and "val/mode_kl" in metrics
+def test_ring_validation_logs_mode_coverage_of_its_generated_samples(train_config):
+    overrides = ("estimator.mode_coverage.n_sigma=2", "estimator.mode_coverage.min_count=3")
+    datamodule, module = build(train_config(*SMALL_RING, *overrides))
+    _fit(module, datamodule, max_epochs=1, limit_train_batches=2, limit_val_batches=0)
+    fake, values = _validation_samples(module, datamodule)
+    centers, std = torch.tensor(datamodule.data_spec["centers"]), datamodule.data_spec["std"]
+    expected = mode_coverage(fake, centers, std, n_sigma=2, min_count=3)
+    assert values["val/modes_covered"] == float(expected.modes_covered)
+    assert values["val/high_quality"] == pytest.approx(float(expected.high_quality))
+    assert values["val/mode_kl"] == pytest.approx(float(expected.mode_kl))
+    _, again = _validation_samples(module, datamodule)  # counts restart every validation
+    assert again == values
 
 
 def _monitored(train_config, action: str, *overrides: str):
