@@ -519,7 +519,7 @@ def test_standard_errors_and_copying_are_reported():
         key.endswith("_se") or key in ("copying", "jsd_classifier") for key in plain.compute()
     )
     assert not plain.wants_training_samples()  # copying=False: never asks for them
-    with pytest.raises(ValueError, match="samples must be a torch.Tensor"):
+    with pytest.raises(ValueError, match=r"samples must be a torch\.Tensor"):
         metric.update_training(train.numpy())
     with pytest.raises(ValueError, match="standard_errors: it must be"):
         JointEntropy(standard_errors="yes")
