@@ -174,9 +174,7 @@ def test_data_copying_refuses_an_error_bar():
     with pytest.raises(ValueError, match="data_copying has no standard error"):
         data_copying(train, generated, held_out, cells=2, return_se=True)
     plain = data_copying(train, generated, held_out, cells=2)
-    assert float(data_copying(train, generated, held_out, cells=2, return_se=0).z) == float(
-        plain.z
-    )
+    assert float(data_copying(train, generated, held_out, cells=2, return_se=0).z) == float(plain.z)
 
 
 @pytest.mark.slow
