@@ -68,8 +68,8 @@ def _mi(generator: torch.Generator, n: int, d: int, halvings: int) -> Values:
 
 def _quality(generator: torch.Generator, n: int, d: int, halvings: int) -> Values:
     real, fake = _normal(generator, n, d), 1.1 * _normal(generator, n, d) + 0.2
-    (precision, recall), (se_p, se_r) = precision_recall(real, fake, return_se=halvings)
-    (density, coverage), (se_d, se_c) = density_coverage(real, fake, return_se=halvings)
+    (precision, se_p), (recall, se_r) = precision_recall(real, fake, return_se=halvings)
+    (density, se_d), (coverage, se_c) = density_coverage(real, fake, return_se=halvings)
     return {
         "precision": (float(precision), float(se_p)),
         "recall": (float(recall), float(se_r)),

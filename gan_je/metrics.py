@@ -41,6 +41,7 @@ from gan_je.estimators import (
     coverage,
     data_copying,
     density_coverage,
+    flatten_estimates,
     gaussian,
     precision_recall,
     sliced_jensen_shannon,
@@ -495,7 +496,7 @@ class JointEntropy(RealFakeSamples):
     def estimate(self, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
         """The k-NN estimates from ``real`` and ``fake`` (and the training samples held)."""
         se = halvings(self.standard_errors)
-        result = compare_samples(
+        estimates = compare_samples(
             real, fake, k=self.k, base=self.base, backend=self.backend, return_se=se
         )
         sliced = sliced_jensen_shannon(
@@ -508,26 +509,20 @@ class JointEntropy(RealFakeSamples):
             base=self.base,
             backend=self.backend,
         )
-        result["jsd_sliced"], result["jsd_sliced_max"] = sliced.mean, sliced.max
+        estimates["jsd_sliced"], estimates["jsd_sliced_max"] = sliced.mean, sliced.max
         if self.jsd_classifier:
-            value = classifier_jensen_shannon(
-                real, fake, seed=self.seed, base=self.base, return_se=bool(se)
+            estimates["jsd_classifier"] = classifier_jensen_shannon(
+                real, fake, seed=self.seed, base=self.base, return_se=se
             )
-            if se:
-                value, result["jsd_classifier_se"] = value
-            result["jsd_classifier"] = value
         if self.quality:
-            if se:
-                pr, (result["precision_se"], result["recall_se"]) = precision_recall(
-                    real, fake, backend=self.backend, return_se=se
-                )
-            else:
-                pr = precision_recall(real, fake, backend=self.backend)
-            result["precision"], result["recall"] = pr
-            result["density"], result["coverage"] = density_coverage(
+            estimates["precision"], estimates["recall"] = precision_recall(
+                real, fake, backend=self.backend, return_se=se
+            )
+            estimates["density"], estimates["coverage"] = density_coverage(
                 real, fake, backend=self.backend
             )
-            result["frechet"] = gaussian.frechet_distance(real, fake)
+            estimates["frechet"] = gaussian.frechet_distance(real, fake)
+        result = flatten_estimates(estimates)  # with se: "<key>_se" beside each "<key>"
         train = self.training_samples()
         if self.copying and train.shape[0] > 0:
             result["copying"] = self._copying(train, fake, real)

@@ -7,10 +7,11 @@ k-NN family (exact neighbours, see :mod:`.neighbors`): :func:`entropy`,
 (:func:`precision_recall`, :func:`density_coverage`): :mod:`.quality`. Data copying
 (:func:`data_copying`, Meehan et al. 2020): :mod:`.copying`. Bias-corrected entropies
 (:func:`weighted_entropy`, :func:`extrapolated_entropy`): :mod:`.weighted`. Standard errors
-(every estimator's ``return_se``): :mod:`.resampling`. A classifier JSD for high dimension
-(:func:`classifier_jensen_shannon`, or ``jensen_shannon(method="classifier")``):
-:mod:`.classifier`. Tensor-core candidate products for the exact search on CUDA
-(:func:`proposal_precision`): :mod:`.neighbors`.
+(every estimator's ``return_se``, which makes each value returned an :class:`Estimate`
+``(value, se)``; :func:`flatten_estimates` for ``<key>_se`` dicts): :mod:`.resampling`. A
+classifier JSD for high dimension (:func:`classifier_jensen_shannon`, or
+``jensen_shannon(method="classifier")``): :mod:`.classifier`. Tensor-core candidate
+products for the exact search on CUDA (:func:`proposal_precision`): :mod:`.neighbors`.
 """
 
 from . import coverage, gaussian
@@ -29,10 +30,12 @@ from .knn import (
 )
 from .neighbors import proposal_precision
 from .quality import density_coverage, precision_recall
+from .resampling import Estimate, flatten_estimates
 from .weighted import extrapolated_entropy, weighted_entropy
 
 __all__ = [
     "DataCopying",
+    "Estimate",
     "SlicedJensenShannon",
     "classifier_jensen_shannon",
     "compare_samples",
@@ -43,6 +46,7 @@ __all__ = [
     "differentiable_entropy",
     "entropy",
     "extrapolated_entropy",
+    "flatten_estimates",
     "gaussian",
     "jensen_shannon",
     "joint_entropy",

@@ -45,6 +45,7 @@ from ._inputs import (
     rescale,
     scale_exponent,
 )
+from .resampling import Estimate, halvings
 
 #: The classifiers; ``"auto"`` picks one of ``"additive"`` and ``"quadratic"`` per fold.
 MODELS = ("auto", "additive", "quadratic", "mlp")
@@ -69,8 +70,8 @@ def classifier_jensen_shannon(
     model: str = "auto",
     seed: int = 0,
     base: float = math.e,
-    return_se: bool = False,
-) -> Tensor | tuple[Tensor, Tensor]:
+    return_se: bool | int = False,
+) -> Tensor | Estimate:
     """Cross-fitted classifier estimate of the Jensen-Shannon divergence ``I(S; L)``.
 
     ``I = H(pi) + (1/N) sum_i log c_i(l_i | x_i)``, where ``c_i`` is a logistic classifier
@@ -117,23 +118,24 @@ def classifier_jensen_shannon(
         seed: seeds the folds, the inner split of ``"auto"`` and the MLP's initial weights;
             the same seed gives the same estimate.
         base: logarithm base of the result (``math.e``: nats, ``2``: bits).
-        return_se: also return the standard error.
+        return_se: also return the standard error: ``True`` or a whole number >= 1, as
+            every estimator takes it (:func:`.resampling.halvings`); the error comes from
+            the held-out terms of the one cross-fit, so the number of halvings is not used.
 
     Returns:
-        A 0-dim float64 tensor on the input's device; with ``return_se``, ``(value, se)``,
-        where ``se^2 = sum_l pi_l^2 var_l(t) / N_l`` over the two labels ``l``, and ``t_i``
-        are the held-out terms ``log c_i(l_i | x_i)``. It leaves out the classifiers' own
-        variation with their training samples; over independent draws of Gaussian pairs
-        (N 500 to 10,000 per set, d 2 to 16, p = q included) the mean reported se was
-        0.82 to 1.27 times the estimates' standard deviation
-        (``benchmarks/jsd_high_dim.py calibration``).
+        A 0-dim float64 tensor on the input's device; with ``return_se``, an
+        :class:`.Estimate` ``(value, se)``, where ``se^2 = sum_l pi_l^2 var_l(t) / N_l`` over
+        the two labels ``l``, and ``t_i`` are the held-out terms ``log c_i(l_i | x_i)``. It
+        leaves out the classifiers' own variation with their training samples; over
+        independent draws of Gaussian pairs (N 500 to 10,000 per set, d 2 to 16, p = q
+        included) the mean reported se was 0.82 to 1.27 times the estimates' standard
+        deviation (``benchmarks/jsd_high_dim.py calibration``).
     """
     folds = check_whole(folds, "folds", minimum=2)
     seed = check_whole(seed, "seed", minimum=0, maximum=2**63 - 1)
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
-    if not isinstance(return_se, bool):
-        raise ValueError(f"return_se must be True or False, got {return_se!r}")
+    wants_se = halvings(return_se) > 0
     nats_to(torch.zeros(()), base)  # checks base before the work
     p, q = as_samples(p, "p"), as_samples(q, "q")
     check_same_features(p, q)
@@ -149,7 +151,7 @@ def classifier_jensen_shannon(
         terms, _ = cross_fit(p.clone(), q.clone(), folds, model, seed)
     value, se = label_information(terms, p.shape[0])
     value, se = nats_to(value, base), nats_to(se, base)
-    return (value, se) if return_se else value
+    return Estimate(value, se) if wants_se else value
 
 
 def cross_fit(p: Tensor, q: Tensor, folds: int, model: str, seed: int) -> tuple[Tensor, list[str]]:

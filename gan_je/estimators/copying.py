@@ -20,6 +20,7 @@ from torch import Tensor
 
 from ._inputs import as_samples, check_whole, rescale, scale_exponent
 from .neighbors import nearest_sq_distance, squared_distance
+from .resampling import halvings
 
 #: Default number of k-means cells: about 100 held-out samples a cell for 1,000 of them.
 CELLS = 10
@@ -78,6 +79,7 @@ def data_copying(
     cells: int = CELLS,
     min_generated: int = MIN_GENERATED,
     seed: int = 0,
+    return_se: bool | int = False,
 ) -> DataCopying:
     """The data-copying statistic C_T of ``generated`` against ``train``, with ``held_out``.
 
@@ -104,10 +106,22 @@ def data_copying(
     does: data-copying. C_T above 0 means they lie farther: underfitting or
     over-smoothing.
 
-    Raises ``ValueError`` naming the argument for bad ``cells``/``min_generated``/``seed``,
-    fewer training samples than cells, fewer generated samples than ``min_generated``,
-    different feature counts, or (:class:`NoComparableCellError`) when no cell qualifies.
+    C_T has no standard error: ``return_se`` is accepted as by every estimator, and anything
+    but ``False``/0 is refused. C_T is already standardised (its null spread is known, above)
+    and grows like the square root of the sample sizes when there is copying, so random
+    halves, whose rule assumes a spread falling as 1/N around a fixed value, do not apply.
+
+    Raises ``ValueError`` naming the argument for bad ``cells``/``min_generated``/``seed``/
+    ``return_se``, fewer training samples than cells, fewer generated samples than
+    ``min_generated``, different feature counts, or (:class:`NoComparableCellError`) when no
+    cell qualifies.
     """
+    if halvings(return_se):
+        raise ValueError(
+            "data_copying has no standard error: C_T is itself a standardised test statistic "
+            "(about N(0, 1) or narrower without copying), so compare it with -3; pass "
+            "return_se=False"
+        )
     cells = check_whole(cells, "cells", minimum=1)
     min_generated = check_whole(min_generated, "min_generated", minimum=1)
     seed = check_whole(seed, "seed", minimum=0)

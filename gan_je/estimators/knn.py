@@ -2,7 +2,8 @@
 divergence, from samples alone.
 
 All functions take ``(N, ...)`` tensors or arrays (flattened per sample), return a 0-dim
-float64 tensor on the input's device, in nats unless ``base`` says otherwise, and share the
+float64 tensor on the input's device (with ``return_se``, an :class:`.Estimate`; the
+convention is in :mod:`.resampling`), in nats unless ``base`` says otherwise, and share the
 exact neighbour engine of :mod:`.neighbors` and the input rules of :mod:`._inputs`
 (including the documented jitter that makes duplicates safe).
 """
@@ -29,7 +30,7 @@ from ._inputs import (
 )
 from .classifier import classifier_jensen_shannon
 from .neighbors import count_within, kth_neighbor
-from .resampling import half_sample_se, halvings, with_se
+from .resampling import Estimate, halvings, with_se
 
 
 def log_unit_ball_volume(d: int) -> float:
@@ -68,7 +69,7 @@ def _kozachenko_leonenko(x: Tensor, k: int, backend: str) -> Tensor:
 
 def entropy(
     x: Any, k: int = 3, base: float = math.e, backend: str = "auto", return_se: bool | int = False
-) -> Tensor | tuple[Tensor, Tensor]:
+) -> Tensor | Estimate:
     """Kozachenko-Leonenko estimate of the differential entropy H(X).
 
     ``H = psi(N) - psi(k) + log V_d + (d/N) sum_i log rho_i``, where ``rho_i`` is the
@@ -85,8 +86,8 @@ def entropy(
     distances would underflow or overflow) are divided by a power of two, exactly, and
     ``d · log`` of it is added back, so ``entropy(c · x) = entropy(x) + d log c``.
 
-    With ``return_se=True`` returns ``(value, standard_error)``, the error from random
-    halves of the samples (:mod:`.resampling`; a whole number sets how many halvings).
+    With ``return_se=True`` returns an :class:`.Estimate` ``(value, se)``, the error from
+    random halves of the samples (:mod:`.resampling`; a whole number sets how many halvings).
     Every estimator here takes ``return_se`` the same way.
     """
     k = check_k(k)
@@ -125,7 +126,7 @@ def differentiable_entropy(x: Tensor, k: int = 3, backend: str = "auto") -> Tens
 
 def joint_entropy(
     *xs: Any, k: int = 3, base: float = math.e, backend: str = "auto", return_se: bool | int = False
-) -> Tensor | tuple[Tensor, Tensor]:
+) -> Tensor | Estimate:
     """Joint entropy H(X_1, ..., X_m): the Kozachenko-Leonenko estimate on the concatenation.
 
     Row i of every variable must come from the same draw. ``H(X, Y) <= H(X) + H(Y)``, with
@@ -154,7 +155,7 @@ def conditional_entropy(
     base: float = math.e,
     backend: str = "auto",
     return_se: bool | int = False,
-) -> Tensor | tuple[Tensor, Tensor]:
+) -> Tensor | Estimate:
     """Conditional entropy ``H(X | Y) = H(X, Y) - H(Y)``, both terms Kozachenko-Leonenko."""
 
     def difference(x: Any, y: Any) -> Tensor:
@@ -173,7 +174,7 @@ def mutual_information(
     base: float = math.e,
     backend: str = "auto",
     return_se: bool | int = False,
-) -> Tensor | tuple[Tensor, Tensor]:
+) -> Tensor | Estimate:
     """KSG estimate of the mutual information I(X; Y) (Kraskov, Stoegbauer, Grassberger 2004,
     algorithm 1).
 
@@ -211,7 +212,7 @@ def jensen_shannon(
     backend: str = "auto",
     return_se: bool | int = False,
     method: str = "knn",
-) -> Tensor | tuple[Tensor, Tensor]:
+) -> Tensor | Estimate:
     """Jensen-Shannon divergence between the distributions of two sample sets, as the mutual
     information I(S; L) between a pooled sample S and its source label L, estimated with
     Ross's discrete-continuous k-NN estimator (Ross 2014, PLoS ONE 9(2): e87357).
@@ -231,7 +232,7 @@ def jensen_shannon(
     of a variance mismatch collapses (beyond about d = 8) and turns negative (d = 32).
     """
     if method == "classifier":
-        return classifier_jensen_shannon(p, q, base=base, return_se=bool(halvings(return_se)))
+        return classifier_jensen_shannon(p, q, base=base, return_se=return_se)
     if method != "knn":
         raise ValueError(f"method must be 'knn' or 'classifier', got {method!r}")
     k = check_k(k)
@@ -315,7 +316,7 @@ def compare_samples(
     base: float = math.e,
     backend: str = "auto",
     return_se: bool | int = False,
-) -> dict[str, Tensor]:
+) -> dict[str, Tensor] | dict[str, Estimate]:
     """Entropies and divergence of two sample sets from shared neighbour searches.
 
     Returns ``entropy_real`` H(P), ``entropy_fake`` H(Q), ``entropy_mixture`` H(M) of the
@@ -324,7 +325,7 @@ def compare_samples(
     within-label neighbour distances serve both the entropies and the JSD. Each set's entropy
     depends on that set alone (its own jitter; its own frame when the other set is so far
     away or so much larger that the pooled coordinates lose its precision). With
-    ``return_se=True`` the dict also holds ``<key>_se``, every value's standard error (all
+    ``return_se=True`` every value is an :class:`.Estimate` with its standard error (all
     from the same random halves, :mod:`.resampling`).
     """
     k = check_k(k)
@@ -346,25 +347,20 @@ def compare_samples(
         "jsd": _ross_jsd(pooled, n_p, within, k, backend),
     }
     result = {key: nats_to(value, base) for key, value in nats.items()}
-    rounds = halvings(return_se)
-    if rounds:
 
-        def halves(real: Tensor, fake: Tensor) -> Tensor:
-            values = compare_samples(real, fake, k=k, base=base, backend=backend)
-            return torch.stack([values[key] for key in nats])
+    def halves(real: Tensor, fake: Tensor) -> dict[str, Tensor]:
+        return compare_samples(real, fake, k=k, base=base, backend=backend)
 
-        groups = [[pair.inputs[0]], [pair.inputs[1]]]
-        errors = half_sample_se(halves, groups, least=k + 1, rounds=rounds)
-        result.update({f"{key}_se": se for key, se in zip(nats, errors, strict=True)})
-    return result
+    return with_se(result, return_se, halves, [[pair.inputs[0]], [pair.inputs[1]]], k + 1)
 
 
 class SlicedJensenShannon(NamedTuple):
-    """Result of :func:`sliced_jensen_shannon`: mean and max over projections, and each one."""
+    """Result of :func:`sliced_jensen_shannon`: mean and max over projections, and each one
+    (with ``return_se``, each an :class:`.Estimate`)."""
 
-    mean: Tensor
-    max: Tensor
-    per_projection: Tensor
+    mean: Tensor | Estimate
+    max: Tensor | Estimate
+    per_projection: Tensor | Estimate
 
 
 def random_projections(
@@ -387,7 +383,7 @@ def sliced_jensen_shannon(
     base: float = math.e,
     backend: str = "auto",
     return_se: bool | int = False,
-) -> SlicedJensenShannon | tuple[SlicedJensenShannon, Tensor]:
+) -> SlicedJensenShannon:
     """The Ross JSD estimate on ``n_projections`` random ``dim``-dimensional orthogonal
     projections of both sample sets (the same projections for both, seeded).
 
@@ -395,7 +391,8 @@ def sliced_jensen_shannon(
     low dimension is where the k-NN estimate works: in d = 16 the full estimate of a pure
     variance mismatch reads about 0 while the slices still see it. ``dim`` is capped at the
     data's dimension. Returns the mean, the max and every projection's value; with
-    ``return_se=True``, ``(result, standard error of the mean)``.
+    ``return_se=True`` each of the three is an :class:`.Estimate` with its standard error
+    (from the same random halves).
     """
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
         raise ValueError(f"dim must be a whole number >= 1, got {dim!r}")
@@ -408,11 +405,8 @@ def sliced_jensen_shannon(
         [jensen_shannon(p @ frame, q @ frame, k=k, base=base, backend=backend) for frame in frames]
     )
     result = SlicedJensenShannon(values.mean(), values.max(), values)
-    rounds = halvings(return_se)
-    if not rounds:
-        return result
 
-    def halves(p: Tensor, q: Tensor) -> Tensor:
-        return sliced_jensen_shannon(p, q, dim, n_projections, k, seed, base, backend).mean
+    def halves(p: Tensor, q: Tensor) -> SlicedJensenShannon:
+        return sliced_jensen_shannon(p, q, dim, n_projections, k, seed, base, backend)
 
-    return result, half_sample_se(halves, [[p], [q]], least=k + 1, rounds=rounds)
+    return with_se(result, return_se, halves, [[p], [q]], k + 1)

@@ -28,6 +28,8 @@ it (a second query with a recomputed radius would lose such boundary points to r
   O(chunk x N), never N^2.
 - ``"faiss"`` (CPU): faiss's exact flat L2 search proposes the candidates (faster than a torch
   top-k on CPU), certified as above. Counts have no faiss equivalent and use ``"torch"``.
+  faiss is an optional extra (``pip install 'gan_je[faiss]'``); asking for it without it
+  fails in one sentence naming the extra.
 - ``"triton"`` (CUDA): the ``"torch"`` search with the float32 product and the grouped
   proposal fused in one Triton kernel (:mod:`._triton_search`) that never writes the
   ``(chunk, N)`` distances, only per-group minima; the candidates' float32 distances are
@@ -40,7 +42,8 @@ it (a second query with a recomputed radius would lose such boundary points to r
   counts decide every pair within that rounding of the radius with :func:`squared_distance`
   (:func:`_kdtree_count`). Every backend therefore returns the same bits, ties included.
 - ``"auto"``: ``"torch"`` on CUDA; on CPU ``"kdtree"`` up to :data:`KDTREE_MAX_DIM` dimensions
-  and ``"faiss"`` (kNN) / ``"torch"`` (counts) above, from ``benchmarks/estimators.py``.
+  and ``"faiss"`` (kNN, where faiss is installed, else ``"torch"``) / ``"torch"`` (counts)
+  above, from ``benchmarks/estimators.py``.
 
 **Reduced-precision proposals.** ``with proposal_precision("tf32"):`` (or ``"bf16"``) lets the
 float32 tier of the ``"torch"`` and ``"triton"`` backends (k-NN and counts) multiply on
@@ -69,6 +72,8 @@ from contextvars import ContextVar
 import numpy as np
 import torch
 from torch import Tensor
+
+from gan_je.extras import require
 
 BACKENDS = ("auto", "torch", "faiss", "kdtree", "triton")
 #: Above this many dimensions brute force beats the k-d tree on CPU (measured, see README).
@@ -301,10 +306,14 @@ def resolve_backend(backend: str, blocks: Sequence[Tensor], query: str) -> str:
     explicit choice the data cannot use (a tree or faiss on CUDA tensors, Triton on CPU
     tensors or without the triton package, a tree for KSG's joint space of
     multi-dimensional variables) raises ``ValueError``; ``"faiss"`` and ``"triton"`` count,
-    and search joint spaces, with torch.
+    and search joint spaces, with torch. ``"faiss"`` without faiss installed raises
+    :class:`gan_je.extras.MissingExtraError` (a ``ValueError``); ``"auto"`` then never
+    picks it.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "faiss":
+        require("faiss", "faiss", "backend='faiss'")
     on_cuda = blocks[0].is_cuda
     dim = sum(b.shape[1] for b in blocks)
     tree_ok = len(blocks) == 1 or all(b.shape[1] == 1 for b in blocks)
@@ -313,7 +322,8 @@ def resolve_backend(backend: str, blocks: Sequence[Tensor], query: str) -> str:
             return "torch"
         if tree_ok and dim <= KDTREE_MAX_DIM:
             return "kdtree"
-        return "faiss" if query == "knn" and len(blocks) == 1 else "torch"
+        single = query == "knn" and len(blocks) == 1
+        return "faiss" if single and _faiss_installed() else "torch"
     if backend in ("kdtree", "faiss") and on_cuda:
         raise ValueError(f"backend={backend!r} runs on CPU; use 'torch' or 'auto' for CUDA")
     if backend == "triton" and not on_cuda:
@@ -334,6 +344,15 @@ def resolve_backend(backend: str, blocks: Sequence[Tensor], query: str) -> str:
             "(max of Euclidean norms); use 'torch' or 'auto'"
         )
     return backend
+
+
+def _faiss_installed() -> bool:
+    """Whether faiss imports here (an optional extra)."""
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _as_blocks(blocks: Tensor | Sequence[Tensor]) -> list[Tensor]:

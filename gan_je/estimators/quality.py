@@ -20,12 +20,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from ._inputs import as_samples, check_enough, check_k, check_same_features
 from .neighbors import count_in_balls, kth_neighbor, nearest_sq_distance
-from .resampling import with_se
+from .resampling import Estimate, with_se
 
 
 def _samples_and_radii(x: Any, name: str, k: int, backend: str) -> tuple[Tensor, Tensor]:
@@ -36,11 +35,10 @@ def _samples_and_radii(x: Any, name: str, k: int, backend: str) -> tuple[Tensor,
 
 def precision_recall(
     real: Any, fake: Any, k: int = 3, backend: str = "auto", return_se: bool | int = False
-) -> tuple[Tensor, Tensor] | tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+) -> tuple[Tensor, Tensor] | tuple[Estimate, Estimate]:
     """Improved ``(precision, recall)`` of ``fake`` against ``real`` (each ``(N, ...)``,
-    flattened per sample), as 0-dim float64 tensors in [0, 1]. With ``return_se=True``:
-    ``((precision, recall), (se_precision, se_recall))``, by half-sampling
-    (:mod:`.resampling`)."""
+    flattened per sample), as 0-dim float64 tensors in [0, 1]. With ``return_se=True`` each
+    is an :class:`.Estimate` ``(value, se)``, by half-sampling (:mod:`.resampling`)."""
     k = check_k(k)
     real, real_sq_radius = _samples_and_radii(real, "real", k, backend)
     fake, fake_sq_radius = _samples_and_radii(fake, "fake", k, backend)
@@ -48,18 +46,18 @@ def precision_recall(
     precision = (count_in_balls(fake, real, real_sq_radius) > 0).double().mean()
     recall = (count_in_balls(real, fake, fake_sq_radius) > 0).double().mean()
 
-    def halves(real: Tensor, fake: Tensor) -> Tensor:
-        return torch.stack(precision_recall(real, fake, k, backend))
+    def halves(real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+        return precision_recall(real, fake, k, backend)
 
     return with_se((precision, recall), return_se, halves, [[real], [fake]], k + 1)
 
 
 def density_coverage(
     real: Any, fake: Any, k: int = 5, backend: str = "auto", return_se: bool | int = False
-) -> tuple[Tensor, Tensor] | tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+) -> tuple[Tensor, Tensor] | tuple[Estimate, Estimate]:
     """``(density, coverage)`` of ``fake`` against ``real``, as 0-dim float64 tensors;
-    density is in [0, N_real / k], coverage in [0, 1]. With ``return_se=True``:
-    ``((density, coverage), (se_density, se_coverage))``, by half-sampling."""
+    density is in [0, N_real / k], coverage in [0, 1]. With ``return_se=True`` each is an
+    :class:`.Estimate` ``(value, se)``, by half-sampling."""
     k = check_k(k)
     real, real_sq_radius = _samples_and_radii(real, "real", k, backend)
     fake = as_samples(fake, "fake")
@@ -67,7 +65,7 @@ def density_coverage(
     density = count_in_balls(fake, real, real_sq_radius).double().sum() / (k * fake.shape[0])
     coverage = (nearest_sq_distance(real, fake) <= real_sq_radius).double().mean()
 
-    def halves(real: Tensor, fake: Tensor) -> Tensor:
-        return torch.stack(density_coverage(real, fake, k, backend))
+    def halves(real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+        return density_coverage(real, fake, k, backend)
 
     return with_se((density, coverage), return_se, halves, [[real], [fake]], k + 1)

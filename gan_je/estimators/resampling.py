@@ -16,13 +16,21 @@ uses ``R = HALVINGS`` splits; ``return_se=R`` (a whole number) chooses R. The sp
 seeded, so the same input gives the same error. The cost is ``2 R`` estimates at N/2: about
 R times the estimate with a k-d tree, R/2 times by brute force. The calibration table
 (``python benchmarks/calibration.py``) is in ``docs/estimators.md``.
+
+The return convention, the same for every estimator: without ``return_se`` a value; with it,
+every number the estimator returns becomes an :class:`Estimate` ``(value, se)``, in the same
+container. An estimator of one value returns one :class:`Estimate` (``value, se =
+entropy(x, return_se=True)``); one of several keeps its tuple, named tuple or dict, each entry
+an :class:`Estimate` (``precision, recall = precision_recall(real, fake, return_se=True)``,
+``precision.se``). :func:`flatten_estimates` turns a dict of them into ``key``/``key_se``
+entries, as the metrics log them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -31,6 +39,14 @@ from torch import Tensor
 HALVINGS = 2
 #: Seed of the halvings' generator.
 HALVING_SEED = 0
+
+
+class Estimate(NamedTuple):
+    """An estimate with its standard error, both float64 tensors of the same shape (0-dim for
+    one number); unpacks as ``value, se = estimate``."""
+
+    value: Tensor
+    se: Tensor
 
 
 def halvings(return_se: Any) -> int:
@@ -48,19 +64,58 @@ def halvings(return_se: Any) -> int:
 def with_se(
     value: Any,
     return_se: Any,
-    estimate: Callable[..., Tensor],
+    estimate: Callable[..., Any],
     groups: Sequence[Sequence[Tensor]],
     least: int,
 ) -> Any:
-    """``value`` alone, or ``(value, standard_error)`` when ``return_se`` asks for halvings
-    (:func:`halvings`): the error of ``estimate`` on ``groups`` by :func:`half_sample_se`.
-    A tuple ``value`` (several estimates, ``estimate`` returning their stack) gets a tuple of
-    errors."""
+    """``value`` alone, or, when ``return_se`` asks for halvings (:func:`halvings`), every
+    tensor of ``value`` paired with its error as an :class:`Estimate`, in ``value``'s container
+    (a tensor, or a tuple, named tuple or dict of tensors).
+
+    ``estimate(*samples)`` is the estimator without errors: it returns the same container as
+    ``value``; the errors of all its tensors come from the same halvings of ``groups``
+    (:func:`half_sample_se`, with ``least``).
+    """
     rounds = halvings(return_se)
     if not rounds:
         return value
-    se = half_sample_se(estimate, groups, least=least, rounds=rounds)
-    return value, tuple(se.unbind()) if isinstance(value, tuple) else se
+    parts = _tensors(value)
+
+    def stacked(*samples: Tensor) -> Tensor:
+        return torch.cat([part.reshape(-1) for part in _tensors(estimate(*samples))])
+
+    se = half_sample_se(stacked, groups, least=least, rounds=rounds)
+    errors = se.split([part.numel() for part in parts])
+    pairs = [
+        Estimate(part, error.reshape(part.shape)) for part, error in zip(parts, errors, strict=True)
+    ]
+    if isinstance(value, Tensor):
+        return pairs[0]
+    if isinstance(value, Mapping):
+        return dict(zip(value, pairs, strict=True))
+    if hasattr(value, "_fields"):  # a named tuple
+        return type(value)(*pairs)
+    return tuple(pairs)
+
+
+def _tensors(value: Any) -> list[Tensor]:
+    """The tensors of an estimator's result: a tensor, or a tuple, named tuple or dict of
+    them."""
+    if isinstance(value, Tensor):
+        return [value]
+    return list(value.values() if isinstance(value, Mapping) else value)
+
+
+def flatten_estimates(estimates: Mapping[str, Tensor | Estimate]) -> dict[str, Tensor]:
+    """A flat dict of tensors: each plain value under its key, each :class:`Estimate`'s value
+    under its key and its error under ``<key>_se``."""
+    flat = {}
+    for key, found in estimates.items():
+        if isinstance(found, Estimate):
+            flat[key], flat[f"{key}_se"] = found
+        else:
+            flat[key] = found
+    return flat
 
 
 def half_sample_se(

@@ -1,11 +1,15 @@
 """The exact neighbour engine against a plain float64 brute force."""
 
+import re
+import sys
+
 import numpy as np
 import pytest
 import torch
 
-from gan_je.estimators import neighbors
+from gan_je.estimators import entropy, neighbors
 from gan_je.estimators.neighbors import count_within, kth_neighbor, resolve_backend
+from gan_je.extras import MissingExtraError
 from tests.samples import requires_cuda, ring
 
 
@@ -188,6 +192,18 @@ def test_auto_backend_choice():
     assert resolve_backend("auto", scalars, "knn") == "kdtree"
     assert resolve_backend("auto", vectors, "knn") == "torch"
     assert resolve_backend("faiss", vectors, "knn") == "torch"
+
+
+def test_without_faiss_auto_searches_with_torch_and_faiss_is_refused(monkeypatch):
+    x = data(300, 16, seed=5)  # above KDTREE_MAX_DIM: "auto" would pick faiss
+    with_faiss = entropy(x, backend="auto")
+    monkeypatch.setitem(sys.modules, "faiss", None)  # "import faiss" now fails
+    assert resolve_backend("auto", [x], "knn") == "torch"
+    assert entropy(x, backend="auto").item() == with_faiss.item()  # exact either way
+    with pytest.raises(MissingExtraError, match=r"backend='faiss' needs .*gan_je\[faiss\]"):
+        entropy(x, backend="faiss")
+    with pytest.raises(ValueError, match=re.escape("pip install 'gan_je[faiss]'")):
+        resolve_backend("faiss", [x], "count")
 
 
 def test_engine_rejects_unprepared_input():
