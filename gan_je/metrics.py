@@ -40,6 +40,7 @@ from gan_je.estimators.copying import CELLS, MIN_GENERATED, NoComparableCellErro
 from gan_je.estimators.knn import random_projections
 from gan_je.estimators.neighbors import BACKENDS
 from gan_je.estimators.resampling import halvings
+from gan_je.extras import require
 
 #: What a :class:`RealFakeSamples` holds: real (held-out) samples, generated ones, and
 #: optionally training samples (for the data-copying statistic).
@@ -580,16 +581,18 @@ class InceptionJointEntropy(JointEntropy):
     real)`` takes images ``(B, 1 or 3, H, W)`` in [-1, 1]; they are mapped to [0, 1] RGB for
     Inception. ``reset_real_features`` and ``reset_all()`` apply to the FID and KID too.
 
-    Optional: it needs the ``torch-fidelity`` package and the Inception weights, which
-    torch-fidelity downloads on first use. Without either it fails at construction with a
-    message saying so (use ``features=classifier`` for learned features offline).
+    Optional: it needs the ``torch-fidelity`` package (``pip install 'gan_je[inception]'``)
+    and the Inception weights, which torch-fidelity downloads on first use. Without either it
+    fails at construction with a message saying so (use ``features=classifier`` for learned
+    features offline).
 
     Args:
         kid_subset_size: samples per KID subset; at most the number of samples per source.
         **kwargs: as :class:`JointEntropy`.
 
     Raises:
-        ConfigError: if torch-fidelity or the Inception weights are not available.
+        MissingExtraError: if torch-fidelity is not installed.
+        ConfigError: if the Inception weights are not available.
         ValueError: as :class:`JointEntropy`; ``update`` if the images are not
             ``(B, 1 or 3, H, W)``.
 
@@ -605,6 +608,7 @@ class InceptionJointEntropy(JointEntropy):
 
     def __init__(self, kid_subset_size: int = 1000, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        require("torch_fidelity", "inception", "estimator=inception")
         try:
             from torchmetrics.image.fid import FrechetInceptionDistance
             from torchmetrics.image.kid import KernelInceptionDistance
@@ -614,12 +618,12 @@ class InceptionJointEntropy(JointEntropy):
             self.kid = KernelInceptionDistance(
                 normalize=True, subset_size=kid_subset_size, reset_real_features=keep
             )
-        except Exception as err:  # missing package, or no network for the weights
+        except Exception as err:  # no network for the weights
             reason = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
             raise ConfigError(
-                "Inception features need torch-fidelity (pip install torch-fidelity) and "
-                "the Inception weights it downloads on first use; they are not available "
-                f"here ({reason}). Use features=classifier for learned features offline"
+                "Inception features need the Inception weights torch-fidelity downloads on "
+                f"first use; they are not available here ({reason}). Use features=classifier "
+                "for learned features offline"
             ) from err
 
     def update(self, samples: Tensor, real: bool) -> None:

@@ -38,6 +38,7 @@ from gan_je.callbacks import CheckpointOnSignal, RunRecord
 from gan_je.checkpoints import read_checkpoint
 from gan_je.commands import build_from_config, chosen, import_packages, run_command
 from gan_je.errors import CheckpointError, ConfigError, PartError, StoppedBySignalError
+from gan_je.extras import check_hydra_plugins
 from gan_je.module import GANModule
 from gan_je.records import write_atomically
 from gan_je.redaction import public_config, public_overrides
@@ -360,4 +361,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    run_command("train", lambda: check_hydra_plugins(sys.argv[1:]))  # before Hydra looks
     main()
