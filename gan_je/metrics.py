@@ -608,7 +608,6 @@ class InceptionJointEntropy(JointEntropy):
 
     def __init__(self, kid_subset_size: int = 1000, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        require("torch_fidelity", "inception", "estimator=inception")
         try:
             from torchmetrics.image.fid import FrechetInceptionDistance
             from torchmetrics.image.kid import KernelInceptionDistance
@@ -618,7 +617,8 @@ class InceptionJointEntropy(JointEntropy):
             self.kid = KernelInceptionDistance(
                 normalize=True, subset_size=kid_subset_size, reset_real_features=keep
             )
-        except Exception as err:  # no network for the weights
+        except Exception as err:  # a missing package, or no network for the weights
+            require("torch_fidelity", "inception", "estimator=inception")
             reason = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
             raise ConfigError(
                 "Inception features need the Inception weights torch-fidelity downloads on "

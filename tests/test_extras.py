@@ -5,6 +5,7 @@ core imports without any of them."""
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from omegaconf import OmegaConf
@@ -72,11 +73,25 @@ def test_the_tensorboard_logger_names_its_extra(monkeypatch, train_config):
         monkeypatch.delitem(sys.modules, "tensorboard")
 
 
-def test_the_inception_estimator_names_its_extra(monkeypatch, train_config):
+def test_the_inception_estimator_names_its_extra_or_the_missing_weights(monkeypatch, train_config):
+    """Without torch-fidelity torchmetrics' FID refuses to start (simulated here, whether it is
+    installed or not); with it, what can still be missing is the network for the weights."""
+    failure = ModuleNotFoundError("FrechetInceptionDistance needs torch-fidelity")
+
+    def fid(**kwargs):
+        raise failure
+
+    monkeypatch.setattr("torchmetrics.image.fid.FrechetInceptionDistance", fid)
+    config = train_config("estimator=inception").estimator
     monkeypatch.setitem(sys.modules, "torch_fidelity", None)
     with pytest.raises(MissingExtraError) as info:
-        build_from_config(train_config("estimator=inception").estimator, "estimator")
+        build_from_config(config, "estimator")
     _one_sentence(info, "estimator=inception", "inception")
+    monkeypatch.setitem(sys.modules, "torch_fidelity", ModuleType("torch_fidelity"))
+    failure = OSError("no network")
+    with pytest.raises(ConfigError, match=r"Inception weights .* \(no network\)") as info:
+        build_from_config(config, "estimator")
+    assert not isinstance(info.value, MissingExtraError)
 
 
 def test_the_slurm_queue_poller_names_its_extra_only_for_slurm_sweeps(monkeypatch):
