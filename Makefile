@@ -9,12 +9,12 @@ STAMP := $(VENV)/.installed
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-install: $(STAMP)  ## create .venv and install gan_je with its dev tools (once)
+install: $(STAMP)  ## create .venv and install gan_je with every extra and its dev tools (once)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,all]"
 	touch $(STAMP)
 
 train: install  ## train the default experiment (DCGAN on 5,000 MNIST digits, a few minutes on a CPU)

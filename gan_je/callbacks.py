@@ -341,13 +341,25 @@ def plot_curves(rows: list[dict[str, float]], path: Path) -> None:
     fig.savefig(path)
 
 
+def entropy_gap_nats(metrics: dict[str, Any], base: float) -> float:
+    """``val/entropy_real - val/entropy_fake`` in nats. The metric logs entropies in its
+    logarithm ``base`` (``estimator.base``: e for nats, 2 for bits) and
+    log_b(x) = ln(x) / ln(b), so a gap in base b times ln(b) is the gap in nats: the unit of
+    every entropy setting of the callbacks (``margin``, ``gain``), whatever the base."""
+    if not (isinstance(base, int | float) and base > 0 and base != 1):
+        raise ValueError(f"the metric's base must be a positive number other than 1, got {base!r}")
+    real, fake = _plain(metrics["val/entropy_real"]), _plain(metrics["val/entropy_fake"])
+    return (real - fake) * math.log(base)
+
+
 class ModeCollapseMonitor(Callback):
     """Watches ``val/entropy_fake`` against ``val/entropy_real`` (and ``val/modes_covered``
     where logged) and acts when the generator looks collapsed.
 
     The first ``warmup`` validations are ignored (an untrained generator's samples are all
     alike). A validation counts as collapsed when the generated entropy is more than ``margin``
-    nats below the real one, or when fewer than ``min_modes`` modes are covered while the
+    nats below the real one (in nats whatever the metric's ``base``: see
+    :func:`entropy_gap_nats`), or when fewer than ``min_modes`` modes are covered while the
     generated entropy is not more than ``margin`` above the real one (a generator spread wider
     than the data that still misses modes is under-trained, not collapsed: more entropy would
     spread it further, which is what a missing-modes trigger alone did in
@@ -387,9 +399,9 @@ class ModeCollapseMonitor(Callback):
         self.streak = 0
         self.events: list[dict[str, Any]] = []
 
-    def collapsed(self, metrics: dict[str, Any]) -> bool:
-        """Whether one validation's metrics look collapsed."""
-        gap = _plain(metrics["val/entropy_real"]) - _plain(metrics["val/entropy_fake"])
+    def collapsed(self, metrics: dict[str, Any], base: float = math.e) -> bool:
+        """Whether one validation's metrics, entropies in logarithm ``base``, look collapsed."""
+        gap = entropy_gap_nats(metrics, base)
         few_modes = (
             self.min_modes is not None
             and "val/modes_covered" in metrics
@@ -404,7 +416,8 @@ class ModeCollapseMonitor(Callback):
         self.seen += 1
         if self.seen <= self.warmup:
             return
-        self.streak = self.streak + 1 if self.collapsed(metrics) else 0
+        base = pl_module.metric.base
+        self.streak = self.streak + 1 if self.collapsed(metrics, base) else 0
         if self.streak < self.patience:
             return
         self.streak = 0
@@ -419,11 +432,10 @@ class ModeCollapseMonitor(Callback):
         self.events.append(event)
         modes = metrics.get("val/modes_covered")
         log.warning(
-            "mode collapse suspected at generator step %d: val/entropy_fake %.3f vs "
-            "val/entropy_real %.3f (margin %.3g)%s for %d validations; action: %s",
+            "mode collapse suspected at generator step %d: val/entropy_fake %.3f nats below "
+            "val/entropy_real (margin %.3g nats)%s for %d validations; action: %s",
             pl_module.g_step,
-            _plain(metrics["val/entropy_fake"]),
-            _plain(metrics["val/entropy_real"]),
+            entropy_gap_nats(metrics, base),
             self.margin,
             "" if modes is None else f", {_plain(modes):.0f} modes covered",
             self.patience,
@@ -451,6 +463,9 @@ class EntropyMatching(Callback):
 
         lambda <- clip(lambda + gain * (H_real - H_fake), -max_weight, max_weight)
 
+    with the entropy gap in nats whatever the metric's ``base`` (:func:`entropy_gap_nats`), so
+    ``gain`` is the weight change per nat.
+
     An integral controller acting both ways: the weight grows while the generated entropy is
     too low (collapse) and falls, below zero, while it is too high (an over-dispersed
     generator, which a positive weight would spread further). The weight is module state
@@ -469,13 +484,13 @@ class EntropyMatching(Callback):
         metrics = trainer.callback_metrics
         if trainer.sanity_checking or "val/entropy_fake" not in metrics:
             return
-        real, fake = _plain(metrics["val/entropy_real"]), _plain(metrics["val/entropy_fake"])
-        if not (math.isfinite(real) and math.isfinite(fake)):
+        gap = entropy_gap_nats(metrics, pl_module.metric.base)
+        if not math.isfinite(gap):
             return
         self.seen += 1
         if self.seen <= self.warmup:
             return
-        weight = pl_module.entropy_weight() + self.gain * (real - fake)
+        weight = pl_module.entropy_weight() + self.gain * gap
         pl_module.hold_entropy_weight(min(max(weight, -self.max_weight), self.max_weight))
 
     def state_dict(self) -> dict[str, Any]:

@@ -15,13 +15,16 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from gan_je.errors import ConfigError, GanJeError
+from gan_je.extras import require_for_target
 
 T = TypeVar("T")
 
 
 def build_from_config(node: DictConfig, setting: str, **kwargs: Any) -> Any:
     """``instantiate(node, **kwargs)``, where a part that refuses its settings becomes one
-    :class:`ConfigError` naming ``setting`` (``data``, ``model``, ...)."""
+    :class:`ConfigError` naming ``setting`` (``data``, ``model``, ...), and a part whose
+    optional dependency is missing one naming the extra to install."""
+    require_for_target(node, setting)
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as err:

@@ -720,7 +720,7 @@ class InceptionJointEntropy(JointEntropy):
         from torchmetrics.image.kid import KernelInceptionDistance
 
         if feature_extractor is None:
-            require("torch_fidelity", "inception", "estimator=inception (Inception-v3)")
+            require("torch_fidelity", "inception", "estimator=inception")
         elif not isinstance(feature_extractor, nn.Module):
             raise ValueError(
                 f"feature_extractor must be None or an nn.Module, got "

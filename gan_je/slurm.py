@@ -10,24 +10,24 @@ job states read without accounting.
   (``$SLURM_JOB_ID``, ``$SLURM_RESTART_COUNT``) and ``scontrol requeue``.
 - :class:`QueuePolling` is a Hydra callback that makes the submitting process read job states
   from ``squeue`` when the cluster has no accounting (``sacct`` fails), instead of one
-  "Bypassing sacct error" warning per poll.
+  "Bypassing sacct error" warning per poll (:class:`gan_je.slurm_queue.QueueWatcher`).
+
+submitit (the ``slurm`` extra) is imported only when a sweep uses the SLURM launcher.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig
-from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
 
 from gan_je.errors import ConfigError
+from gan_je.extras import require
 
-log = logging.getLogger(__name__)
 #: ``trainer.accelerator`` values that ask SLURM for GPUs.
 GPU_ACCELERATORS = ("gpu", "cuda")
 
@@ -122,72 +122,10 @@ def requeue() -> str:
     return job
 
 
-class QueueWatcher(SlurmInfoWatcher):
-    """submitit's job-state poller, reading ``squeue`` where ``sacct`` does not work.
-
-    The first poll asks ``sacct``; if accounting is off (a common setup for small clusters)
-    it says so in one log line and from then on lists the user's jobs with ``squeue``, which
-    knows a job while it is queued or running and for ``MinJobAge`` (300 s by default) after
-    it ends. A job that has left the queue has state ``LEFT_QUEUE``: submitit then reads its
-    result file, or reports that the job produced none.
-    """
-
-    LEFT_QUEUE = "LEFT_QUEUE"
-    #: squeue states of a job that is not over, which submitit's list (sacct's) lacks
-    NOT_OVER: ClassVar[dict[str, str]] = {
-        "CONFIGURING": "PENDING",
-        "REQUEUE_HOLD": "PENDING",
-        "REQUEUE_FED": "PENDING",
-        "RESV_DEL_HOLD": "PENDING",
-        "SUSPENDED": "RUNNING",
-        "STOPPED": "RUNNING",
-        "SIGNALING": "RUNNING",
-        "RESIZING": "RUNNING",
-        "STAGE_OUT": "RUNNING",
-    }
-    SQUEUE = ("squeue", "--me", "--array", "--noheader", "--states=all", "--format=%i|%T|%N")
-
-    def __init__(self, delay_s: int = 60) -> None:
-        super().__init__(delay_s=delay_s)
-        self.accounting: bool | None = None
-
-    def _make_command(self) -> list[str] | None:
-        command = super()._make_command()
-        if command is None:
-            return None
-        if self.accounting is None:
-            self.accounting = _sacct_works()
-            if not self.accounting:
-                log.info("SLURM accounting (sacct) is off here: job states come from squeue")
-        return command if self.accounting else list(self.SQUEUE)
-
-    def read_info(self, string: bytes | str) -> dict[str, dict[str, str]]:
-        if self.accounting:
-            return super().read_info(string)
-        text = string.decode() if isinstance(string, bytes) else string
-        info = super().read_info("JobID|State|NodeList\n" + text)
-        for stats in info.values():
-            stats["State"] = self.NOT_OVER.get(stats["State"], stats["State"])
-        for job in self._registered - self._finished:
-            info.setdefault(job, {"JobID": job, "State": self.LEFT_QUEUE, "NodeList": ""})
-        return info
-
-
-def _sacct_works() -> bool:
-    try:
-        probe = subprocess.run(
-            ["sacct", "--noheader", "--allocations", "--starttime=now"],
-            capture_output=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return probe.returncode == 0
-
-
 class QueuePolling(HydraCallback):
     """Hydra callback (``hydra.callbacks`` in ``conf/hydra/default.yaml``): while a multirun
-    uses the submitit SLURM launcher, submitit's jobs poll through :class:`QueueWatcher`.
+    uses the submitit SLURM launcher, submitit's jobs poll through
+    :class:`gan_je.slurm_queue.QueueWatcher`.
 
     submitit keeps one watcher for all SLURM jobs as the class attribute ``SlurmJob.watcher``;
     this swaps it for the sweep and puts the original back at its end.
@@ -195,13 +133,17 @@ class QueuePolling(HydraCallback):
 
     def __init__(self, delay_s: int = 60) -> None:
         self.delay_s = delay_s
-        self._original: SlurmInfoWatcher | None = None
+        self._original: Any = None  # submitit's watcher while this one is in place
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         launcher = str(config.hydra.launcher.get("_target_", ""))
         if launcher.endswith("SlurmLauncher") and self._original is None:
-            self._original, SlurmJob.watcher = SlurmJob.watcher, QueueWatcher(self.delay_s)
+            job = require("submitit.slurm.slurm", "slurm", "hydra/launcher=slurm").SlurmJob
+            from gan_je.slurm_queue import QueueWatcher
+
+            self._original, job.watcher = job.watcher, QueueWatcher(self.delay_s)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self._original is not None:
-            SlurmJob.watcher, self._original = self._original, None
+            job = require("submitit.slurm.slurm", "slurm", "hydra/launcher=slurm").SlurmJob
+            job.watcher, self._original = self._original, None

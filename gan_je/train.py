@@ -38,6 +38,7 @@ from gan_je.callbacks import CheckpointOnSignal, RunRecord
 from gan_je.checkpoints import current_hyperparameters, read_checkpoint
 from gan_je.commands import build_from_config, chosen, import_packages, run_command
 from gan_je.errors import CheckpointError, ConfigError, PartError, StoppedBySignalError
+from gan_je.extras import check_hydra_plugins
 from gan_je.module import GANModule
 from gan_je.records import write_atomically
 from gan_je.redaction import public_config, public_overrides
@@ -193,12 +194,6 @@ def _check_validation_size(
         raise ConfigError(
             f"the estimator needs at least {needed} validation samples but validation sees "
             f"{n_val}: lower estimator.k or use a larger validation split"
-        )
-    n_fake = module.metric.n_fake
-    if n_fake is not None and n_fake < needed:
-        raise ConfigError(
-            f"estimator.n_fake={n_fake} is fewer than the {needed} generated samples the "
-            f"estimator needs"
         )
 
 
@@ -361,4 +356,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    run_command("train", lambda: check_hydra_plugins(sys.argv[1:]))  # before Hydra looks
     main()

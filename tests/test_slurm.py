@@ -10,7 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 from submitit.slurm.slurm import SlurmJob
 
-from gan_je import slurm
+from gan_je import slurm, slurm_queue
 from gan_je import train as train_module
 from gan_je.callbacks import CheckpointOnSignal
 from gan_je.errors import ConfigError
@@ -73,8 +73,8 @@ def test_a_job_knows_its_id_restarts_and_rank(monkeypatch):
 
 
 def test_without_accounting_job_states_come_from_squeue(monkeypatch, caplog):
-    watcher = slurm.QueueWatcher()
-    monkeypatch.setattr(slurm, "_sacct_works", lambda: False)
+    watcher = slurm_queue.QueueWatcher()
+    monkeypatch.setattr(slurm_queue, "_sacct_works", lambda: False)
     for job in ("7_0", "7_1", "7_2", "9"):
         watcher.register_job(job)
     with caplog.at_level("INFO"):
@@ -94,8 +94,8 @@ def test_without_accounting_job_states_come_from_squeue(monkeypatch, caplog):
 
 
 def test_with_accounting_sacct_is_kept(monkeypatch):
-    watcher = slurm.QueueWatcher()
-    monkeypatch.setattr(slurm, "_sacct_works", lambda: True)
+    watcher = slurm_queue.QueueWatcher()
+    monkeypatch.setattr(slurm_queue, "_sacct_works", lambda: True)
     watcher.register_job("5")
     assert watcher._make_command()[0] == "sacct"
     assert watcher.read_info("JobID|State|NodeList\n5|RUNNING|vm\n")["5"]["State"] == "RUNNING"
@@ -110,7 +110,7 @@ def test_queue_polling_swaps_the_watcher_only_for_slurm_sweeps():
     cluster = OmegaConf.create({"hydra": {"launcher": {"_target_": "x.SlurmLauncher"}}})
     callback.on_multirun_start(cluster)
     try:
-        assert isinstance(SlurmJob.watcher, slurm.QueueWatcher)
+        assert isinstance(SlurmJob.watcher, slurm_queue.QueueWatcher)
         assert SlurmJob.watcher._delay_s == 5
     finally:
         callback.on_multirun_end(cluster)

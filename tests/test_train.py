@@ -447,7 +447,7 @@ def test_a_nan_loss_stops_with_the_step_and_keeps_the_good_checkpoint(train_conf
             r"optimizer_d\.lr \(learning rate\) must be a finite number > 0",
         ),
         ("data.n_val=3", "needs at least 4 validation samples but validation sees 3"),
-        ("estimator.n_fake=3", r"estimator\.n_fake=3 is fewer than the 4"),
+        ("estimator.n_fake=3", r"estimator: n_fake must be None or at least 4, got 3"),
         ("model.max_loss=-1", r"model\.max_loss must be a finite number > 0"),
     ],
 )
