@@ -86,7 +86,8 @@ def test_estimator_configs_give_the_design_keys(train_config, option, features):
         torch.randn(200, 12, generator=generator),
     )
     if getattr(metric.features, "needs_labels", False):
-        metric.features.fit(real, torch.randint(0, 3, (200,), generator=generator))
+        labels = torch.randint(0, 3, (200,), generator=generator)
+        metric.features.fit(real, labels, kind="points")
     else:
         metric.features.fit(real)
     metric.update(real, real=True)

@@ -61,6 +61,8 @@ def test_a_kind_from_outside_gan_je_trains_resumes_and_generates(
         "trainer.enable_model_summary=false",
         "trainer.accelerator=cpu",
         "trainer.limit_train_batches=4",
+        "data.n_val=128",
+        "estimator.jsd_classifier=false",  # a classifier per validation: slow, and not the point
     ]
     cfg = train_config(*run_settings, "trainer.max_epochs=2")
     summary = train(cfg)
