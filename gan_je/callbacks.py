@@ -16,13 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from lightning import Callback, LightningModule, Trainer
-from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
-from PIL import Image
 
 from gan_je import seeding
 from gan_je.checks import (
@@ -32,9 +30,10 @@ from gan_je.checks import (
     positive_float,
     positive_int,
 )
+from gan_je.data.kinds import kind_of
 from gan_je.errors import ConfigError
+from gan_je.loggers import send_picture
 from gan_je.modes import StackedModeCounter
-from gan_je.pictures import save_grid, scatter_real_fake
 from gan_je.records import read_metrics, write_atomically, write_metrics
 
 LOWER_IS_BETTER = "val/jsd"
@@ -53,10 +52,11 @@ def _active(trainer: Trainer) -> bool:
 
 
 class SamplePictures(Callback):
-    """After each validation, writes ``samples/epoch<E>-g<step>.png`` in ``output_dir``:
-    a grid of the fixed preview latents' images, or for flat 2-D data a scatter plot of
-    real validation samples vs ``n_points`` generated ones. Also sends it to W&B and
-    TensorBoard loggers."""
+    """After each validation, writes ``samples/epoch<E>-g<step>.png`` in ``output_dir``, the
+    picture the data's kind of sample draws (:mod:`gan_je.data.kinds`): of the fixed preview
+    latents' samples (a grid of images, say), or, for a kind that compares (2-D points), of
+    ``n_points`` generated samples beside as many real validation ones. The kind also sends
+    it to the loggers (an image for W&B and TensorBoard). Kinds without a picture get none."""
 
     def __init__(self, output_dir: str, every_n_epochs: int = 1, n_points: int = 2000) -> None:
         self.folder = Path(output_dir) / "samples"
@@ -66,19 +66,20 @@ class SamplePictures(Callback):
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not _active(trainer) or trainer.current_epoch % self.every_n_epochs:
             return
+        kind = kind_of(pl_module.hparams.data_spec)
+        if not kind.has_picture:
+            return
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"epoch{trainer.current_epoch:03d}-g{pl_module.g_step:06d}.png"
-        preview = pl_module.preview().float().cpu()
-        if preview.ndim == 4:
-            save_grid(preview, path)
-        elif preview.ndim == 2 and preview.shape[1] == 2:
+        real = None
+        if kind.pictures_preview:
+            fake = pl_module.preview().float().cpu()
+        else:
             seed = seeding.stream_seed(pl_module.seed, "pictures")
             fake = pl_module.sample(self.n_points, seed=seed).float().cpu()
             real = trainer.datamodule.val_tensor()[: self.n_points].float().cpu()
-            scatter_real_fake(real, fake, path, title=f"generator step {pl_module.g_step}")
-        else:
-            return
-        send_picture(trainer, "samples", path, pl_module.g_step)
+        kind.picture(fake, path, f"generator step {pl_module.g_step}", real=real)
+        kind.send(trainer, "samples", path, fake, pl_module.g_step)
 
 
 class StackedModes(Callback):
@@ -119,16 +120,6 @@ class StackedModes(Callback):
         counts = self.counter(pl_module.sample(self.n_samples, seed=seed).float().cpu())
         counts["counter_accuracy"] = self.accuracy
         pl_module.log_dict({f"val/{key}": value for key, value in counts.items()})
-
-
-def send_picture(trainer: Trainer, key: str, path: Path, g_step: int) -> None:
-    """Log a PNG to the run's W&B and TensorBoard loggers (others have no image API)."""
-    for logger in trainer.loggers:
-        if isinstance(logger, WandbLogger):
-            logger.log_image(key, [str(path)], step=trainer.global_step)
-        elif isinstance(logger, TensorBoardLogger):
-            image = np.asarray(Image.open(path).convert("RGB"))
-            logger.experiment.add_image(key, image, g_step, dataformats="HWC")
 
 
 class CheckpointOnSignal(Callback):

@@ -174,15 +174,17 @@ class Classifier(nn.Module):
     its penultimate layer reduced by PCA to ``dim`` dimensions (the offline stand-in for
     Inception features: FID needs weights from the internet, this needs only the data).
 
-    The network (two stride-2 convolutions for images, two layers for flat data, then an
-    ``embedding``-wide layer and a linear head) trains for ``epochs`` with Adam. The fitted
+    The network is chosen by the data's kind of sample (:mod:`gan_je.data.kinds`): two
+    stride-2 convolutions for ``image``, two fully connected layers on the flattened sample
+    for every other kind; then an ``embedding``-wide layer and a linear head. It trains for
+    ``epochs`` with Adam. The fitted
     weights are cached in ``cache_dir`` under a key made of the data's shape, a checksum
     of samples and labels, and these settings, so every run on the same data reuses one
-    extractor. ``fit(x, labels)`` needs the labels.
+    extractor. ``fit(x, labels, kind)`` needs the labels and the kind.
 
     The network's initial weights come from ``seed`` in a forked random stream, so fitting
-    leaves the global one alone. Its input shape and number of classes travel in the state
-    dict as extra state (plain ints), so a fresh ``Classifier`` with the same settings
+    leaves the global one alone. Its kind, input shape and number of classes travel in the
+    state dict as extra state (plain values), so a fresh ``Classifier`` with the same settings
     rebuilds the network and loads the fitted weights from a checkpoint without the data.
     """
 
@@ -205,19 +207,20 @@ class Classifier(nn.Module):
         )
         self.cache_dir = cache_dir
         self.net: nn.Sequential | None = None  # built by fit or by loading a fitted state
+        self.kind: str | None = None  # the fitted network's kind of sample
         self.sample_shape: tuple[int, ...] | None = None  # the fitted network's input
         self.n_classes: int | None = None
         self.pca = PCA(dim)
 
-    def _build(self, sample_shape: tuple[int, ...], n_classes: int) -> None:
+    def _build(self, kind: str, sample_shape: tuple[int, ...], n_classes: int) -> None:
         """Set ``net`` to a new, untrained network for these samples and classes."""
-        self.sample_shape, self.n_classes = sample_shape, n_classes
+        self.kind, self.sample_shape, self.n_classes = kind, sample_shape, n_classes
         with torch.random.fork_rng(devices=[]):  # layer init draws from the global stream
             torch.manual_seed(self.seed)
             self.net = self._network(sample_shape, n_classes)
 
     def _network(self, sample_shape: tuple[int, ...], n_classes: int) -> nn.Sequential:
-        if len(sample_shape) == 3:
+        if self.kind == "image":
             body: list[nn.Module] = [
                 nn.Conv2d(sample_shape[0], 32, 3, stride=2, padding=1),
                 nn.LeakyReLU(0.2),
@@ -243,11 +246,15 @@ class Classifier(nn.Module):
         digest = hashlib.sha1(key.encode()).hexdigest()[:16]
         return Path(self.cache_dir) / f"classifier-{digest}.pt"
 
-    def fit(self, x: Tensor, labels: Tensor) -> Classifier:
+    def fit(self, x: Tensor, labels: Tensor, kind: str) -> Classifier:
+        """Train on samples ``x`` of ``kind`` (``spec["kind"]`` of their data) with their
+        class ``labels`` (or read the cache), then fit the PCA of the embeddings."""
         if labels is None or labels.shape[0] != x.shape[0]:
             raise ValueError("Classifier features need one label per training sample")
+        if not isinstance(kind, str):
+            raise ValueError(f"Classifier features need the kind of sample (a str), got {kind!r}")
         x, labels = x.float().cpu(), labels.long().cpu()
-        self._build(tuple(x.shape[1:]), int(labels.max()) + 1)
+        self._build(kind, tuple(x.shape[1:]), int(labels.max()) + 1)
         cache = self._cache_path(x, labels)
         if cache is not None and cache.is_file():
             self.net.load_state_dict(torch.load(cache, weights_only=True))
@@ -262,33 +269,40 @@ class Classifier(nn.Module):
         return self
 
     def get_extra_state(self) -> dict[str, Any]:
-        """What rebuilds ``net`` before its weights load: the sample shape and number of
-        classes it was fitted on, as plain ints (checkpoints load with ``weights_only=True``);
-        an empty dict when not fitted."""
+        """What rebuilds ``net`` before its weights load: the kind, sample shape and number of
+        classes it was fitted on, as plain values (checkpoints load with
+        ``weights_only=True``); an empty dict when not fitted."""
         if self.net is None:
             return {}
-        return {"sample_shape": list(self.sample_shape), "n_classes": self.n_classes}
+        return {
+            "kind": self.kind,
+            "sample_shape": list(self.sample_shape),
+            "n_classes": self.n_classes,
+        }
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         """Rebuild ``net`` (or drop it, for an unfitted state) from :meth:`get_extra_state`'s
         dict. ``load_state_dict`` calls this before it loads the children, so the rebuilt
-        network then receives the fitted weights."""
+        network then receives the fitted weights. A state written before kinds existed
+        has none: its network was the convolutional one exactly for 3-D samples, so that
+        is ``image`` and any other shape ``points``."""
         if not state:
             if self.net is not None:
                 del self.net  # unregister the child module
-            self.net = self.sample_shape = self.n_classes = None
+            self.net = self.kind = self.sample_shape = self.n_classes = None
             return
         try:
             sample_shape = tuple(int(s) for s in state["sample_shape"])
             n_classes = int(state["n_classes"])
+            kind = str(state.get("kind", "image" if len(sample_shape) == 3 else "points"))
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(
                 f"Classifier cannot rebuild its network from the extra state {state!r}: "
-                "expected {'sample_shape': [ints], 'n_classes': int}, as written by a fitted "
-                "Classifier's state_dict"
+                "expected {'kind': str, 'sample_shape': [ints], 'n_classes': int}, as written "
+                "by a fitted Classifier's state_dict"
             ) from err
         device = self.pca.mean.device
-        self._build(sample_shape, n_classes)
+        self._build(kind, sample_shape, n_classes)
         self.net.to(device).requires_grad_(False).eval()
 
     def _train(self, x: Tensor, labels: Tensor) -> None:

@@ -1,4 +1,4 @@
-"""Experiment loggers: W&B online or offline by credentials."""
+"""Experiment loggers: W&B online or offline by credentials; pictures sent to them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from lightning.pytorch.loggers import WandbLogger
+import numpy as np
+from lightning import Trainer
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -89,3 +92,13 @@ def wandb_logger(
 
         kwargs.setdefault("settings", wandb.Settings(init_timeout=float(init_timeout)))
     return FallbackWandbLogger(offline=bool(offline), **kwargs)
+
+
+def send_picture(trainer: Trainer, key: str, path: Path, g_step: int) -> None:
+    """Log a PNG to the run's W&B and TensorBoard loggers (others have no image API)."""
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_image(key, [str(path)], step=trainer.global_step)
+        elif isinstance(logger, TensorBoardLogger):
+            image = np.asarray(Image.open(path).convert("RGB"))
+            logger.experiment.add_image(key, image, g_step, dataformats="HWC")

@@ -99,7 +99,7 @@ class StackedModeCounter:
         """Train the digit classifier on ``digits`` ``(N, 1, S, S)`` with their ``labels``."""
         if digits.ndim != 4 or digits.shape[1] != 1:
             raise ValueError(f"digits must have shape (N, 1, S, S), got {tuple(digits.shape)}")
-        self.classifier.fit(digits, labels)
+        self.classifier.fit(digits, labels, kind="image")
         return self
 
     def accuracy(self, digits: Tensor, labels: Tensor) -> float:

@@ -36,6 +36,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from gan_je import parts, sampling, seeding
 from gan_je.checks import finite_float, positive_float, positive_int
+from gan_je.data.kinds import kind_of
 from gan_je.errors import ConfigError, DivergenceError
 from gan_je.estimators import differentiable_entropy
 from gan_je.metrics import ValidationMetric
@@ -57,7 +58,7 @@ class GANModule(LightningModule):
 
     Args:
         generator: a network ``(B, latent_dim) -> (B, *sample_shape)``, completed with
-            ``sample_shape`` and ``bounded`` (images lie in [-1, 1]) in :meth:`setup`.
+            ``sample_shape`` and ``bounded`` (the data's kind lies in [-1, 1]) in :meth:`setup`.
         discriminator: a network ``(B, *packed_shape) -> (B,)`` logits, completed with
             ``sample_shape`` (of a pack when ``pack > 1``).
         loss: the objective (:mod:`gan_je.losses`), with ``n_critic`` and its penalties.
@@ -85,9 +86,9 @@ class GANModule(LightningModule):
             sees packs there, not samples).
         max_loss: a loss larger than this in size (or not finite) stops the run as diverged.
         seed: seeds the preview and validation latents.
-        data_spec: the samples' description (``sample_shape``, ``image``, mixture
-            ``centers`` and ``std``); taken from the datamodule in :meth:`setup` when
-            ``None``, stored in checkpoints.
+        data_spec: the samples' description (their ``kind``, ``sample_shape`` and the
+            kind's fields, e.g. mixture ``centers`` and ``std``; :mod:`gan_je.data.kinds`);
+            taken from the datamodule in :meth:`setup` when ``None``, stored in checkpoints.
         run_config: the run's resolved configuration, kept in checkpoints for the record.
     """
 
@@ -221,11 +222,9 @@ class GANModule(LightningModule):
         """Build the networks, EMA copy and preview latents for samples described by
         ``data_spec`` (and have the metric watch the modes of a known mixture); it is saved
         as a hyperparameter."""
-        spec = parts.plain(data_spec)
-        if not isinstance(spec, dict) or "sample_shape" not in spec:
-            raise ConfigError(f"data_spec must be a dict with a sample_shape, got {spec!r}")
-        shape = tuple(spec["sample_shape"])
-        pack_shape = packed_shape(shape, self.pack)
+        kind = kind_of(parts.plain(data_spec))  # a spec from before kinds gets its kind
+        spec = kind.spec
+        pack_shape = packed_shape(kind.sample_shape, self.pack)
         hp = self.hparams
         self.generator = sampling.build_generator(hp.generator, spec)
         self.discriminator = parts.build(
@@ -275,7 +274,7 @@ class GANModule(LightningModule):
             return
         if self.hparams.data_spec is None:
             self.build_networks(spec)
-        elif parts.plain(spec) != self.hparams.data_spec:
+        elif kind_of(parts.plain(spec)).spec != self.hparams.data_spec:
             raise ConfigError(
                 f"the data ({parts.plain(spec)}) differ from those this model was built for "
                 f"({self.hparams.data_spec})"
@@ -290,7 +289,7 @@ class GANModule(LightningModule):
         if (self._features_fitted and not again) or not hasattr(features, "fit"):
             return
         if getattr(features, "needs_labels", False):
-            features.fit(*datamodule.train_set.tensors)
+            features.fit(*datamodule.train_set.tensors, kind=self.hparams.data_spec["kind"])
         else:
             features.fit(datamodule.train_tensor(self.metric.features_fit_samples))
         features.to(self.device)

@@ -1,5 +1,6 @@
-"""Pictures of samples, written as PNG files: image grids and 2-D scatter plots. Used by the
-sample callback during training and by the ``generate`` command."""
+"""Pictures of samples, written as PNG files: image grids, 2-D scatter plots, line plots of
+signals and token ids as text. The kinds of sample (:mod:`gan_je.data.kinds`) draw with them
+for the sample callback during training and for the ``generate`` command."""
 
 from __future__ import annotations
 
@@ -58,4 +59,44 @@ def scatter_real_fake(
     ax.legend(loc="upper right", markerscale=3)
     ax.set_title(title)
     fig.tight_layout()
+    fig.savefig(path)
+
+
+def plot_signals(
+    signals: torch.Tensor, path: str | Path, title: str, rate: float = 1.0, max_rows: int = 8
+) -> None:
+    """A PNG of the first ``max_rows`` signals ``(n, length)`` or ``(n, channels, length)``,
+    one panel each (channels overlaid), against time in seconds at ``rate`` samples per
+    second (``rate=1``: against the sample index)."""
+    from matplotlib.figure import Figure
+
+    if signals.ndim not in (2, 3) or signals.shape[0] == 0:
+        raise ValueError(
+            f"signals must have shape (n >= 1, length) or (n, channels, length), "
+            f"got {tuple(signals.shape)}"
+        )
+    signals = signals.detach().float().cpu()
+    signals = signals[:max_rows] if signals.ndim == 3 else signals[:max_rows, None]
+    time = np.arange(signals.shape[-1]) / rate
+    fig = Figure(figsize=(8, 1.2 * len(signals) + 0.6), dpi=100)
+    axes = fig.subplots(len(signals), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, signal in zip(axes, signals, strict=True):
+        for channel in signal:
+            ax.plot(time, channel.numpy(), linewidth=0.8)
+    axes[-1].set_xlabel("seconds" if rate != 1 else "sample")
+    axes[0].set_title(title)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def show_tokens(tokens: torch.Tensor, path: str | Path, title: str, max_rows: int = 16) -> None:
+    """A PNG of the first ``max_rows`` token sequences ``(n, length)`` (integer ids), one
+    sequence a line of space-separated ids."""
+    from matplotlib.figure import Figure
+
+    if tokens.ndim != 2 or tokens.shape[0] == 0:
+        raise ValueError(f"tokens must have shape (n >= 1, length), got {tuple(tokens.shape)}")
+    lines = [" ".join(str(int(t)) for t in row) for row in tokens[:max_rows].cpu()]
+    fig = Figure(figsize=(8, 0.25 * len(lines) + 0.6), dpi=100)
+    fig.text(0.01, 0.99, "\n".join([title, *lines]), va="top", family="monospace", fontsize=8)
     fig.savefig(path)

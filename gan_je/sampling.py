@@ -9,16 +9,19 @@ from torch import Tensor, nn
 
 from gan_je import parts
 from gan_je.checks import positive_int
+from gan_je.data.kinds import kind_of
 
 
 def build_generator(description: dict, data_spec: dict) -> nn.Module:
     """The generator network a description builds for samples described by ``data_spec``:
-    completed with ``sample_shape`` and ``bounded`` (images lie in [-1, 1]). The one rule
-    for training (``GANModule.build_networks``) and for ``generate``
+    completed with ``sample_shape`` and ``bounded`` (whether the data's kind of sample lies
+    in [-1, 1], :mod:`gan_je.data.kinds`). The one rule for training
+    (``GANModule.build_networks``) and for ``generate``
     (:func:`gan_je.checkpoints.load_sampler`)."""
-    shape = tuple(data_spec["sample_shape"])
-    bounded = bool(data_spec.get("image"))
-    return parts.build(description, "model.generator", sample_shape=shape, bounded=bounded)
+    kind = kind_of(data_spec)
+    return parts.build(
+        description, "model.generator", sample_shape=kind.sample_shape, bounded=kind.bounded
+    )
 
 
 @torch.no_grad()

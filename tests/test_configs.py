@@ -122,7 +122,7 @@ def test_model_configs_build_the_module_and_its_parts(train_config, option):
     assert type(module.loss).__name__ == "Hinge"
     assert isinstance(module.metric, GaussianJointEntropy)
     shape = (1, 28, 28)
-    module.build_networks({"sample_shape": list(shape), "image": True})
+    module.build_networks({"kind": "image", "sample_shape": list(shape)})
     fake = module.generator(torch.randn(4, module.generator.latent_dim))
     assert fake.shape == (4, *shape) and module.discriminator(fake).shape == (4,)
     (opt_g, opt_d), schedulers = module.configure_optimizers()
@@ -165,7 +165,8 @@ def test_estimator_configs_give_the_design_keys(train_config, option, features):
         torch.randn(200, 12, generator=generator),
     )
     if getattr(metric.features, "needs_labels", False):
-        metric.features.fit(real, torch.randint(0, 3, (200,), generator=generator))
+        labels = torch.randint(0, 3, (200,), generator=generator)
+        metric.features.fit(real, labels, kind="points")
     else:
         metric.features.fit(real)
     metric.update(real, real=True)
@@ -248,7 +249,7 @@ def test_experiment_presets_compose(train_config, option):
     flat = option in ("ring", "grid")
     assert cfg.model.generator._target_.endswith("MLPGenerator" if flat else "DCGANGenerator")
     datamodule = instantiate(cfg.data)
-    assert datamodule.is_image != flat
+    assert datamodule.kind == ("points" if flat else "image")
 
 
 def test_the_optuna_search_composes(train_config):

@@ -83,7 +83,7 @@ def test_classifier_features_learn_the_labels_and_are_cached(tmp_path, monkeypat
     data = Digits(val_size=297)
     data.setup()
     (x, y), (x_val, y_val) = data.train_set.tensors, data.val_set.tensors
-    features = Classifier(dim=8, cache_dir=str(tmp_path)).fit(x, y)
+    features = Classifier(dim=8, cache_dir=str(tmp_path)).fit(x, y, kind=data.kind)
     assert features.accuracy(x_val, y_val) > 0.9
     assert features(x_val).shape == (297, 8)
     (cache,) = tmp_path.glob("classifier-*.pt")
@@ -99,14 +99,14 @@ def test_classifier_features_learn_the_labels_and_are_cached(tmp_path, monkeypat
 
     monkeypatch.setattr(Classifier, "_train", no_training)
     monkeypatch.setattr(torch, "load", recording_load)
-    again = Classifier(dim=8, cache_dir=str(tmp_path)).fit(x, y)
+    again = Classifier(dim=8, cache_dir=str(tmp_path)).fit(x, y, kind=data.kind)
     assert read == [cache]
     assert torch.equal(again(x_val), features(x_val))  # untrained weights would differ
 
 
 def test_classifier_features_need_labels_and_fitting():
     with pytest.raises(ValueError, match="label"):
-        Classifier().fit(torch.randn(10, 2), None)
+        Classifier().fit(torch.randn(10, 2), None, kind="points")
     with pytest.raises(RuntimeError, match="not fitted"):
         Classifier()(torch.randn(3, 2))
 
@@ -124,33 +124,35 @@ def _labelled(shape: tuple[int, ...], n: int = 96, seed: int = 0):
     return x, (x.flatten(1).mean(dim=1) > 0).long() + (x.flatten(1)[:, 0] > 1).long()
 
 
-# (name, new unfitted map, training samples, labels or None)
+# (name, new unfitted map, training samples, labels or None, kind of sample or None)
 MAPS = [
-    ("pca", lambda: PCA(dim=3), _correlated(), None),
-    ("pca-low-d", lambda: PCA(dim=8), _correlated(100, 2), None),
-    ("random-projection", lambda: RandomProjection(5, seed=1), _correlated(50, 20), None),
-    ("identity", Identity, torch.randn(7, 2, 3), None),
-    ("classifier-images", _small_classifier, *_labelled((1, 8, 8))),
-    ("classifier-flat", _small_classifier, *_labelled((5,))),
+    ("pca", lambda: PCA(dim=3), _correlated(), None, None),
+    ("pca-low-d", lambda: PCA(dim=8), _correlated(100, 2), None, None),
+    ("random-projection", lambda: RandomProjection(5, seed=1), _correlated(50, 20), None, None),
+    ("identity", Identity, torch.randn(7, 2, 3), None, None),
+    ("classifier-images", _small_classifier, *_labelled((1, 8, 8)), "image"),
+    ("classifier-flat", _small_classifier, *_labelled((5,)), "points"),
 ]
 
 
-def _fit(new_map, x, labels):
+def _fit(new_map, x, labels, kind="image"):
     features = new_map()
-    return features.fit(x, labels) if getattr(features, "needs_labels", False) else features.fit(x)
+    if getattr(features, "needs_labels", False):
+        return features.fit(x, labels, kind=kind)
+    return features.fit(x)
 
 
 def _global_streams():
     return torch.get_rng_state(), np.random.get_state(), random.getstate()
 
 
-@pytest.mark.parametrize(("name", "new_map", "x", "labels"), MAPS, ids=[m[0] for m in MAPS])
-def test_fit_leaves_the_global_random_streams_alone(name, new_map, x, labels):
+@pytest.mark.parametrize(("name", "new_map", "x", "labels", "kind"), MAPS, ids=[m[0] for m in MAPS])
+def test_fit_leaves_the_global_random_streams_alone(name, new_map, x, labels, kind):
     torch.manual_seed(123)
     np.random.seed(123)
     random.seed(123)
     torch_state, numpy_state, python_state = _global_streams()
-    _fit(new_map, x, labels)
+    _fit(new_map, x, labels, kind)
     after = _global_streams()
     assert torch.equal(after[0], torch_state)
     assert after[1][0] == numpy_state[0] and np.array_equal(after[1][1], numpy_state[1])
@@ -158,26 +160,27 @@ def test_fit_leaves_the_global_random_streams_alone(name, new_map, x, labels):
     assert after[2] == python_state
 
 
-@pytest.mark.parametrize(("name", "new_map", "x", "labels"), MAPS, ids=[m[0] for m in MAPS])
-def test_fits_with_the_same_seed_give_the_same_features(name, new_map, x, labels):
+@pytest.mark.parametrize(("name", "new_map", "x", "labels", "kind"), MAPS, ids=[m[0] for m in MAPS])
+def test_fits_with_the_same_seed_give_the_same_features(name, new_map, x, labels, kind):
     torch.manual_seed(1)
-    first = _fit(new_map, x, labels)
+    first = _fit(new_map, x, labels, kind)
     torch.manual_seed(2)  # another global stream must not matter
-    again = _fit(new_map, x, labels)
+    again = _fit(new_map, x, labels, kind)
     assert torch.equal(first(x), again(x))
 
 
 def test_classifier_seed_sets_its_initial_weights():
     x, labels = _labelled((5,))
-    first, other = _small_classifier(0).fit(x, labels), _small_classifier(1).fit(x, labels)
+    first = _small_classifier(0).fit(x, labels, kind="points")
+    other = _small_classifier(1).fit(x, labels, kind="points")
     assert not torch.equal(first.net[1].weight, other.net[1].weight)
 
 
-@pytest.mark.parametrize(("name", "new_map", "x", "labels"), MAPS, ids=[m[0] for m in MAPS])
+@pytest.mark.parametrize(("name", "new_map", "x", "labels", "kind"), MAPS, ids=[m[0] for m in MAPS])
 def test_a_fresh_map_loads_a_fitted_state_without_fitting(
-    name, new_map, x, labels, tmp_path, monkeypatch
+    name, new_map, x, labels, kind, tmp_path, monkeypatch
 ):
-    fitted = _fit(new_map, x, labels)
+    fitted = _fit(new_map, x, labels, kind)
     torch.save(fitted.state_dict(), tmp_path / "features.pt")
     state = torch.load(tmp_path / "features.pt", weights_only=True)
 
@@ -228,7 +231,7 @@ def test_a_state_fitted_with_other_settings_fails_to_load_with_a_clear_message()
     with pytest.raises(RuntimeError, match=r"PCA\(dim=2\) cannot load"):
         PCA(dim=2).load_state_dict(Identity().fit(x).state_dict())
     images, labels = _labelled((1, 8, 8))
-    state = _small_classifier().fit(images, labels).state_dict()
+    state = _small_classifier().fit(images, labels, kind="image").state_dict()
     with pytest.raises(RuntimeError, match=r"PCA\(dim=3\) cannot load the state at 'pca\.'"):
         Classifier(dim=3, embedding=8).load_state_dict(state)
     with pytest.raises(RuntimeError, match="size mismatch for net"):
@@ -237,7 +240,33 @@ def test_a_state_fitted_with_other_settings_fails_to_load_with_a_clear_message()
 
 def test_a_classifier_state_without_its_network_shape_fails_clearly():
     images, labels = _labelled((1, 8, 8))
-    state = _small_classifier().fit(images, labels).state_dict()
+    state = _small_classifier().fit(images, labels, kind="image").state_dict()
     state["_extra_state"] = {"n_classes": 3}
     with pytest.raises(ValueError, match="cannot rebuild its network from the extra state"):
         _small_classifier().load_state_dict(state)
+
+
+def test_the_kind_of_sample_chooses_the_classifier_network():
+    """The same (1, 16, 16) samples get convolutions as images, a flat network as anything
+    else (a waveform of 16 x 16 = 256 values per channel row, say)."""
+    x, labels = _labelled((1, 16, 16))
+    image = _small_classifier().fit(x, labels, kind="image")
+    other = _small_classifier().fit(x, labels, kind="waveform")
+    assert isinstance(image.net[0], nn.Conv2d) and not any(
+        isinstance(layer, nn.Conv2d) for layer in other.net
+    )
+    assert other.net[1].in_features == 256
+    with pytest.raises(ValueError, match="kind of sample"):
+        _small_classifier().fit(x, labels, kind=None)
+
+
+@pytest.mark.parametrize(("shape", "kind"), [((1, 8, 8), "image"), ((5,), "points")])
+def test_a_classifier_state_from_before_kinds_loads(shape, kind):
+    """A checkpoint written before kinds holds no kind: 3-D samples had the convolutions."""
+    x, labels = _labelled(shape)
+    fitted = _small_classifier().fit(x, labels, kind=kind)
+    state = fitted.state_dict()
+    del state["_extra_state"]["kind"]
+    fresh = _small_classifier()
+    fresh.load_state_dict(state)
+    assert fresh.kind == kind and torch.equal(fresh(x), fitted(x))

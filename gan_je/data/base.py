@@ -32,6 +32,7 @@ from torch.utils.data import (
 )
 
 from gan_je.checks import non_negative_int, positive_int
+from gan_je.data.kinds import kind_of
 from gan_je.seeding import stream_seed
 
 #: The ``setup`` stages that need only the validation split.
@@ -155,13 +156,15 @@ class ArrayDataModule(L.LightningDataModule):
         pin_memory: pin batches in page-locked memory (faster copies to a GPU).
 
     :meth:`setup` fills ``train_set`` and ``val_set``; it is idempotent per split (a split
-    already loaded is kept). Subclasses implement :meth:`_load`, and override
-    :attr:`sample_shape` and :attr:`n_classes` where the constructor arguments already tell
-    them. A subclass whose splits are separate files sets ``separate_splits = True`` and
-    implements :meth:`_load_split`, so that ``setup("validate")`` reads only the validation
-    split.
+    already loaded is kept). Subclasses set their :attr:`kind` of sample, implement
+    :meth:`_load`, and override :attr:`sample_shape` and :attr:`n_classes` where the
+    constructor arguments already tell them. A subclass whose splits are separate files
+    sets ``separate_splits = True`` and implements :meth:`_load_split`, so that
+    ``setup("validate")`` reads only the validation split.
     """
 
+    #: What one sample is: a kind of :mod:`gan_je.data.kinds` (``"points"``: vectors ``(d,)``).
+    kind = "points"
     #: Whether :meth:`_load_split` can load one split without the other.
     separate_splits = False
 
@@ -224,20 +227,17 @@ class ArrayDataModule(L.LightningDataModule):
         return tuple(dataset.tensors[0].shape[1:])
 
     @property
-    def is_image(self) -> bool:
-        """Whether samples are ``(C, H, W)`` images (in [-1, 1]) rather than vectors."""
-        return len(self.sample_shape) == 3
-
-    @property
     def data_spec(self) -> dict[str, Any]:
         """What a model needs to know about the samples, without the data.
 
-        ``{"sample_shape": [...], "image": bool}`` in plain Python types (lists, not tuples
-        or tensors), so it can be stored in a checkpoint and read back with
-        ``torch.load(weights_only=True)``. Available after :meth:`setup`, and before it where
-        the constructor arguments fix the shape.
+        ``{"kind": ..., "sample_shape": [...]}`` (:attr:`kind`, :mod:`gan_je.data.kinds`) in
+        plain Python types (lists, not tuples or tensors), so it can be stored in a checkpoint
+        and read back with ``torch.load(weights_only=True)``; checked against the kind (a
+        subclass adds the fields its kind needs). Available after :meth:`setup`, and before
+        it where the constructor arguments fix the shape.
         """
-        return {"sample_shape": [int(n) for n in self.sample_shape], "image": self.is_image}
+        spec = {"kind": self.kind, "sample_shape": [int(n) for n in self.sample_shape]}
+        return kind_of(spec).spec
 
     @property
     def n_classes(self) -> int:

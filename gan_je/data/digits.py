@@ -30,6 +30,8 @@ class Digits(ArrayDataModule):
         **kwargs: ``batch_size``, ``num_workers``, ``seed``, ... of :class:`ArrayDataModule`.
     """
 
+    kind = "image"
+
     def __init__(self, val_size: int | float = 297, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.val_size = check_val_size(val_size)

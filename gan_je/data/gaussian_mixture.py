@@ -68,8 +68,9 @@ class GaussianMixture(ArrayDataModule):
 
     @property
     def data_spec(self) -> dict[str, Any]:
-        """:attr:`ArrayDataModule.data_spec` plus ``"centers"`` (``[[x, y], ...]``, floats)
-        and ``"std"``, the geometry that mode-coverage metrics need."""
+        """:attr:`ArrayDataModule.data_spec` (kind ``points``) plus ``"centers"``
+        (``[[x, y], ...]``, floats) and ``"std"``, the geometry that mode-coverage metrics
+        need."""
         return {**super().data_spec, "centers": self.centers.tolist(), "std": self.std}
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:

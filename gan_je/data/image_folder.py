@@ -52,6 +52,8 @@ class ImageFolder(ArrayDataModule):
     image takes 48 KiB, so 100,000 of them take 4.6 GiB).
     """
 
+    kind = "image"
+
     def __init__(
         self,
         path: str | Path,

@@ -41,6 +41,8 @@ class MNIST5k(ArrayDataModule):
     Samples are ``(1, 28, 28)`` float32 images in [-1, 1]; labels are the digits 0..9.
     """
 
+    kind = "image"
+
     def __init__(self, val_size: int | float = 500, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.val_size = check_val_size(val_size)

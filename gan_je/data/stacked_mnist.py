@@ -57,6 +57,8 @@ class StackedMNIST(ArrayDataModule):
             :class:`ArrayDataModule`; the digit split and the draws use ``data_seed``.
     """
 
+    kind = "image"
+
     def __init__(
         self,
         n_train: int = 50_000,

@@ -76,6 +76,7 @@ class TorchvisionImages(ArrayDataModule):
         **kwargs: ``batch_size``, ``num_workers``, ``seed``, ... of :class:`ArrayDataModule`.
     """
 
+    kind = "image"
     separate_splits = True  # setup("validate") reads only the test files
 
     def __init__(

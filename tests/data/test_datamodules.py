@@ -31,7 +31,7 @@ from gan_je.data import (
     write_idx,
 )
 from gan_je.data.idx import parse_idx
-from gan_je.errors import DataError, GanJeError
+from gan_je.errors import ConfigError, DataError, GanJeError
 from gan_je.seeding import stream_seed
 
 
@@ -59,7 +59,7 @@ def test_mnist5k_shapes_dtypes_and_range(mnist5k):
     assert x.shape == (4500, 1, 28, 28) and x_val.shape == (500, 1, 28, 28)
     assert x.dtype == torch.float32 and y.dtype == torch.int64
     assert x.min() == -1 and x.max() == 1 and x_val.min() >= -1 and x_val.max() <= 1
-    assert (mnist5k.sample_shape, mnist5k.is_image, mnist5k.n_classes) == ((1, 28, 28), True, 10)
+    assert (mnist5k.sample_shape, mnist5k.kind, mnist5k.n_classes) == ((1, 28, 28), "image", 10)
 
 
 def test_mnist5k_labels_are_the_last_column_500_per_digit(mnist5k):
@@ -94,7 +94,7 @@ def test_digits_shapes_and_range():
     x, y = dm.train_set.tensors
     assert x.shape == (1500, 1, 8, 8) and dm.val_set.tensors[0].shape == (297, 1, 8, 8)
     assert x.min() == -1 and x.max() == 1 and set(y.tolist()) == set(range(10))
-    assert (dm.sample_shape, dm.is_image, dm.n_classes) == ((1, 8, 8), True, 10)
+    assert (dm.sample_shape, dm.kind, dm.n_classes) == ((1, 8, 8), "image", 10)
 
 
 # --- Gaussian mixtures -------------------------------------------------------------------
@@ -106,7 +106,7 @@ def test_ring_centres_are_pacgans():
     expected = torch.stack([angles.cos(), angles.sin()], dim=1)
     torch.testing.assert_close(dm.centers, expected)
     assert dm.std == 0.01 and dm.n_classes == 8
-    assert (dm.sample_shape, dm.is_image) == ((2,), False)
+    assert (dm.sample_shape, dm.kind) == ((2,), "points")
 
 
 def test_grid_centres_are_pacgans():
@@ -192,7 +192,7 @@ def test_train_tensor_subsets_are_seeded(mnist5k):
 
 def test_setup_is_idempotent_and_shapes_are_known_before_it():
     dm = Ring(n_train=50, n_val=10)
-    assert dm.sample_shape == (2,) and not dm.is_image
+    assert dm.sample_shape == (2,) and dm.kind == "points"
     with pytest.raises(RuntimeError, match="setup"):
         dm.train_dataloader()
     dm.setup()
@@ -531,8 +531,8 @@ def plain(value):
 def test_mixture_data_spec_before_and_after_setup(tmp_path):
     dm = Ring(n_train=20, n_val=5)
     spec = dm.data_spec
-    assert list(spec) == ["sample_shape", "image", "centers", "std"]
-    assert spec["sample_shape"] == [2] and spec["image"] is False and spec["std"] == 0.01
+    assert list(spec) == ["kind", "sample_shape", "centers", "std"]
+    assert spec["kind"] == "points" and spec["sample_shape"] == [2] and spec["std"] == 0.01
     assert len(spec["centers"]) == 8 and spec["centers"][0] == [1.0, 0.0]
     assert spec["centers"][2] == pytest.approx([0.0, 1.0], abs=1e-7)
     assert plain(spec) and json.loads(json.dumps(spec)) == spec
@@ -548,10 +548,10 @@ def test_grid_data_spec_lists_every_centre():
 
 
 def test_image_data_specs(tmp_path, mnist5k):
-    assert mnist5k.data_spec == {"sample_shape": [1, 28, 28], "image": True}
-    assert Digits().data_spec == {"sample_shape": [1, 8, 8], "image": True}
+    assert mnist5k.data_spec == {"kind": "image", "sample_shape": [1, 28, 28]}
+    assert Digits().data_spec == {"kind": "image", "sample_shape": [1, 8, 8]}
     tv = TorchvisionImages("cifar10", data_dir=tmp_path, image_size=16)
-    assert tv.data_spec == {"sample_shape": [3, 16, 16], "image": True}
+    assert tv.data_spec == {"kind": "image", "sample_shape": [3, 16, 16]}
     assert plain(tv.data_spec)
 
 
@@ -568,8 +568,16 @@ def test_data_spec_from_the_data_needs_setup():
     dm = Vectors(batch_size=2)
     with pytest.raises(RuntimeError, match=r"sample_shape needs the data.*setup\(\)"):
         _ = dm.data_spec
-    assert loaded(dm).data_spec == {"sample_shape": [3], "image": False}
+    assert loaded(dm).data_spec == {"kind": "points", "sample_shape": [3]}
     assert plain(dm.data_spec) and dm.n_classes == 2
+
+
+def test_a_data_spec_is_checked_against_the_modules_kind():
+    class FlatImages(Vectors):
+        kind = "image"  # but its samples are (3,)
+
+    with pytest.raises(ConfigError, match=r"kind 'image' needs a sample_shape \(C, H, W\)"):
+        _ = loaded(FlatImages(batch_size=2)).data_spec
 
 
 # --- the training order ------------------------------------------------------------------
@@ -765,7 +773,7 @@ def test_setup_validate_reads_only_the_test_files(tmp_path, monkeypatch):
     dm = TorchvisionImages("mnist", data_dir=tmp_path, image_size=16)
     dm.setup("validate")
     assert read == ["t10k", "t10k"] and dm.train_set is None and len(dm.val_set) == 6
-    assert dm.data_spec == {"sample_shape": [1, 16, 16], "image": True}
+    assert dm.data_spec == {"kind": "image", "sample_shape": [1, 16, 16]}
     assert len(dm.val_tensor()) == 6 and len(list(dm.val_dataloader())) == 1
     with pytest.raises(RuntimeError, match=r"train_tensor\(\) needs the training split.*'fit'"):
         dm.train_tensor()

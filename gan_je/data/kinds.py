@@ -1,0 +1,287 @@
+"""What one sample is: the kinds of sample a data module declares in its ``data_spec``.
+
+A data module's spec names its kind, ``{"kind": "image", "sample_shape": [1, 28, 28]}``,
+plus the fields that kind needs (a waveform's ``sample_rate``, a token sequence's
+``vocab_size``, a mixture's ``centers`` and ``std``). Everything that depends on what a
+sample is asks the kind and nothing else:
+
+- whether a generator squashes its output into [-1, 1] (:attr:`SampleKind.bounded`);
+- how a batch of samples is drawn as a PNG (:meth:`SampleKind.picture`), for the sample
+  callback and ``gan_je.generate``;
+- what the run's loggers receive after each validation (:meth:`SampleKind.send`);
+- which files ``gan_je.generate`` writes (:attr:`SampleKind.formats`, :meth:`SampleKind.write`).
+
+=================  =====================  ================================================
+kind               ``sample_shape``       other fields
+=================  =====================  ================================================
+``points``         ``(d,)``               ``centers`` ``[[x, y], ...]`` and ``std`` of a known
+                                          mixture (both or neither)
+``image``          ``(C, H, W)``          none; values in [-1, 1]
+``tokens``         ``(length, vocab)``    ``vocab_size`` (= vocab): each position a distribution
+                                          over the vocabulary (one-hot for real data)
+``waveform``       ``(channels, length)`` ``sample_rate`` in Hz; values in [-1, 1]
+=================  =====================  ================================================
+
+A package of your own adds a kind by subclassing :class:`SampleKind` and decorating it with
+:func:`register_kind` (docs/howto.md shows one). Checkpoints written before kinds existed
+hold ``{"sample_shape": [...], "image": bool}``; :func:`with_kind` reads them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from gan_je.checks import is_int
+from gan_je.errors import ConfigError
+from gan_je.loggers import send_picture
+from gan_je.pictures import plot_signals, save_grid, scatter_real_fake, show_tokens
+
+if TYPE_CHECKING:
+    from lightning import Trainer
+
+#: Every kind a data spec may name: ``{name: kind class}`` (:func:`register_kind` adds one).
+KINDS: dict[str, type[SampleKind]] = {}
+
+
+class SampleKind:
+    """One kind of sample, built from a data spec (:func:`kind_of`) and checked on the way.
+
+    A subclass sets :attr:`name` and :attr:`bounded`, checks its spec in :meth:`check`, and
+    draws a batch in :meth:`picture` (or sets :attr:`has_picture` false). Override
+    :meth:`send` to give the loggers other media than the picture, and :meth:`write` with
+    :attr:`formats` to offer other files than a PNG and an NPZ.
+
+    Attributes:
+        spec: the data spec, a plain dict with ``kind`` and ``sample_shape``.
+        sample_shape: ``spec["sample_shape"]`` as a tuple of ints.
+    """
+
+    #: The name a data spec gives (``spec["kind"]``).
+    name: ClassVar[str] = ""
+    #: Whether samples lie in [-1, 1], so that generators end in ``tanh``.
+    bounded: ClassVar[bool] = False
+    #: Whether the sample picture shows the fixed preview batch (``GANModule.preview``);
+    #: false: a fresh seeded draw of many samples beside as many real ones (a scatter plot).
+    pictures_preview: ClassVar[bool] = True
+
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        self.spec = dict(spec)
+        shape = self.spec.get("sample_shape")
+        if not isinstance(shape, list | tuple) or not all(is_int(n) and n >= 1 for n in shape):
+            raise ConfigError(
+                f"data_spec['sample_shape'] must be a list of positive ints, got {shape!r}"
+            )
+        self.sample_shape = tuple(int(n) for n in shape)
+        self.check()
+
+    def check(self) -> None:
+        """Raise :class:`~gan_je.errors.ConfigError` when the spec does not describe this kind."""
+
+    def _refuse(self, what: str) -> ConfigError:
+        return ConfigError(f"a data spec of kind {self.name!r} needs {what}; got {self.spec}")
+
+    @property
+    def has_picture(self) -> bool:
+        """Whether :meth:`picture` can draw these samples."""
+        return True
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """The files ``gan_je.generate`` writes for this kind (``format=...``)."""
+        return ("png", "npz") if self.has_picture else ("npz",)
+
+    def check_format(self, file_format: str) -> None:
+        """Raise :class:`~gan_je.errors.ConfigError` unless :meth:`write` offers ``file_format``."""
+        if file_format not in self.formats:
+            raise ConfigError(
+                f"format={file_format} is not offered for samples of kind {self.name!r}; "
+                f"choose one of {', '.join(self.formats)}"
+            )
+
+    def picture(
+        self,
+        samples: Tensor,
+        path: Path,
+        title: str,
+        real: Tensor | None = None,
+        strip: bool = False,
+    ) -> None:
+        """Write a PNG of generated ``samples`` (``(n, *sample_shape)``, on the CPU) to
+        ``path``; ``real`` samples beside them where the picture compares, ``strip``: one row
+        (an interpolation)."""
+        raise NotImplementedError(f"samples of kind {self.name!r} have no picture")
+
+    def send(self, trainer: Trainer, key: str, path: Path, samples: Tensor, g_step: int) -> None:
+        """Give the run's loggers the picture at ``path`` of ``samples``: an image for W&B and
+        TensorBoard."""
+        send_picture(trainer, key, path, g_step)
+
+    def write(self, samples: Tensor, path: Path, file_format: str, title: str, strip: bool) -> None:
+        """``gan_je.generate``'s file of ``samples`` (on the CPU): ``"png"``, the picture;
+        ``"npz"``, the samples as the data module gives them (key ``samples``, with ``kind``,
+        and ``value_range`` [-1, 1] for a bounded kind)."""
+        self.check_format(file_format)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if file_format == "png":
+            self.picture(samples, path, title, strip=strip)
+        else:
+            arrays = {"samples": samples.numpy(), "kind": np.array(self.name)}
+            if self.bounded:
+                arrays["value_range"] = np.array([-1.0, 1.0])
+            np.savez_compressed(path, **arrays)
+
+
+def register_kind(kind: type[SampleKind]) -> type[SampleKind]:
+    """Make ``kind`` (a :class:`SampleKind` subclass with a ``name``) one a data spec may
+    name; usable as a decorator. A name already taken by another class is refused."""
+    if not (isinstance(kind, type) and issubclass(kind, SampleKind)) or not kind.name:
+        raise ValueError(f"register_kind needs a SampleKind subclass with a name, got {kind!r}")
+    if KINDS.get(kind.name, kind) is not kind:
+        raise ValueError(f"the kind {kind.name!r} is already {KINDS[kind.name].__qualname__}")
+    KINDS[kind.name] = kind
+    return kind
+
+
+def with_kind(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """``spec`` with its kind named: a spec written before kinds existed (a checkpoint's
+    ``{"sample_shape": [...], "image": bool}``) becomes ``image`` if ``image`` else
+    ``points``, its ``image`` flag dropped; a spec with a kind is returned as it is."""
+    if "kind" in spec:
+        return dict(spec)
+    legacy = {key: value for key, value in spec.items() if key != "image"}
+    return {"kind": "image" if spec.get("image") else "points", **legacy}
+
+
+def kind_of(spec: Mapping[str, Any]) -> SampleKind:
+    """The kind of sample a data spec describes, checked against the spec (:func:`with_kind`
+    reads a spec without a kind)."""
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"data_spec must be a dict with a kind and a sample_shape, got {spec!r}")
+    spec = with_kind(spec)
+    kind = KINDS.get(spec["kind"])
+    if kind is None:
+        raise ConfigError(
+            f"data_spec['kind'] is {spec['kind']!r}, not a registered kind of sample "
+            f"({', '.join(sorted(KINDS))}); register your own with gan_je.data.register_kind"
+        )
+    return kind(spec)
+
+
+@register_kind
+class Points(SampleKind):
+    """Vectors ``(d,)``, unbounded; pictured (for d = 2) as a scatter plot of generated
+    against real samples, with a known mixture's mode ``centers``."""
+
+    name = "points"
+    bounded = False
+    pictures_preview = False
+
+    def check(self) -> None:
+        if len(self.sample_shape) != 1:
+            raise self._refuse("a sample_shape (d,) (declare another kind for other shapes)")
+        if ("centers" in self.spec) != ("std" in self.spec):
+            raise self._refuse("both a mixture's centers and std, or neither")
+
+    @property
+    def has_picture(self) -> bool:
+        return self.sample_shape == (2,)
+
+    def picture(
+        self,
+        samples: Tensor,
+        path: Path,
+        title: str,
+        real: Tensor | None = None,
+        strip: bool = False,
+    ) -> None:
+        if not self.has_picture:
+            super().picture(samples, path, title, real, strip)
+        centers = self.spec.get("centers")
+        scatter_real_fake(
+            real, samples, path, title, None if centers is None else torch.tensor(centers)
+        )
+
+
+@register_kind
+class Image(SampleKind):
+    """Images ``(C, H, W)`` in [-1, 1]; pictured as a grid (1 or 3 channels)."""
+
+    name = "image"
+    bounded = True
+
+    def check(self) -> None:
+        if len(self.sample_shape) != 3:
+            raise self._refuse("a sample_shape (C, H, W)")
+
+    @property
+    def has_picture(self) -> bool:
+        return self.sample_shape[0] in (1, 3)
+
+    def picture(
+        self,
+        samples: Tensor,
+        path: Path,
+        title: str,
+        real: Tensor | None = None,
+        strip: bool = False,
+    ) -> None:
+        save_grid(samples, path, nrow=samples.shape[0] if strip else None)
+
+
+@register_kind
+class TokenSequence(SampleKind):
+    """Sequences ``(length, vocab_size)``: at each position a distribution over the
+    ``vocab_size`` tokens (one-hot for real data, a softmax from a generator), so unbounded
+    by ``tanh``; pictured as the most likely token ids, one sequence a line."""
+
+    name = "tokens"
+    bounded = False
+
+    def check(self) -> None:
+        vocab = self.spec.get("vocab_size")
+        if not (is_int(vocab) and vocab >= 2):
+            raise self._refuse("an int vocab_size >= 2")
+        if len(self.sample_shape) != 2 or self.sample_shape[1] != vocab:
+            raise self._refuse("a sample_shape (length, vocab_size)")
+
+    def picture(
+        self,
+        samples: Tensor,
+        path: Path,
+        title: str,
+        real: Tensor | None = None,
+        strip: bool = False,
+    ) -> None:
+        show_tokens(samples.argmax(dim=-1), path, title)
+
+
+@register_kind
+class Waveform(SampleKind):
+    """Sound ``(channels, length)`` in [-1, 1] at ``sample_rate`` samples per second;
+    pictured as line plots of the first clips against time."""
+
+    name = "waveform"
+    bounded = True
+
+    def check(self) -> None:
+        rate = self.spec.get("sample_rate")
+        if not (is_int(rate) and rate >= 1):
+            raise self._refuse("an int sample_rate >= 1 (samples per second)")
+        if len(self.sample_shape) != 2:
+            raise self._refuse("a sample_shape (channels, length)")
+
+    def picture(
+        self,
+        samples: Tensor,
+        path: Path,
+        title: str,
+        real: Tensor | None = None,
+        strip: bool = False,
+    ) -> None:
+        plot_signals(samples, path, title, rate=self.spec["sample_rate"])
