@@ -37,17 +37,13 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from gan_je import parts, sampling, seeding
 from gan_je.checks import finite_float, positive_float, positive_int
 from gan_je.data.kinds import kind_of
+from gan_je.entropy_space import EntropySpace
 from gan_je.errors import ConfigError, DivergenceError
 from gan_je.estimators import differentiable_entropy
 from gan_je.metrics import ValidationMetric
 from gan_je.models.packing import pack_samples, packed_shape
 
 Description = Mapping[str, Any]
-
-#: where the entropy regulariser can measure a generated batch (``model.entropy_space``)
-ENTROPY_SPACES = ("features", "discriminator")
-#: dimension of the random projection of the discriminator's features the regulariser sees
-DISCRIMINATOR_ENTROPY_DIM = 8
 
 
 class GANModule(LightningModule):
@@ -78,12 +74,8 @@ class GANModule(LightningModule):
             one source joined into one input (1: off). A training batch is trimmed to a
             multiple of ``pack``.
         entropy_space: where the entropy regulariser measures the generated batch:
-            ``"features"``, the metric's features (what ``val/entropy_fake`` measures), or
-            ``"discriminator"``, the discriminator's last hidden layer (its ``features``
-            method) under a fixed, seeded random projection onto
-            ``DISCRIMINATOR_ENTROPY_DIM`` orthonormal directions: a space that moves with
-            what the discriminator tells apart. Not with ``pack > 1`` (the discriminator
-            sees packs there, not samples).
+            ``"features"`` (the metric's) or ``"discriminator"`` (its last hidden layer,
+            randomly projected; ``pack`` 1 only): :mod:`gan_je.entropy_space`.
         max_loss: a loss larger than this in size (or not finite) stops the run as diverged.
         seed: seeds the preview and validation latents.
         data_spec: the samples' description (their ``kind``, ``sample_shape`` and the
@@ -141,17 +133,7 @@ class GANModule(LightningModule):
                     positive_float(f"model.{name}.lr (learning rate)", optimizer["lr"])
         except ValueError as err:
             raise ConfigError(str(err)) from err
-        if entropy_space not in ENTROPY_SPACES:
-            raise ConfigError(
-                f"model.entropy_space must be one of {', '.join(ENTROPY_SPACES)}, "
-                f"got {entropy_space!r}"
-            )
-        if entropy_space == "discriminator" and self.pack > 1:
-            raise ConfigError(
-                f"model.entropy_space=discriminator measures single samples, but with "
-                f"model.pack={self.pack} the discriminator sees packs: use "
-                f"model.entropy_space=features or model.pack=1"
-            )
+        self.entropy_space = EntropySpace(entropy_space, self.pack, seed)
         self.save_hyperparameters(
             {
                 "generator": parts.plain(generator),
@@ -185,7 +167,6 @@ class GANModule(LightningModule):
             )
         self.grad_clip, self.ema_decay, self.seed = grad_clip, ema_decay, seed
         self.max_g_steps, self.max_loss = max_g_steps, float(max_loss)
-        self.entropy_space = entropy_space
         self.generator: nn.Module | None = None
         self.discriminator: nn.Module | None = None
         self.ema: AveragedModel | None = None
@@ -232,13 +213,7 @@ class GANModule(LightningModule):
         )
         if not isinstance(getattr(self.generator, "latent_dim", None), int):
             raise ConfigError("model.generator must have an int attribute latent_dim")
-        if self.entropy_space == "discriminator" and not callable(
-            getattr(self.discriminator, "features", None)
-        ):
-            raise ConfigError(
-                f"model.entropy_space=discriminator needs a discriminator with a features(x) "
-                f"method (its last hidden layer); {type(self.discriminator).__name__} has none"
-            )
+        self.entropy_space.check(self.discriminator)
         if self.loss.gp_weight > 0 and any(
             isinstance(m, _BatchNorm) for m in self.discriminator.modules()
         ):
@@ -331,39 +306,6 @@ class GANModule(LightningModule):
         features = self.metric.features
         return (features(samples) if features is not None else samples).flatten(1)
 
-    def _entropy_coordinates(self, fake: Tensor) -> Tensor:
-        """What the entropy regulariser measures of a generated batch (``entropy_space``):
-        the metric's features, or the discriminator's last hidden layer ``h`` projected as
-        ``h Q`` in float32 (also under mixed precision), ``Q`` a
-        ``(dim h, DISCRIMINATOR_ENTROPY_DIM)`` matrix with orthonormal columns (QR of a
-        Gaussian matrix from the run's ``projection`` stream): the same for the whole run
-        and after a resume, kept as a buffer that is not saved (it moves with the module).
-
-        With batch norm in the discriminator (``norm: batch``), ``h`` is normalised with the
-        generated batch's own statistics: the regulariser then rewards how the samples
-        spread relative to each other at that layer, not its overall scale."""
-        if self.entropy_space == "features":
-            return self._features(fake)
-        hidden = self.discriminator.features(fake)
-        projection = getattr(self, "entropy_projection", None)
-        if projection is None:
-            if hidden.shape[1] < DISCRIMINATOR_ENTROPY_DIM:
-                raise ConfigError(
-                    f"model.entropy_space=discriminator projects the discriminator's "
-                    f"{hidden.shape[1]} features onto {DISCRIMINATOR_ENTROPY_DIM} directions: "
-                    f"widen the discriminator"
-                )
-            gaussian = torch.randn(
-                hidden.shape[1],
-                DISCRIMINATOR_ENTROPY_DIM,
-                generator=seeding.generator(self.seed, "projection"),
-                dtype=torch.float64,
-            )
-            projection = torch.linalg.qr(gaussian).Q.float().to(hidden.device)
-            self.register_buffer("entropy_projection", projection, persistent=False)
-        with torch.autocast(hidden.device.type, enabled=False):
-            return hidden.float() @ projection
-
     # ---------------------------------------------------------------- entropy weight
     def entropy_weight(self) -> float:
         """The entropy regulariser's weight now: the one a callback held (the collapse
@@ -446,10 +388,10 @@ class GANModule(LightningModule):
         g_loss = self.loss.generator_loss(self.discriminator(pack_samples(fake, self.pack)))
         entropy_weight = self.entropy_weight()
         if entropy_weight != 0:
-            batch_entropy = differentiable_entropy(self._entropy_coordinates(fake))
+            coordinates = self.entropy_space(fake, self._features, self.discriminator)
+            batch_entropy = differentiable_entropy(coordinates)
             g_loss = g_loss - entropy_weight * batch_entropy
-            space = "" if self.entropy_space == "features" else f"_{self.entropy_space}"
-            self.log(f"train/entropy_batch{space}", batch_entropy.detach())
+            self.log(f"train/entropy_batch{self.entropy_space.log_suffix}", batch_entropy.detach())
         if entropy_weight != 0 or self.loss.entropy_weight > 0:
             self.log("train/entropy_weight", entropy_weight)
         self._check_finite(g_loss, "generator")

@@ -434,10 +434,10 @@ def test_the_entropy_regulariser_can_measure_the_discriminators_features(train_c
         hidden, 8, generator=seeding.generator(0, "projection"), dtype=torch.float64
     )
     expected = torch.linalg.qr(gaussian).Q.float()
-    torch.testing.assert_close(module.entropy_projection, expected)
-    assert "entropy_projection" not in module.state_dict()  # rebuilt from the seed
+    torch.testing.assert_close(module.entropy_space.projection, expected)
+    assert not any("projection" in key for key in module.state_dict())  # rebuilt from the seed
     fake = module.generator(torch.randn(32, module.generator.latent_dim))
-    coordinates = module._entropy_coordinates(fake)
+    coordinates = module.entropy_space(fake, module._features, module.discriminator)
     torch.testing.assert_close(coordinates, module.discriminator.features(fake) @ expected)
 
 
