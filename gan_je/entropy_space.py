@@ -51,7 +51,7 @@ class EntropySpace(nn.Module):
                 f"model.entropy_space=features or model.pack=1"
             )
         self.space, self.seed = space, seed
-        self.projection: Tensor | None = None
+        self.register_buffer("projection", None, persistent=False)  # built at first use
 
     @property
     def log_suffix(self) -> str:
@@ -93,7 +93,6 @@ class EntropySpace(nn.Module):
                 generator=seeding.generator(self.seed, "projection"),
                 dtype=torch.float64,
             )
-            projection = torch.linalg.qr(gaussian).Q.float().to(hidden.device)
-            self.register_buffer("projection", projection, persistent=False)
+            self.projection = torch.linalg.qr(gaussian).Q.float().to(hidden.device)
         with torch.autocast(hidden.device.type, enabled=False):
             return hidden.float() @ self.projection
