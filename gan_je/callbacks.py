@@ -25,6 +25,8 @@ from matplotlib.figure import Figure  # no pyplot: no global state, no display n
 from PIL import Image
 
 from gan_je import seeding
+from gan_je.atomic_files import write_atomically
+from gan_je.checkpoints import last_checkpoint
 from gan_je.checks import (
     choice,
     non_negative_float,
@@ -33,9 +35,9 @@ from gan_je.checks import (
     positive_int,
 )
 from gan_je.errors import ConfigError
+from gan_je.metrics_csv import read_metrics, write_metrics
 from gan_je.modes import StackedModeCounter
 from gan_je.pictures import save_grid, scatter_real_fake
-from gan_je.records import read_metrics, write_atomically, write_metrics
 
 LOWER_IS_BETTER = "val/jsd"
 log = logging.getLogger(__name__)
@@ -149,7 +151,7 @@ class CheckpointOnSignal(Callback):
     """
 
     def __init__(self, output_dir: str) -> None:
-        self.path = Path(output_dir) / "checkpoints" / "last.ckpt"
+        self.path = last_checkpoint(output_dir)
         self.time_limit = False
         self.start_step = 0
         self._fitting = False

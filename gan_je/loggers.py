@@ -1,4 +1,4 @@
-"""Experiment loggers: W&B online or offline by credentials."""
+"""Experiment loggers: W&B online or offline by credentials, and its run ended."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import lightning
+import wandb
 from lightning.pytorch.loggers import WandbLogger
 
 log = logging.getLogger(__name__)
@@ -85,7 +87,17 @@ def wandb_logger(
     if offline:  # explicit: wandb's process-wide settings may hold an earlier online mode
         kwargs.setdefault("mode", "offline")
     else:
-        import wandb
-
         kwargs.setdefault("settings", wandb.Settings(init_timeout=float(init_timeout)))
     return FallbackWandbLogger(offline=bool(offline), **kwargs)
+
+
+def finish_wandb(trainer: lightning.Trainer) -> None:
+    """End the W&B run of ``trainer``'s W&B logger, if it has one (the next multirun job
+    starts a fresh run); say how to upload an offline run."""
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and trainer.is_global_zero and wandb.run is not None:
+            offline = wandb.run.settings.mode in ("offline", "dryrun")
+            run_dir = Path(wandb.run.dir).parent
+            wandb.finish()
+            if offline:
+                log.info("W&B run saved offline; upload it with: wandb sync %s", run_dir)

@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 
 from gan_je import losses
 from gan_je.errors import ConfigError, DivergenceError, StoppedBySignalError
-from gan_je.records import read_metrics
+from gan_je.metrics_csv import read_metrics
 from gan_je.train import build, train
 
 QUIET = ["logger=none", "callbacks=none", "trainer.enable_progress_bar=false"]
