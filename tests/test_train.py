@@ -4,6 +4,7 @@ W&B offline, the start-up and divergence errors, the run record."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -38,15 +39,40 @@ SMALL_RING = ["data.n_train=2048", "data.n_val=500"]
     ],
 )
 def test_fast_dev_run_for_every_sensible_model_and_data(train_config, model, data):
-    summary = train(train_config(f"model={model}", f"data={data}", "debug=fdr", *QUIET))
-    assert summary["status"] == "finished"
-    assert summary["g_steps"] == 1
+    cfg = train_config(f"model={model}", f"data={data}", "debug=fdr", *QUIET)
+    _check_one_batch_run(cfg, train(cfg))
 
 
 @pytest.mark.parametrize("loss", ["nonsaturating", "minimax", "hinge", "wgan_gp", "lsgan"])
 def test_fast_dev_run_for_every_loss(train_config, loss):
-    cfg = train_config("experiment=ring", f"loss={loss}", "debug=fdr", *SMALL_RING, *QUIET)
-    assert train(cfg)["g_steps"] == 1
+    """With the default callbacks (checkpoints, pictures, the collapse monitor) too."""
+    quiet = [item for item in QUIET if item != "callbacks=none"] + ["~callbacks.progress"]
+    cfg = train_config("experiment=ring", f"loss={loss}", "debug=fdr", *SMALL_RING, *quiet)
+    _check_one_batch_run(cfg, train(cfg))
+    assert len(list((Path(cfg.paths.output_dir) / "samples").glob("*.png"))) == 1
+
+
+def _check_one_batch_run(cfg, summary: dict) -> None:
+    """What a fast_dev_run leaves: one generator step and one validation, recorded alike in
+    summary.json and metrics.csv; every metric key of the design, finite, with
+    H(S,L) = log 2 + a weighted mean of H(P_real) and H(P_fake); no checkpoint (fast_dev_run
+    saves none, and a signal did not come); the run directory's lock released."""
+    run = Path(cfg.paths.output_dir)
+    assert json.loads((run / "summary.json").read_text()) == summary
+    assert summary["status"] == "finished"
+    assert summary["g_steps"] == summary["validations"] == summary["best_g_step"] == 1
+    final = summary["final"]
+    keys = ["entropy_real", "entropy_fake", "entropy_mixture", "joint_entropy", "jsd"]
+    values = [final[f"val/{key}"] for key in [*keys, "jsd_sliced"]]
+    assert all(math.isfinite(value) for value in values), final
+    real, fake, joint = (
+        final[f"val/{key}"] for key in ("entropy_real", "entropy_fake", "joint_entropy")
+    )
+    assert min(real, fake) - 1e-6 <= joint - math.log(2) <= max(real, fake) + 1e-6
+    (row,) = read_metrics(run / "metrics.csv")
+    assert row["g_step"] == 1 and row["val/jsd"] == pytest.approx(final["val/jsd"], rel=1e-6)
+    assert not (run / "checkpoints").exists()
+    assert not (run / ".gan_je.pid").exists()
 
 
 def test_options_that_change_the_step_run(train_config):
@@ -257,7 +283,7 @@ def test_seeds_give_their_own_latent_streams_even_with_classifier_features(train
 @pytest.mark.parametrize("pack", [2, 4])
 def test_dcgan_trains_with_packed_discriminator_inputs(train_config, pack):
     cfg = train_config("model=dcgan", "data=digits", f"model.pack={pack}", "debug=fdr", *QUIET)
-    assert train(cfg)["g_steps"] == 1
+    _check_one_batch_run(cfg, train(cfg))
 
 
 @pytest.mark.slow
