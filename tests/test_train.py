@@ -18,6 +18,7 @@ import torch
 from hydra.utils import instantiate
 
 from gan_je import losses
+from gan_je.checkpoints import read_checkpoint
 from gan_je.errors import ConfigError, DivergenceError, StoppedBySignalError
 from gan_je.metrics_csv import read_metrics
 from gan_je.train import build, train
@@ -126,8 +127,13 @@ def test_the_run_record_and_checkpoints(train_config):
     assert len((run / "metrics.csv").read_text().splitlines()) == 3  # header + 2 validations
     assert (run / "curves.png").stat().st_size > 0
     assert len(list((run / "samples").glob("*.png"))) == 2
-    assert (run / "checkpoints" / "last.ckpt").is_file()
-    assert len(list((run / "checkpoints").glob("best-*.ckpt"))) == 1
+    last = read_checkpoint(run / "checkpoints" / "last.ckpt")
+    (best_path,) = (run / "checkpoints").glob("best-*.ckpt")
+    best = read_checkpoint(best_path)
+    assert last["g_step"] == 10 and best_path.name == f"best-g{best['g_step']:06d}.ckpt"
+    assert best["g_step"] == written["best_g_step"]
+    for checkpoint in (last, best):  # Lightning counts every optimiser step: n_critic D, one G
+        assert checkpoint["global_step"] == checkpoint["g_step"] * (cfg.loss.n_critic + 1)
 
 
 @pytest.mark.slow
