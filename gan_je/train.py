@@ -7,8 +7,12 @@ Examples::
     python -m gan_je.train model=dcgan estimator=gaussian loss=hinge trainer.max_epochs=5
     python -m gan_je.train debug=fdr                        # one batch of everything
 
-Everything is built with ``hydra.utils.instantiate``; :func:`train` is the whole program
-and returns the run's summary (also written to ``<run dir>/summary.json``).
+Everything is built with ``hydra.utils.instantiate``. :func:`train` is the whole program:
+Hydra composes the config, :func:`train` builds the data, module, callbacks, loggers and
+trainer, fits, and returns the run's record (``<run dir>/summary.json``). What a run needs
+around that lives beside it: checkpoints (:mod:`gan_je.checkpoints`), the run directory's
+lock (:mod:`gan_je.run_directory`), the Hydra launcher (:mod:`gan_je.launcher`), the stop at
+a signal (:mod:`gan_je.stopping`), ending the W&B run (:mod:`gan_je.loggers`).
 """
 
 from __future__ import annotations
