@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # Lightning is imported only where the whole module is restor
     import lightning
 
 log = logging.getLogger(__name__)
-Module = TypeVar("Module", bound="lightning.LightningModule")
+LoadedModule = TypeVar("LoadedModule", bound="lightning.LightningModule")
 #: What :func:`random_state` saves: the streams of torch (CPU, CUDA), NumPy and Python.
 RANDOM_STREAMS = ("torch", "cuda", "numpy", "python")
 
@@ -166,8 +166,8 @@ def load_sampler(path: str | Path, device: str = "cpu") -> Sampler:
 
 
 def load_module(
-    module_class: type[Module], path: str | Path, device: Any = "cpu", **overrides: Any
-) -> Module:
+    module_class: type[LoadedModule], path: str | Path, device: Any = "cpu", **overrides: Any
+) -> LoadedModule:
     """The trained module of class ``module_class`` (``GANModule``) that checkpoint ``path``
     holds (EMA generator and fitted features included), on ``device``; ``overrides`` replace
     hyperparameters. What ``GANModule.load_from_checkpoint`` does: a local file read with
