@@ -28,7 +28,7 @@ import torch
 
 from gan_je.estimators import gaussian
 from gan_je.estimators.knn import mutual_information as ksg
-from gan_je.records import markdown_table
+from gan_je.tables import markdown_table
 
 DEFAULT_DATA = Path(__file__).resolve().parent / "results" / "bmi"
 FACTOR = 1.5

@@ -35,7 +35,7 @@ from gan_je.estimators import (
     precision_recall,
 )
 from gan_je.metrics import JointEntropy
-from gan_je.records import markdown_table
+from gan_je.tables import markdown_table
 
 #: What one draw returns: {name: (value, standard error)}.
 Values = dict[str, tuple[float, float]]

@@ -14,7 +14,7 @@ from scipy.ndimage import gaussian_filter
 from sklearn.datasets import load_digits
 
 from gan_je.estimators import data_copying
-from gan_je.records import markdown_table
+from gan_je.tables import markdown_table
 
 
 def generators() -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:

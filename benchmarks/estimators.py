@@ -45,7 +45,7 @@ from gan_je.estimators.neighbors import (
     proposal_precision,
     resolve_backend,
 )
-from gan_je.records import markdown_table
+from gan_je.tables import markdown_table
 
 K = 3
 SKIP_SECONDS = 60.0

@@ -33,7 +33,7 @@ from scipy import integrate, stats
 
 from gan_je.estimators.classifier import classifier_jensen_shannon, cross_fit
 from gan_je.estimators.knn import jensen_shannon, sliced_jensen_shannon
-from gan_je.records import markdown_table
+from gan_je.tables import markdown_table
 
 MIXTURE_SHIFT = 3.0
 TRUTH_SAMPLES = 1_000_000

@@ -33,7 +33,7 @@ import time
 import torch
 from common import mean_std, run_sections, train_quietly
 
-from gan_je.records import markdown_table
+from gan_je.tables import markdown_table
 
 SEEDS = range(5)
 EPOCHS = 30

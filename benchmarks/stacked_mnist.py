@@ -66,10 +66,11 @@ from pathlib import Path
 import torch
 from common import MeasurementError, mean_std, run_sections, train_quietly
 
+from gan_je.atomic_files import write_atomically
 from gan_je.data import StackedMNIST
 from gan_je.errors import DivergenceError
 from gan_je.modes import StackedModeCounter, uniform_baseline
-from gan_je.records import markdown_table, write_atomically
+from gan_je.tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -29,7 +29,7 @@ import lightning
 import torch
 from common import MeasurementError, run_sections, train_config
 
-from gan_je.records import markdown_table
+from gan_je.tables import markdown_table
 from gan_je.train import build
 
 

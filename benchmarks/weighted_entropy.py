@@ -38,7 +38,7 @@ from gan_je.estimators.weighted import (
     kl_entropies,
     kl_weights,
 )
-from gan_je.records import markdown_table
+from gan_je.tables import markdown_table
 
 FULL = {"dims": (1, 2, 4, 8, 16, 32, 64), "ns": (2_000, 10_000), "seeds": 3}
 QUICK = {"dims": (1, 4, 16, 32), "ns": (2_000,), "seeds": 1}

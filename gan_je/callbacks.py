@@ -23,6 +23,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
 
 from gan_je import seeding
+from gan_je.atomic_files import write_atomically
+from gan_je.checkpoints import last_checkpoint
 from gan_je.checks import (
     choice,
     non_negative_float,
@@ -33,8 +35,8 @@ from gan_je.checks import (
 from gan_je.data.kinds import kind_of
 from gan_je.errors import ConfigError
 from gan_je.loggers import send_picture
+from gan_je.metrics_csv import read_metrics, write_metrics
 from gan_je.modes import StackedModeCounter
-from gan_je.records import read_metrics, write_atomically, write_metrics
 
 LOWER_IS_BETTER = "val/jsd"
 log = logging.getLogger(__name__)
@@ -140,7 +142,7 @@ class CheckpointOnSignal(Callback):
     """
 
     def __init__(self, output_dir: str) -> None:
-        self.path = Path(output_dir) / "checkpoints" / "last.ckpt"
+        self.path = last_checkpoint(output_dir)
         self.time_limit = False
         self.start_step = 0
         self._fitting = False

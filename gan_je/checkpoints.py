@@ -1,30 +1,123 @@
-"""Opening a trained run's checkpoint for the evaluate and generate commands.
+"""Checkpoints of ``gan_je.train`` runs: written in one step, read as data, checked before a
+resume, with the random streams a resumed run continues.
 
-A checkpoint is data: it is read with ``torch.load(weights_only=True)`` (tensors and plain
-values only), and the module is rebuilt from the part descriptions it holds through
-:mod:`gan_je.parts`, which builds registered gan_je parts and nothing else. No training
-data is needed: the checkpoint holds the data's shape and the fitted features.
+- **Writing.** :class:`AtomicCheckpointIO` (``trainer.plugins`` in the trainer configs)
+  replaces a checkpoint file in one step; :func:`random_state` is what the module saves of
+  the global random streams. :func:`last_checkpoint` is where a run's latest checkpoint is
+  (the one saved at a signal, and every epoch).
+- **Reading.** A checkpoint is data: it is read with ``torch.load(weights_only=True)``
+  (tensors and plain values only), and the module is rebuilt from the part descriptions it
+  holds through :mod:`gan_je.parts`, which builds registered gan_je parts and nothing else.
+  No training data is needed: the checkpoint holds the data's shape and the fitted features.
+  :func:`load_sampler` reads only the sampling network, without Lightning.
+- **Resuming.** :func:`checkpoint_to_resume` picks the file, :func:`check_resumable` refuses
+  one this config cannot continue, and :func:`restore_random_state` puts the streams back.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+import logging
+import random
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
 import torch
+from omegaconf import DictConfig
 from torch import nn
 
 from gan_je import parts
+from gan_je.atomic_files import replaced_atomically
 from gan_je.errors import CheckpointError, ConfigError
 from gan_je.sampling import build_generator
 
 if TYPE_CHECKING:  # Lightning is imported only where the whole module is restored
     import lightning
 
-    from gan_je.module import GANModule
+log = logging.getLogger(__name__)
+LoadedModule = TypeVar("LoadedModule", bound="lightning.LightningModule")
+#: What :func:`random_state` saves: the streams of torch (CPU, CUDA), NumPy and Python.
+RANDOM_STREAMS = ("torch", "cuda", "numpy", "python")
 
 
+# ---------------------------------------------------------------------------- writing
+def __getattr__(name: str) -> Any:
+    """:class:`AtomicCheckpointIO` is defined at its first use: it extends a Lightning class,
+    and Lightning takes seconds to import, which reading a checkpoint (``generate``) does not
+    need."""
+    if name == "AtomicCheckpointIO":
+        return _atomic_checkpoint_io()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@functools.cache
+def _atomic_checkpoint_io() -> type:
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        """Lightning's checkpoint IO for local files, but a checkpoint replaces its file in
+        one step (temporary file, fsync, ``os.replace``): a crash or a full disk while
+        saving leaves the previous checkpoint whole, never a truncated one under the final
+        name."""
+
+        __qualname__ = "AtomicCheckpointIO"
+
+        def save_checkpoint(
+            self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+        ) -> None:
+            if storage_options is not None:
+                raise TypeError("AtomicCheckpointIO.save_checkpoint takes no storage_options")
+            try:
+                with replaced_atomically(path) as file:
+                    torch.save(checkpoint, file)
+            except (OSError, RuntimeError) as err:  # torch reports a full disk as RuntimeError
+                free = shutil.disk_usage(Path(path).parent).free / 2**20
+                raise CheckpointError(
+                    f"cannot write the checkpoint {path} ({free:.1f} MiB free there; "
+                    f"{' '.join(str(err).split())[:200]}); the previous one is kept whole"
+                ) from err
+
+    return AtomicCheckpointIO
+
+
+def last_checkpoint(output_dir: str | Path) -> Path:
+    """A run directory's latest checkpoint, ``<output_dir>/checkpoints/last.ckpt``: saved
+    after every epoch and when a signal stops the run; what ``resume=true`` reads."""
+    return Path(output_dir) / "checkpoints" / "last.ckpt"
+
+
+def random_state() -> dict[str, Any]:
+    """The global random streams (torch on the CPU and every CUDA device, NumPy, Python) as
+    tensors and plain values only, so a checkpoint holding them loads with
+    ``weights_only=True``; :func:`restore_random_state` puts them back."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached),
+        "python": random.getstate(),
+    }
+
+
+def restore_random_state(state: dict[str, Any]) -> None:
+    """Set the global random streams to ``state``, a :func:`random_state` read back from a
+    checkpoint (the CUDA streams only where CUDA is available)."""
+    missing = [name for name in RANDOM_STREAMS if name not in state]
+    if missing:
+        raise CheckpointError(f"the checkpoint's random state lacks {', '.join(missing)}")
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    kind, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    random.setstate(state["python"])
+
+
+# ---------------------------------------------------------------------------- reading
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint dict of a ``gan_je.train`` run, loaded with ``weights_only=True``."""
     path = Path(path)
@@ -92,16 +185,19 @@ def load_sampler(path: str | Path, device: str = "cpu") -> Sampler:
     return Sampler(network.to(device).eval(), int(checkpoint.get("g_step", 0)), spec)
 
 
-def load_module(path: str | Path, device: Any = "cpu", **overrides: Any) -> GANModule:
-    """The trained :class:`GANModule` of checkpoint ``path`` (EMA generator and fitted
-    features included) on ``device``; ``overrides`` replace hyperparameters. This is what
-    ``GANModule.load_from_checkpoint`` does: a local file read with ``weights_only=True``,
-    every part built through :mod:`gan_je.parts`."""
-    from gan_je.module import GANModule
-
+def load_module(
+    module_class: type[LoadedModule], path: str | Path, device: Any = "cpu", **overrides: Any
+) -> LoadedModule:
+    """The trained module of class ``module_class`` (``GANModule``) that checkpoint ``path``
+    holds (EMA generator and fitted features included), on ``device``; ``overrides`` replace
+    hyperparameters. What ``GANModule.load_from_checkpoint`` does: a local file read with
+    ``weights_only=True``, every part built through :mod:`gan_je.parts`."""
+    if not isinstance(module_class, type):
+        raise TypeError(f"module_class must be a class, got {module_class!r}")
     checkpoint = read_checkpoint(path)
     try:
-        module = GANModule(**(current_hyperparameters(checkpoint["hyper_parameters"]) | overrides))
+        hparams = current_hyperparameters(checkpoint["hyper_parameters"])
+        module = module_class(**(hparams | overrides))
         module.on_load_checkpoint(checkpoint)
         # the mode-coverage centres were saved before they moved into the metric's data spec
         state = {k: v for k, v in checkpoint["state_dict"].items() if k != "coverage.centers"}
@@ -117,10 +213,12 @@ def _reason(err: BaseException) -> str:
     return reason if len(reason) <= 300 else reason[:297] + "..."
 
 
-def load_data(module: GANModule, stage: str = "validate") -> lightning.LightningDataModule:
-    """The datamodule the module was trained on, rebuilt from the data part of its run
-    config (a registered gan_je data module only, never downloading) and set up for
-    ``stage``."""
+def load_data(
+    module: lightning.LightningModule, stage: str = "validate"
+) -> lightning.LightningDataModule:
+    """The datamodule ``module`` (loaded from a checkpoint) was trained on, rebuilt from the
+    data part of its run config (a registered gan_je data module only, never downloading)
+    and set up for ``stage``."""
     config = (module.hparams.get("run_config") or {}).get("data")
     if not isinstance(config, dict):
         raise CheckpointError("the checkpoint does not say which data it was trained on")
@@ -130,3 +228,95 @@ def load_data(module: GANModule, stage: str = "validate") -> lightning.Lightning
     datamodule.prepare_data()
     datamodule.setup(stage)
     return datamodule
+
+
+# ---------------------------------------------------------------------------- resuming
+def checkpoint_to_resume(cfg: DictConfig) -> str | None:
+    """``ckpt_path`` when given, else with ``resume=true`` this run directory's last
+    checkpoint (rerun with ``hydra.run.dir=<the run's directory>`` to continue it); with
+    ``resume=auto`` that checkpoint when there is one, else none. A SLURM job that has been
+    requeued (``$SLURM_RESTART_COUNT`` > 0) continues from its own ``last.ckpt`` when there is
+    one (whatever ``ckpt_path`` it started from), else as with ``resume=auto``.
+    :func:`check_resumable` then reads it."""
+    from gan_je import slurm  # Hydra and submitit: for training only, not for reading
+
+    last = last_checkpoint(cfg.paths.output_dir)
+    restarts = slurm.restart_count()
+    if restarts and last.is_file():  # its own progress, not the ckpt_path it started from
+        log.info("SLURM restart %d of job %s: resuming from %s", restarts, slurm.job_id(), last)
+        return str(last)
+    if cfg.get("ckpt_path"):
+        path = Path(cfg.ckpt_path)
+        if not path.is_file():
+            raise ConfigError(f"ckpt_path={path} does not exist")
+        return str(path)
+    resume = cfg.get("resume") or ("auto" if restarts else False)
+    if resume:
+        if resume == "auto" and not last.is_file():
+            return None  # a first start; a requeued job finds its checkpoint
+        if not last.is_file():
+            raise ConfigError(
+                f"resume=true found no {last}; pass hydra.run.dir=<the run's directory> "
+                f"or ckpt_path=<file>"
+            )
+        return str(last)
+    return None
+
+
+def check_resumable(path: str, module: lightning.LightningModule, cfg: DictConfig) -> None:
+    """Before ``module`` (a ``GANModule`` built from ``cfg``) resumes from checkpoint
+    ``path``, read as data (an empty, truncated or foreign file fails in one sentence):
+    refuse parts naming unregistered code, networks of other shapes and a run that has
+    nothing left to do, and say which settings differ from the checkpoint's (the new
+    learning rates apply; shapes cannot change)."""
+    checkpoint = read_checkpoint(path)
+    old = current_hyperparameters(checkpoint["hyper_parameters"])
+    try:  # train builds from its own config, but a checkpoint naming code is refused anyway
+        for key in type(module).PARTS:
+            parts.check_registered(old.get(key), key)
+        parts.check_registered((old.get("run_config") or {}).get("data"), "data")
+    except ConfigError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    saved = checkpoint["state_dict"]
+    for key, tensor in module.state_dict().items():
+        if key.startswith(("generator.", "discriminator.", "ema.")):
+            before = tuple(saved[key].shape) if key in saved else "nothing"
+            if before != tuple(tensor.shape):
+                raise ConfigError(
+                    f"{path} holds other networks than this config builds ({key}: {before} "
+                    f"there, {tuple(tensor.shape)} here); resume with the settings it was "
+                    f"trained with"
+                )
+    done, max_epochs = epochs_trained(checkpoint), cfg.trainer.get("max_epochs")
+    if max_epochs not in (None, -1) and done >= max_epochs:
+        raise ConfigError(
+            f"{path} has trained {done} epochs and trainer.max_epochs={max_epochs}: nothing "
+            f"to do; raise trainer.max_epochs to train on"
+        )
+    # a setting the checkpoint predates had its default then
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(type(module).__init__).parameters.items()
+    }
+    changed = [
+        key
+        for key in sorted(old.keys() | module.hparams.keys())
+        if key not in ("run_config", "data_spec")
+        and old.get(key, defaults.get(key)) != module.hparams.get(key, defaults.get(key))
+    ]
+    if changed:
+        log.warning(
+            "resuming with settings that differ from the checkpoint's: %s (new learning "
+            "rates apply unless a scheduler sets them)",
+            ", ".join(f"model.{key}" for key in changed),
+        )
+
+
+def epochs_trained(checkpoint: dict[str, Any]) -> int:
+    """The whole epochs a checkpoint has trained: the fit loop's processed epochs, which
+    leaves out an epoch stopped inside (at a signal) and counts an epoch whose batches all
+    ran, whether the checkpoint was saved before or after its end-of-epoch hooks."""
+    try:
+        return int(checkpoint["loops"]["fit_loop"]["epoch_progress"]["total"]["processed"])
+    except (KeyError, TypeError):
+        return int(checkpoint.get("epoch", -1)) + 1

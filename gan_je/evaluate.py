@@ -22,12 +22,13 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from gan_je import CONFIG_PATH
-from gan_je.checkpoints import load_data, load_module
+from gan_je.atomic_files import write_atomically
+from gan_je.checkpoints import load_data
 from gan_je.commands import build_from_config, import_packages, resolve_device, run_command
 from gan_je.errors import ConfigError
 from gan_je.modes import StackedModeCounter
 from gan_je.module import GANModule
-from gan_je.records import markdown_table, write_atomically
+from gan_je.tables import markdown_table
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"n_samples must be at least 2, got {cfg.n_samples}")
     start = time.perf_counter()
     import_packages(cfg.get("imports"))
-    module = load_module(cfg.ckpt_path, resolve_device(cfg.device)).eval()
+    module = GANModule.load_from_checkpoint(cfg.ckpt_path, resolve_device(cfg.device)).eval()
     held_out = cfg.split in ("val", "test")  # torchvision's test split is the val set
     features = cfg.get("estimator", {}).get("features")
     copying = held_out and module.metric.wants_training_samples()

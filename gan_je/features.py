@@ -26,10 +26,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from gan_je.atomic_files import replaced_atomically
 from gan_je.checks import positive_int
 from gan_je.estimators._inputs import as_samples
 from gan_je.estimators.knn import random_projections
-from gan_je.records import replaced_atomically
 
 
 class _LinearFeatures(nn.Module):

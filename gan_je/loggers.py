@@ -1,4 +1,5 @@
-"""Experiment loggers: W&B online or offline by credentials; pictures sent to them."""
+"""Experiment loggers: W&B online or offline by credentials, pictures sent to them, and the
+W&B run ended."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
+import wandb
 from lightning import Trainer
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from PIL import Image
@@ -88,8 +90,6 @@ def wandb_logger(
     if offline:  # explicit: wandb's process-wide settings may hold an earlier online mode
         kwargs.setdefault("mode", "offline")
     else:
-        import wandb
-
         kwargs.setdefault("settings", wandb.Settings(init_timeout=float(init_timeout)))
     return FallbackWandbLogger(offline=bool(offline), **kwargs)
 
@@ -102,3 +102,15 @@ def send_picture(trainer: Trainer, key: str, path: Path, g_step: int) -> None:
         elif isinstance(logger, TensorBoardLogger):
             image = np.asarray(Image.open(path).convert("RGB"))
             logger.experiment.add_image(key, image, g_step, dataformats="HWC")
+
+
+def finish_wandb(trainer: Trainer) -> None:
+    """End the W&B run of ``trainer``'s W&B logger, if it has one (the next multirun job
+    starts a fresh run); say how to upload an offline run."""
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and trainer.is_global_zero and wandb.run is not None:
+            offline = wandb.run.settings.mode in ("offline", "dryrun")
+            run_dir = Path(wandb.run.dir).parent
+            wandb.finish()
+            if offline:
+                log.info("W&B run saved offline; upload it with: wandb sync %s", run_dir)

@@ -22,19 +22,17 @@ the module's hyperparameters, so a checkpoint restores it alone:
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from lightning import LightningModule
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from gan_je import parts, sampling, seeding
+from gan_je import checkpoints, parts, sampling, seeding
 from gan_je.checks import finite_float, positive_float, positive_int
 from gan_je.data.kinds import kind_of
 from gan_je.entropy_space import EntropySpace
@@ -194,9 +192,7 @@ class GANModule(LightningModule):
             CheckpointError: the file is missing, unreadable, not a gan_je checkpoint, or
                 names parts that are not registered.
         """
-        from gan_je.checkpoints import load_module
-
-        return load_module(checkpoint_path, map_location or "cpu", **overrides)
+        return checkpoints.load_module(cls, checkpoint_path, map_location or "cpu", **overrides)
 
     # ---------------------------------------------------------------- shape-dependent parts
     def build_networks(self, data_spec: Description) -> None:
@@ -462,13 +458,7 @@ class GANModule(LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["g_step"] = self.g_step
         checkpoint["entropy_weight_held"] = self.entropy_weight_held
-        kind, keys, position, has_gauss, cached = np.random.get_state()
-        checkpoint["rng"] = {  # tensors and plain values only, so weights_only loading works
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached),
-            "python": random.getstate(),
-        }
+        checkpoint["rng"] = checkpoints.random_state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.g_step = int(checkpoint.get("g_step", 0))
@@ -482,12 +472,7 @@ class GANModule(LightningModule):
         state, self._rng_to_restore = self._rng_to_restore, None
         if state is None or not self.trainer.ckpt_path:
             return
-        torch.set_rng_state(state["torch"])
-        if state["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda"])
-        kind, keys, position, has_gauss, cached = state["numpy"]
-        np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
-        random.setstate(state["python"])
+        checkpoints.restore_random_state(state)
         self._apply_configured_learning_rates()
 
     def _apply_configured_learning_rates(self) -> None:

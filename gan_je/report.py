@@ -27,8 +27,10 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from gan_je.records import markdown_table, read_metrics, without_seed
+from gan_je.metrics_csv import read_metrics
+from gan_je.overrides import without_seed
 from gan_je.redaction import public_overrides
+from gan_je.tables import markdown_table
 
 CURVES = ("val/jsd", "val/entropy_fake")
 

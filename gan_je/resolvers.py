@@ -17,7 +17,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from gan_je.records import without_seed
+from gan_je.overrides import without_seed
 from gan_je.redaction import public_overrides
 
 RUN_ID = "GAN_JE_RUN_ID"

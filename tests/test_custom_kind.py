@@ -18,8 +18,8 @@ from torch import nn
 
 from gan_je.errors import ConfigError
 from gan_je.generate import run as generate
+from gan_je.metrics_csv import read_metrics
 from gan_je.module import GANModule
-from gan_je.records import read_metrics
 from gan_je.train import train
 
 ROOT = Path(__file__).resolve().parents[1]

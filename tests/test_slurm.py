@@ -10,10 +10,11 @@ import pytest
 from omegaconf import OmegaConf
 from submitit.slurm.slurm import SlurmJob
 
-from gan_je import slurm, slurm_queue
-from gan_je import train as train_module
+from gan_je import run_directory, slurm, slurm_queue
 from gan_je.callbacks import CheckpointOnSignal
+from gan_je.checkpoints import checkpoint_to_resume
 from gan_je.errors import ConfigError
+from gan_je.stopping import stopped_by_signal
 
 
 @pytest.mark.parametrize(
@@ -134,28 +135,28 @@ def test_a_requeued_job_continues_from_its_own_checkpoint(monkeypatch, tmp_path)
     cfg = OmegaConf.create({"ckpt_path": str(first), "resume": False})
     cfg.paths = {"output_dir": str(tmp_path / "run")}
     _requeued_job(monkeypatch)
-    assert train_module.checkpoint_to_resume(cfg) == str(first)  # nothing saved yet
+    assert checkpoint_to_resume(cfg) == str(first)  # nothing saved yet
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     last.parent.mkdir(parents=True)
     last.write_bytes(b"")
-    assert train_module.checkpoint_to_resume(cfg) == str(last)
+    assert checkpoint_to_resume(cfg) == str(last)
     cfg.ckpt_path = None
-    assert train_module.checkpoint_to_resume(cfg) == str(last)  # resume=false: auto anyway
+    assert checkpoint_to_resume(cfg) == str(last)  # resume=false: auto anyway
     monkeypatch.setenv("SLURM_RESTART_COUNT", "0")
-    assert train_module.checkpoint_to_resume(cfg) is None  # a first start: as configured
+    assert checkpoint_to_resume(cfg) is None  # a first start: as configured
 
 
 def test_only_rank_0_of_a_job_marks_the_run_directory(monkeypatch, tmp_path):
-    (tmp_path / train_module.LOCK).write_text(f"{os.getppid()}\n")  # a live process
+    (tmp_path / run_directory.LOCK).write_text(f"{os.getppid()}\n")  # a live process
     _requeued_job(monkeypatch, restarts="0", rank="1")
-    train_module.hold_run_directory(tmp_path)  # task 1 of rank 0's job: no refusal
-    assert (tmp_path / train_module.LOCK).read_text() == f"{os.getppid()}\n"
+    run_directory.hold_run_directory(tmp_path)  # task 1 of rank 0's job: no refusal
+    assert (tmp_path / run_directory.LOCK).read_text() == f"{os.getppid()}\n"
     _requeued_job(monkeypatch, restarts="0", rank="0")
     with pytest.raises(ConfigError, match="in use by the running process"):
-        train_module.hold_run_directory(tmp_path)
+        run_directory.hold_run_directory(tmp_path)
     _requeued_job(monkeypatch, restarts="1", rank="0")  # SLURM ended the earlier run
-    train_module.hold_run_directory(tmp_path)
-    assert (tmp_path / train_module.LOCK).read_text() == f"{os.getpid()}\n"
+    run_directory.hold_run_directory(tmp_path)
+    assert (tmp_path / run_directory.LOCK).read_text() == f"{os.getpid()}\n"
 
 
 def test_the_time_limit_requeues_only_a_job_that_trained_and_survives_a_failed_requeue(
@@ -166,14 +167,14 @@ def test_the_time_limit_requeues_only_a_job_that_trained_and_survives_a_failed_r
     signals.time_limit, signals.start_step = True, 40
     requeued = []
     monkeypatch.setattr(slurm, "requeue", lambda: requeued.append(1) or "77")
-    stopped = train_module._stopped(40, str(tmp_path), signals)  # no step since the start
+    stopped = stopped_by_signal(40, str(tmp_path), signals)  # no step since the start
     assert "not requeued (no progress" in str(stopped) and not requeued
-    assert "requeued SLURM job 77" in str(train_module._stopped(41, str(tmp_path), signals))
+    assert "requeued SLURM job 77" in str(stopped_by_signal(41, str(tmp_path), signals))
 
     def refused():
         raise subprocess.CalledProcessError(1, ["scontrol", "requeue", "77"])
 
     monkeypatch.setattr(slurm, "requeue", refused)
-    assert "requeueing failed" in str(train_module._stopped(41, str(tmp_path), signals))
+    assert "requeueing failed" in str(stopped_by_signal(41, str(tmp_path), signals))
     signals.time_limit = False  # pre-emption: SLURM requeues, the job does not
-    assert "if SLURM requeues job 77" in str(train_module._stopped(41, str(tmp_path), signals))
+    assert "if SLURM requeues job 77" in str(stopped_by_signal(41, str(tmp_path), signals))

@@ -4,6 +4,7 @@ W&B offline, the start-up and divergence errors, the run record."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -17,8 +18,9 @@ import torch
 from hydra.utils import instantiate
 
 from gan_je import losses
+from gan_je.checkpoints import read_checkpoint
 from gan_je.errors import ConfigError, DivergenceError, StoppedBySignalError
-from gan_je.records import read_metrics
+from gan_je.metrics_csv import read_metrics
 from gan_je.train import build, train
 
 QUIET = ["logger=none", "callbacks=none", "trainer.enable_progress_bar=false"]
@@ -38,15 +40,40 @@ SMALL_RING = ["data.n_train=2048", "data.n_val=500"]
     ],
 )
 def test_fast_dev_run_for_every_sensible_model_and_data(train_config, model, data):
-    summary = train(train_config(f"model={model}", f"data={data}", "debug=fdr", *QUIET))
-    assert summary["status"] == "finished"
-    assert summary["g_steps"] == 1
+    cfg = train_config(f"model={model}", f"data={data}", "debug=fdr", *QUIET)
+    _check_one_batch_run(cfg, train(cfg))
 
 
 @pytest.mark.parametrize("loss", ["nonsaturating", "minimax", "hinge", "wgan_gp", "lsgan"])
 def test_fast_dev_run_for_every_loss(train_config, loss):
-    cfg = train_config("experiment=ring", f"loss={loss}", "debug=fdr", *SMALL_RING, *QUIET)
-    assert train(cfg)["g_steps"] == 1
+    """With the default callbacks (checkpoints, pictures, the collapse monitor) too."""
+    quiet = [item for item in QUIET if item != "callbacks=none"] + ["~callbacks.progress"]
+    cfg = train_config("experiment=ring", f"loss={loss}", "debug=fdr", *SMALL_RING, *quiet)
+    _check_one_batch_run(cfg, train(cfg))
+    assert len(list((Path(cfg.paths.output_dir) / "samples").glob("*.png"))) == 1
+
+
+def _check_one_batch_run(cfg, summary: dict) -> None:
+    """What a fast_dev_run leaves: one generator step and one validation, recorded alike in
+    summary.json and metrics.csv; every metric key of the design, finite, with
+    H(S,L) = log 2 + a weighted mean of H(P_real) and H(P_fake); no checkpoint (fast_dev_run
+    saves none, and a signal did not come); the run directory's lock released."""
+    run = Path(cfg.paths.output_dir)
+    assert json.loads((run / "summary.json").read_text()) == summary
+    assert summary["status"] == "finished"
+    assert summary["g_steps"] == summary["validations"] == summary["best_g_step"] == 1
+    final = summary["final"]
+    keys = ["entropy_real", "entropy_fake", "entropy_mixture", "joint_entropy", "jsd"]
+    values = [final[f"val/{key}"] for key in [*keys, "jsd_sliced"]]
+    assert all(math.isfinite(value) for value in values), final
+    real, fake, joint = (
+        final[f"val/{key}"] for key in ("entropy_real", "entropy_fake", "joint_entropy")
+    )
+    assert min(real, fake) - 1e-6 <= joint - math.log(2) <= max(real, fake) + 1e-6
+    (row,) = read_metrics(run / "metrics.csv")
+    assert row["g_step"] == 1 and row["val/jsd"] == pytest.approx(final["val/jsd"], rel=1e-6)
+    assert not (run / "checkpoints").exists()
+    assert not (run / ".gan_je.pid").exists()
 
 
 def test_options_that_change_the_step_run(train_config):
@@ -100,8 +127,13 @@ def test_the_run_record_and_checkpoints(train_config):
     assert len((run / "metrics.csv").read_text().splitlines()) == 3  # header + 2 validations
     assert (run / "curves.png").stat().st_size > 0
     assert len(list((run / "samples").glob("*.png"))) == 2
-    assert (run / "checkpoints" / "last.ckpt").is_file()
-    assert len(list((run / "checkpoints").glob("best-*.ckpt"))) == 1
+    last = read_checkpoint(run / "checkpoints" / "last.ckpt")
+    (best_path,) = (run / "checkpoints").glob("best-*.ckpt")
+    best = read_checkpoint(best_path)
+    assert last["g_step"] == 10 and best_path.name == f"best-g{best['g_step']:06d}.ckpt"
+    assert best["g_step"] == written["best_g_step"]
+    for checkpoint in (last, best):  # Lightning counts every optimiser step: n_critic D, one G
+        assert checkpoint["global_step"] == checkpoint["g_step"] * (cfg.loss.n_critic + 1)
 
 
 @pytest.mark.slow
@@ -257,7 +289,7 @@ def test_seeds_give_their_own_latent_streams_even_with_classifier_features(train
 @pytest.mark.parametrize("pack", [2, 4])
 def test_dcgan_trains_with_packed_discriminator_inputs(train_config, pack):
     cfg = train_config("model=dcgan", "data=digits", f"model.pack={pack}", "debug=fdr", *QUIET)
-    assert train(cfg)["g_steps"] == 1
+    _check_one_batch_run(cfg, train(cfg))
 
 
 @pytest.mark.slow

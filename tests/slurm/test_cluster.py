@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan_je.records import read_metrics
+from gan_je.metrics_csv import read_metrics
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
