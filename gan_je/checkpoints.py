@@ -21,6 +21,7 @@ import inspect
 import logging
 import random
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -118,6 +119,17 @@ def restore_random_state(state: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------- reading
+def apply_configured_learning_rates(optimizers: list[Any], hparams: Mapping[str, Any]) -> None:
+    """On resuming, the optimisers ``(G, D)`` keep their state but take the configured
+    learning rate (the checkpoint's unless the user changed it), except where a scheduler
+    sets it."""
+    for optimizer, network in zip(optimizers, ("g", "d"), strict=True):
+        configured = hparams[f"optimizer_{network}"]
+        if "lr" in configured and hparams[f"scheduler_{network}"] is None:
+            for group in optimizer.param_groups:
+                group["lr"] = configured["lr"]
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint dict of a ``gan_je.train`` run, loaded with ``weights_only=True``."""
     path = Path(path)

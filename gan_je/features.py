@@ -336,3 +336,13 @@ class Classifier(nn.Module):
         """Fraction of ``x`` the fitted classifier labels correctly."""
         predicted = self.probabilities(x).argmax(dim=1).cpu()
         return float((predicted == labels.cpu()).double().mean())
+
+
+def fit_feature_map(features: Any, datamodule: Any, max_samples: int | None, kind: str) -> None:
+    """Fit ``features`` on a gan_je datamodule's training split: a learned map
+    (``needs_labels``, :class:`Classifier`) on every labelled sample of the data's ``kind``,
+    an unsupervised one (PCA) on a seeded subset of ``max_samples`` (``None``: all)."""
+    if getattr(features, "needs_labels", False):
+        features.fit(*datamodule.train_set.tensors, kind=kind)
+    else:
+        features.fit(datamodule.train_tensor(max_samples))

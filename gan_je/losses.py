@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gan_je.checks import non_negative_float, non_negative_int, positive_int
+from gan_je.errors import ConfigError, DivergenceError
 
 # --------------------------------------------------------------------------- pure functions
 
@@ -93,6 +94,17 @@ def least_squares_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -
 def least_squares_generator_loss(fake_logits: Tensor) -> Tensor:
     """½ E (f - 1)² (Mao et al. 2017, target c = 1)."""
     return 0.5 * (fake_logits - 1.0).square().mean()
+
+
+def check_finite(value: Tensor, name: str, limit: float, g_step: int, epoch: int) -> None:
+    """End the run as diverged (:class:`~gan_je.errors.DivergenceError`) where the loss
+    ``value`` is not finite or beyond ``limit`` in size (``model.max_loss``)."""
+    if not abs(value) <= limit:  # CPU-GPU sync point, once per loss; NaN fails too
+        raise DivergenceError(
+            f"the {name} is {value.item():.4g} at generator step {g_step} (epoch {epoch}; "
+            f"limit {limit:g}); training stopped. Lower the learning rate, add grad_clip or a "
+            f"penalty, or resume from the last good checkpoint"
+        )
 
 
 def _input_gradients(outputs: Tensor, inputs: Tensor) -> Tensor:
@@ -200,6 +212,17 @@ class GANLoss:
             else positive_int("entropy_anneal_steps", entropy_anneal_steps)
         )
         self.gp_weight = 0.0
+
+    def check_discriminator(self, discriminator: nn.Module) -> None:
+        """Refuse a discriminator with batch norm when the WGAN-GP penalty is on: it
+        penalises per-sample gradients, which batch norm mixes across the batch."""
+        if self.gp_weight > 0 and any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in discriminator.modules()
+        ):
+            raise ConfigError(
+                f"{type(self).__name__} penalises per-sample gradients, which batch norm in "
+                f"the discriminator mixes across the batch: set model.discriminator.norm=layer"
+            )
 
     def entropy_weight_at(self, g_step: int) -> float:
         """The entropy regulariser's weight at generator step ``g_step``:

@@ -1,27 +1,23 @@
 """The LightningModule: alternating discriminator and generator steps, manual optimisation.
 
 Per training batch: ``loss.n_critic`` discriminator steps (fresh latents, the same real
-batch), then one generator step. With ``pack = m > 1`` the discriminator judges packs of m
-samples (PacGAN, :mod:`gan_je.models.packing`). Lightning's ``global_step`` counts every
-optimizer step (both networks), so the module keeps its own generator-step counter
-``g_step``, logs it as ``train/g_step`` and saves it in checkpoints; schedulers are stepped
-once per generator step.
+batch; packs of ``pack`` samples, :mod:`gan_je.models.packing`), then one generator step.
+Lightning's ``global_step`` counts both networks' steps, so the module keeps its own
+generator-step counter ``g_step`` (logged, checkpointed; schedulers step once per ``g_step``).
 
-Each validation epoch compares the validation set with generated samples through the
-configured metric (``JointEntropy``, ``GaussianJointEntropy``, ...: any
-:class:`gan_je.metrics.ValidationMetric`, driven through that protocol alone) and logs
-``val/<key>``. Generated samples come from seeded latents, the same every epoch, from
-the EMA generator when ``ema_decay`` is set.
+Each validation epoch compares the validation set with generated samples (seeded latents,
+the same every epoch; the EMA generator's when kept) through the metric, driven through the
+:class:`gan_je.metrics.ValidationMetric` protocol alone, and logs ``val/<key>``.
 
-The model config builds the module (``instantiate(cfg.model)``) from plain descriptions of
-its parts (:mod:`gan_je.parts`); the parts that depend on the data's shape are built in
-:meth:`GANModule.setup` from the datamodule's ``data_spec``. Descriptions and data spec are
-the module's hyperparameters, so a checkpoint restores it alone:
-``GANModule.load_from_checkpoint(path)``.
+``instantiate(cfg.model)`` builds the module from plain descriptions of its parts
+(:mod:`gan_je.parts`), the shape-dependent ones in :meth:`GANModule.setup` from the data's
+``data_spec``; both are hyperparameters, so ``GANModule.load_from_checkpoint(path)`` needs
+no data.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,17 +25,18 @@ from typing import Any
 import torch
 from lightning import LightningModule
 from torch import Tensor, nn
-from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from gan_je import checkpoints, parts, sampling, seeding
 from gan_je.checks import finite_float, positive_float, positive_int
 from gan_je.data.kinds import kind_of
 from gan_je.entropy_space import EntropySpace
-from gan_je.errors import ConfigError, DivergenceError
+from gan_je.errors import ConfigError
 from gan_je.estimators import differentiable_entropy
+from gan_je.features import fit_feature_map
+from gan_je.losses import check_finite
 from gan_je.metrics import ValidationMetric
-from gan_je.models.packing import pack_samples, packed_shape
+from gan_je.models.packing import pack_samples, packed_shape, whole_packs
 
 Description = Mapping[str, Any]
 
@@ -51,10 +48,9 @@ class GANModule(LightningModule):
     :func:`gan_je.parts.build` (``conf/model/*.yaml`` holds them).
 
     Args:
-        generator: a network ``(B, latent_dim) -> (B, *sample_shape)``, completed with
-            ``sample_shape`` and ``bounded`` (the data's kind lies in [-1, 1]) in :meth:`setup`.
-        discriminator: a network ``(B, *packed_shape) -> (B,)`` logits, completed with
-            ``sample_shape`` (of a pack when ``pack > 1``).
+        generator: ``(B, latent_dim) -> (B, *sample_shape)``, given ``sample_shape`` and
+            ``bounded`` (by the data's kind) in :meth:`setup`; it has an int ``latent_dim``.
+        discriminator: ``(B, *packed_shape) -> (B,)`` logits, given ``sample_shape`` (a pack's).
         loss: the objective (:mod:`gan_je.losses`), with ``n_critic`` and its penalties.
         metric: a :class:`gan_je.metrics.ValidationMetric` (the ``estimator`` group, which
             also holds how many samples it compares: ``n_fake``, ``features_fit_samples``,
@@ -64,8 +60,7 @@ class GANModule(LightningModule):
         scheduler_g, scheduler_d: optional ``_partial_`` schedulers, stepped once per
             generator step.
         grad_clip: clip each network's gradient norm to this value (``None``: no clipping).
-        ema_decay: keep an exponential moving average of the generator with this decay and
-            sample from it (``None``: off).
+        ema_decay: sample from an EMA of the generator with this decay (``None``: off).
         n_preview: latents of the fixed, seeded preview batch for sample pictures.
         max_g_steps: stop training after this many generator steps (``None``: no limit).
         pack: PacGAN packing (Lin et al. 2018): the discriminator sees ``pack`` samples of
@@ -84,14 +79,8 @@ class GANModule(LightningModule):
 
     #: The hyperparameters that describe parts (built through :mod:`gan_je.parts`).
     PARTS = (
-        "generator",
-        "discriminator",
-        "loss",
-        "metric",
-        "optimizer_g",
-        "optimizer_d",
-        "scheduler_g",
-        "scheduler_d",
+        *("generator", "discriminator", "loss", "metric"),
+        *("optimizer_g", "optimizer_d", "scheduler_g", "scheduler_d"),
     )
 
     def __init__(
@@ -115,46 +104,25 @@ class GANModule(LightningModule):
         data_spec: Description | None = None,
         run_config: Description | None = None,
     ) -> None:
+        settings = {name: value for name, value in locals().items() if name in _ARGUMENTS}
         super().__init__()
         if grad_clip is not None and not grad_clip > 0:
             raise ConfigError(f"model.grad_clip must be None or > 0, got {grad_clip!r}")
         if ema_decay is not None and not 0 < ema_decay < 1:
             raise ConfigError(f"model.ema_decay must be None or in (0, 1), got {ema_decay!r}")
         try:
-            n_preview = positive_int("model.n_preview", n_preview)
             self.pack = positive_int("model.pack", pack)
+            positive_int("model.n_preview", n_preview), positive_float("model.max_loss", max_loss)
             if max_g_steps is not None:
-                max_g_steps = positive_int("model.max_g_steps", max_g_steps)
-            positive_float("model.max_loss", max_loss)
+                positive_int("model.max_g_steps", max_g_steps)
             for name, optimizer in (("optimizer_g", optimizer_g), ("optimizer_d", optimizer_d)):
                 if "lr" in optimizer:
                     positive_float(f"model.{name}.lr (learning rate)", optimizer["lr"])
         except ValueError as err:
             raise ConfigError(str(err)) from err
         self.entropy_space = EntropySpace(entropy_space, self.pack, seed)
-        self.save_hyperparameters(
-            {
-                "generator": parts.plain(generator),
-                "discriminator": parts.plain(discriminator),
-                "loss": parts.plain(loss),
-                "metric": parts.plain(metric),
-                "optimizer_g": parts.plain(optimizer_g),
-                "optimizer_d": parts.plain(optimizer_d),
-                "scheduler_g": parts.plain(scheduler_g),
-                "scheduler_d": parts.plain(scheduler_d),
-                "grad_clip": grad_clip,
-                "ema_decay": ema_decay,
-                "n_preview": n_preview,
-                "max_g_steps": max_g_steps,
-                "pack": pack,
-                "entropy_space": entropy_space,
-                "max_loss": max_loss,
-                "seed": seed,
-                "data_spec": None,
-                "run_config": parts.plain(run_config),
-            },
-            logger=False,
-        )
+        # the arguments are the hyperparameters, as plain data (the data spec once built)
+        self.save_hyperparameters(parts.plain(settings | {"data_spec": None}), logger=False)
         self.automatic_optimization = False
         self.loss = parts.build(self.hparams.loss, "loss")
         self.metric = parts.build(self.hparams.metric, "estimator")
@@ -183,15 +151,9 @@ class GANModule(LightningModule):
     ) -> GANModule:
         """The module a ``gan_je.train`` checkpoint holds, without its training data.
 
-        Unlike Lightning's loader, a checkpoint is only data here: a local file, read with
-        ``torch.load(weights_only=True)``, its parts built through :mod:`gan_je.parts`
-        (registered parts only), never a URL or a pickled object. ``map_location``: the
-        device to put the module on; ``overrides`` replace hyperparameters.
-
-        Raises:
-            CheckpointError: the file is missing, unreadable, not a gan_je checkpoint, or
-                names parts that are not registered.
-        """
+        Unlike Lightning's loader, a checkpoint is only data here: a local file read with
+        ``weights_only=True``, registered parts only (:func:`gan_je.checkpoints.load_module`,
+        which raises ``CheckpointError``). ``overrides`` replace hyperparameters."""
         return checkpoints.load_module(cls, checkpoint_path, map_location or "cpu", **overrides)
 
     # ---------------------------------------------------------------- shape-dependent parts
@@ -207,16 +169,8 @@ class GANModule(LightningModule):
         self.discriminator = parts.build(
             hp.discriminator, "model.discriminator", sample_shape=pack_shape
         )
-        if not isinstance(getattr(self.generator, "latent_dim", None), int):
-            raise ConfigError("model.generator must have an int attribute latent_dim")
         self.entropy_space.check(self.discriminator)
-        if self.loss.gp_weight > 0 and any(
-            isinstance(m, _BatchNorm) for m in self.discriminator.modules()
-        ):
-            raise ConfigError(
-                f"{type(self.loss).__name__} penalises per-sample gradients, which batch norm in "
-                f"the discriminator mixes across the batch: set model.discriminator.norm=layer"
-            )
+        self.loss.check_discriminator(self.discriminator)
         if self.ema_decay is not None:
             average = get_ema_multi_avg_fn(self.ema_decay)
             self.ema = AveragedModel(self.generator, multi_avg_fn=average, use_buffers=True)
@@ -235,13 +189,10 @@ class GANModule(LightningModule):
         restored from a checkpoint has them already and only checks the data match). Each
         trainer call (fit, validate) featurises its own validation set again."""
         self._real_complete = False
-        datamodule = getattr(self.trainer, "datamodule", None)
-        spec = getattr(datamodule, "data_spec", None)
+        spec = getattr(getattr(self.trainer, "datamodule", None), "data_spec", None)
+        if spec is None and self.hparams.data_spec is None:
+            raise ConfigError("GANModule needs a datamodule with a data_spec (gan_je.data)")
         if spec is None:
-            if self.hparams.data_spec is None:
-                raise ConfigError(
-                    "GANModule needs a datamodule with a data_spec (gan_je.data) or data_spec="
-                )
             return
         if self.hparams.data_spec is None:
             self.build_networks(spec)
@@ -259,10 +210,8 @@ class GANModule(LightningModule):
         features = self.metric.features
         if (self._features_fitted and not again) or not hasattr(features, "fit"):
             return
-        if getattr(features, "needs_labels", False):
-            features.fit(*datamodule.train_set.tensors, kind=self.hparams.data_spec["kind"])
-        else:
-            features.fit(datamodule.train_tensor(self.metric.features_fit_samples))
+        kind = self.hparams.data_spec["kind"]
+        fit_feature_map(features, datamodule, self.metric.features_fit_samples, kind)
         features.to(self.device)
         self._features_fitted = True
 
@@ -278,24 +227,17 @@ class GANModule(LightningModule):
     def sampler(self) -> nn.Module:
         """The generator used for pictures and validation: the EMA copy when enabled."""
         if self.generator is None:
-            raise RuntimeError(
-                "GANModule has no networks yet: fit it, load a checkpoint or pass data_spec"
-            )
+            raise RuntimeError("GANModule has no networks yet: fit it or load a checkpoint")
         return self.ema.module if self.ema is not None else self.generator
 
-    def generate(self, z: Tensor) -> Tensor:
-        """:attr:`sampler` applied to latents ``z`` (eval mode, no gradients)."""
-        return sampling.apply(self.sampler, z)
-
     def sample(self, n: int, seed: int | None = None, batch_size: int = 1024) -> Tensor:
-        """``(n, *sample_shape)`` samples on the module's device, from latents drawn
-        ``batch_size`` at a time with a generator seeded by ``seed`` (the same seed gives the
-        same samples; ``None``: torch's global random state)."""
+        """``(n, *sample_shape)`` samples on the module's device from latents drawn
+        ``batch_size`` at a time, seeded by ``seed`` (``None``: torch's global stream)."""
         return sampling.draw(self.sampler, n, sampling.seeded(seed), batch_size)
 
     def preview(self) -> Tensor:
         """Samples of the fixed, seeded preview latents (the same every call)."""
-        return self.generate(self.preview_latents)
+        return sampling.apply(self.sampler, self.preview_latents)
 
     def _features(self, samples: Tensor) -> Tensor:
         """What the estimators see of ``samples``: the metric's features, flattened."""
@@ -304,9 +246,8 @@ class GANModule(LightningModule):
 
     # ---------------------------------------------------------------- entropy weight
     def entropy_weight(self) -> float:
-        """The entropy regulariser's weight now: the one a callback held (the collapse
-        monitor's boost, the entropy-matching controller), else the loss's (possibly
-        annealed) weight at this generator step."""
+        """The entropy regulariser's weight now: the one a callback held (collapse monitor,
+        entropy matching), else the loss's (possibly annealed) weight at this step."""
         if self.entropy_weight_held is not None:
             return self.entropy_weight_held
         return self.loss.entropy_weight_at(self.g_step)
@@ -320,51 +261,31 @@ class GANModule(LightningModule):
     def configure_optimizers(self) -> Any:
         """One optimiser per network; the schedulers are stepped by :meth:`training_step`
         once per generator step (manual optimisation ignores Lightning's ``interval``)."""
-        hp = self.hparams
-        opt_g = parts.build(hp.optimizer_g, "model.optimizer_g", params=self.generator.parameters())
-        opt_d = parts.build(
-            hp.optimizer_d, "model.optimizer_d", params=self.discriminator.parameters()
-        )
+        hp, networks = self.hparams, {"g": self.generator, "d": self.discriminator}
+        optimizers = {
+            n: parts.build(hp[f"optimizer_{n}"], f"model.optimizer_{n}", params=net.parameters())
+            for n, net in networks.items()
+        }
         schedulers = [
-            parts.build(description, name, optimizer=optimizer)
-            for description, name, optimizer in (
-                (hp.scheduler_g, "model.scheduler_g", opt_g),
-                (hp.scheduler_d, "model.scheduler_d", opt_d),
-            )
-            if description is not None
+            parts.build(hp[f"scheduler_{n}"], f"model.scheduler_{n}", optimizer=optimizer)
+            for n, optimizer in optimizers.items()
+            if hp[f"scheduler_{n}"] is not None
         ]
-        return [opt_g, opt_d], schedulers
+        return list(optimizers.values()), schedulers
 
     def _step(self, optimizer: Any, loss: Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         if self.grad_clip is not None:
-            self.clip_gradients(
-                optimizer, gradient_clip_val=self.grad_clip, gradient_clip_algorithm="norm"
-            )
+            self.clip_gradients(optimizer, self.grad_clip, gradient_clip_algorithm="norm")
         optimizer.step()
-
-    def _check_finite(self, value: Tensor, name: str) -> None:
-        """A loss that is not finite or beyond ``max_loss`` in size ends the run as diverged."""
-        if not abs(value) <= self.max_loss:  # CPU-GPU sync point, once per loss; NaN fails too
-            raise DivergenceError(
-                f"the {name} loss is {value.item():.4g} at generator step {self.g_step} (epoch "
-                f"{self.current_epoch}; limit {self.max_loss:g}); training stopped. Lower the "
-                f"learning rate, add grad_clip or a penalty, or resume from the last good "
-                f"checkpoint"
-            )
 
     # ---------------------------------------------------------------- training
     def training_step(self, batch: Any, batch_idx: int) -> None:
-        real = batch[0] if isinstance(batch, list | tuple) else batch
+        real = whole_packs(batch[0] if isinstance(batch, list | tuple) else batch, self.pack)
+        n, real = real.shape[0], pack_samples(real, self.pack)
         opt_g, opt_d = self.optimizers()
-        n = real.shape[0] - real.shape[0] % self.pack
-        if n == 0:
-            raise ConfigError(
-                f"a training batch of {real.shape[0]} samples holds no pack of "
-                f"model.pack={self.pack}: raise data.batch_size"
-            )
-        real = pack_samples(real[:n], self.pack)
+        at = (self.g_step, self.current_epoch)  # where a diverged loss is reported
         latent_dim = self.generator.latent_dim
 
         self.toggle_optimizer(opt_d)
@@ -375,7 +296,9 @@ class GANModule(LightningModule):
             d_loss = self.loss.discriminator_loss(
                 self.discriminator(real), self.discriminator(fake)
             ) + self.loss.penalty(self.discriminator, real, fake)
-            self._check_finite(d_loss, "discriminator")
+            check_finite(
+                d_loss, "discriminator loss", self.max_loss, self.g_step, self.current_epoch
+            )
             self._step(opt_d, d_loss)
         self.untoggle_optimizer(opt_d)
 
@@ -390,7 +313,7 @@ class GANModule(LightningModule):
             self.log(f"train/entropy_batch{self.entropy_space.log_suffix}", batch_entropy.detach())
         if entropy_weight != 0 or self.loss.entropy_weight > 0:
             self.log("train/entropy_weight", entropy_weight)
-        self._check_finite(g_loss, "generator")
+        check_finite(g_loss, "generator loss", self.max_loss, *at)
         self._step(opt_g, g_loss)
         self.untoggle_optimizer(opt_g)
 
@@ -409,35 +332,32 @@ class GANModule(LightningModule):
         self.log("train/g_step", float(self.g_step))
 
     # ---------------------------------------------------------------- validation
+    @property
     def _keeps_real(self) -> bool:
         """Whether the metric keeps the real samples across ``reset()`` and already holds
         the whole validation set, so it need not see it again."""
         return self._real_complete and self.metric.keeps_real
 
     def on_validation_epoch_start(self) -> None:
-        if self.trainer.sanity_checking or not self._keeps_real():
+        """Start the metric's epoch; give a metric that wants them (data copying) a seeded
+        subset of ``max_samples`` training samples, from rank 0 only (the metric gathers over
+        processes), not in the sanity check (forgotten right after) nor in validate-only runs
+        (no training split)."""
+        if self.trainer.sanity_checking or not self._keeps_real:
             self.metric.reset_all()
             self._real_complete = False
         self._n_real_seen = 0
-        self._feed_training_samples()
-
-    def _feed_training_samples(self) -> None:
-        """Give a metric that wants them (data copying) a seeded subset of ``max_samples``
-        training samples, from rank 0 only (the metric gathers over processes); not in the
-        sanity check, whose samples are forgotten right after, nor in validate-only runs,
-        which load no training split."""
-        datamodule = self.trainer.datamodule
-        if self.trainer.sanity_checking or self.global_rank != 0:
+        train_set = self.trainer.datamodule.train_set
+        if self.trainer.sanity_checking or self.global_rank != 0 or train_set is None:
             return
-        if not self.metric.wants_training_samples() or datamodule.train_set is None:
-            return
-        for batch in datamodule.train_tensor(self.metric.max_samples).split(1024):
-            self.metric.update_training(batch.to(self.device))
+        if self.metric.wants_training_samples():
+            for batch in self.trainer.datamodule.train_tensor(self.metric.max_samples).split(1024):
+                self.metric.update_training(batch.to(self.device))
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         real = batch[0] if isinstance(batch, list | tuple) else batch
         self._n_real_seen += real.shape[0]
-        if not self._keeps_real():
+        if not self._keeps_real:
             self.metric.update(real, real=True)
 
     def on_validation_epoch_end(self) -> None:
@@ -473,15 +393,8 @@ class GANModule(LightningModule):
         if state is None or not self.trainer.ckpt_path:
             return
         checkpoints.restore_random_state(state)
-        self._apply_configured_learning_rates()
+        checkpoints.apply_configured_learning_rates(self.optimizers(), self.hparams)
 
-    def _apply_configured_learning_rates(self) -> None:
-        """A resumed optimiser keeps its state but takes the configured learning rate (the
-        checkpoint's unless the user changed it), except where a scheduler sets it."""
-        hp = self.hparams
-        pairs = zip(self.optimizers(), ("optimizer_g", "optimizer_d"), strict=True)
-        for optimizer, name in pairs:
-            scheduled = hp[name.replace("optimizer", "scheduler")] is not None
-            if "lr" in hp[name] and not scheduled:
-                for group in optimizer.param_groups:
-                    group["lr"] = hp[name]["lr"]
+
+#: the arguments of ``GANModule``, saved as its hyperparameters
+_ARGUMENTS = tuple(inspect.signature(GANModule.__init__).parameters)[1:]

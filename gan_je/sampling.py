@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from gan_je import parts
 from gan_je.checks import positive_int
 from gan_je.data.kinds import kind_of
+from gan_je.errors import ConfigError
 
 
 def build_generator(description: dict, data_spec: dict) -> nn.Module:
@@ -19,9 +20,12 @@ def build_generator(description: dict, data_spec: dict) -> nn.Module:
     (``GANModule.build_networks``) and for ``generate``
     (:func:`gan_je.checkpoints.load_sampler`)."""
     kind = kind_of(data_spec)
-    return parts.build(
+    network = parts.build(
         description, "model.generator", sample_shape=kind.sample_shape, bounded=kind.bounded
     )
+    if not isinstance(getattr(network, "latent_dim", None), int):
+        raise ConfigError("model.generator must have an int attribute latent_dim")
+    return network
 
 
 @torch.no_grad()

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from torch import Tensor
 
 from gan_je.checks import positive_int
+from gan_je.errors import ConfigError
 from gan_je.models._checks import shape_tuple
 
 
@@ -28,6 +29,22 @@ def packed_shape(sample_shape: Sequence[int], pack: int) -> tuple[int, ...]:
     shape = shape_tuple(sample_shape)
     pack = positive_int("pack", pack)
     return (shape[0] * pack, *shape[1:])
+
+
+def whole_packs(batch: Tensor, pack: int) -> Tensor:
+    """The first samples of ``batch`` that fill whole packs of ``pack`` (a training batch
+    is trimmed to a multiple of ``pack``).
+
+    Raises:
+        ConfigError: the batch holds fewer than ``pack`` samples.
+    """
+    n = batch.shape[0] - batch.shape[0] % positive_int("pack", pack)
+    if n == 0:
+        raise ConfigError(
+            f"a training batch of {batch.shape[0]} samples holds no pack of "
+            f"model.pack={pack}: raise data.batch_size"
+        )
+    return batch[:n]
 
 
 def pack_samples(samples: Tensor, pack: int) -> Tensor:
