@@ -141,7 +141,7 @@ if step "make train's experiment on the GPU" "$python" -m gan_je.train trainer=g
     if [[ -f $run_dir/summary.json ]]; then
         if ! "$python" - "$run_dir/summary.json" >>"$report" <<'EOF'
 import json, sys
-from gan_je.records import markdown_table
+from gan_je.tables import markdown_table
 summary = json.load(open(sys.argv[1]))
 header = ["status", "generator steps", "validations", "wall time (s)", "final val/jsd"]
 row = [summary["status"], summary["g_steps"], summary["validations"],
