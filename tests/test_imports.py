@@ -6,6 +6,8 @@ is left out: every import of a submodule runs it first."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import gan_je
@@ -153,3 +155,16 @@ def test_cycles_through_several_modules_and_relative_imports_are_found(tmp_path)
     graph = import_graph(root)
     assert graph["pkg.d"] == {"pkg.a", "pkg.c"} and graph["pkg.sub.b"] == {"pkg.c"}
     assert cycles(graph) == [["pkg.a", "pkg.sub.b", "pkg.c", "pkg.a"]]
+
+
+def test_generate_and_the_estimators_do_not_import_lightning():
+    """``generate`` loads only the sampling network (docs/training.md: about 2 s saved), and
+    the estimators import only torch: neither pulls in Lightning, also not through
+    ``gan_je.data.kinds``."""
+    code = (
+        "import sys, gan_je.generate, gan_je.estimators, gan_je.data.kinds; "
+        "print(sorted(m for m in ('lightning', 'wandb') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -18,31 +18,32 @@ Images are ``(C, H, W)`` in [-1, 1]; labels are class indices. Missing or unread
 =====================  ==============================================================
 """
 
-from gan_je.data.base import ArrayDataModule, EpochShuffleSampler, ResumableLoader
-from gan_je.data.digits import Digits
-from gan_je.data.gaussian_mixture import GaussianMixture, Grid, Ring
-from gan_je.data.idx import read_idx, write_idx
-from gan_je.data.image_folder import ImageFolder
-from gan_je.data.kinds import SampleKind, kind_of, register_kind
-from gan_je.data.mnist5k import MNIST5k
-from gan_je.data.stacked_mnist import StackedMNIST
-from gan_je.data.torchvision_images import TorchvisionImages
+from __future__ import annotations
 
-__all__ = [
-    "ArrayDataModule",
-    "Digits",
-    "EpochShuffleSampler",
-    "GaussianMixture",
-    "Grid",
-    "ImageFolder",
-    "MNIST5k",
-    "ResumableLoader",
-    "Ring",
-    "SampleKind",
-    "StackedMNIST",
-    "TorchvisionImages",
-    "kind_of",
-    "read_idx",
-    "register_kind",
-    "write_idx",
-]
+import importlib
+from typing import Any
+
+#: what this package exports, and the module each comes from: imported on first use, so that
+#: ``gan_je.data.kinds`` (which ``generate`` needs) does not import Lightning
+_EXPORTS = {
+    **dict.fromkeys(("ArrayDataModule", "EpochShuffleSampler", "ResumableLoader"), "base"),
+    "Digits": "digits",
+    **dict.fromkeys(("GaussianMixture", "Grid", "Ring"), "gaussian_mixture"),
+    **dict.fromkeys(("read_idx", "write_idx"), "idx"),
+    "ImageFolder": "image_folder",
+    **dict.fromkeys(("SampleKind", "kind_of", "register_kind"), "kinds"),
+    "MNIST5k": "mnist5k",
+    "StackedMNIST": "stacked_mnist",
+    "TorchvisionImages": "torchvision_images",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'gan_je.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"gan_je.data.{_EXPORTS[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

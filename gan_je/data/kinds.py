@@ -39,7 +39,6 @@ from torch import Tensor
 
 from gan_je.checks import is_int
 from gan_je.errors import ConfigError
-from gan_je.loggers import send_picture
 from gan_je.pictures import plot_signals, save_grid, scatter_real_fake, show_tokens
 
 if TYPE_CHECKING:
@@ -120,6 +119,8 @@ class SampleKind:
     def send(self, trainer: Trainer, key: str, path: Path, samples: Tensor, g_step: int) -> None:
         """Give the run's loggers the picture at ``path`` of ``samples``: an image for W&B and
         TensorBoard."""
+        from gan_je.loggers import send_picture  # Lightning: only where a run logs
+
         send_picture(trainer, key, path, g_step)
 
     def write(self, samples: Tensor, path: Path, file_format: str, title: str, strip: bool) -> None:
