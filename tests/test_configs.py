@@ -44,6 +44,7 @@ def test_every_model_option_says_what_data_it_supports():
     assert set(SUPPORTS) == set(_options("model"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("data", _options("data"))
 @pytest.mark.parametrize("model", _options("model"))
 def test_every_model_builds_for_every_data_it_supports(train_config, model, data):
@@ -136,6 +137,7 @@ def test_model_configs_build_the_module_and_its_parts(train_config, option):
 REGULARISER = {"r1_weight": 0.0, "entropy_weight": 0.0, "entropy_anneal_steps": None}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("option", _options("loss"))
 def test_every_loss_has_the_regulariser_settings_with_their_defaults(train_config, option):
     config = train_config(f"loss={option}").loss
@@ -154,6 +156,7 @@ def test_every_loss_has_the_regulariser_settings_with_their_defaults(train_confi
 
 # estimator=inception takes images (and Inception-v3's weights, a download): it is run with a
 # stand-in feature extractor on digits in tests/test_estimator_configs.py
+@pytest.mark.slow
 @pytest.mark.parametrize("option", [o for o in _options("estimator") if o != "inception"])
 @pytest.mark.parametrize("features", _options("features"))
 def test_estimator_configs_give_the_design_keys(train_config, option, features):
@@ -232,6 +235,7 @@ def test_callback_configs_build_callbacks(train_config, option):
     assert all(isinstance(instantiate(c), lightning.Callback) for c in configured.values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("option", _options("trainer"))
 @pytest.mark.parametrize("debug", [None, *_options("debug")])
 def test_trainer_and_debug_configs_build_trainers(train_config, option, debug):
@@ -243,6 +247,7 @@ def test_trainer_and_debug_configs_build_trainers(train_config, option, debug):
         assert trainer.fast_dev_run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("option", _options("experiment"))
 def test_experiment_presets_compose(train_config, option):
     cfg = train_config(f"experiment={option}")

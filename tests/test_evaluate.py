@@ -24,6 +24,9 @@ from gan_je.module import GANModule
 from gan_je.sampling import draw, seeded
 from gan_je.train import train
 
+# every test here trains a run first (a few seconds each): the full suite, not the quick one
+pytestmark = pytest.mark.slow
+
 CONF = Path(__file__).resolve().parents[1] / "conf"
 QUIET = ["logger=none", "callbacks=none", "trainer.enable_progress_bar=false"]
 

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import gan_je
 
 ROOT = Path(gan_je.__file__).parent
@@ -157,6 +159,7 @@ def test_cycles_through_several_modules_and_relative_imports_are_found(tmp_path)
     assert cycles(graph) == [["pkg.a", "pkg.sub.b", "pkg.c", "pkg.a"]]
 
 
+@pytest.mark.slow
 def test_generate_and_the_estimators_do_not_import_lightning():
     """``generate`` loads only the sampling network (docs/training.md: about 2 s saved), and
     the estimators import only torch: neither pulls in Lightning, also not through

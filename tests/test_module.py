@@ -86,6 +86,7 @@ def test_validation_compares_as_many_generated_samples_as_real_ones(train_config
     assert module.metric.training_samples().shape[0] == len(datamodule.train_set)
 
 
+@pytest.mark.slow
 def test_the_validation_set_is_featurised_once_and_kept(train_config):
     datamodule, module = build(train_config(*SMALL_RING))
     assert module.metric.reset_real_features is False  # as conf/estimator/knn.yaml sets
@@ -112,6 +113,7 @@ def test_the_validation_set_is_featurised_once_and_kept(train_config):
     assert sum(featurised) == 128 + 300 + n_train + 128 + 3 * 300
 
 
+@pytest.mark.slow
 def test_each_trainer_call_featurises_its_own_validation_set(train_config):
     datamodule, module = build(train_config(*SMALL_RING))
     _fit(module, datamodule, max_epochs=1, limit_train_batches=2)
@@ -147,6 +149,7 @@ def _validation_samples(module, datamodule) -> tuple[torch.Tensor, dict]:
     return torch.cat(fakes), values
 
 
+@pytest.mark.slow
 def test_preview_and_validation_latents_are_fixed_by_the_seed(train_config):
     datamodule, module = build(train_config(*SMALL_RING))
     _fit(module, datamodule, max_epochs=1, limit_train_batches=2, limit_val_batches=0)
@@ -237,11 +240,13 @@ def _monitored(train_config, action: str, *overrides: str):
     return module, monitor, trainer
 
 
+@pytest.mark.slow
 def test_monitor_stops_training(train_config):
     module, monitor, _ = _monitored(train_config, "stop")
     assert module.g_step == 6 and monitor.events == [{"g_step": 6, "action": "stop"}]
 
 
+@pytest.mark.slow
 def test_monitor_boosts_the_entropy_weight(train_config):
     module, monitor, _ = _monitored(train_config, "boost")
     assert module.g_step == 12
@@ -249,6 +254,7 @@ def test_monitor_boosts_the_entropy_weight(train_config):
     assert module.entropy_weight() == module.entropy_weight_held == 0.2
 
 
+@pytest.mark.slow
 def test_monitor_boosts_the_weight_in_use_and_ends_annealing(train_config):
     # lambda = 1 annealed to 0 by step 2: the first boost (step 6) starts again from 0.1
     annealed = ("loss.entropy_weight=1.0", "loss.entropy_anneal_steps=2")

@@ -28,6 +28,7 @@ QUIET += ["trainer.enable_model_summary=false", "trainer.accelerator=cpu"]
 SMALL_RING = ["data.n_train=2048", "data.n_val=500"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("model", "data"),
     [
@@ -44,6 +45,7 @@ def test_fast_dev_run_for_every_sensible_model_and_data(train_config, model, dat
     _check_one_batch_run(cfg, train(cfg))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["nonsaturating", "minimax", "hinge", "wgan_gp", "lsgan"])
 def test_fast_dev_run_for_every_loss(train_config, loss):
     """With the default callbacks (checkpoints, pictures, the collapse monitor) too."""
@@ -113,6 +115,7 @@ def test_a_short_ring_run_learns(train_config):
     assert summary["final"]["val/jsd"] < 0.6 * jsd[0], jsd
 
 
+@pytest.mark.slow
 def test_the_run_record_and_checkpoints(train_config):
     cfg = train_config("experiment=ring", "debug=limit", "logger=csv", *SMALL_RING)
     summary = train(cfg)
@@ -275,6 +278,7 @@ def _latent_state_at_the_first_step(train_config, *overrides: str) -> torch.Tens
     return states[0]
 
 
+@pytest.mark.slow
 def test_seeds_give_their_own_latent_streams_even_with_classifier_features(train_config):
     streams = [
         _latent_state_at_the_first_step(train_config, "features=classifier", f"seed={seed}")
@@ -286,6 +290,7 @@ def test_seeds_give_their_own_latent_streams_even_with_classifier_features(train
     assert torch.equal(plain, streams[0])  # fitting the classifier drew nothing
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pack", [2, 4])
 def test_dcgan_trains_with_packed_discriminator_inputs(train_config, pack):
     cfg = train_config("model=dcgan", "data=digits", f"model.pack={pack}", "debug=fdr", *QUIET)
