@@ -119,17 +119,6 @@ def restore_random_state(state: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------- reading
-def apply_configured_learning_rates(optimizers: list[Any], hparams: Mapping[str, Any]) -> None:
-    """On resuming, the optimisers ``(G, D)`` keep their state but take the configured
-    learning rate (the checkpoint's unless the user changed it), except where a scheduler
-    sets it."""
-    for optimizer, network in zip(optimizers, ("g", "d"), strict=True):
-        configured = hparams[f"optimizer_{network}"]
-        if "lr" in configured and hparams[f"scheduler_{network}"] is None:
-            for group in optimizer.param_groups:
-                group["lr"] = configured["lr"]
-
-
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint dict of a ``gan_je.train`` run, loaded with ``weights_only=True``."""
     path = Path(path)
@@ -322,6 +311,17 @@ def check_resumable(path: str, module: lightning.LightningModule, cfg: DictConfi
             "rates apply unless a scheduler sets them)",
             ", ".join(f"model.{key}" for key in changed),
         )
+
+
+def apply_configured_learning_rates(optimizers: list[Any], hparams: Mapping[str, Any]) -> None:
+    """On resuming, the optimisers ``(G, D)`` keep their state but take the configured
+    learning rate (the checkpoint's unless the user changed it), except where a scheduler
+    sets it."""
+    for optimizer, network in zip(optimizers, ("g", "d"), strict=True):
+        configured = hparams[f"optimizer_{network}"]
+        if "lr" in configured and hparams[f"scheduler_{network}"] is None:
+            for group in optimizer.param_groups:
+                group["lr"] = configured["lr"]
 
 
 def epochs_trained(checkpoint: dict[str, Any]) -> int:
