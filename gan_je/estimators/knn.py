@@ -29,13 +29,8 @@ from ._inputs import (
     scale_exponent,
 )
 from .classifier import classifier_jensen_shannon
-from .neighbors import count_within, kth_neighbor
+from .neighbors import count_within, kth_neighbor, log_unit_ball_volume
 from .resampling import Estimate, halvings, with_se
-
-
-def log_unit_ball_volume(d: int) -> float:
-    """``log V_d`` with ``V_d = pi^(d/2) / Gamma(d/2 + 1)``, the volume of the unit d-ball."""
-    return 0.5 * d * math.log(math.pi) - math.lgamma(0.5 * d + 1)
 
 
 def _digamma(x: Tensor | float) -> Tensor:

@@ -1,5 +1,6 @@
 """The exact neighbour engine against a plain float64 brute force."""
 
+import math
 import re
 import sys
 
@@ -50,10 +51,17 @@ def test_kth_neighbor_in_a_joint_space_of_scalars(backend, dims):
     np.testing.assert_allclose(sq.numpy(), ref[:, 3], rtol=1e-12)
 
 
-def test_kth_neighbor_in_a_joint_space_of_vectors():
-    blocks = [data(250, 3, seed=20), data(250, 2, seed=21)]
+@pytest.mark.parametrize("backend", ["torch", "kdtree"])
+@pytest.mark.parametrize("dims", [(3, 2), (2, 2)], ids=["euclidean-bound", "chebyshev-bound"])
+def test_kth_neighbor_in_a_joint_space_of_vectors(backend, dims):
+    blocks = [data(250, d, seed=20 + i) for i, d in enumerate(dims)]
     ref = np.sort(reference_sq_distances(blocks), axis=1)
-    np.testing.assert_allclose(kth_neighbor(blocks, 2, "torch")[0].numpy(), ref[:, 1], rtol=1e-12)
+    for k in (1, 2, 7):
+        sq, idx = kth_neighbor(blocks, k, backend)
+        np.testing.assert_allclose(sq.numpy(), ref[:, k - 1], rtol=1e-12)
+        # the tree searches by the Chebyshev bound: the same bits as the brute force
+        assert torch.equal(sq, kth_neighbor(blocks, k, "torch")[0])
+        assert torch.equal(neighbors.block_distance(blocks, torch.arange(250), idx), sq)
 
 
 @pytest.mark.parametrize("backend", ["torch", "kdtree"])
@@ -179,6 +187,15 @@ def test_matmul_precision_is_restored():
         torch.set_float32_matmul_precision(before)
 
 
+def test_the_tree_searches_joint_spaces_by_the_bound_that_inflates_least():
+    assert neighbors._tree_metric([5]) == (2.0, 1.0, 1.0)
+    assert neighbors._tree_metric([1, 1]) == (math.inf, 1.0, 1.0)  # Chebyshev is exact
+    p, scale, inflation = neighbors._tree_metric([2, 2])  # cube 16 r^4 / discs pi^2 r^4
+    assert (p, scale) == (math.inf, 1.0) and inflation == pytest.approx(16 / math.pi**2)
+    p, scale, inflation = neighbors._tree_metric([4, 4])  # ball V_8 (r sqrt 2)^8 / V_4^2 r^8
+    assert (p, scale) == (2.0, 0.5) and inflation == pytest.approx(8 / 3)
+
+
 def test_auto_backend_choice():
     low, high = (
         [torch.zeros(10, 2, dtype=torch.float64)],
@@ -190,7 +207,7 @@ def test_auto_backend_choice():
     assert resolve_backend("auto", high, "knn") == "faiss"
     assert resolve_backend("auto", high, "count") == "torch"
     assert resolve_backend("auto", scalars, "knn") == "kdtree"
-    assert resolve_backend("auto", vectors, "knn") == "torch"
+    assert resolve_backend("auto", vectors, "knn") == "kdtree"  # by the Chebyshev bound
     assert resolve_backend("faiss", vectors, "knn") == "torch"
 
 
