@@ -43,7 +43,7 @@ GOOD = torch.randn(50, 2, generator=torch.Generator().manual_seed(0))
         (lambda: joint_entropy(), "at least one variable"),
         (lambda: conditional_entropy(GOOD, GOOD[:10]), "same number of samples"),
         (lambda: mutual_information(GOOD, GOOD[:49]), "same number of samples"),
-        (lambda: mutual_information(GOOD, GOOD, backend="kdtree"), "multi-dimensional"),
+        (lambda: mutual_information(GOOD, GOOD, backend="tree"), "backend must be one of"),
         (lambda: jensen_shannon(GOOD, GOOD[:, :1]), "same number of features"),
         (lambda: jensen_shannon(GOOD, GOOD[:2]), "q has 2 samples but k=3"),
         (lambda: sliced_jensen_shannon(GOOD, GOOD, dim=0), "dim must be"),

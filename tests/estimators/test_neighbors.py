@@ -112,6 +112,31 @@ def test_every_backend_gives_the_same_bits_on_ties(points):
             assert torch.equal(counts["torch"], counts["kdtree"])
 
 
+@pytest.mark.parametrize("list_balls", [True, False], ids=["listed", "counted-twice"])
+@pytest.mark.parametrize("inclusive", [False, True])
+def test_both_tree_counts_give_the_brute_force_bits(list_balls, inclusive):
+    lattice = _lattice(6, 3)
+    random = data(300, 3, seed=34)
+    for points in (lattice, random):
+        for k in (1, 4):
+            sq, idx = kth_neighbor(points, k, "torch")
+            expected = count_within(points, sq, inclusive, "torch")
+            for defining in (None, idx):
+                counts = neighbors._kdtree_count(points, sq, inclusive, defining, list_balls)
+                assert torch.equal(counts, expected)
+
+
+def test_auto_counts_large_balls_in_high_dimension_by_brute_force(monkeypatch):
+    x = data(300, 6, seed=35)
+    big = torch.full((300,), 4.0, dtype=torch.float64) * 36  # most of the cloud
+    assert neighbors._sampled_mean_count(x, big) > neighbors.LIST_MAX_MEAN_COUNT
+    calls = []
+    monkeypatch.setattr(neighbors, "_kdtree_count", lambda *a: calls.append(a))
+    expected = count_within(x, big, False, "torch")
+    assert torch.equal(count_within(x, big, False, "auto"), expected)
+    assert calls == []  # brute force, not the tree
+
+
 def test_the_defining_hint_changes_no_count():
     x = data(500, 2, seed=33)
     sq, idx = kth_neighbor(x, 4, "kdtree")
