@@ -178,6 +178,8 @@ def kth_neighbor(
     backend = resolve_backend(backend, blocks, query="knn")
     if backend == "kdtree":
         with _one_torch_thread():
+            if len(blocks) == 1 and blocks[0].shape[1] == 1:
+                return _sorted_knn(blocks[0], k)
             return _kdtree_knn(blocks, k)
     if backend == "faiss":
         with _one_torch_thread():
@@ -219,10 +221,11 @@ def count_within(
         )
     chosen = resolve_backend(backend, [points], query="count")
     if chosen == "kdtree":
-        mean_count = _sampled_mean_count(points, sq_radius)
-        small_balls = mean_count <= LIST_MAX_MEAN_COUNT
-        if backend == "kdtree" or small_balls or points.shape[1] <= TREE_COUNT_MAX_DIM:
-            with _one_torch_thread():
+        with _one_torch_thread():
+            if points.shape[1] == 1:
+                return _sorted_count(points, sq_radius, inclusive)
+            small_balls = _sampled_mean_count(points, sq_radius) <= LIST_MAX_MEAN_COUNT
+            if backend == "kdtree" or small_balls or points.shape[1] <= TREE_COUNT_MAX_DIM:
                 list_balls = small_balls and points.shape[1] > 1
                 return _kdtree_count(points, sq_radius, inclusive, defining, list_balls)
     return _brute_force_count(points, sq_radius, inclusive, _proposal_precision.get())
@@ -420,6 +423,62 @@ def _best_of(blocks: list[Tensor], rows: Tensor, candidates: Tensor, k: int):
 
 
 # --------------------------------------------------------------------------- k-d tree
+
+
+def _sorted_knn(x: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """k-th neighbours of scalars ``x`` (N, 1), the k-d tree's job in one dimension, from
+    the sorted order.
+
+    ``fl((a - b)^2)`` never decreases as ``b`` moves away from ``a`` (rounding is
+    monotone), so the k nearest others of the sample at sorted position ``p`` lie among
+    positions ``p - k .. p + k``: the k-th smallest :func:`squared_distance` among those
+    ``2k`` is the exact one, no certificate needed.
+    """
+    n = x.shape[0]
+    order = x[:, 0].argsort(stable=True)
+    offsets = torch.cat([torch.arange(-k, 0), torch.arange(1, k + 1)])
+    position = torch.arange(n)[:, None] + offsets
+    outside = (position < 0) | (position >= n)
+    cand = order[position.clamp(0, n - 1)]
+    exact = squared_distance(x[order][:, None, :], x[cand]).masked_fill(outside, math.inf)
+    sq, pick = exact.topk(k, dim=1, largest=False, sorted=True)
+    sq_dist, index = torch.empty_like(sq[:, 0]), torch.empty_like(order)
+    sq_dist[order], index[order] = sq[:, -1], cand.gather(1, pick[:, -1:])[:, 0]
+    return sq_dist, index
+
+
+def _sorted_count(points: Tensor, sq_radius: Tensor, inclusive: bool) -> Tensor:
+    """:func:`count_within` for scalars (N, 1) by bisection in the sorted order.
+
+    Along the sorted order :func:`squared_distance` from a sample never decreases on either
+    side of it (see :func:`_sorted_knn`), so the points within its radius are one run of
+    positions around it; each side's end is found by bisection on the exact test.
+    """
+    n = points.shape[0]
+    order = points[:, 0].argsort(stable=True)
+    values = points[order]
+    r2 = sq_radius[order]
+    here = torch.arange(n)
+
+    def inside(position: Tensor) -> Tensor:
+        sq = squared_distance(values, values[position.clamp(0, n - 1)])
+        return (sq <= r2) if inclusive else (sq < r2)
+
+    # right: the first position after p that is outside; left: the first that is inside
+    right_lo, right_hi = here + 1, torch.full_like(here, n)
+    left_lo, left_hi = torch.zeros_like(here), here.clone()
+    while bool((right_lo < right_hi).any() or (left_lo < left_hi).any()):
+        mid = (right_lo + right_hi) // 2
+        go_right = (right_lo < right_hi) & inside(mid)
+        right_lo = torch.where(go_right, mid + 1, right_lo)
+        right_hi = torch.where((right_lo < right_hi) & ~go_right, mid, right_hi)
+        mid = (left_lo + left_hi) // 2
+        go_left = (left_lo < left_hi) & inside(mid)
+        left_hi = torch.where(go_left, mid, left_hi)
+        left_lo = torch.where((left_lo < left_hi) & ~go_left, mid + 1, left_lo)
+    counts = torch.empty_like(here)
+    counts[order] = (right_lo - here - 1) + (here - left_lo)
+    return counts
 
 
 def _kdtree_knn(blocks: list[Tensor], k: int) -> tuple[Tensor, Tensor]:

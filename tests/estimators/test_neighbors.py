@@ -97,8 +97,9 @@ def _lattice(n_side: int, d: int) -> torch.Tensor:
         _lattice(7, 3),
         torch.arange(12, dtype=torch.float64)[:, None].expand(12, 3) * 0.1,  # a diagonal
         torch.randint(0, 3, (200, 4), generator=torch.Generator().manual_seed(5)).double(),
+        torch.randint(0, 5, (200, 1), generator=torch.Generator().manual_seed(6)).double(),
     ],
-    ids=["lattice", "diagonal", "quantised"],
+    ids=["lattice", "diagonal", "quantised", "quantised-scalars"],
 )
 def test_every_backend_gives_the_same_bits_on_ties(points):
     for k in (1, 2, 5):
@@ -126,6 +127,23 @@ def test_both_tree_counts_give_the_brute_force_bits(list_balls, inclusive):
                 assert torch.equal(counts, expected)
 
 
+def test_scalars_are_searched_in_sorted_order_with_the_brute_force_bits():
+    x = torch.cat([data(400, 1, seed=36), data(100, 1, seed=36)])  # 100 exact copies
+    x[::50] = 1e8  # far outliers: every window reaches past an end of the order
+    for k in (1, 3, 8):
+        sq, idx = neighbors._sorted_knn(x, k)
+        assert torch.equal(sq, kth_neighbor(x, k, "torch")[0])
+        assert torch.equal(neighbors.squared_distance(x, x[idx]), sq)
+        for inclusive in (False, True):
+            expected = count_within(x, sq, inclusive, "torch")
+            assert torch.equal(neighbors._sorted_count(x, sq, inclusive), expected)
+            zero = torch.zeros_like(sq)  # radius 0: only the copies, when inclusive
+            assert torch.equal(
+                neighbors._sorted_count(x, zero, inclusive),
+                count_within(x, zero, inclusive, "torch"),
+            )
+
+
 def test_auto_counts_large_balls_in_high_dimension_by_brute_force(monkeypatch):
     x = data(300, 6, seed=35)
     big = torch.full((300,), 4.0, dtype=torch.float64) * 36  # most of the cloud
@@ -149,8 +167,9 @@ def test_the_defining_hint_changes_no_count():
 
 
 @pytest.mark.parametrize("backend", ["torch", "kdtree"])
-def test_count_within_arbitrary_radii(backend):
-    x = data(300, 2, seed=31)
+@pytest.mark.parametrize("d", [1, 2])
+def test_count_within_arbitrary_radii(backend, d):
+    x = data(300, d, seed=31)
     r2 = torch.rand(300, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 4
     ref = reference_sq_distances([x])
     expected = (ref < r2.numpy()[:, None]).sum(1)
