@@ -29,7 +29,7 @@ from ._inputs import (
     scale_exponent,
 )
 from .classifier import classifier_jensen_shannon
-from .neighbors import count_within, kth_neighbor, log_unit_ball_volume
+from .neighbors import count_within, kth_neighbor, kth_within_label, log_unit_ball_volume
 from .resampling import Estimate, halvings, with_se
 
 
@@ -233,8 +233,8 @@ def jensen_shannon(
     k = check_k(k)
     pair = _pooled(p, q, k, names=("p", "q"))  # a divergence: no scale to restore
     pooled, n_p = pair.pooled, pair.n_p
-    within = _within_label_kth(pooled, n_p, k, backend)
-    value = nats_to(_ross_jsd(pooled, n_p, within, k, backend), base)
+    _, _, count = kth_within_label(pooled, n_p, k, backend)
+    value = nats_to(_ross_jsd(n_p, pooled.shape[0], count, k), base)
 
     def halves(p: Tensor, q: Tensor) -> Tensor:
         return jensen_shannon(p, q, k=k, base=base, backend=backend)
@@ -283,25 +283,12 @@ def _set_entropy(pair: _Pair, which: int, sq_d: Tensor, k: int, backend: str) ->
     return _kozachenko_leonenko(prepare(x, stream=which), k, backend)
 
 
-def _within_label_kth(pooled: Tensor, n_p: int, k: int, backend: str) -> tuple[Tensor, Tensor]:
-    """Squared distance to, and pooled index of, each pooled sample's k-th neighbour with the
-    same label."""
-    sq_p, index_p = kth_neighbor(pooled[:n_p], k, backend)
-    sq_q, index_q = kth_neighbor(pooled[n_p:], k, backend)
-    return torch.cat([sq_p, sq_q]), torch.cat([index_p, index_q + n_p])
-
-
-def _ross_jsd(
-    pooled: Tensor, n_p: int, within: tuple[Tensor, Tensor], k: int, backend: str
-) -> Tensor:
-    """Ross's estimate of I(S; L) from the within-label neighbours ``within``
-    (:func:`_within_label_kth`), in nats."""
-    sq_d, neighbour = within
-    m = count_within(pooled, sq_d, inclusive=True, backend=backend, defining=neighbour)
-    n = pooled.shape[0]
+def _ross_jsd(n_p: int, n: int, count: Tensor, k: int) -> Tensor:
+    """Ross's estimate of I(S; L) from the pooled counts ``m_i`` of
+    :func:`.neighbors.kth_within_label`, in nats."""
     n_q = n - n_p
     mean_psi_label = (n_p * _digamma(n_p) + n_q * _digamma(n_q)) / n
-    return _digamma(n) - mean_psi_label + _digamma(k) - _digamma(m).mean()
+    return _digamma(n) - mean_psi_label + _digamma(k) - _digamma(count).mean()
 
 
 def compare_samples(
@@ -328,8 +315,7 @@ def compare_samples(
     pooled, n_p = pair.pooled, pair.n_p
     n, d = pooled.shape
     shift = d * pair.exponent * math.log(2)  # entropies of the rescaled samples, scaled back
-    within = _within_label_kth(pooled, n_p, k, backend)
-    sq_d = within[0]
+    sq_d, _, count = kth_within_label(pooled, n_p, k, backend)
     h_real = _set_entropy(pair, 0, sq_d[:n_p], k, backend) + shift
     h_fake = _set_entropy(pair, 1, sq_d[n_p:], k, backend) + shift
     pi_p, pi_q = n_p / n, 1 - n_p / n
@@ -339,7 +325,7 @@ def compare_samples(
         "entropy_fake": h_fake,
         "entropy_mixture": _kozachenko_leonenko(pooled, k, backend) + shift,
         "joint_entropy": h_label + pi_p * h_real + pi_q * h_fake,
-        "jsd": _ross_jsd(pooled, n_p, within, k, backend),
+        "jsd": _ross_jsd(n_p, n, count, k),
     }
     result = {key: nats_to(value, base) for key, value in nats.items()}
 

@@ -231,6 +231,43 @@ def count_within(
     return _brute_force_count(points, sq_radius, inclusive, _proposal_precision.get())
 
 
+def kth_within_label(
+    points: Tensor, n_first: int, k: int, backend: str = "auto"
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Ross's neighbours of two pooled sample sets: for each sample the squared distance
+    ``d_i^2`` to, and index of, its k-th nearest other sample of the same set, and
+    ``m_i = #{j != i : |x_j - x_i|^2 <= d_i^2}`` over both sets.
+
+    Args:
+        points: ``(N, D)`` float64, the first set's ``n_first`` rows then the second's.
+        k: which neighbour, ``1 <= k < `` each set's size.
+        backend: as for :func:`kth_neighbor`.
+
+    The same bits as :func:`kth_neighbor` on each set followed by :func:`count_within`
+    (``inclusive=True``), which is what every backend but the k-d tree runs. The tree
+    (above one dimension) answers both with one search of the pooled samples: a sample's
+    pooled neighbours, in order, hold its k-th same-set neighbour after ``m_i`` others
+    (:func:`_pooled_kdtree_within`).
+
+    Returns:
+        ``(sq_dist, index, count)``, each of shape ``(N,)``.
+    """
+    (points,) = _as_blocks([points])
+    n = points.shape[0]
+    if not 1 <= k < min(n_first, n - n_first):
+        raise ValueError(
+            f"k must satisfy 1 <= k < each set's size ({n_first} and {n - n_first}), got {k}"
+        )
+    chosen = resolve_backend(backend, [points], query="knn")
+    if chosen == "kdtree" and points.shape[1] > 1:
+        with _one_torch_thread():
+            return _pooled_kdtree_within(points, n_first, k)
+    sq_p, index_p = kth_neighbor(points[:n_first], k, backend)
+    sq_q, index_q = kth_neighbor(points[n_first:], k, backend)
+    sq_dist, index = torch.cat([sq_p, sq_q]), torch.cat([index_p, index_q + n_first])
+    return sq_dist, index, count_within(points, sq_dist, True, backend, defining=index)
+
+
 def nearest_sq_distance(queries: Tensor, points: Tensor) -> Tensor:
     """Squared distance (:func:`squared_distance`) from every query to its nearest point of
     another set, exact: candidates from a float32 matrix product, certified against its
@@ -583,6 +620,53 @@ def _separated_kth(
     below = sq[:, k - 1] * (1 + slack) < sq[:, k] * (1 - slack)
     above = sq[:, k] * (1 + slack) < sq[:, k + 1] * (1 - slack)
     return below & above & (cand[:, 0] == rows)
+
+
+def _pooled_kdtree_within(points: Tensor, n_first: int, k: int) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`kth_within_label` from one k-d tree search of the pooled samples.
+
+    Each row's tree candidates are rescored with :func:`squared_distance`; the k-th
+    smallest among those of its own set is ``d_i^2`` and the candidates within it give
+    ``m_i``. Both are complete when ``d_i^2`` lies below the tree's last distance by more
+    than :func:`_tree_slack`: no point left out can be inside. Rows that are not ask for
+    eight times as many candidates (a dense other set), then compare with every point.
+    """
+    from scipy.spatial import cKDTree
+
+    x = points.numpy()
+    n, slack = x.shape[0], _tree_slack(x.shape[1])
+    second = torch.arange(n) >= n_first
+    tree = cKDTree(x)
+    sq_dist = torch.empty(n, dtype=torch.float64)
+    index, count = torch.empty(n, dtype=torch.int64), torch.empty(n, dtype=torch.int64)
+    pending = np.arange(n)
+    first = 3 * k + 2  # with similar sets about 2k others are inside
+    for n_query in (first, 8 * first, n):
+        n_query = min(n_query, n)
+        if n_query == n:
+            cand = np.broadcast_to(np.arange(n), (pending.size, n))
+            floor = torch.full((pending.size,), math.inf, dtype=torch.float64)
+        else:
+            dist, cand = tree.query(x[pending], k=n_query, workers=-1)
+            floor = torch.from_numpy(dist[:, -1]).square() * (1 - slack)
+        rows = torch.from_numpy(pending)
+        done = torch.zeros(len(rows), dtype=torch.bool)
+        size = max(1, RESCORE_BYTES // (8 * n_query * x.shape[1]))
+        for piece in torch.arange(len(rows)).split(size):
+            r, c = rows[piece], torch.from_numpy(np.ascontiguousarray(cand[piece.numpy()]))
+            exact = squared_distance(points[r][:, None, :], points[c])
+            exact.masked_fill_(c == r[:, None], math.inf)
+            own = exact.masked_fill(second[c] != second[r][:, None], math.inf)
+            order = own.argsort(dim=1, stable=True)[:, k - 1 : k]
+            sq = own.gather(1, order)[:, 0]
+            ok = sq < floor[piece]
+            sq_dist[r[ok]], index[r[ok]] = sq[ok], c.gather(1, order)[ok, 0]
+            count[r[ok]] = (exact[ok] <= sq[ok, None]).sum(dim=1)
+            done[piece] = ok
+        pending = pending[~done.numpy()]
+        if pending.size == 0:
+            break
+    return sq_dist, index, count
 
 
 def _tree_slack(d: int) -> float:

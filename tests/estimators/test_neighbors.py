@@ -155,6 +155,32 @@ def test_auto_counts_large_balls_in_high_dimension_by_brute_force(monkeypatch):
     assert calls == []  # brute force, not the tree
 
 
+@pytest.mark.parametrize(
+    "second",
+    [
+        data(150, 3, seed=41, shift=0.3),
+        data(150, 3, seed=42, shift=40.0),
+        None,
+        data(150, 3, seed=43) * 0.001,  # inside the first set's balls: every round
+    ],
+    ids=["overlapping", "apart", "copies", "dense-other-set"],
+)
+def test_one_pooled_tree_search_gives_ross_neighbours_bit_for_bit(second):
+    first = data(200, 3, seed=40)
+    second = first[:150].clone() if second is None else second  # copies: many ties
+    pooled = torch.cat([first, second])
+    for k in (1, 4):
+        sq, idx, count = neighbors._pooled_kdtree_within(pooled, 200, k)
+        sq_p, _ = kth_neighbor(first, k, "torch")
+        sq_q, _ = kth_neighbor(second, k, "torch")
+        assert torch.equal(sq, torch.cat([sq_p, sq_q]))
+        assert torch.equal(neighbors.squared_distance(pooled, pooled[idx]), sq)
+        assert torch.equal((idx >= 200), torch.arange(350) >= 200)  # a same-set neighbour
+        assert torch.equal(count, count_within(pooled, sq, True, "torch"))
+        torch_sq, _, torch_count = neighbors.kth_within_label(pooled, 200, k, "torch")
+        assert torch.equal(torch_sq, sq) and torch.equal(torch_count, count)
+
+
 def test_the_defining_hint_changes_no_count():
     x = data(500, 2, seed=33)
     sq, idx = kth_neighbor(x, 4, "kdtree")
