@@ -37,6 +37,7 @@ bench: install  ## the benchmark tables: estimators, errors, training speed, mod
 	$(PY) benchmarks/jsd_high_dim.py
 	$(PY) benchmarks/weighted_entropy.py
 	$(PY) benchmarks/copying.py
+	$(PY) benchmarks/pca.py
 	$(PY) benchmarks/train.py
 	$(PY) benchmarks/mode_collapse.py
 	$(PY) benchmarks/stacked_mnist.py --records benchmarks/results/stacked_mnist.jsonl counter small_d standard
