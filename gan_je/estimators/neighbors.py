@@ -40,10 +40,16 @@ it (a second query with a recomputed radius would lose such boundary points to r
   :func:`squared_distance`, so it only proposes: its k-th neighbour candidates are rescored
   with :func:`squared_distance` and certified against the tree's next distance, and its
   counts decide every pair within that rounding of the radius with :func:`squared_distance`
-  (:func:`_kdtree_count`). Every backend therefore returns the same bits, ties included.
+  (:func:`_kdtree_count`: small balls listed once, large ones counted narrowed and widened).
+  KSG's joint space of vectors is searched by a metric that bounds the joint distance from
+  below (:func:`_tree_metric`). Scalars are searched and counted in sorted order instead
+  (:func:`_sorted_knn`, :func:`_sorted_count`), exactly. Every backend therefore returns
+  the same bits, ties included. The tree's worker threads take the cores; torch runs on one
+  thread around them (:func:`_one_torch_thread`), as it does around faiss.
 - ``"auto"``: ``"torch"`` on CUDA; on CPU ``"kdtree"`` up to :data:`KDTREE_MAX_DIM` dimensions
-  and ``"faiss"`` (kNN, where faiss is installed, else ``"torch"``) / ``"torch"`` (counts)
-  above, from ``benchmarks/estimators.py``.
+  (counts of balls holding many points on average, above :data:`TREE_COUNT_MAX_DIM`:
+  ``"torch"``) and ``"faiss"`` (kNN, where faiss is installed, else ``"torch"``) /
+  ``"torch"`` (counts) above, from ``benchmarks/estimators.py``.
 
 **Reduced-precision proposals.** ``with proposal_precision("tf32"):`` (or ``"bf16"``) lets the
 float32 tier of the ``"torch"`` and ``"triton"`` backends (k-NN and counts) multiply on
