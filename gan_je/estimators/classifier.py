@@ -245,12 +245,16 @@ def _choose(z: Tensor, label: Tensor, generator: torch.Generator) -> str:
     n = z.shape[0]
     n_p = int(label.sum())
     held = (_stratified_folds(n_p, n - n_p, INNER_FOLDS, generator) == 0).to(z.device)
-    chosen, chosen_losses = "", torch.empty(0)
-    for kind in CANDIDATES:
+
+    def held_out_losses(kind: str) -> Tensor:
         scores = _fit(kind, z[~held], label[~held], generator)(z[held])
-        losses = _log_losses(scores, label[held].float())
-        gain = chosen_losses - losses if chosen else None
-        if gain is None or gain.mean() > gain.std() / math.sqrt(gain.shape[0]):
+        return _log_losses(scores, label[held].float())
+
+    chosen, chosen_losses = CANDIDATES[0], held_out_losses(CANDIDATES[0])
+    for kind in CANDIDATES[1:]:
+        losses = held_out_losses(kind)
+        gain = chosen_losses - losses
+        if gain.mean() > gain.std() / math.sqrt(gain.shape[0]):
             chosen, chosen_losses = kind, losses
     return chosen
 
