@@ -7,9 +7,10 @@ against the k-NN ones, printed as Markdown tables.
     python benchmarks/jsd_high_dim.py --threads 1      # torch.set_num_threads(1) first
     python benchmarks/jsd_high_dim.py targets --draws 3 --repeats 1   # the docs' table
 
-On a busy 2-core VM: targets + accuracy 2 minutes with ``--threads 1``, 9 with torch's 2
-threads (its parallel kernels wait for a second core); calibration 6 minutes with
-``--threads 1``; ``--quick`` 2 minutes.
+On the 2-core VM shared with other jobs (load average 7-8): ``targets --draws 3 --repeats
+1`` 16 minutes, ``accuracy --repeats 1`` 3 minutes, ``calibration --quick`` 3 minutes. The
+classifier fits on one torch thread whatever ``--threads`` says; the k-NN estimates use the
+threads given (torch's default unless ``--threads``).
 
 Cases, p against q (the classifier's p-label is the first): ``scale s``, N(0, I) against
 N(0, s^2 I); ``mixture``, 1/2 N(-3 e1, I) + 1/2 N(3 e1, I) against the Gaussian with the
