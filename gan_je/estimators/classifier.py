@@ -30,7 +30,9 @@ reads low; only the held-out noise (the standard error) can take it above the tr
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -47,19 +49,24 @@ from ._inputs import (
 )
 from .resampling import Estimate, halvings
 
-#: The classifiers; ``"auto"`` picks one of ``"additive"`` and ``"quadratic"`` per fold.
-MODELS = ("auto", "additive", "quadratic", "mlp")
+#: The classifiers; ``"auto"`` picks one of :data:`CANDIDATES` per fold.
+MODELS = ("auto", "additive", "quadratic", "radial", "mlp")
+#: ``"auto"``'s candidates, each the one before with more features.
+CANDIDATES = ("additive", "quadratic", "radial")
 #: ``"auto"`` holds out one in ``INNER_FOLDS`` training samples to compare its candidates.
 INNER_FOLDS = 4
-#: ``"auto"`` tries ``"quadratic"`` while its features are at most this share of the samples
-#: it is fit on: each unneeded feature costs about 1 / (2 N_train) nats of held-out log loss.
-QUADRATIC_MAX_SHARE = 1 / 40
+#: The offsets ``b`` of the radial features ``log(r^2 + b)``, in units of the dimension d.
+RADIAL_OFFSETS = (1.0, 1 / 4, 1 / 16, 1 / 64, 1 / 256)
+#: Directions of the pooled covariance with variance below this share of the largest are
+#: dropped from the whitened basis (the samples do not vary along them).
+RANK_TOLERANCE = 1e-10
 #: Hidden tanh units of the ``"mlp"`` model.
 MLP_HIDDEN = 32
 #: Iteration cap of every L-BFGS fit.
 MAX_ITER = 300
 
-#: A fitted classifier: standardised float32 samples (n, d) -> logits log(c(p|x) / c(q|x)).
+#: A fitted classifier: standardised float64 samples (n, d) -> float32 logits
+#: log(c(p|x) / c(q|x)).
 Logits = Callable[[Tensor], Tensor]
 
 
@@ -92,29 +99,39 @@ def classifier_jensen_shannon(
 
     Models: logistic regressions fit by L-BFGS (float32) on features standardised with the
     training folds' statistics, with a unit Gaussian prior on each weight (L2 penalty
-    ``|w|^2 / 2`` on the summed log loss; none on the intercept).
+    ``|w|^2 / 2`` on the summed log loss; none on the intercept). Every feature map, the
+    whitening included, is fitted on the training folds alone.
 
     - ``"additive"``: per coordinate ``z, z^2, |z|`` of the standardised samples ``z``
       (``3d`` features): differences of location, scale and shape (peaked or bimodal) of
       each coordinate; exact for Gaussians with diagonal covariances.
-    - ``"quadratic"``: the additive features and every product ``z_i z_j``, ``i < j``
-      (``d(d + 5)/2`` features): exact for any two Gaussians, but it overfits, slows down
-      and takes memory (``N d^2 / 2`` floats) as d grows.
+    - ``"quadratic"``: the additive features and ``u_k^2`` for the coordinates ``u`` of ``z``
+      in the basis that whitens the pooled within-class covariance and diagonalises both
+      class covariances (the generalised eigenvectors of ``Sigma_p`` against
+      ``pi_p Sigma_p + pi_q Sigma_q``; ``4d`` features). The log density ratio of any two
+      Gaussians is linear in these features (its quadratic form is diagonal in ``u``), so the
+      model is exact for them at the cost of ``d`` more weights, not the ``d^2 / 2`` of all
+      products.
+    - ``"radial"``: the quadratic features and ``log(r^2 + b)``, ``r^2 = |u|^2`` (the
+      Mahalanobis norm), for ``b = d * RADIAL_OFFSETS``: the log density of an elliptical
+      family (a Student-t: ``-(nu + d)/2 log(1 + r^2 / nu)``) is a function of ``r^2`` that
+      grows like ``log r^2``, which the squares cannot follow; heavy tails against light ones.
     - ``"mlp"``: the additive model plus one hidden layer of ``MLP_HIDDEN`` tanh units on
       ``z``, for interactions the others miss (the 8-Gaussian ring, rotated mixtures) in low
       dimension, where the k-NN estimate also works; seconds per fold, never picked by
       ``"auto"``.
-    - ``"auto"``: in each fold, ``"additive"``, or ``"quadratic"`` when it has lower log loss
-      on a stratified quarter of the training folds after fitting on the other three
-      quarters. ``"quadratic"`` is tried only while its features are at most 1/40 of
-      those samples: with 5 folds, ``d <= 22`` at 10,000 samples per set, ``d <= 8`` at
-      2,000, ``d <= 3`` at 500.
+    - ``"auto"``: in each fold, a cross-validated choice among all of :data:`CANDIDATES`, at
+      every dimension: each is fit on three stratified quarters of the training folds and
+      scored on the fourth, and a richer candidate replaces the simpler one chosen so far
+      only when its held-out log loss is lower by more than one standard error of the paired
+      per-sample differences. The choice sees only training folds, so the estimate is still
+      a lower bound in expectation.
 
     Args:
         p, q: samples, shapes ``(N_p, ...)`` and ``(N_q, ...)``, flattened per sample.
         folds: number of cross-fitting folds, >= 2. Each classifier trains on
             ``(folds - 1) / folds`` of the samples: more folds bias less and cost more.
-        model: ``"auto"``, ``"additive"``, ``"quadratic"`` or ``"mlp"``.
+        model: ``"auto"``, ``"additive"``, ``"quadratic"``, ``"radial"`` or ``"mlp"``.
         seed: seeds the folds, the inner split of ``"auto"`` and the MLP's initial weights;
             the same seed gives the same estimate.
         base: logarithm base of the result (``math.e``: nats, ``2``: bits).
@@ -167,16 +184,32 @@ def cross_fit(p: Tensor, q: Tensor, folds: int, model: str, seed: int) -> tuple[
     fold = _stratified_folds(n_p, n_q, folds, generator).to(x.device)
     terms = torch.empty(n_p + n_q, dtype=torch.float64, device=x.device)
     chosen = []
-    for k in range(folds):
-        train, test = fold != k, fold == k
-        mean, scale = _standardiser(x[train])
-        z_train = ((x[train] - mean) / scale).float()
-        kind = _choose(z_train, label[train], generator) if model == "auto" else model
-        logits = _fit(kind, z_train, label[train], generator)
-        scores = logits(((x[test] - mean) / scale).float()).double()
-        terms[test] = _clipped_log_prob(scores, label[test], prior, n_p + n_q)
-        chosen.append(kind)
+    with _one_intra_op_thread():
+        for k in range(folds):
+            train, test = fold != k, fold == k
+            mean, scale = _standardiser(x[train])
+            z_train = (x[train] - mean) / scale
+            kind = _choose(z_train, label[train], generator) if model == "auto" else model
+            logits = _fit(kind, z_train, label[train], generator)
+            scores = logits((x[test] - mean) / scale).double()
+            terms[test] = _clipped_log_prob(scores, label[test], prior, n_p + n_q)
+            chosen.append(kind)
     return terms, chosen
+
+
+@contextmanager
+def _one_intra_op_thread() -> Iterator[None]:
+    """Run the block with one torch intra-op thread, then restore the count.
+
+    The fits are thousands of small kernels (16,000 x 300 floats); on CPU each parallel
+    one waits for a second thread. On a busy 2-core machine a fit of the ``"radial"`` model
+    at d = 16 took 3 to 7 s with torch's 2 threads and 0.2 s with one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def label_information(terms: Tensor, n_p: int) -> tuple[Tensor, Tensor]:
@@ -204,38 +237,87 @@ def _standardiser(x: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _choose(z: Tensor, label: Tensor, generator: torch.Generator) -> str:
-    """``"auto"``'s model for standardised training samples ``z`` (p's rows first):
-    ``"quadratic"`` if it is small enough to try and has the lower log loss on a stratified
-    ``1 / INNER_FOLDS`` of ``z`` when fit on the rest, else ``"additive"``."""
-    n, d = z.shape
-    if d * (d + 5) / 2 > QUADRATIC_MAX_SHARE * n * (1 - 1 / INNER_FOLDS):
-        return "additive"
+    """``"auto"``'s model for standardised training samples ``z`` (p's rows first): fit every
+    candidate on a stratified ``1 - 1 / INNER_FOLDS`` of ``z`` and score it on the rest; walk
+    :data:`CANDIDATES` from the simplest and move to a richer one when its mean held-out log
+    loss beats the current choice's by more than the standard error of the paired
+    differences (a richer model that fits noise loses about ``features / (2 n)`` nats)."""
+    n = z.shape[0]
     n_p = int(label.sum())
     held = (_stratified_folds(n_p, n - n_p, INNER_FOLDS, generator) == 0).to(z.device)
-    losses = {}
-    for kind in ("additive", "quadratic"):
+
+    def held_out_losses(kind: str) -> Tensor:
         scores = _fit(kind, z[~held], label[~held], generator)(z[held])
-        losses[kind] = float(_log_loss(scores, label[held].float()))
-    return "quadratic" if losses["quadratic"] < losses["additive"] else "additive"
+        return _log_losses(scores, label[held].float())
+
+    chosen, chosen_losses = CANDIDATES[0], held_out_losses(CANDIDATES[0])
+    for kind in CANDIDATES[1:]:
+        losses = held_out_losses(kind)
+        gain = chosen_losses - losses
+        if gain.mean() > gain.std() / math.sqrt(gain.shape[0]):
+            chosen, chosen_losses = kind, losses
+    return chosen
 
 
-def _features(z: Tensor, kind: str) -> Tensor:
-    """Per coordinate ``z, z^2, |z|`` of standardised samples ``z`` (n, d), and for
-    ``"quadratic"`` also every product ``z_i z_j`` with ``i < j``."""
-    features = [z, z * z, z.abs()]
-    if kind == "quadratic":
-        i, j = torch.triu_indices(z.shape[1], z.shape[1], offset=1, device=z.device)
-        features.append(z[:, i] * z[:, j])
-    return torch.cat(features, dim=1)
+@dataclass(frozen=True)
+class FeatureMap:
+    """The features of one classifier: per-coordinate ``z, z^2, |z|`` and, for
+    ``"quadratic"`` and ``"radial"``, the squares of ``u = (z - centre) @ basis`` and the
+    radial ``log(|u|^2 + b)``. ``centre`` and ``basis`` come from training samples only
+    (:func:`fit_feature_map`); applying the map to new samples changes nothing in it."""
+
+    kind: str
+    centre: Tensor
+    basis: Tensor
+
+    def __call__(self, z: Tensor) -> Tensor:
+        """Float32 features (n, F) of standardised float64 samples ``z`` (n, d)."""
+        parts = [z, z * z, z.abs()]
+        if self.kind in ("quadratic", "radial"):
+            u_sq = ((z - self.centre) @ self.basis).square()
+            parts.append(u_sq)
+            if self.kind == "radial":
+                offsets = u_sq.new_tensor(RADIAL_OFFSETS) * z.shape[1]
+                parts.append((u_sq.sum(dim=1, keepdim=True) + offsets).log())
+        return torch.cat(parts, dim=1).float()
+
+
+def fit_feature_map(kind: str, z: Tensor, label: Tensor) -> FeatureMap:
+    """The feature map of a ``kind`` classifier, fitted on training samples ``z`` (n, d,
+    float64) with labels 1 for p and 0 for q.
+
+    ``basis`` (d, r) whitens the pooled within-class covariance
+    ``W = pi_p Sigma_p + pi_q Sigma_q`` (``basis^T W basis = I``) and diagonalises
+    ``Sigma_p``, hence also ``Sigma_q = (W - pi_p Sigma_p) / pi_q``: the generalised
+    eigenvectors of the pair. Directions along which ``W`` has less than ``RANK_TOLERANCE``
+    of its largest variance are left out (r < d)."""
+    d = z.shape[1]
+    centre = z.mean(dim=0)
+    if kind not in ("quadratic", "radial"):
+        return FeatureMap(kind, centre, z.new_zeros(d, 0))
+    is_p = label > 0
+    covariances, shares = [], []
+    for part in (z[is_p], z[~is_p]):
+        centred = part - part.mean(dim=0)
+        covariances.append(centred.T @ centred / max(part.shape[0] - 1, 1))
+        shares.append(part.shape[0] / z.shape[0])
+    pooled = shares[0] * covariances[0] + shares[1] * covariances[1]
+    variances, directions = torch.linalg.eigh(pooled)
+    kept = variances > RANK_TOLERANCE * variances.max().clamp_min(torch.finfo(z.dtype).tiny)
+    whiten = directions[:, kept] / variances[kept].sqrt()
+    _, rotation = torch.linalg.eigh(whiten.T @ covariances[0] @ whiten)
+    return FeatureMap(kind, centre, whiten @ rotation)
 
 
 def _fit(kind: str, z: Tensor, label: Tensor, generator: torch.Generator) -> Logits:
-    """Fit a ``kind`` classifier to standardised float32 samples ``z`` (n, d) with labels
+    """Fit a ``kind`` classifier to standardised float64 samples ``z`` (n, d) with labels
     1 for p and 0 for q, minimising ``mean log loss + |w|^2 / (2n)``."""
     n, d = z.shape
-    phi = _features(z, kind)
+    features = fit_feature_map(kind, z, label)
+    phi = features(z)
     phi_mean, phi_scale = _standardiser(phi)
     phi = (phi - phi_mean) / phi_scale
+    z32 = z.float()
     weights = torch.zeros(phi.shape[1], device=z.device)
     intercept = torch.zeros((), device=z.device)
     hidden: list[Tensor] = []  # the MLP's (d, H) weights, (H,) biases, (H,) output weights
@@ -256,14 +338,20 @@ def _fit(kind: str, z: Tensor, label: Tensor, generator: torch.Generator) -> Log
     _lbfgs(
         [weights, intercept, *hidden],
         lambda: (
-            _log_loss(logits(z, phi), target) + sum(w.square().sum() for w in penalised) / (2 * n)
+            _log_loss(logits(z32, phi), target) + sum(w.square().sum() for w in penalised) / (2 * n)
         ),
     )
 
     def predict(z_new: Tensor) -> Tensor:
-        return logits(z_new, (_features(z_new, kind) - phi_mean) / phi_scale)
+        return logits(z_new.float(), (features(z_new) - phi_mean) / phi_scale)
 
     return predict
+
+
+def _log_losses(scores: Tensor, label: Tensor) -> Tensor:
+    """Per-sample logistic losses ``softplus(s) - l s`` of logits ``s`` against 0/1 labels
+    ``l``."""
+    return F.softplus(scores) - label * scores
 
 
 def _log_loss(scores: Tensor, label: Tensor) -> Tensor:
@@ -272,7 +360,7 @@ def _log_loss(scores: Tensor, label: Tensor) -> Tensor:
     The value of ``F.binary_cross_entropy_with_logits``, whose CPU kernel splits across
     threads from far fewer rows (16,000 here) than softplus's: on a busy 2-core machine every
     such call waited about 12 ms for the second thread, against 0.3 ms of arithmetic."""
-    return (F.softplus(scores) - label * scores).mean()
+    return _log_losses(scores, label).mean()
 
 
 def _lbfgs(params: list[Tensor], loss_fn: Callable[[], Tensor]) -> None:
