@@ -30,8 +30,7 @@ reads low; only the held-out noise (the standard error) can take it above the tr
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +46,7 @@ from ._inputs import (
     rescale,
     scale_exponent,
 )
+from ._threads import one_torch_thread
 from .resampling import Estimate, halvings
 
 #: The classifiers; ``"auto"`` picks one of :data:`CANDIDATES` per fold.
@@ -184,7 +184,7 @@ def cross_fit(p: Tensor, q: Tensor, folds: int, model: str, seed: int) -> tuple[
     fold = _stratified_folds(n_p, n_q, folds, generator).to(x.device)
     terms = torch.empty(n_p + n_q, dtype=torch.float64, device=x.device)
     chosen = []
-    with _one_intra_op_thread():
+    with one_torch_thread():
         for k in range(folds):
             train, test = fold != k, fold == k
             mean, scale = _standardiser(x[train])
@@ -195,21 +195,6 @@ def cross_fit(p: Tensor, q: Tensor, folds: int, model: str, seed: int) -> tuple[
             terms[test] = _clipped_log_prob(scores, label[test], prior, n_p + n_q)
             chosen.append(kind)
     return terms, chosen
-
-
-@contextmanager
-def _one_intra_op_thread() -> Iterator[None]:
-    """Run the block with one torch intra-op thread, then restore the count.
-
-    The fits are thousands of small kernels (16,000 x 300 floats); on CPU each parallel
-    one waits for a second thread. On a busy 2-core machine a fit of the ``"radial"`` model
-    at d = 16 took 3 to 7 s with torch's 2 threads and 0.2 s with one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def label_information(terms: Tensor, n_p: int) -> tuple[Tensor, Tensor]:

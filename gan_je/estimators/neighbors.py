@@ -45,7 +45,7 @@ it (a second query with a recomputed radius would lose such boundary points to r
   below (:func:`_tree_metric`). Scalars are searched and counted in sorted order instead
   (:func:`_sorted_knn`, :func:`_sorted_count`), exactly. Every backend therefore returns
   the same bits, ties included. The tree's worker threads take the cores; torch runs on one
-  thread around them (:func:`_one_torch_thread`), as it does around faiss.
+  thread around them (:func:`._threads.one_torch_thread`), as it does around faiss.
 - ``"auto"``: ``"torch"`` on CUDA; on CPU ``"kdtree"`` up to :data:`KDTREE_MAX_DIM` dimensions
   (counts of balls holding many points on average, above :data:`TREE_COUNT_MAX_DIM`:
   ``"torch"``) and ``"faiss"`` (kNN, where faiss is installed, else ``"torch"``) /
@@ -81,6 +81,8 @@ import torch
 from torch import Tensor
 
 from gan_je.extras import require
+
+from ._threads import one_torch_thread
 
 BACKENDS = ("auto", "torch", "faiss", "kdtree", "triton")
 #: Above this many dimensions brute force beats the k-d tree on CPU (measured, see README).
@@ -191,12 +193,12 @@ def kth_neighbor(
         raise ValueError(f"k must satisfy 1 <= k < N = {n}, got k={k}")
     backend = resolve_backend(backend, blocks, query="knn")
     if backend == "kdtree":
-        with _one_torch_thread():
+        with one_torch_thread():
             if len(blocks) == 1 and blocks[0].shape[1] == 1:
                 return _sorted_knn(blocks[0], k)
             return _kdtree_knn(blocks, k)
     if backend == "faiss":
-        with _one_torch_thread():
+        with one_torch_thread():
             return _brute_force_knn(blocks, k, backend, _proposal_precision.get())
     return _brute_force_knn(blocks, k, backend, _proposal_precision.get())
 
@@ -235,7 +237,7 @@ def count_within(
         )
     chosen = resolve_backend(backend, [points], query="count")
     if chosen == "kdtree":
-        with _one_torch_thread():
+        with one_torch_thread():
             if points.shape[1] == 1:
                 return _sorted_count(points, sq_radius, inclusive)
             small_balls = _sampled_mean_count(points, sq_radius) <= LIST_MAX_MEAN_COUNT
@@ -275,13 +277,13 @@ def kth_within_label(
         )
     chosen = resolve_backend(backend, [points], query="knn")
     if chosen == "kdtree" and points.shape[1] >= POOLED_SEARCH_MIN_DIM:
-        with _one_torch_thread():
+        with one_torch_thread():
             return _pooled_kdtree_within(points, n_first, k)
     sq_p, index_p = kth_neighbor(points[:n_first], k, backend)
     sq_q, index_q = kth_neighbor(points[n_first:], k, backend)
     sq_dist, index = torch.cat([sq_p, sq_q]), torch.cat([index_p, index_q + n_first])
     if chosen == "kdtree" and points.shape[1] > 1:  # k-th neighbour balls are small: list them
-        with _one_torch_thread():
+        with one_torch_thread():
             count = _kdtree_count(points, sq_dist, True, index, list_balls=True)
         return sq_dist, index, count
     return sq_dist, index, count_within(points, sq_dist, True, backend, defining=index)
@@ -414,26 +416,6 @@ def resolve_backend(backend: str, blocks: Sequence[Tensor], query: str) -> str:
                 "use 'torch' or 'auto'"
             ) from err
     return backend
-
-
-@contextlib.contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """Torch on one intra-op thread inside the block, restored after.
-
-    The k-d tree and faiss run their own worker threads; torch's glue around them (rescoring
-    a few candidates per row) gains little from its OpenMP pool, and that pool's threads keep
-    spinning after each parallel operation, taking the cores from the next query's workers
-    (at N = 10,000, d = 1 on 2 cores the JSD took 0.17 s with torch's 2 threads, 0.02 s
-    with one)."""
-    saved = torch.get_num_threads()
-    if saved == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved)
 
 
 def _faiss_installed() -> bool:
