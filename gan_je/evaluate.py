@@ -12,10 +12,10 @@ Both sets have the same size by default (``equal_sizes=true``): ``min(n_samples,
 size)`` generated samples against a seeded subset of as many real ones. With unequal sizes
 the ``jsd`` estimate is I(S; L) with the source label L no longer uniform: a weighted JSD,
 at most the label entropy H(pi) (:func:`jsd_cap`), which total separation reaches, so a
-small real set makes a bad generator look good (1,000 generated against 40 real samples:
-0.1635 nats, the cap, against log 2 = 0.693 for equal sizes). ``equal_sizes=false`` keeps
-``n_samples`` generated samples against the whole split, and the table and ``eval.json``
-then say so and show the cap.
+small real set makes a bad generator look good (1,000 generated against 40 real samples
+told apart perfectly: 0.1635 nats, at the cap, against log 2 = 0.693 for equal sizes).
+``equal_sizes=false`` keeps ``n_samples`` generated samples against the whole split, and the
+table and ``eval.json`` then say so and show the cap.
 """
 
 from __future__ import annotations
@@ -51,7 +51,9 @@ def jsd_cap(n_real: int, n_generated: int, base: float = math.e) -> float:
     """The most I(S; L) can be when ``n_real`` real and ``n_generated`` generated samples are
     pooled: the entropy of the source label, H(pi) = -pi log pi - (1 - pi) log(1 - pi) with
     pi = n_real / (n_real + n_generated), in log base ``base``; log 2 (in that base) for
-    equal sizes. Reached when the two sets are told apart perfectly.
+    equal sizes. Reached when the two sets are told apart perfectly (Ross's k-NN estimate
+    then reads psi(N) - sum_l pi_l psi(N_l), above H(pi) by O(1 / N_l): 0.1635 against
+    0.1630 for 40 and 1,000 samples).
 
     Raises ``ValueError`` for counts below 1 or a base that is not a number above 1.
     """

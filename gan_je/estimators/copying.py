@@ -146,7 +146,8 @@ def data_copying(
        compared (:func:`cell_threshold`; -2.57 for ``alpha = 0.05`` and 10 cells): under the
        null some cell is flagged with probability about ``alpha``. ``share`` is the fraction
        of all generated samples lying in flagged cells. A flagged cell is the verdict
-       "copying here"; ``share`` bounds how much of the generator it concerns.
+       "copying here"; ``share`` says how much of the generator those cells hold (at most
+       that much of it is copied there).
 
     C_T has no standard error: ``return_se`` is accepted as by every estimator, and anything
     but ``False``/0 is refused. C_T is already standardised (its null spread is known, above)
