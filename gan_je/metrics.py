@@ -412,7 +412,10 @@ class JointEntropy(RealFakeSamples):
       calibration in ``docs/estimators.md``;
     - ``copying``, the data-copying statistic C_T (:func:`gan_je.estimators.data_copying`:
       below -3 the generated samples sit closer to the training set than held-out data
-      does), when training samples were given with ``update_training(samples)`` and
+      does), ``copying_cells``, the number of cells whose own Z is below the threshold
+      corrected for the number of cells (Šidák, family-wise level 0.05: copying in part,
+      which C_T averages away), and ``copying_share``, the share of generated samples in
+      those cells; when training samples were given with ``update_training(samples)`` and
       ``copying=True``.
 
     Args:
@@ -423,7 +426,8 @@ class JointEntropy(RealFakeSamples):
         quality: also report the sample-quality keys above.
         standard_errors: random halvings per standard error (``True``: 2; ``0``/``False``:
             no ``<key>_se`` keys). The default 1 keeps their cost near 40 % of ``compute()``.
-        copying: report ``copying`` when training samples are held.
+        copying: report ``copying``, ``copying_cells`` and ``copying_share`` when training
+            samples are held.
         jsd_classifier: report ``jsd_classifier``.
         max_samples, features, seed, reset_real_features: see :class:`RealFakeSamples`.
 
@@ -525,22 +529,26 @@ class JointEntropy(RealFakeSamples):
         result = flatten_estimates(estimates)  # with se: "<key>_se" beside each "<key>"
         train = self.training_samples()
         if self.copying and train.shape[0] > 0:
-            result["copying"] = self._copying(train, fake, real)
+            result |= self._copying(train, fake, real)
         return result
 
-    def _copying(self, train: Tensor, fake: Tensor, real: Tensor) -> Tensor:
-        """C_T of ``fake`` against ``train`` with ``real`` held out, in fewer cells when there
-        are few generated samples (about ``2 * MIN_GENERATED`` a cell); NaN where it is
-        undefined: fewer than ``MIN_GENERATED`` generated samples, or none of the cells
-        holding that many also holds a held-out sample."""
+    def _copying(self, train: Tensor, fake: Tensor, real: Tensor) -> dict[str, Tensor]:
+        """``copying`` (C_T), ``copying_cells`` and ``copying_share`` of ``fake`` against
+        ``train`` with ``real`` held out (:func:`gan_je.estimators.data_copying`), in fewer
+        cells when there are few generated samples (about ``2 * MIN_GENERATED`` a cell); all
+        three NaN where C_T is undefined: fewer than ``MIN_GENERATED`` generated samples, or
+        none of the cells holding that many also holds a held-out sample."""
         undefined = torch.tensor(math.nan, dtype=torch.float64, device=fake.device)
+        keys = ("copying", "copying_cells", "copying_share")
         if fake.shape[0] < MIN_GENERATED:
-            return undefined
+            return dict.fromkeys(keys, undefined)
         cells = max(1, min(CELLS, fake.shape[0] // (2 * MIN_GENERATED), train.shape[0]))
         try:
-            return data_copying(train, fake, held_out=real, cells=cells, seed=self.seed).z
+            result = data_copying(train, fake, held_out=real, cells=cells, seed=self.seed)
         except NoComparableCellError:
-            return undefined
+            return dict.fromkeys(keys, undefined)
+        n_flagged = torch.tensor(float(result.n_flagged), dtype=torch.float64, device=fake.device)
+        return dict(zip(keys, (result.z, n_flagged, result.share), strict=True))
 
 
 class GaussianJointEntropy(RealFakeSamples):

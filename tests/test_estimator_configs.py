@@ -47,7 +47,8 @@ STAND_IN = {
     ]
 }
 #: keys beyond those every estimator reports (DESIGN.md) that a config must produce
-EXTRA_KEYS = {"knn": {"copying", "jsd_classifier"}, "inception": {"copying", "fid", "kid"}}
+COPYING_KEYS = {"copying", "copying_cells", "copying_share"}
+EXTRA_KEYS = {"knn": {*COPYING_KEYS, "jsd_classifier"}, "inception": {*COPYING_KEYS, "fid", "kid"}}
 COMMON_KEYS = {"entropy_real", "entropy_fake", "entropy_mixture", "joint_entropy", "jsd"}
 
 

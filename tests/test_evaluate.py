@@ -17,8 +17,9 @@ from hydra import compose, initialize_config_dir
 
 from gan_je.checkpoints import load_sampler, read_checkpoint
 from gan_je.data.torchvision_images import CIFAR10_FILES, CIFAR10_FOLDER
-from gan_je.errors import CheckpointError, DataError
-from gan_je.evaluate import evaluate
+from gan_je.errors import CheckpointError, ConfigError, DataError
+from gan_je.estimators import jensen_shannon
+from gan_je.evaluate import evaluate, jsd_cap, table
 from gan_je.generate import run as generate
 from gan_je.module import GANModule
 from gan_je.sampling import draw, seeded
@@ -51,12 +52,53 @@ def test_evaluate_writes_every_metric(checkpoint):
     written = json.loads(checkpoint.with_name("eval.json").read_text())
     assert written["metrics"] == result["metrics"] and written["g_step"] == 10
     keys = {"jsd", "entropy_fake", "precision", "recall", "density", "coverage", "frechet"}
-    keys |= {"jsd_se", "entropy_fake_se", "precision_se", "copying"}
+    keys |= {"jsd_se", "entropy_fake_se", "precision_se", "copying", "copying_cells"}
+    keys |= {"copying_share"}
     assert keys <= set(result["metrics"])
     assert all(math.isfinite(v) for v in result["metrics"].values())
-    assert result["n_generated"] == 300
+    # equal sizes: 300, or the whole split where it holds fewer (297 digits)
+    assert result["n_generated"] == result["n_real"] in (297, 300) and result["equal_sizes"]
     if "modes_covered" in result["metrics"]:  # the ring: a known mixture
         assert 0 <= result["metrics"]["modes_covered"] <= 8
+
+
+def test_evaluate_compares_equal_sizes_unless_told_otherwise(checkpoint):
+    """The ring's split holds 500 samples: 1,000 asked for gives 500 against 500 unless
+    ``equal_sizes=false``, and then the table and eval.json say the sizes differ and show
+    the cap H(1/3, 2/3) of the weighted JSD."""
+    equal = evaluate(_app_config("evaluate", f"ckpt_path={checkpoint}", "n_samples=1000"))
+    assert equal["n_real"] == equal["n_generated"] == 500 and equal["equal_sizes"]
+    assert equal["jsd_cap"] == pytest.approx(math.log(2))
+    assert "jsd_cap" not in table(equal) and "Sizes differ" not in table(equal)
+    fewer = evaluate(_app_config("evaluate", f"ckpt_path={checkpoint}", "n_samples=300"))
+    assert fewer["n_real"] == fewer["n_generated"] == 300  # a seeded subset of the split
+    unequal = evaluate(
+        _app_config("evaluate", f"ckpt_path={checkpoint}", "n_samples=1000", "equal_sizes=false")
+    )
+    assert (unequal["n_real"], unequal["n_generated"], unequal["equal_sizes"]) == (500, 1000, False)
+    third = 1 / 3
+    cap = -third * math.log(third) - (1 - third) * math.log(1 - third)
+    assert unequal["jsd_cap"] == pytest.approx(cap) and cap < 0.64
+    written = json.loads(checkpoint.with_name("eval.json").read_text())
+    assert written["equal_sizes"] is False and written["jsd_cap"] == unequal["jsd_cap"]
+    shown = table(unequal)
+    assert "| jsd_cap | 0.6365 |" in shown and "Sizes differ (1000 generated, 500 real)" in shown
+    with pytest.raises(ConfigError, match="equal_sizes"):
+        evaluate(_app_config("evaluate", f"ckpt_path={checkpoint}", "equal_sizes=3"))
+
+
+def test_jsd_cap_is_the_label_entropy_the_knn_jsd_reaches_at_total_separation():
+    assert jsd_cap(500, 500) == pytest.approx(math.log(2))
+    assert jsd_cap(7, 7, base=2) == pytest.approx(1.0)
+    assert jsd_cap(40, 1000) == jsd_cap(1000, 40) == pytest.approx(0.16302, abs=1e-5)
+    # the issue's case: 1,000 generated against 40 real, told apart perfectly
+    generator = torch.Generator().manual_seed(0)
+    real = torch.randn(40, 2, generator=generator)
+    far = torch.randn(1000, 2, generator=generator) + 50
+    assert float(jensen_shannon(real, far)) == pytest.approx(jsd_cap(40, 1000), abs=1e-3)
+    for bad in ({"n_real": 0}, {"n_generated": 2.5}, {"base": 1}, {"base": True}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            jsd_cap(**({"n_real": 3, "n_generated": 4} | bad))
 
 
 def test_evaluate_baseline_is_a_near_perfect_match(checkpoint):

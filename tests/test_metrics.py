@@ -506,17 +506,22 @@ def test_standard_errors_and_copying_are_reported():
     assert metric.wants_training_samples()
     metric.update_training(train)
     assert not metric.wants_training_samples()
-    assert float(metric.compute()["copying"]) < -3
+    values = metric.compute()
+    assert float(values["copying"]) < -3
+    # 400 generated samples: 10 cells, every one of them copied
+    assert float(values["copying_cells"]) == 10 and float(values["copying_share"]) == 1
     metric.reset()  # keeps the real and the training samples
     metric.update(torch.randn(400, 3, generator=generator), real=False)  # fresh samples
     values = metric.compute()
     assert abs(float(values["copying"])) < 3
+    assert float(values["copying_cells"]) == 0 and float(values["copying_share"]) == 0
     plain = JointEntropy(standard_errors=0, copying=False, jsd_classifier=False, n_projections=2)
     plain.update(held_out, real=True)
     plain.update_training(train)
     plain.update(train[:400], real=False)
     assert not any(
-        key.endswith("_se") or key in ("copying", "jsd_classifier") for key in plain.compute()
+        key.endswith("_se") or key.startswith("copying") or key == "jsd_classifier"
+        for key in plain.compute()
     )
     assert not plain.wants_training_samples()  # copying=False: never asks for them
     with pytest.raises(ValueError, match=r"samples must be a torch\.Tensor"):
@@ -537,4 +542,6 @@ def test_copying_is_nan_where_it_is_undefined_and_uses_fewer_cells_for_few_sampl
     assert float(metric.compute()["copying"]) < -3
     metric.reset()
     metric.update(train[:10], real=False)  # fewer than MIN_GENERATED: undefined
-    assert math.isnan(float(metric.compute()["copying"]))
+    values = metric.compute()
+    assert all(math.isnan(float(values[key])) for key in ("copying", "copying_cells"))
+    assert math.isnan(float(values["copying_share"]))

@@ -81,6 +81,7 @@ def test_validation_compares_as_many_generated_samples_as_real_ones(train_config
     trainer = _fit(module, datamodule, max_epochs=1, limit_train_batches=2)
     assert seen == [(300, 300)]
     logged = {"val/jsd", "val/entropy_real", "val/jsd_sliced", "val/jsd_se", "val/copying"}
+    logged |= {"val/copying_cells", "val/copying_share"}
     assert logged | {"val/entropy_real_se", "val/precision_se"} <= set(trainer.callback_metrics)
     # the training samples the copying statistic compares against: given once, kept
     assert module.metric.training_samples().shape[0] == len(datamodule.train_set)

@@ -1,5 +1,6 @@
-"""Data-copying statistic C_T: copies, fresh and over-smoothed samples, the Mann-Whitney
-statistic against scipy, the cell bookkeeping, determinism and errors."""
+"""Data-copying statistic C_T: copies, fresh and over-smoothed samples, the flagged cells
+(partial copying that C_T averages away), the Mann-Whitney statistic against scipy, the cell
+bookkeeping, determinism and errors."""
 
 import math
 
@@ -9,7 +10,7 @@ import torch
 from scipy.spatial.distance import cdist
 from scipy.stats import mannwhitneyu, norm
 
-from gan_je.estimators.copying import data_copying, mann_whitney
+from gan_je.estimators.copying import cell_threshold, data_copying, mann_whitney
 
 MEANS = torch.tensor([[3.0, 3.0], [-3.0, 3.0], [0.0, -3.0]], dtype=torch.float64)
 
@@ -40,6 +41,66 @@ def test_fresh_samples_are_not_flagged(seed):
     result = data_copying(train, mixture(1000, generator), held_out, seed=seed)
     assert abs(float(result.z)) < 3
     assert result.n_kept == 10
+    assert result.n_flagged == 0 and not bool(result.flagged.any()) and float(result.share) == 0
+    assert result.threshold == pytest.approx(-2.568, abs=1e-3)
+
+
+def noisy_copies(train: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` distinct training samples plus noise far below the neighbour spacing."""
+    chosen = train[torch.randperm(train.shape[0], generator=generator)[:n]]
+    return chosen + 0.01 * torch.randn(n, 2, generator=generator, dtype=torch.float64)
+
+
+def test_a_fifth_copied_is_flagged_where_c_t_is_not():
+    train, held_out, generator = train_and_held_out(13)
+    generated = torch.cat([mixture(800, generator), noisy_copies(train, 200, generator)])
+    result = data_copying(train, generated, held_out, seed=13)
+    assert -3 < float(result.z) < -1.5  # the paper's verdict misses it
+    assert result.n_flagged >= 2
+    assert bool((result.flagged <= result.kept).all())
+    assert bool((result.cell_z[result.flagged] < result.threshold).all())
+    assert bool((result.cell_z[result.kept & ~result.flagged] >= result.threshold).all())
+    assert 0.1 < float(result.share) <= 1
+
+
+def test_copies_confined_to_one_cell_are_flagged_there():
+    train, held_out, generator = train_and_held_out(11)
+    fresh = mixture(1000, generator)
+    # the tenth of the generated samples nearest one training sample are copies from there
+    centre = train[0]
+    near = ((fresh - centre) ** 2).sum(dim=1).argsort()[:100]
+    near_train = train[((train - centre) ** 2).sum(dim=1).argsort()[:100]]
+    fresh[near] = noisy_copies(near_train, 100, generator)
+    result = data_copying(train, fresh, held_out, seed=11)
+    assert float(result.z) > -3  # averaged away
+    assert 1 <= result.n_flagged <= 2
+    assert float(result.cell_z[result.kept].min()) < -5  # the copied cell itself
+    assert 0.05 < float(result.share) < 0.3  # a part of the generator, not all of it
+
+
+def test_one_cell_flags_below_the_one_sided_five_percent_quantile():
+    train, held_out, generator = train_and_held_out(12)
+    result = data_copying(train, noisy_copies(train, 300, generator), held_out, cells=1)
+    assert result.threshold == pytest.approx(norm.ppf(0.05), rel=1e-12)
+    assert bool(result.flagged[0]) and float(result.share) == 1.0 and result.n_flagged == 1
+
+
+@pytest.mark.parametrize("n_cells", [1, 2, 10, 1000])
+def test_cell_threshold_is_sidak(n_cells):
+    for alpha in (0.05, 0.01, 1e-12):
+        z = cell_threshold(alpha, n_cells)
+        # the chance that any of n independent standard normals falls below z is alpha
+        assert 1 - norm.sf(z) ** n_cells == pytest.approx(alpha, rel=1e-6)
+        assert z <= norm.ppf(alpha) + 1e-12  # no laxer than one cell's own test
+    assert cell_threshold(0.05, 10) > norm.ppf(0.05 / 10)  # Šidák is a little less strict
+
+
+@pytest.mark.parametrize("alpha", [0, 1, -0.1, 1.5, True, "0.05", math.nan])
+def test_alpha_must_lie_strictly_between_zero_and_one(alpha):
+    with pytest.raises(ValueError, match="alpha"):
+        cell_threshold(alpha, 10)
+    with pytest.raises(ValueError, match="alpha"):
+        data_copying(SMALL, SMALL, SMALL, cells=2, alpha=alpha)
 
 
 def test_over_smoothed_samples_are_positive():
