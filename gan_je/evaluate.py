@@ -177,10 +177,18 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
+#: Under the table whenever it holds standard errors: what they cover.
+SE_NOTE = (
+    "`_se`: standard error from random halves of the samples, the sampling error only; the "
+    "estimators' bias, which grows with dimension and depends on the distribution, is not "
+    'in it (docs/estimators.md, "What an error bar covers").'
+)
+
+
 def table(result: dict[str, Any]) -> str:
     """The result as a Markdown table: one row per metric; when the generated and real sets
     differ in size, a ``jsd_cap`` row (H(pi), the most ``jsd`` can be) and a line saying so
-    under it."""
+    under it; when it holds standard errors, a line saying what they cover."""
     columns = {"generated": result["metrics"]}
     if "baseline_train_vs_split" in result:
         columns["real train (ceiling)"] = result["baseline_train_vs_split"]
@@ -188,15 +196,17 @@ def table(result: dict[str, Any]) -> str:
         [key, *(values.get(key, float("nan")) for values in columns.values())]
         for key in result["metrics"]
     ]
-    if result["equal_sizes"]:
-        return markdown_table(["metric", *columns], rows)
-    rows.append(["jsd_cap", result["jsd_cap"], *[None] * (len(columns) - 1)])
-    return (
-        f"{markdown_table(['metric', *columns], rows)}\n\n"
-        f"Sizes differ ({result['n_generated']} generated, {result['n_real']} real): jsd is "
-        f"a weighted JSD, at most jsd_cap = H(pi) = {result['jsd_cap']:.4g} (log 2 for equal "
-        f"sizes); equal_sizes=true compares as many of each."
-    )
+    notes = []
+    if not result["equal_sizes"]:
+        rows.append(["jsd_cap", result["jsd_cap"], *[None] * (len(columns) - 1)])
+        notes.append(
+            f"Sizes differ ({result['n_generated']} generated, {result['n_real']} real): jsd "
+            f"is a weighted JSD, at most jsd_cap = H(pi) = {result['jsd_cap']:.4g} (log 2 for "
+            f"equal sizes); equal_sizes=true compares as many of each."
+        )
+    if any(key.endswith("_se") for key in result["metrics"]):
+        notes.append(SE_NOTE)
+    return "\n\n".join([markdown_table(["metric", *columns], rows), *notes])
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="evaluate")

@@ -409,7 +409,9 @@ class JointEntropy(RealFakeSamples):
     - with ``standard_errors`` (random halvings, default 1): ``<key>_se``, the standard error
       of every entropy, of ``jsd`` and of ``precision`` and ``recall`` (``return_se`` of the
       estimators, by half-sampling), and ``jsd_classifier_se`` (from its held-out terms);
-      calibration in ``docs/estimators.md``;
+      calibration in ``docs/estimators.md``. A standard error is the sampling error only:
+      the estimators' bias, which grows with dimension and depends on the distribution, is
+      not in it (``docs/estimators.md``, "What an error bar covers");
     - ``copying``, the data-copying statistic C_T (:func:`gan_je.estimators.data_copying`:
       below -3 the generated samples sit closer to the training set than held-out data
       does), ``copying_cells``, the number of cells whose own Z is below the threshold

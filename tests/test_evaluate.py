@@ -19,7 +19,7 @@ from gan_je.checkpoints import load_sampler, read_checkpoint
 from gan_je.data.torchvision_images import CIFAR10_FILES, CIFAR10_FOLDER
 from gan_je.errors import CheckpointError, ConfigError, DataError
 from gan_je.estimators import jensen_shannon
-from gan_je.evaluate import evaluate, jsd_cap, table
+from gan_je.evaluate import SE_NOTE, evaluate, jsd_cap, table
 from gan_je.generate import run as generate
 from gan_je.module import GANModule
 from gan_je.sampling import draw, seeded
@@ -85,6 +85,13 @@ def test_evaluate_compares_equal_sizes_unless_told_otherwise(checkpoint):
     assert "| jsd_cap | 0.6365 |" in shown and "Sizes differ (1000 generated, 500 real)" in shown
     with pytest.raises(ConfigError, match="equal_sizes"):
         evaluate(_app_config("evaluate", f"ckpt_path={checkpoint}", "equal_sizes=3"))
+
+
+def test_the_table_says_what_a_standard_error_covers():
+    with_se = {"metrics": {"jsd": 0.1, "jsd_se": 0.01}, "equal_sizes": True}
+    assert table(with_se).endswith(SE_NOTE) and "sampling error only" in SE_NOTE
+    assert "bias" in SE_NOTE
+    assert SE_NOTE not in table({"metrics": {"jsd": 0.1}, "equal_sizes": True})
 
 
 def test_jsd_cap_is_the_label_entropy_the_knn_jsd_reaches_at_total_separation():
