@@ -425,7 +425,7 @@ def bias(n: int = 10_000, ds=(1, 2, 4, 8, 16, 32), seeds: int = 3) -> str:
     """The bias of ``entropy`` (k = 3) and ``extrapolated_entropy`` against the standard
     error they report, on distributions of known entropy.
 
-        python benchmarks/estimators.py bias     # about 10 minutes on 2 busy cores
+        python benchmarks/estimators.py bias     # about 3 minutes on 2 busy cores
 
     For each distribution of ``KNOWN_ENTROPY`` and dimension, ``seeds`` fresh draws of ``n``
     samples (seeded by distribution, d and seed); per estimator the mean estimate, the bias
