@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from scipy.special import digamma
 
 from gan_je.estimators import entropy
 from gan_je.estimators.weighted import (
@@ -75,11 +76,35 @@ def cube(n: int, d: int, gen: torch.Generator) -> tuple[torch.Tensor, float]:
     return 2 * torch.rand(n, d, generator=gen, dtype=torch.float64), d * math.log(2)
 
 
+def student_t_entropy(d: int, df: float = 3.0) -> float:
+    """Differential entropy (nats) of the standard multivariate Student-t with ``df``
+    degrees of freedom in ``d`` dimensions (identity shape matrix):
+    ``log Gamma(df/2) - log Gamma((df+d)/2) + d/2 log(df pi)
+    + (df+d)/2 (psi((df+d)/2) - psi(df/2))``."""
+    half, half_total = df / 2, (df + d) / 2
+    return (
+        math.lgamma(half)
+        - math.lgamma(half_total)
+        + 0.5 * d * math.log(df * math.pi)
+        + half_total * (digamma(half_total) - digamma(half))
+    )
+
+
+def student_t(n: int, d: int, gen: torch.Generator) -> tuple[torch.Tensor, float]:
+    """``n`` draws of the standard multivariate Student-t with 3 degrees of freedom (heavy
+    tails: no fourth moment), ``z / sqrt(chi2_3 / 3)`` with ``z ~ N(0, I_d)``, and its
+    entropy (:func:`student_t_entropy`)."""
+    z = torch.randn(n, d, generator=gen, dtype=torch.float64)
+    chi2 = torch.randn(n, 3, generator=gen, dtype=torch.float64).square().sum(1, keepdim=True)
+    return z / torch.sqrt(chi2 / 3), student_t_entropy(d, 3.0)
+
+
 DISTRIBUTIONS: dict[str, Callable[[int, int, torch.Generator], tuple[torch.Tensor, float]]] = {
     "N(0, I)": standard,
     "N(0, Sigma)": correlated,
     "Laplace^d": laplace,
     "uniform [0, 2]^d": cube,
+    "Student-t 3 dof": student_t,
 }
 #: The distributions of the default table; the others on request (``--distributions``).
 DEFAULT_DISTRIBUTIONS = ("N(0, I)", "N(0, Sigma)")
