@@ -83,7 +83,11 @@ def entropy(
 
     With ``return_se=True`` returns an :class:`.Estimate` ``(value, se)``, the error from
     random halves of the samples (:mod:`.resampling`; a whole number sets how many halvings).
-    Every estimator here takes ``return_se`` the same way.
+    Every estimator here takes ``return_se`` the same way. The standard error is the
+    sampling error only: the estimate's bias (which grows with ``d`` and depends on the
+    distribution: +0.87 nats on a uniform 8-cube at N = 10,000, 75 standard errors) is not
+    in it; ``docs/estimators.md`` tabulates it, and :func:`.weighted.extrapolated_entropy`
+    reduces it where that table shows it does.
     """
     k = check_k(k)
     x = as_samples(x, "x")
