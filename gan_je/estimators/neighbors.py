@@ -45,7 +45,8 @@ it (a second query with a recomputed radius would lose such boundary points to r
   below (:func:`_tree_metric`). Scalars are searched and counted in sorted order instead
   (:func:`_sorted_knn`, :func:`_sorted_count`), exactly. Every backend therefore returns
   the same bits, ties included. The tree's worker threads take the cores; torch runs on one
-  thread around them (:func:`._threads.one_torch_thread`), as it does around faiss.
+  thread around them (:func:`._threads.one_torch_thread`). Not around faiss: its OpenMP
+  follows torch's thread setting, and one thread would halve its search.
 - ``"auto"``: ``"torch"`` on CUDA; on CPU ``"kdtree"`` up to :data:`KDTREE_MAX_DIM` dimensions
   (counts of balls holding many points on average, above :data:`TREE_COUNT_MAX_DIM`:
   ``"torch"``) and ``"faiss"`` (kNN, where faiss is installed, else ``"torch"``) /
@@ -197,9 +198,6 @@ def kth_neighbor(
             if len(blocks) == 1 and blocks[0].shape[1] == 1:
                 return _sorted_knn(blocks[0], k)
             return _kdtree_knn(blocks, k)
-    if backend == "faiss":
-        with one_torch_thread():
-            return _brute_force_knn(blocks, k, backend, _proposal_precision.get())
     return _brute_force_knn(blocks, k, backend, _proposal_precision.get())
 
 
