@@ -62,8 +62,10 @@ RADIAL_OFFSETS = (1.0, 1 / 4, 1 / 16, 1 / 64, 1 / 256)
 RANK_TOLERANCE = 1e-10
 #: Hidden tanh units of the ``"mlp"`` model.
 MLP_HIDDEN = 32
-#: Iteration cap of every L-BFGS fit.
+#: Iteration cap of every L-BFGS fit (the MLP) and Newton fit (the linear models).
 MAX_ITER = 300
+#: The Newton fit stops once no gradient entry exceeds this.
+NEWTON_TOLERANCE = 1e-9
 
 #: A fitted classifier: standardised float64 samples (n, d) -> float32 logits
 #: log(c(p|x) / c(q|x)).
@@ -320,12 +322,16 @@ def _fit(kind: str, z: Tensor, label: Tensor, generator: torch.Generator) -> Log
 
     penalised = [weights, *hidden[0::2]]
     target = label.float()
-    _lbfgs(
-        [weights, intercept, *hidden],
-        lambda: (
-            _log_loss(logits(z32, phi), target) + sum(w.square().sum() for w in penalised) / (2 * n)
-        ),
-    )
+    if hidden:
+        _lbfgs(
+            [weights, intercept, *hidden],
+            lambda: (
+                _log_loss(logits(z32, phi), target)
+                + sum(w.square().sum() for w in penalised) / (2 * n)
+            ),
+        )
+    else:
+        weights, intercept = _newton_logistic(phi, target)
 
     def predict(z_new: Tensor) -> Tensor:
         return logits(z_new.float(), (features(z_new) - phi_mean) / phi_scale)
@@ -346,6 +352,48 @@ def _log_loss(scores: Tensor, label: Tensor) -> Tensor:
     threads from far fewer rows (16,000 here) than softplus's: on a busy 2-core machine every
     such call waited about 12 ms for the second thread, against 0.3 ms of arithmetic."""
     return _log_losses(scores, label).mean()
+
+
+def _newton_logistic(phi: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:
+    """Float32 ``(weights, intercept)`` minimising ``mean log loss + |w|^2 / (2n)`` of the
+    logits ``phi @ w + b`` (no penalty on ``b``), by Newton's method in float64 with step
+    halving.
+
+    The objective is strictly convex, so this is the one minimum L-BFGS also finds, in
+    5-10 steps of one ``F x F`` solve each (``F`` features) where L-BFGS took about 30
+    evaluations of Python-bound autograd: at 256 samples per set and d = 8, 0.04 s per
+    estimate against 0.37 s (five folds, three candidates and a refit in each).
+    """
+    n, f = phi.shape
+    x = torch.cat([phi.double(), phi.new_ones(n, 1, dtype=torch.float64)], dim=1)
+    y = label.double()
+    ridge = torch.full((f + 1,), 1 / n, dtype=torch.float64, device=phi.device)
+    ridge[-1] = 0
+
+    def objective(theta: Tensor) -> Tensor:
+        s = x @ theta
+        return (F.softplus(s) - y * s).mean() + 0.5 * (ridge * theta * theta).sum()
+
+    theta = torch.zeros(f + 1, dtype=torch.float64, device=phi.device)
+    value = objective(theta)
+    for _ in range(MAX_ITER):
+        prob = torch.sigmoid(x @ theta)
+        grad = x.T @ (prob - y) / n + ridge * theta
+        if float(grad.abs().max()) < NEWTON_TOLERANCE:
+            break
+        hessian = (x.T * (prob * (1 - prob))) @ x / n + torch.diag(ridge)
+        hessian.diagonal().add_(1e-12)  # the intercept's row when every sample is certain
+        step, scale = torch.linalg.solve(hessian, grad), 1.0
+        while scale > 1e-10:
+            candidate = theta - scale * step
+            candidate_value = objective(candidate)
+            if candidate_value <= value:
+                break
+            scale /= 2
+        else:
+            break  # no step lowers the objective: at the minimum to rounding
+        theta, value = candidate, candidate_value
+    return theta[:-1].float(), theta[-1].float()
 
 
 def _lbfgs(params: list[Tensor], loss_fn: Callable[[], Tensor]) -> None:
