@@ -99,9 +99,10 @@ def classifier_jensen_shannon(
     bound holds) and clips every term at ``log(pi_l / N)``: one wild prediction cannot
     dominate the mean.
 
-    Models: logistic regressions fit by L-BFGS (float32) on features standardised with the
-    training folds' statistics, with a unit Gaussian prior on each weight (L2 penalty
-    ``|w|^2 / 2`` on the summed log loss; none on the intercept). Every feature map, the
+    Models: logistic regressions fit by Newton's method (float64; the MLP by L-BFGS in
+    float32) on features standardised with the training folds' statistics, with a unit
+    Gaussian prior on each weight (L2 penalty ``|w|^2 / 2`` on the summed log loss; none on
+    the intercept). Every feature map, the
     whitening included, is fitted on the training folds alone.
 
     - ``"additive"``: per coordinate ``z, z^2, |z|`` of the standardised samples ``z``
