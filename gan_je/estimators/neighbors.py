@@ -244,8 +244,7 @@ def count_within(
                 return _sorted_count(points, sq_radius, inclusive)
             small_balls = _sampled_mean_count(points, sq_radius) <= LIST_MAX_MEAN_COUNT
             if backend == "kdtree" or small_balls or points.shape[1] <= TREE_COUNT_MAX_DIM:
-                list_balls = small_balls and points.shape[1] > 1
-                return _kdtree_count(points, sq_radius, inclusive, defining, list_balls)
+                return _kdtree_count(points, sq_radius, inclusive, defining, small_balls)
     return _brute_force_count(points, sq_radius, inclusive, _proposal_precision.get())
 
 
