@@ -283,10 +283,6 @@ def kth_within_label(
     sq_p, index_p = kth_neighbor(points[:n_first], k, backend)
     sq_q, index_q = kth_neighbor(points[n_first:], k, backend)
     sq_dist, index = torch.cat([sq_p, sq_q]), torch.cat([index_p, index_q + n_first])
-    if chosen == "kdtree" and points.shape[1] > 1:  # k-th neighbour balls are small: list them
-        with one_torch_thread():
-            count = _kdtree_count(points, sq_dist, True, index, list_balls=True)
-        return sq_dist, index, count
     return sq_dist, index, count_within(points, sq_dist, True, backend, defining=index)
 
 
