@@ -36,6 +36,7 @@ from gan_je.atomic_files import write_atomically
 from gan_je.checkpoints import load_data
 from gan_je.commands import build_from_config, import_packages, resolve_device, run_command
 from gan_je.errors import ConfigError
+from gan_je.estimators import label_entropy
 from gan_je.modes import StackedModeCounter
 from gan_je.module import GANModule
 from gan_je.tables import markdown_table
@@ -62,8 +63,7 @@ def jsd_cap(n_real: int, n_generated: int, base: float = math.e) -> float:
             raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
     if isinstance(base, bool) or not isinstance(base, int | float) or not base > 1:
         raise ValueError(f"base must be a number above 1, got {base!r}")
-    shares = (n_real / (n_real + n_generated), n_generated / (n_real + n_generated))
-    return -sum(p * math.log(p) for p in shares) / math.log(base)
+    return label_entropy(n_real, n_generated) / math.log(base)
 
 
 def compare(

@@ -15,6 +15,7 @@ products for the exact search on CUDA (:func:`proposal_precision`): :mod:`.neigh
 """
 
 from . import coverage, gaussian
+from ._inputs import label_entropy
 from .classifier import classifier_jensen_shannon
 from .copying import DataCopying, data_copying
 from .knn import (
@@ -50,6 +51,7 @@ __all__ = [
     "gaussian",
     "jensen_shannon",
     "joint_entropy",
+    "label_entropy",
     "mutual_information",
     "precision_recall",
     "proposal_precision",

@@ -117,6 +117,18 @@ def check_same_features(p: Tensor, q: Tensor) -> None:
         )
 
 
+def label_entropy(n_p: int, n_q: int) -> float:
+    """``H(pi) = -pi_p log pi_p - pi_q log pi_q`` in nats, with ``pi_l = N_l / (N_p + N_q)``:
+    the entropy of the source label of two pooled sets, the most I(S; L) can be (log 2 for
+    equal sizes).
+
+    Raises ``ValueError`` unless both sizes are whole numbers >= 1.
+    """
+    n_p, n_q = check_whole(n_p, "n_p", minimum=1), check_whole(n_q, "n_q", minimum=1)
+    shares = (n_p / (n_p + n_q), n_q / (n_p + n_q))
+    return -sum(share * math.log(share) for share in shares)
+
+
 def nats_to(value: Tensor, base: float) -> Tensor:
     """Convert a value in nats to units of ``log(base)`` (``base=2`` gives bits)."""
     if not isinstance(base, int | float) or isinstance(base, bool) or base <= 0 or base == 1:

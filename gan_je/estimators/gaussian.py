@@ -20,6 +20,7 @@ from ._inputs import (
     as_samples,
     check_paired,
     check_same_features,
+    label_entropy,
     nats_to,
     rescale,
     scale_exponent,
@@ -101,7 +102,7 @@ def compare_samples(
     pi_fake = 1 - pi_real
     h_real, h_fake = entropy(real), entropy(fake)
     h_mixture = entropy(torch.cat([real, fake]))
-    h_label = -(pi_real * math.log(pi_real) + pi_fake * math.log(pi_fake))
+    h_label = label_entropy(n_real, n_fake)
     nats = {
         "entropy_real": h_real,
         "entropy_fake": h_fake,

@@ -23,6 +23,7 @@ from ._inputs import (
     check_k,
     check_paired,
     check_same_features,
+    label_entropy,
     nats_to,
     prepare,
     rescale,
@@ -323,7 +324,7 @@ def compare_samples(
     h_real = _set_entropy(pair, 0, sq_d[:n_p], k, backend) + shift
     h_fake = _set_entropy(pair, 1, sq_d[n_p:], k, backend) + shift
     pi_p, pi_q = n_p / n, 1 - n_p / n
-    h_label = -(pi_p * math.log(pi_p) + pi_q * math.log(pi_q))
+    h_label = label_entropy(n_p, n - n_p)
     nats = {
         "entropy_real": h_real,
         "entropy_fake": h_fake,

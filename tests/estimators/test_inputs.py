@@ -106,3 +106,14 @@ def test_tensors_that_require_grad_are_estimated_as_their_values():
     assert float(mutual_information(x, OTHER)) == float(mutual_information(SAMPLES, OTHER))
     assert float(compare_samples(x, OTHER)["jsd"]) == float(compare_samples(SAMPLES, OTHER)["jsd"])
     assert precision_recall(x, OTHER) == precision_recall(SAMPLES, OTHER)
+
+
+def test_label_entropy_is_the_entropy_of_the_set_sizes():
+    from gan_je.estimators import label_entropy
+
+    assert label_entropy(500, 500) == pytest.approx(math.log(2))
+    third = 1 / 3
+    expected = -third * math.log(third) - (1 - third) * math.log(1 - third)
+    assert label_entropy(100, 200) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="n_q"):
+        label_entropy(3, 0)
