@@ -24,7 +24,7 @@ from matplotlib.figure import Figure  # no pyplot: no global state, no display n
 
 from gan_je import seeding
 from gan_je.atomic_files import write_atomically
-from gan_je.checkpoints import last_checkpoint
+from gan_je.checkpoints import confined_callback_state, last_checkpoint
 from gan_je.checks import (
     choice,
     non_negative_float,
@@ -203,6 +203,37 @@ class CheckpointOnSignal(Callback):
             os.kill(os.getpid(), signal.SIGTERM)
 
 
+class CheckpointPathsGuard(Callback):
+    """A checkpoint is data, its callbacks' state too. Lightning restores a
+    ``ModelCheckpoint``'s saved paths and later removes the "previous best" they name, folders
+    included; so before it does, the saved state of each checkpoint callback is dropped
+    (the callback starts its tracking afresh, and nothing is removed) unless it names only
+    checkpoint files inside that callback's own folder
+    (:func:`gan_je.checkpoints.confined_callback_state`). Always on in ``gan_je.train``."""
+
+    def on_load_checkpoint(
+        self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        states = checkpoint.get("callbacks")
+        if not isinstance(states, dict):
+            return
+        for callback in trainer.checkpoint_callbacks:
+            folder = getattr(callback, "dirpath", None)
+            keys = {callback.state_key, getattr(callback, "_legacy_state_key", None)}
+            for key in keys & states.keys():
+                state = states[key]
+                if folder is None or not isinstance(state, dict):
+                    continue
+                if not confined_callback_state(state, folder):
+                    del states[key]
+                    log.warning(
+                        "the checkpoint's state of %s names files outside %s: not restored "
+                        "(its best-checkpoint tracking starts afresh; nothing is removed)",
+                        type(callback).__name__,
+                        folder,
+                    )
+
+
 class RunRecord(Callback):
     """The run's own record in ``output_dir``, written after every validation so a running
     or crashed run can be read:
@@ -219,7 +250,7 @@ class RunRecord(Callback):
     def __init__(self, output_dir: str, overrides: list[str] | None = None) -> None:
         self.output_dir = Path(output_dir)
         self.overrides = list(overrides or [])
-        self.rows: list[dict[str, float]] = []
+        self.rows: list[dict[str, float | str]] = []
         self.started = time.monotonic()
         self.status, self.error = "running", None
         self.fitting = False
@@ -227,12 +258,15 @@ class RunRecord(Callback):
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Start the record; a resumed run continues the rows up to the generator step it
         resumes from and drops, saying so, the rows recorded after it (they belong to a
-        future the resumed run replaces)."""
-        self.started, self.fitting = time.monotonic(), True
+        future the resumed run replaces). Columns the record does not write (a user's) are
+        kept. A ``metrics.csv`` that cannot be read stops the run before anything is
+        written."""
+        self.started = time.monotonic()
         if not trainer.ckpt_path:
-            self.rows = []
+            self.rows, self.fitting = [], True
             return
-        rows = read_metrics(self.output_dir / "metrics.csv")
+        rows = read_metrics(self.output_dir / "metrics.csv")  # before the record is written
+        self.fitting = True
         self.rows = [row for row in rows if row.get("g_step", 0) <= pl_module.g_step]
         if len(self.rows) < len(rows) and trainer.is_global_zero:
             log.warning(

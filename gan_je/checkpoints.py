@@ -82,7 +82,37 @@ def _atomic_checkpoint_io() -> type:
                     f"{' '.join(str(err).split())[:200]}); the previous one is kept whole"
                 ) from err
 
+        def remove_checkpoint(self, path: Any) -> None:
+            """Remove a checkpoint file that a ``ModelCheckpoint`` replaced: a ``.ckpt``
+            file only, never a folder (Lightning's own removes recursively)."""
+            path = Path(path)
+            if path.suffix == ".ckpt" and (path.is_file() or path.is_symlink()):
+                path.unlink()
+            elif path.exists():
+                log.warning("not removing %s: not a checkpoint file", path)
+
     return AtomicCheckpointIO
+
+
+def confined_callback_state(state: Mapping[str, Any], folder: str | Path) -> bool:
+    """Whether a ``ModelCheckpoint``'s saved ``state`` names only checkpoint files inside
+    ``folder`` (its ``dirpath``; paths resolved, symlinks and ``..`` included): the files it
+    would later remove as a replaced "best" or "last". A state naming anything else (a
+    crafted checkpoint, or one from another run's folder) must not be restored."""
+    folder = Path(folder).resolve()
+    keys = ("best_model_path", "kth_best_model_path", "last_model_path")
+    paths = [state.get(key) for key in keys]
+    best_k = state.get("best_k_models") or {}
+    if not isinstance(best_k, Mapping):
+        return False
+    for path in [*paths, *best_k]:
+        if path in (None, ""):
+            continue
+        if not isinstance(path, str) or not path.endswith(".ckpt"):
+            return False
+        if folder not in Path(path).resolve().parents:
+            return False
+    return True
 
 
 def last_checkpoint(output_dir: str | Path) -> Path:

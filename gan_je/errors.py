@@ -17,6 +17,11 @@ class PartError(ConfigError):
     """A part (network, loss, metric, ...) refused the arguments it was built with."""
 
 
+class RunDirectoryError(ConfigError):
+    """The run directory cannot be this run's: another live run holds it, it holds another
+    run's records, or it cannot be written. Nothing in it is touched."""
+
+
 class DataError(GanJeError, FileNotFoundError):
     """The data set is missing, empty, unreadable or too small for the chosen settings."""
 
@@ -24,6 +29,11 @@ class DataError(GanJeError, FileNotFoundError):
 class CheckpointError(GanJeError, ValueError):
     """A checkpoint file is missing, unreadable, or was not written by ``gan_je.train``, or
     one cannot be written (a full disk)."""
+
+
+class RecordError(GanJeError, ValueError):
+    """A run's record (``metrics.csv``, ``summary.json``) cannot be read: edited by hand,
+    truncated, or written by something else."""
 
 
 class DivergenceError(GanJeError, FloatingPointError):

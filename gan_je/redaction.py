@@ -1,15 +1,33 @@
-"""Secrets out of everything a run writes or uploads: the W&B config, tags and job type,
-``summary.json``, checkpoints and sweep reports. A setting is secret when its key names one
-(:data:`SECRET_WORDS`); its value is replaced by :data:`REDACTED`. Hydra's own ``.hydra/``
-folder in the run directory keeps the config as given (it stays on the local disk)."""
+"""Secrets out of everything a run writes or uploads: the W&B config, tags, job type and
+command line, ``summary.json``, checkpoints, sweep reports and the sweep's ``multirun.yaml``.
+A setting is secret when its key names one (:data:`SECRET_WORDS`), also inside a dict given on
+the command line (``'+db={host: h, password: p}'``); its value is replaced by
+:data:`REDACTED`. Hydra's own ``.hydra/`` folder in each run directory keeps the config as
+given, on the local disk (docs/reliability.md lists every file that holds it)."""
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
+from hydra.experimental.callback import Callback as HydraCallback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from gan_je.atomic_files import write_atomically
+
+log = logging.getLogger(__name__)
 SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "credential")
 REDACTED = "***"
+#: ``key: value`` inside an override's value (a dict, a list of dicts, a sweep over them):
+#: a quoted or bare key, then a quoted string, a flat ``{...}`` / ``[...]`` or a bare value.
+_PAIR = re.compile(
+    r"""(?P<key>'[^']*'|"[^"]*"|[\w.-]+)(?P<sep>\s*:\s*)"""
+    r"""(?P<value>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|\{[^{}]*\}|\[[^\[\]]*\]|[^,}\]\s]+)"""
+)
 
 
 def is_secret(key: str) -> bool:
@@ -31,9 +49,64 @@ def public_config(config: Any) -> Any:
 
 
 def public_overrides(overrides: Iterable[str]) -> list[str]:
-    """Command-line overrides (``key=value``) with the values of secret keys redacted."""
+    """Command-line overrides (``key=value``) with the values of secret keys redacted, also
+    those of secret keys inside a value (``+db={host: h, password: p}`` becomes
+    ``+db={host: h, password: ***}``)."""
     public = []
     for item in overrides:
-        key, equals, _ = str(item).partition("=")
-        public.append(f"{key}={REDACTED}" if equals and is_secret(key) else str(item))
+        key, equals, value = str(item).partition("=")
+        if not equals:
+            public.append(str(item))
+        elif is_secret(key):
+            public.append(f"{key}={REDACTED}")
+        else:
+            public.append(f"{key}={_PAIR.sub(_redacted_pair, value)}")
     return public
+
+
+def _redacted_pair(match: re.Match[str]) -> str:
+    key = match["key"].strip("'\"")
+    return f"{match['key']}{match['sep']}{REDACTED}" if is_secret(key) else match[0]
+
+
+def redact_sweep_config(path: str | Path) -> bool:
+    """Replace a sweep's ``multirun.yaml`` (Hydra's composed config of the sweep, written
+    when it starts) by its public copy: secret settings and the secrets in its recorded
+    overrides redacted, interpolations left as they are. Returns whether it changed."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    text = path.read_text()
+    config = public_config(OmegaConf.to_container(OmegaConf.create(text), resolve=False))
+    overrides = config.get("hydra", {}).get("overrides", {})
+    for name in ("task", "hydra"):
+        if isinstance(overrides.get(name), list):
+            overrides[name] = public_overrides(overrides[name])
+    public = OmegaConf.to_yaml(config)
+    if public == OmegaConf.to_yaml(OmegaConf.create(text)):
+        return False
+    write_atomically(path, public)
+    return True
+
+
+class RedactSweepConfig(HydraCallback):
+    """Hydra callback (``conf/hydra/default.yaml``): the sweep's ``multirun.yaml`` redacted
+    (:func:`redact_sweep_config`) as each job starts, where a SLURM job runs too, and when
+    the sweep ends. Hydra writes it when the sweep starts, so it holds the secrets until its
+    first job starts."""
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.hydra.mode == RunMode.MULTIRUN:
+            self._redact(config)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._redact(config)
+
+    @staticmethod
+    def _redact(config: DictConfig) -> None:
+        path = Path(config.hydra.sweep.dir) / "multirun.yaml"
+        try:
+            if redact_sweep_config(path):
+                log.info("secrets redacted in %s", path)
+        except (OSError, ValueError) as err:  # never fail a job over it; say so
+            log.warning("could not redact the secrets in %s (%s)", path, err)

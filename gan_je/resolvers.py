@@ -11,16 +11,28 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import time
 from typing import Any
 
 from omegaconf import OmegaConf
 
+from gan_je.errors import ConfigError
 from gan_je.overrides import without_seed
 from gan_je.redaction import public_overrides
 
 RUN_ID = "GAN_JE_RUN_ID"
+#: What a run id may be: names of letters, digits, ``._-``, joined by ``/``, none of them
+#: ``.`` or ``..``, so that the run directory stays inside the outputs folder.
+_RUN_ID_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+_INHERITED = RUN_ID in os.environ  # read when gan_je is imported, before run_id sets it
+
+
+def inherited_run_id() -> bool:
+    """Whether this process was started with ``$GAN_JE_RUN_ID`` set (by a launcher, or left
+    over in the shell), rather than making its own."""
+    return _INHERITED
 
 
 def run_id() -> str:
@@ -30,11 +42,20 @@ def run_id() -> str:
     this process and every process it starts (kept in ``$GAN_JE_RUN_ID``), so that the jobs
     of one sweep agree on its directory even when a launcher runs them in other processes
     (joblib, submitit), where Hydra's ``${now:...}`` would be read again.
+
+    A ``$GAN_JE_RUN_ID`` that would leave the outputs folder (absolute, ``..``, odd
+    characters) is refused (:class:`gan_je.errors.ConfigError`).
     """
     if RUN_ID not in os.environ:
         stamp = time.strftime("%Y-%m-%d/%H-%M-%S")
         os.environ[RUN_ID] = f"{stamp}-{os.getpid()}{secrets.token_hex(2)}"
-    return os.environ[RUN_ID]
+    value = os.environ[RUN_ID]
+    if not all(_RUN_ID_NAME.fullmatch(name) for name in value.split("/")):
+        raise ConfigError(
+            f"${RUN_ID}={value!r} is not a run id (names of letters, digits, '._-' joined by "
+            f"'/', none starting with '.'): unset it"
+        )
+    return value
 
 
 def cwd() -> str:

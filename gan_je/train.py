@@ -32,23 +32,36 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from gan_je import CONFIG_PATH, slurm
-from gan_je.callbacks import CheckpointOnSignal, RunRecord
+from gan_je.callbacks import CheckpointOnSignal, CheckpointPathsGuard, RunRecord
 from gan_je.checkpoints import check_resumable, checkpoint_to_resume
 from gan_je.commands import build_from_config, chosen, import_packages, run_command
-from gan_je.errors import ConfigError, PartError, StoppedBySignalError
+from gan_je.errors import (
+    ConfigError,
+    GanJeError,
+    PartError,
+    RunDirectoryError,
+    StoppedBySignalError,
+)
 from gan_je.extras import check_hydra_plugins
 from gan_je.launcher import share_cpus_with_joblib_jobs
 from gan_je.loggers import finish_wandb
 from gan_je.module import GANModule
 from gan_je.redaction import public_config, public_overrides
-from gan_je.run_directory import hold_run_directory, release_run_directory
+from gan_je.run_directory import (
+    claim_for_fresh_run,
+    hold_run_directory,
+    is_primary,
+    release_run_directory,
+    run_entries,
+    write_hydra_record,
+)
 from gan_je.stopping import stopped_by_signal
 
 log = logging.getLogger(__name__)
 #: The top-level settings gan_je reads (conf/train.yaml); anything else is warned about.
 SETTINGS = (
     "data", "model", "loss", "estimator", "trainer", "logger", "callbacks", "paths", "seed",
-    "ckpt_path", "resume", "optimized_metric", "imports",
+    "ckpt_path", "resume", "overwrite", "optimized_metric", "imports",
 )  # fmt: skip
 
 
@@ -91,25 +104,43 @@ def _check_validation_size(
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train as configured; return the summary written to ``summary.json``."""
+    """Train as configured; return the summary written to ``summary.json``.
+
+    The run directory is this run's alone: it is locked for the run's life, and a run that
+    starts afresh refuses one that holds another run's records (``overwrite=true`` replaces
+    them), touching nothing there (:mod:`gan_je.run_directory`)."""
+    output_dir = cfg.paths.output_dir
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    record = RunRecord(cfg.paths.output_dir, overrides=public_overrides(overrides))
-    unread = [key for key in cfg if key not in SETTINGS]
-    if unread:  # e.g. +lr=... where model.optimizer_g.lr was meant
-        log.warning("gan_je reads no top-level setting %s: nothing uses it", ", ".join(unread))
-    lock = hold_run_directory(cfg.paths.output_dir)  # before anything is written there
-    signals = CheckpointOnSignal(cfg.paths.output_dir)
+    record = RunRecord(output_dir, overrides=public_overrides(overrides))
+    try:  # read only: what the run continues, if anything
+        ckpt_path, early_error = checkpoint_to_resume(cfg), None
+    except GanJeError as err:
+        ckpt_path, early_error = None, err
+    continues = slurm.restart_count() > 0 or _own_checkpoint(ckpt_path, output_dir)
+    overwrite = bool(cfg.get("overwrite"))
+    if not continues and not overwrite and run_entries(output_dir):
+        if early_error:  # a resume that cannot start: say why, touching nothing
+            raise early_error
+        claim_for_fresh_run(output_dir, overwrite=False)  # refuses
+    lock = hold_run_directory(output_dir)  # before anything is written there
+    signals = CheckpointOnSignal(output_dir)
     signals.install()  # SLURM's time-limit warning, from now to the end of the run
     try:  # anything failing before training is recorded too (fit records its own)
+        if early_error:
+            raise early_error
+        if not continues:  # again, now that no other run can start here
+            claim_for_fresh_run(output_dir, overwrite=overwrite)
+        unread = [key for key in cfg if key not in SETTINGS]
+        if unread:  # e.g. +lr=... where model.optimizer_g.lr was meant
+            log.warning("gan_je reads no top-level setting %s: nothing uses it", ", ".join(unread))
         import_packages(cfg.get("imports"))
         share_cpus_with_joblib_jobs(cfg)
         lightning.seed_everything(cfg.seed, workers=True)
-        ckpt_path = checkpoint_to_resume(cfg)
         resolved = public_config(OmegaConf.to_container(cfg, resolve=True))
         datamodule, module = build(cfg, run_config=resolved)
         if ckpt_path:
             check_resumable(ckpt_path, module, cfg)
-        callbacks = [signals, record]
+        callbacks = [signals, record, CheckpointPathsGuard()]
         callbacks += [
             build_from_config(c, "callbacks") for c in (cfg.get("callbacks") or {}).values() if c
         ]
@@ -117,11 +148,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer = build_from_config(
             cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False
         )
+        write_hydra_record(output_dir, cfg)
         for logger in trainer.loggers:
             logger.log_hyperparams(resolved)
     except Exception as err:
         signals.restore()
-        if slurm.global_rank() == 0:
+        if is_primary():
             record.fail(err)
         release_run_directory(lock)
         raise
@@ -134,7 +166,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         signals.restore()
         release_run_directory(lock)
     # written by global rank 0, also when the ranks ran in spawned processes
-    return json.loads((Path(cfg.paths.output_dir) / "summary.json").read_text())
+    return json.loads((Path(output_dir) / "summary.json").read_text())
+
+
+def _own_checkpoint(ckpt_path: str | None, output_dir: str) -> bool:
+    """Whether ``ckpt_path`` is one of the run directory's own checkpoints (continuing that
+    run there), rather than another run's (a new run that starts from it)."""
+    if ckpt_path is None:
+        return False
+    folder = (Path(output_dir) / "checkpoints").resolve()
+    return folder in Path(ckpt_path).resolve().parents
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
@@ -142,7 +183,8 @@ def main(cfg: DictConfig) -> float | None:
     """Hydra entry point: returns the final value of ``optimized_metric`` for sweepers.
 
     In a multirun a failing job (bad settings, divergence) is logged, recorded as failed in
-    its ``summary.json`` and returns NaN, so the other jobs go on. A job stopped by a signal
+    its ``summary.json`` and returns NaN, so the other jobs go on; a job refused its run
+    directory (:class:`RunDirectoryError`) says so on stderr only. A job stopped by a signal
     ends its process instead (``SystemExit``): a local sweep stops there, and a SLURM job
     leaves no result, so submitit waits for the job SLURM requeues. A single run that fails
     for a reason the user can fix ends with one sentence.
@@ -155,6 +197,9 @@ def main(cfg: DictConfig) -> float | None:
         except StoppedBySignalError as err:
             log.warning("job stopped: %s", err)
             raise SystemExit(f"gan_je.train: {err}") from None
+        except RunDirectoryError as err:  # not logged: train.log there is another run's
+            print(f"gan_je.train: job not run: {err}", file=sys.stderr)
+            return math.nan
         except Exception:
             log.exception("job failed (recorded in %s/summary.json)", cfg.paths.output_dir)
             return math.nan

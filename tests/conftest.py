@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -33,6 +35,30 @@ def wandb_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
 
     if wandb.run is not None:
         wandb.finish()
+
+
+@pytest.fixture
+def lock_holder() -> Iterator[Callable[[Path], subprocess.Popen]]:
+    """``hold(folder)`` starts another process that holds ``folder``'s run lock (as a running
+    ``gan_je.train`` does) until the test ends, and returns it once it holds the lock."""
+    holders: list[subprocess.Popen] = []
+
+    def hold(folder: Path) -> subprocess.Popen:
+        code = (
+            "import sys, time; from gan_je.run_directory import hold_run_directory; "
+            "lock = hold_run_directory(sys.argv[1]); print('held', flush=True); time.sleep(120)"
+        )
+        holder = subprocess.Popen(
+            [sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True
+        )
+        holders.append(holder)
+        assert holder.stdout.readline().strip() == "held"
+        return holder
+
+    yield hold
+    for holder in holders:
+        holder.kill()
+        holder.wait()
 
 
 @pytest.fixture

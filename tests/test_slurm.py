@@ -4,6 +4,7 @@ poller that reads squeue where sacct fails. The real cluster's tests are in test
 from __future__ import annotations
 
 import os
+import threading
 import subprocess
 
 import pytest
@@ -146,17 +147,21 @@ def test_a_requeued_job_continues_from_its_own_checkpoint(monkeypatch, tmp_path)
     assert checkpoint_to_resume(cfg) is None  # a first start: as configured
 
 
-def test_only_rank_0_of_a_job_marks_the_run_directory(monkeypatch, tmp_path):
-    (tmp_path / run_directory.LOCK).write_text(f"{os.getppid()}\n")  # a live process
+def test_only_rank_0_of_a_job_locks_the_run_directory(monkeypatch, tmp_path, lock_holder):
+    holder = lock_holder(tmp_path)  # a live run holds it
     _requeued_job(monkeypatch, restarts="0", rank="1")
-    run_directory.hold_run_directory(tmp_path)  # task 1 of rank 0's job: no refusal
-    assert (tmp_path / run_directory.LOCK).read_text() == f"{os.getppid()}\n"
+    lock = run_directory.hold_run_directory(tmp_path)  # task 1 of rank 0's job: no refusal
+    assert lock.file is None
     _requeued_job(monkeypatch, restarts="0", rank="0")
-    with pytest.raises(ConfigError, match="in use by the running process"):
+    with pytest.raises(ConfigError, match=f"in use by a running gan_je.train .process {holder.pid}"):
         run_directory.hold_run_directory(tmp_path)
-    _requeued_job(monkeypatch, restarts="1", rank="0")  # SLURM ended the earlier run
-    run_directory.hold_run_directory(tmp_path)
-    assert (tmp_path / run_directory.LOCK).read_text() == f"{os.getpid()}\n"
+    # a requeued job waits for its earlier instance's lock to be released
+    monkeypatch.setattr(run_directory, "REQUEUE_WAIT_S", 5.0)
+    _requeued_job(monkeypatch, restarts="1", rank="0")
+    threading.Timer(1.0, holder.kill).start()
+    lock = run_directory.hold_run_directory(tmp_path)
+    assert (tmp_path / run_directory.LOCK).read_text().split()[0] == str(os.getpid())
+    run_directory.release_run_directory(lock)
 
 
 def test_the_time_limit_requeues_only_a_job_that_trained_and_survives_a_failed_requeue(

@@ -3,12 +3,14 @@ W&B offline, the start-up and divergence errors, the run record."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from gan_je import losses
+from gan_je import losses, run_directory
 from gan_je.checkpoints import read_checkpoint
 from gan_je.errors import ConfigError, DivergenceError, StoppedBySignalError
 from gan_je.metrics_csv import read_metrics
@@ -75,7 +77,17 @@ def _check_one_batch_run(cfg, summary: dict) -> None:
     (row,) = read_metrics(run / "metrics.csv")
     assert row["g_step"] == 1 and row["val/jsd"] == pytest.approx(final["val/jsd"], rel=1e-6)
     assert not (run / "checkpoints").exists()
-    assert not (run / ".gan_je.pid").exists()
+    assert _lock_is_free(run)
+
+
+def _lock_is_free(run: Path) -> bool:
+    """Whether no process holds the run directory's lock (another process could take it)."""
+    with open(run / run_directory.LOCK) as file:
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+    return True
 
 
 def test_options_that_change_the_step_run(train_config):
@@ -385,21 +397,60 @@ def test_your_own_registered_parts_train_through_imports(train_config, tmp_path,
     assert train(cfg)["status"] == "finished"
 
 
-def test_a_run_directory_held_by_a_running_process_is_refused(train_config):
+def test_a_run_directory_held_by_a_running_process_is_refused(train_config, lock_holder):
     cfg = train_config("experiment=ring", *SMALL_RING, *QUIET, "debug=fdr")
     run = Path(cfg.paths.output_dir)
     run.mkdir(parents=True)
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        (run / ".gan_je.pid").write_text(f"{holder.pid}\n")
-        with pytest.raises(ConfigError, match=f"in use by the running process {holder.pid}"):
-            train(cfg)
-        assert sorted(p.name for p in run.iterdir()) == [".gan_je.pid"]  # nothing written
-    finally:
-        holder.kill()
-        holder.wait()
-    assert train(cfg)["status"] == "finished"  # the mark of an ended process is taken over
-    assert not (run / ".gan_je.pid").exists()
+    holder = lock_holder(run)
+    before = (run / run_directory.LOCK).read_bytes()
+    with pytest.raises(ConfigError, match=f"in use by a running gan_je.train .process {holder.pid}"):
+        train(cfg)
+    assert sorted(p.name for p in run.iterdir()) == [run_directory.LOCK]  # nothing written
+    assert (run / run_directory.LOCK).read_bytes() == before
+    holder.kill()
+    holder.wait()
+    assert train(cfg)["status"] == "finished"  # the kernel released the ended process's lock
+    assert _lock_is_free(run)
+
+
+def test_a_lock_file_naming_a_live_unrelated_process_does_not_block_a_run(train_config):
+    """A stale lock file whose process id now belongs to another live process (PID reuse):
+    only a held lock counts."""
+    cfg = train_config("experiment=ring", *SMALL_RING, *QUIET, "debug=fdr")
+    run = Path(cfg.paths.output_dir)
+    run.mkdir(parents=True)
+    (run / run_directory.LOCK).write_text(f"{os.getppid()} elsewhere 2026-01-01 00:00:00\n")
+    assert train(cfg)["status"] == "finished"
+
+
+def test_two_runs_started_together_in_one_directory_one_is_refused(tmp_path, monkeypatch):
+    """Both take the lock while record writes are slow (an NFS-like file system): exactly
+    one holds it, the other is refused."""
+    slow_write = run_directory.write_atomically
+
+    def slowly(*args, **kwargs):
+        time.sleep(0.3)
+        slow_write(*args, **kwargs)
+
+    monkeypatch.setattr(run_directory, "write_atomically", slowly)
+    outcomes: list[str] = []
+
+    def start() -> None:
+        try:
+            lock = run_directory.hold_run_directory(tmp_path)
+            outcomes.append("held")
+            time.sleep(1.0)
+            run_directory.release_run_directory(lock)
+        except ConfigError as err:
+            outcomes.append(str(err))
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.2)
+    for thread in threads:
+        thread.join()
+    assert outcomes[0] == "held" and "in use by a running gan_je.train" in outcomes[1], outcomes
 
 
 def test_resume_auto_starts_afresh_without_a_checkpoint(train_config):
