@@ -64,7 +64,7 @@ def check_run_directory(output_dir: str | Path) -> Path:
     directory (or the nearest existing folder above a new one) that is read-only for this
     user."""
     path = Path(output_dir).absolute()
-    existing = next(folder for folder in (path, *path.parents) if folder.exists())
+    existing = next(folder for folder in (path, *path.parents) if os.path.exists(folder))
     if not existing.is_dir():
         raise RunDirectoryError(f"the run directory {path} lies under {existing}, which is a file")
     name_max = os.pathconf(existing, "PC_NAME_MAX")
@@ -299,8 +299,10 @@ class CheckRunDirectory(HydraCallback):
             try:
                 folder = OmegaConf.select(config, f"hydra.{mode}.dir", throw_on_missing=True)
             except Exception as err:  # a resolver refused (a run id leaving outputs/)
-                cause = err.__cause__ if isinstance(err.__cause__, ConfigError) else err
-                raise ConfigError(f"hydra.{mode}.dir: {cause}") from None
+                cause: BaseException | None = err
+                while cause is not None and not isinstance(cause, ConfigError):
+                    cause = cause.__cause__ or cause.__context__
+                raise ConfigError(f"hydra.{mode}.dir: {cause or err}") from None
             check_run_directory(folder)
 
         run_command("train", check)

@@ -153,7 +153,9 @@ def test_only_rank_0_of_a_job_locks_the_run_directory(monkeypatch, tmp_path, loc
     lock = run_directory.hold_run_directory(tmp_path)  # task 1 of rank 0's job: no refusal
     assert lock.file is None
     _requeued_job(monkeypatch, restarts="0", rank="0")
-    with pytest.raises(ConfigError, match=f"in use by a running gan_je.train .process {holder.pid}"):
+    with pytest.raises(
+        ConfigError, match=f"in use by a running gan_je.train .process {holder.pid}"
+    ):
         run_directory.hold_run_directory(tmp_path)
     # a requeued job waits for its earlier instance's lock to be released
     monkeypatch.setattr(run_directory, "REQUEUE_WAIT_S", 5.0)

@@ -403,7 +403,9 @@ def test_a_run_directory_held_by_a_running_process_is_refused(train_config, lock
     run.mkdir(parents=True)
     holder = lock_holder(run)
     before = (run / run_directory.LOCK).read_bytes()
-    with pytest.raises(ConfigError, match=f"in use by a running gan_je.train .process {holder.pid}"):
+    with pytest.raises(
+        ConfigError, match=f"in use by a running gan_je.train .process {holder.pid}"
+    ):
         train(cfg)
     assert sorted(p.name for p in run.iterdir()) == [run_directory.LOCK]  # nothing written
     assert (run / run_directory.LOCK).read_bytes() == before
