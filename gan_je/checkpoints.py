@@ -268,9 +268,9 @@ def checkpoint_to_resume(cfg: DictConfig) -> str | None:
 def check_resumable(path: str, module: lightning.LightningModule, cfg: DictConfig) -> None:
     """Before ``module`` (a ``GANModule`` built from ``cfg``) resumes from checkpoint
     ``path``, read as data (an empty, truncated or foreign file fails in one sentence):
-    refuse parts naming unregistered code, networks of other shapes and a run that has
-    nothing left to do, and say which settings differ from the checkpoint's (the new
-    learning rates apply; shapes cannot change)."""
+    refuse parts naming unregistered code, another data set, networks of other shapes and a
+    run that has nothing left to do, and say which model and data settings differ from the
+    checkpoint's (the new learning rates apply; shapes cannot change)."""
     checkpoint = read_checkpoint(path)
     old = current_hyperparameters(checkpoint["hyper_parameters"])
     try:  # train builds from its own config, but a checkpoint naming code is refused anyway
