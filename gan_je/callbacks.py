@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from lightning import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
@@ -51,6 +52,19 @@ def _plain(value: Any) -> Any:
 
 def _active(trainer: Trainer) -> bool:
     return trainer.is_global_zero and not trainer.sanity_checking
+
+
+def without_progress_bars(callbacks: list[Callback], enabled: bool | None) -> list[Callback]:
+    """``callbacks`` without their progress bars when the trainer's ``enable_progress_bar``
+    is false (``None``: Lightning's default, true), saying so in one log line: the default
+    callbacks hold one (``callbacks.progress``), with which Lightning refuses the trainer."""
+    if enabled is None or enabled:
+        return callbacks
+    bars = [c for c in callbacks if isinstance(c, ProgressBar)]
+    if bars:
+        names = ", ".join(type(bar).__name__ for bar in bars)
+        log.info("trainer.enable_progress_bar=false: the callback %s is left out", names)
+    return [c for c in callbacks if not isinstance(c, ProgressBar)]
 
 
 class SamplePictures(Callback):

@@ -33,6 +33,7 @@ from torch import nn
 
 from gan_je import parts
 from gan_je.atomic_files import replaced_atomically
+from gan_je.data.kinds import with_kind
 from gan_je.errors import CheckpointError, ConfigError
 from gan_je.sampling import build_generator
 
@@ -297,9 +298,9 @@ def checkpoint_to_resume(cfg: DictConfig) -> str | None:
 def check_resumable(path: str, module: lightning.LightningModule, cfg: DictConfig) -> None:
     """Before ``module`` (a ``GANModule`` built from ``cfg``) resumes from checkpoint
     ``path``, read as data (an empty, truncated or foreign file fails in one sentence):
-    refuse parts naming unregistered code, networks of other shapes and a run that has
-    nothing left to do, and say which settings differ from the checkpoint's (the new
-    learning rates apply; shapes cannot change)."""
+    refuse parts naming unregistered code, another data set, networks of other shapes and a
+    run that has nothing left to do, and say which model and data settings differ from the
+    checkpoint's (the new learning rates apply; shapes cannot change)."""
     checkpoint = read_checkpoint(path)
     old = current_hyperparameters(checkpoint["hyper_parameters"])
     try:  # train builds from its own config, but a checkpoint naming code is refused anyway
@@ -308,6 +309,7 @@ def check_resumable(path: str, module: lightning.LightningModule, cfg: DictConfi
         parts.check_registered((old.get("run_config") or {}).get("data"), "data")
     except ConfigError as err:
         raise CheckpointError(f"{path}: {err}") from None
+    _check_same_data(path, old, module.hparams)
     saved = checkpoint["state_dict"]
     for key, tensor in module.state_dict().items():
         if key.startswith(("generator.", "discriminator.", "ema.")):
@@ -330,16 +332,52 @@ def check_resumable(path: str, module: lightning.LightningModule, cfg: DictConfi
         for name, parameter in inspect.signature(type(module).__init__).parameters.items()
     }
     changed = [
-        key
+        f"model.{key}"
         for key in sorted(old.keys() | module.hparams.keys())
         if key not in ("run_config", "data_spec")
         and old.get(key, defaults.get(key)) != module.hparams.get(key, defaults.get(key))
+    ]
+    old_data, new_data = _data_config(old), _data_config(module.hparams)
+    changed += [
+        f"data.{key}"
+        for key in sorted(old_data.keys() & new_data.keys())
+        if old_data[key] != new_data[key]
     ]
     if changed:
         log.warning(
             "resuming with settings that differ from the checkpoint's: %s (new learning "
             "rates apply unless a scheduler sets them)",
-            ", ".join(f"model.{key}" for key in changed),
+            ", ".join(changed),
+        )
+
+
+def _data_config(hparams: Mapping[str, Any]) -> dict[str, Any]:
+    """The data part of a module's run config (empty where it holds none)."""
+    data = (hparams.get("run_config") or {}).get("data")
+    return data if isinstance(data, dict) else {}
+
+
+def _check_same_data(path: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    """Refuse to resume a run on another data set than the checkpoint's: another data class
+    (``data=grid`` on a ring run) or samples of another kind or shape. Other data settings
+    (``data.std``) may change; :func:`check_resumable` names them."""
+    before, now = _data_config(old).get("_target_"), _data_config(new).get("_target_")
+    if before and now and before != now:
+        raise ConfigError(
+            f"{path} was trained on other data ({before} there, {now} here): resume with "
+            f"the data it was trained on, or start a new run in another folder"
+        )
+    specs = [spec.get("data_spec") for spec in (old, new)]
+    if not all(isinstance(spec, Mapping) for spec in specs):
+        return  # a module not built yet; the networks' shapes are checked next
+    (kind, shape), (kind_now, shape_now) = [
+        (spec["kind"], tuple(spec.get("sample_shape") or ())) for spec in map(with_kind, specs)
+    ]
+    if (kind, shape) != (kind_now, shape_now):
+        raise ConfigError(
+            f"{path} was trained on other samples ({kind} of shape {shape} there, {kind_now} "
+            f"of shape {shape_now} here): resume with the data settings it was trained with, "
+            f"or start a new run in another folder"
         )
 
 

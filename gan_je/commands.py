@@ -31,9 +31,18 @@ def build_from_config(node: DictConfig, setting: str, **kwargs: Any) -> Any:
         cause = err.__cause__
         if isinstance(cause, GanJeError):
             raise cause from None
-        if isinstance(cause, TypeError | ValueError):
+        if isinstance(cause, TypeError | ValueError) or _lightning_refusal(cause):
             raise ConfigError(f"{setting}: {cause}") from err
         raise
+
+
+def _lightning_refusal(err: BaseException | None) -> bool:
+    """Whether ``err`` is Lightning refusing its settings (``trainer.max_epochs=-5``): its
+    ``MisconfigurationException``, a sentence for the user. Lightning is imported only here,
+    on a failure, so that ``gan_je.generate`` starts without it."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    return isinstance(err, MisconfigurationException)
 
 
 def import_packages(names: Any) -> None:

@@ -3,13 +3,14 @@ W&B run ended."""
 
 from __future__ import annotations
 
+import http.client
 import logging
 import netrc
 import os
-import socket
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import numpy as np
 import wandb
@@ -32,15 +33,18 @@ def wandb_credentials_present() -> bool:
         return False
 
 
-def wandb_server_reachable(timeout: float = 10.0) -> bool:
-    """Whether a TCP connection to the W&B server (``WANDB_BASE_URL``, by default
-    https://api.wandb.ai) opens within ``timeout`` seconds."""
-    url = urlsplit(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai")
-    port = url.port or (443 if url.scheme == "https" else 80)
+def wandb_server_reachable(timeout: float = 15.0) -> bool:
+    """Whether the W&B server (``WANDB_BASE_URL``, by default https://api.wandb.ai) answers
+    an HTTP request within ``timeout`` seconds (any answer, an error status included). A
+    server that accepts connections but never answers counts as unreachable: W&B would wait
+    for it until its own timeout."""
+    url = os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai"
     try:
-        with socket.create_connection((url.hostname or "", port), timeout=timeout):
+        with urllib.request.urlopen(url, timeout=timeout):
             return True
-    except OSError:
+    except urllib.error.HTTPError:  # an answer, if not a page
+        return True
+    except (OSError, ValueError, http.client.HTTPException):  # no answer, or a bad URL
         return False
 
 
@@ -65,23 +69,24 @@ class FallbackWandbLogger(WandbLogger):
 
 
 def wandb_logger(
-    offline: bool | None = None, init_timeout: float = 60.0, **kwargs: Any
+    offline: bool | None = None, init_timeout: float = 15.0, **kwargs: Any
 ) -> WandbLogger:
     """A Lightning ``WandbLogger`` that logs offline unless W&B credentials are configured
     and the server answers.
 
     ``offline=None`` decides from :func:`wandb_credentials_present` (an explicit
     ``WANDB_MODE`` in the environment wins) and, with credentials, falls back to offline in
-    one log line when :func:`wandb_server_reachable` says no, so a run never waits for or
-    fails on the network; ``True``/``False`` force either. An online run that does not start
-    within ``init_timeout`` seconds, or fails to, logs offline
-    (:class:`FallbackWandbLogger`). Other keyword arguments go to ``WandbLogger`` (project,
+    one log line when :func:`wandb_server_reachable` says no within ``init_timeout``
+    seconds, so a run never fails on the network nor waits longer than that for a server
+    that does not answer; ``True``/``False`` force either. An online run that does not start
+    within ``init_timeout`` seconds (plus W&B's own start, about 2 s), or fails to, logs
+    offline (:class:`FallbackWandbLogger`). Other keyword arguments go to ``WandbLogger`` (project,
     name, group, save_dir, tags, ...).
     """
     if offline is None:
         mode = os.environ.get("WANDB_MODE")
         offline = mode in ("offline", "dryrun") if mode else not wandb_credentials_present()
-        if not offline and not mode and not wandb_server_reachable():
+        if not offline and not mode and not wandb_server_reachable(init_timeout):
             log.warning("W&B credentials found but the server does not answer: logging offline")
             offline = True
     save_dir = kwargs.get("save_dir")

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from gan_je import checkpoints, parts, sampling, seeding
-from gan_je.checks import finite_float, positive_float, positive_int
+from gan_je.checks import check_fits_in_memory, finite_float, positive_float, positive_int
 from gan_je.data.kinds import kind_of
 from gan_je.entropy_space import EntropySpace
 from gan_je.errors import ConfigError
@@ -161,14 +161,14 @@ class GANModule(LightningModule):
         """Build the networks, EMA copy and preview latents for samples described by
         ``data_spec`` (and have the metric watch the modes of a known mixture); it is saved
         as a hyperparameter."""
-        kind = kind_of(parts.plain(data_spec))  # a spec from before kinds gets its kind
-        spec = kind.spec
-        pack_shape = packed_shape(kind.sample_shape, self.pack)
+        spec = kind_of(parts.plain(data_spec)).spec  # a spec from before kinds gets its kind
+        with torch.device("meta"):  # their sizes first, without taking any memory
+            networks = self._networks(spec)
+        n_parameters = sum(p.numel() for network in networks for p in network.parameters())
+        # trained in float32 with Adam: weights, gradients and two moments per parameter
+        check_fits_in_memory("the networks' parameter count", n_parameters, 16)
+        self.generator, self.discriminator = self._networks(spec)
         hp = self.hparams
-        self.generator = sampling.build_generator(hp.generator, spec)
-        self.discriminator = parts.build(
-            hp.discriminator, "model.discriminator", sample_shape=pack_shape
-        )
         self.entropy_space.check(self.discriminator)
         self.loss.check_discriminator(self.discriminator)
         if self.ema_decay is not None:
@@ -183,6 +183,15 @@ class GANModule(LightningModule):
         if "centers" in spec:
             self.metric.watch_modes(torch.tensor(spec["centers"]), spec["std"])
         hp.data_spec = spec
+
+    def _networks(self, spec: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
+        """The generator and discriminator this module's descriptions build for ``spec``."""
+        generator = sampling.build_generator(self.hparams.generator, spec)
+        pack_shape = packed_shape(tuple(spec["sample_shape"]), self.pack)
+        discriminator = parts.build(
+            self.hparams.discriminator, "model.discriminator", sample_shape=pack_shape
+        )
+        return generator, discriminator
 
     def setup(self, stage: str) -> None:
         """Build the shape-dependent parts from the datamodule's ``data_spec`` (a module

@@ -12,7 +12,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from gan_je.checks import non_negative_int
+from gan_je.checks import is_int, non_negative_int
+from gan_je.errors import ConfigError
+
+#: The largest run seed: NumPy's global stream, and so ``lightning.seed_everything``, take
+#: seeds from 0 to 2**32 - 1.
+MAX_SEED = 2**32 - 1
 
 #: The streams of a run; a number each, fixed forever (changing one changes every run).
 STREAMS = {
@@ -25,6 +30,19 @@ STREAMS = {
     "modes": 7,
     "projection": 8,
 }
+
+
+def check_seed(seed: object) -> int:
+    """Return ``seed`` if it is a run seed ``lightning.seed_everything`` accepts (an integer
+    from 0 to :data:`MAX_SEED`), else raise a :class:`ConfigError` saying the range. Out of
+    range seeds are refused, as Lightning refuses them, rather than folded into the range,
+    which would make two seeds of a sweep replay one run."""
+    if not is_int(seed) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(
+            f"seed must be an integer from 0 to {MAX_SEED} (2**32 - 1, what NumPy and "
+            f"lightning.seed_everything accept), got {seed!r}"
+        )
+    return int(seed)
 
 
 def stream_seed(seed: int, stream: str, *extra: int) -> int:

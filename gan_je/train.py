@@ -32,7 +32,12 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from gan_je import CONFIG_PATH, slurm
-from gan_je.callbacks import CheckpointOnSignal, CheckpointPathsGuard, RunRecord
+from gan_je.callbacks import (
+    CheckpointOnSignal,
+    CheckpointPathsGuard,
+    RunRecord,
+    without_progress_bars,
+)
 from gan_je.checkpoints import check_resumable, checkpoint_to_resume
 from gan_je.commands import build_from_config, chosen, import_packages, run_command
 from gan_je.errors import (
@@ -55,6 +60,7 @@ from gan_je.run_directory import (
     run_entries,
     write_hydra_record,
 )
+from gan_je.seeding import check_seed
 from gan_je.stopping import stopped_by_signal
 
 log = logging.getLogger(__name__)
@@ -135,7 +141,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             log.warning("gan_je reads no top-level setting %s: nothing uses it", ", ".join(unread))
         import_packages(cfg.get("imports"))
         share_cpus_with_joblib_jobs(cfg)
-        lightning.seed_everything(cfg.seed, workers=True)
+        lightning.seed_everything(check_seed(cfg.seed), workers=True)
         resolved = public_config(OmegaConf.to_container(cfg, resolve=True))
         datamodule, module = build(cfg, run_config=resolved)
         if ckpt_path:
@@ -144,6 +150,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         callbacks += [
             build_from_config(c, "callbacks") for c in (cfg.get("callbacks") or {}).values() if c
         ]
+        callbacks = without_progress_bars(callbacks, cfg.trainer.get("enable_progress_bar"))
         loggers = [build_from_config(c, "logger") for c in (cfg.get("logger") or {}).values() if c]
         trainer = build_from_config(
             cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
 import socket
 import threading
 
@@ -32,12 +33,17 @@ def test_credentials_without_a_server_fall_back_to_offline(credentials, monkeypa
 
 
 def test_credentials_and_a_server_log_online(credentials, monkeypatch):
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.getsockname()[1]}")
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever)  # answers 501 to every request
+    thread.start()
+    try:
+        monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.server_port}")
         assert wandb_server_reachable(timeout=2)
         assert not wandb_logger(project="gan_je")._offline  # no run starts until it logs
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
 
 
 @pytest.mark.slow
@@ -56,6 +62,8 @@ def test_a_server_that_fails_does_not_fail_the_run(credentials, monkeypatch, cap
 
         thread = threading.Thread(target=drop_connections)
         thread.start()
+        # a server that fails once W&B starts (it answered when asked whether it is there)
+        monkeypatch.setattr("gan_je.loggers.wandb_server_reachable", lambda timeout: True)
         try:
             logger = wandb_logger(project="gan_je", save_dir=str(tmp_path), init_timeout=5)
             assert not logger._offline

@@ -4,8 +4,8 @@ poller that reads squeue where sacct fails. The real cluster's tests are in test
 from __future__ import annotations
 
 import os
-import threading
 import subprocess
+import threading
 
 import pytest
 from omegaconf import OmegaConf

@@ -32,6 +32,7 @@ from torch.utils.data import (
 )
 
 from gan_je.checks import non_negative_int, positive_int
+from gan_je.data._checks import capped_workers
 from gan_je.data.kinds import kind_of
 from gan_je.seeding import stream_seed
 
@@ -178,7 +179,7 @@ class ArrayDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.batch_size = positive_int("batch_size", batch_size)
-        self.num_workers = non_negative_int("num_workers", num_workers)
+        self.num_workers = capped_workers(num_workers)
         self.seed = non_negative_int("seed", seed)
         self.data_seed = (
             self.seed if data_seed is None else non_negative_int("data_seed", data_seed)

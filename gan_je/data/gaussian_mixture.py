@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from gan_je.checks import positive_float, positive_int
+from gan_je.data._checks import check_samples_fit
 from gan_je.data.base import ArrayDataModule
 
 
@@ -57,6 +58,7 @@ class GaussianMixture(ArrayDataModule):
         self.std = positive_float("std", std)
         self.n_train = positive_int("n_train", n_train)
         self.n_val = positive_int("n_val", n_val)
+        check_samples_fit(self.n_train, self.n_val, self.sample_shape)
 
     @property
     def sample_shape(self) -> tuple[int, ...]:

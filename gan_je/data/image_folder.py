@@ -129,8 +129,11 @@ def load_image(file: Path, size: int, mode: str) -> np.ndarray:
         raise ValueError(f'mode must be "L" (grayscale) or "RGB", got {mode!r}')
     try:
         with Image.open(file, formats=IMAGE_FORMATS) as image:
+            _check_pixels(file, image.width * image.height)
             image = _centre_square(_flatten_alpha(image).convert(mode))
             image = image.resize((size, size), Image.Resampling.BICUBIC)
+    except Image.DecompressionBombError as err:  # more than twice PIL's limit
+        raise DataError(f"{file}: {_BOMB} ({err})") from err
     except (UnidentifiedImageError, OSError) as err:
         raise DataError(
             f"cannot read image {file} ({err}): it is damaged or not an image; "
@@ -138,6 +141,21 @@ def load_image(file: Path, size: int, mode: str) -> np.ndarray:
         ) from err
     pixels = np.asarray(image, dtype=np.uint8)
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+
+
+_BOMB = "it may be a decompression bomb (too large to decode safely); shrink, delete or move it"
+
+
+def _check_pixels(file: Path, pixels: int) -> None:
+    """Refuse an image of more pixels than PIL's decompression-bomb limit
+    (``PIL.Image.MAX_IMAGE_PIXELS``, 89,478,485 by default: 256 MiB at 3 bytes a pixel),
+    which PIL only warns about up to twice that: decoding one would take that memory in
+    every loading thread."""
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and pixels > limit:
+        raise DataError(f"{file} has {pixels} pixels, more than PIL's limit of {limit}: {_BOMB}")
 
 
 def _flatten_alpha(image: Any) -> Any:

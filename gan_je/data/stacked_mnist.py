@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from gan_je.checks import choice, positive_int
+from gan_je.data._checks import check_samples_fit
 from gan_je.data.base import ArrayDataModule
 from gan_je.data.mnist5k import MNIST5k
 from gan_je.data.torchvision_images import TorchvisionImages
@@ -76,6 +77,7 @@ class StackedMNIST(ArrayDataModule):
         if image_size not in IMAGE_SIZES:
             raise ValueError(f"image_size must be 28 or 32, got {image_size!r}")
         self.image_size = int(image_size)
+        check_samples_fit(self.n_train, self.n_val, self.sample_shape)
         self.digit_val_size = digit_val_size
         self.data_dir = data_dir
         self.digits: dict[str, tuple[Tensor, Tensor]] = {}
