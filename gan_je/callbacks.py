@@ -34,7 +34,7 @@ from gan_je.checks import (
     positive_int,
 )
 from gan_je.data.kinds import kind_of
-from gan_je.errors import ConfigError
+from gan_je.errors import ConfigError, RecordError
 from gan_je.loggers import send_picture
 from gan_je.metrics_csv import read_metrics, write_metrics
 from gan_je.modes import StackedModeCounter
@@ -322,16 +322,22 @@ class RunRecord(Callback):
     def fail(self, exception: BaseException, g_steps: int = 0) -> None:
         """Record that the run stopped on ``exception``. Before training starts that is only
         a ``summary.json`` for a new run directory: a start-up failure leaves an existing
-        run's records (a failed resume, say) as they were."""
+        run's records (a failed resume, say) as they were. A record that cannot be written
+        (a full disk) is warned about, never raised over ``exception``."""
         stopped = isinstance(exception, KeyboardInterrupt | SIGTERMException)
         self.status = "interrupted" if stopped else "failed"
         self.error = f"{type(exception).__name__}: {exception}"
-        if self.fitting:
-            self._write(g_steps)
-        elif (self.output_dir / "summary.json").exists():
-            log.warning("start-up failed; the records in %s are left as they were", self.output_dir)
-        else:
-            write_atomically(self.output_dir / "summary.json", self._summary_text(g_steps))
+        try:
+            if self.fitting:
+                self._write(g_steps)
+            elif (self.output_dir / "summary.json").exists():
+                log.warning(
+                    "start-up failed; the records in %s are left as they were", self.output_dir
+                )
+            else:
+                write_atomically(self.output_dir / "summary.json", self._summary_text(g_steps))
+        except RecordError as err:  # a full disk: the failure itself is what the user sees
+            log.warning("could not record the failure: %s", err)
 
     def summary(self, g_steps: int) -> dict[str, Any]:
         """The summary as written to ``summary.json``."""

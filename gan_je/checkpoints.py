@@ -20,7 +20,6 @@ import functools
 import inspect
 import logging
 import random
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +31,9 @@ from omegaconf import DictConfig
 from torch import nn
 
 from gan_je import parts
-from gan_je.atomic_files import replaced_atomically
+from gan_je.atomic_files import cannot_write, replaced_atomically
 from gan_je.data.kinds import with_kind
-from gan_je.errors import CheckpointError, ConfigError
+from gan_je.errors import CheckpointError, ConfigError, RecordError
 from gan_je.sampling import build_generator
 
 if TYPE_CHECKING:  # Lightning is imported only where the whole module is restored
@@ -76,12 +75,9 @@ def _atomic_checkpoint_io() -> type:
             try:
                 with replaced_atomically(path) as file:
                     torch.save(checkpoint, file)
-            except (OSError, RuntimeError) as err:  # torch reports a full disk as RuntimeError
-                free = shutil.disk_usage(Path(path).parent).free / 2**20
-                raise CheckpointError(
-                    f"cannot write the checkpoint {path} ({free:.1f} MiB free there; "
-                    f"{' '.join(str(err).split())[:200]}); the previous one is kept whole"
-                ) from err
+            except (RecordError, RuntimeError) as err:  # torch says RuntimeError for a full disk
+                cause = (err.__cause__ if isinstance(err, RecordError) else None) or err
+                raise CheckpointError(cannot_write(path, cause, "the checkpoint")) from err
 
         def remove_checkpoint(self, path: Any) -> None:
             """Remove a checkpoint file that a ``ModelCheckpoint`` replaced: a ``.ckpt``

@@ -108,5 +108,5 @@ class RedactSweepConfig(HydraCallback):
         try:
             if redact_sweep_config(path):
                 log.info("secrets redacted in %s", path)
-        except (OSError, ValueError) as err:  # never fail a job over it; say so
+        except (OSError, ValueError) as err:  # never fail a job over it (RecordError too)
             log.warning("could not redact the secrets in %s (%s)", path, err)

@@ -36,7 +36,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan_je import resolvers, slurm
 from gan_je.atomic_files import write_atomically
-from gan_je.errors import ConfigError, RunDirectoryError
+from gan_je.errors import ConfigError, RecordError, RunDirectoryError
 
 log = logging.getLogger(__name__)
 LOCK = ".gan_je.lock"
@@ -117,10 +117,13 @@ def hold_run_directory(output_dir: str | Path) -> RunLock:
         if time.monotonic() >= deadline:
             raise RunDirectoryError(_held_message(path))
         time.sleep(1.0)
-    lock.file.seek(0)
-    lock.file.truncate()
-    lock.file.write(f"{os.getpid()} {socket.gethostname()} {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-    lock.file.flush()
+    try:  # who holds it, for the message a second run gets (a full disk leaves it empty)
+        lock.file.seek(0)
+        lock.file.truncate()
+        lock.file.write(f"{os.getpid()} {socket.gethostname()} {time.strftime('%F %T')}\n")
+        lock.file.flush()
+    except OSError:
+        pass
     _record_killed_run(path)
     return lock
 
@@ -171,7 +174,7 @@ def _record_killed_run(output_dir: Path) -> bool:
     )
     try:
         write_atomically(summary_path, json.dumps(summary, indent=2) + "\n")
-    except OSError:
+    except RecordError:  # a full disk: the record stays as it was
         return False
     log.warning("%s: the run there was killed; its summary.json now says so", output_dir)
     return True

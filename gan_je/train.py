@@ -177,12 +177,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _own_checkpoint(ckpt_path: str | None, output_dir: str) -> bool:
-    """Whether ``ckpt_path`` is one of the run directory's own checkpoints (continuing that
-    run there), rather than another run's (a new run that starts from it)."""
+    """Whether ``ckpt_path`` lies in the run directory (continuing that run there), rather
+    than elsewhere (another run's: a new run that starts from it)."""
     if ckpt_path is None:
         return False
-    folder = (Path(output_dir) / "checkpoints").resolve()
-    return folder in Path(ckpt_path).resolve().parents
+    return Path(output_dir).resolve() in Path(ckpt_path).resolve().parents
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")

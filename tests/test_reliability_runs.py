@@ -244,6 +244,43 @@ def test_refused_and_failed_starts_touch_neither_hydra_nor_any_record(tmp_path, 
     assert _snapshot(run) == before and not (run / "train.log").exists()
 
 
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 12 MiB tmpfs (root only; skipped elsewhere)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(disk)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr!r}")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=False)
+
+
+@pytest.mark.slow
+def test_a_resume_on_a_full_disk_ends_in_one_sentence_and_keeps_the_records(
+    train_config, small_disk
+):
+    run = small_disk / "run"
+    train(train_config(*RING, f"paths.output_dir={run}"))
+    (small_disk / "filler").write_bytes(b"")
+    with open(small_disk / "filler", "wb") as filler:  # fill the disk
+        try:
+            while True:
+                filler.write(b"\0" * 2**16)
+                filler.flush()
+        except OSError:
+            pass
+    before = _snapshot(run)
+    resume = train_config(*RING, f"paths.output_dir={run}", "resume=true", "trainer.max_epochs=3")
+    with pytest.raises(RecordError, match=r"cannot write .* \(No space left on device; 0.0 MiB"):
+        train(resume)
+    after = _snapshot(run)
+    for name in ("metrics.csv", "summary.json", "checkpoints/last.ckpt", ".hydra/config.yaml"):
+        assert after[name] == before[name], name
+
+
 # ------------------------------------------------------------ the run directory's path
 def test_run_ids_cannot_leave_the_outputs_folder(monkeypatch):
     for bad in ("../../x", "/tmp/x", "a/../b", "a//b", ".hidden", "a b"):

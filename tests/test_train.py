@@ -360,22 +360,28 @@ def test_resuming_from_an_earlier_checkpoint_drops_the_later_rows(train_config, 
 
 @pytest.mark.slow
 def test_secret_values_are_written_nowhere_but_hydras_own_folder(tmp_path):
-    run = tmp_path / "run"
-    command = [sys.executable, "-m", "gan_je.train", "experiment=ring", "debug=limit"]
+    """A one-job sweep, so that the sweep's own multirun.yaml is checked too, with secrets
+    under secret keys and inside a dict given on the command line."""
+    sweep = tmp_path / "sweep"
+    command = [sys.executable, "-m", "gan_je.train", "-m", "experiment=ring", "debug=limit"]
     command += ["data.n_train=2048", "data.n_val=300", "~callbacks.progress"]
     command += ["+secret_password=hunter2", "+database.api_token=hunter3"]
+    command += ["+db={host: h, password: hunter4}"]
     env = os.environ | {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "1"}
     result = subprocess.run(
-        [*command, f"hydra.run.dir={run}"], capture_output=True, text=True, env=env, timeout=300
+        [*command, f"hydra.sweep.dir={sweep}"], capture_output=True, text=True, env=env, timeout=300
     )
     assert result.returncode == 0, result.stderr
-    written = [p for p in run.rglob("*") if p.is_file() and ".hydra" not in p.parts]
+    written = [p for p in sweep.rglob("*") if p.is_file() and ".hydra" not in p.parts]
     assert any(p.suffix == ".wandb" for p in written) and any(p.suffix == ".ckpt" for p in written)
+    assert (sweep / "multirun.yaml") in written
     for path in written:
         data = path.read_bytes()
-        assert b"hunter2" not in data and b"hunter3" not in data, path
-    summary = json.loads((run / "summary.json").read_text())
+        assert not any(secret in data for secret in (b"hunter2", b"hunter3", b"hunter4")), path
+    summary = json.loads((sweep / "0" / "summary.json").read_text())
     assert "+secret_password=***" in summary["overrides"]
+    assert "+db={host: h, password: ***}" in summary["overrides"]
+    assert b"hunter4" in (sweep / "0" / ".hydra" / "overrides.yaml").read_bytes()
 
 
 @pytest.mark.slow
