@@ -382,6 +382,14 @@ def test_secret_values_are_written_nowhere_but_hydras_own_folder(tmp_path):
     assert "+secret_password=***" in summary["overrides"]
     assert "+db={host: h, password: ***}" in summary["overrides"]
     assert b"hunter4" in (sweep / "0" / ".hydra" / "overrides.yaml").read_bytes()
+    # the same sweep again: its job finds its directory holding a run, says so, touches nothing
+    job = {p: p.read_bytes() for p in (sweep / "0").rglob("*") if p.is_file()}
+    again = subprocess.run(
+        [*command, f"hydra.sweep.dir={sweep}"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert "gan_je.train: job not run: " in again.stderr and "already holds a run" in again.stderr
+    assert {p: p.read_bytes() for p in (sweep / "0").rglob("*") if p.is_file()} == job
+    assert b"hunter" not in (sweep / "multirun.yaml").read_bytes()
 
 
 @pytest.mark.slow
