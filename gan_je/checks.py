@@ -5,6 +5,9 @@ bools do not."""
 from __future__ import annotations
 
 import numbers
+import os
+
+from gan_je.errors import ConfigError
 
 
 def positive_int(name: str, value: object) -> int:
@@ -47,6 +50,41 @@ def choice(name: str, value: object, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
     return str(value)
+
+
+def available_memory() -> int:
+    """The bytes of memory this process can still allocate without swapping: ``MemAvailable``
+    of ``/proc/meminfo`` on Linux (free memory plus the caches the kernel can drop), else the
+    machine's physical memory."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_fits_in_memory(
+    what: str, count: int, bytes_each: int, available: int | None = None
+) -> None:
+    """Refuse, before any work, ``count`` items of ``bytes_each`` bytes that cannot fit in
+    ``available`` bytes (default: :func:`available_memory`): one :class:`ConfigError` naming
+    ``what`` (the setting, e.g. ``n`` or ``data.n_train``), the bytes needed and the largest
+    count that fits, instead of a ``MemoryError`` (or the kernel's OOM killer) after minutes
+    of work. Counts what the caller counts; other allocations may still fail."""
+    available = available_memory() if available is None else available
+    if count * bytes_each > available:
+        raise ConfigError(
+            f"{what}={count} needs {_gigabytes(count * bytes_each)} of memory "
+            f"({bytes_each} bytes each), more than the {_gigabytes(available)} available "
+            f"here: at most {what}={available // bytes_each} fits"
+        )
+
+
+def _gigabytes(n_bytes: int) -> str:
+    return f"{n_bytes / 2**30:.3g} GiB"
 
 
 def is_int(value: object) -> bool:
