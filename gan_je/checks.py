@@ -4,6 +4,7 @@ bools do not."""
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 
@@ -50,6 +51,11 @@ def choice(name: str, value: object, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
     return str(value)
+
+
+def is_finite(value: object) -> bool:
+    """True for a Python or NumPy real number, not a bool, that is neither NaN nor infinite."""
+    return is_real(value) and math.isfinite(value)
 
 
 def available_memory() -> int:

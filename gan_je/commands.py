@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -63,6 +65,23 @@ def resolve_device(device: str) -> str:
     if device not in ("cpu", "cuda") or (device == "cuda" and not torch.cuda.is_available()):
         raise ConfigError(f"device={device} is not available here; use cpu or auto")
     return device
+
+
+def check_writable(path: Path, hint: str) -> None:
+    """Refuse, before any work, a file that could not be written at ``path``: a folder in its
+    place, a parent folder that cannot be created, or one where no file can be created (tried
+    with a temporary file, removed at once: permissions alone miss read-only file systems,
+    and root ignores them). One :class:`ConfigError` naming the file, the reason and
+    ``hint`` (what to do instead)."""
+    if path.is_dir():
+        raise ConfigError(f"cannot write {path}: it is a folder; {hint}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as err:
+        raise ConfigError(f"cannot write {path} ({err.strerror or err}); {hint}") from None
 
 
 def run_command(name: str, body: Callable[[], T]) -> T:

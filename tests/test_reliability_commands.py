@@ -5,10 +5,30 @@ result. Rows of docs/reliability.md, section "Commands and estimators"."""
 
 from __future__ import annotations
 
-import pytest
+import math
+import re
+from pathlib import Path
 
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from gan_je import checks
+from gan_je.checkpoints import load_sampler
 from gan_je.checks import available_memory, check_fits_in_memory
-from gan_je.errors import ConfigError
+from gan_je.errors import CheckpointError, ConfigError
+from gan_je.generate import run as generate
+from gan_je.module import GANModule
+from gan_je.train import build
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def _app_config(name: str, *overrides: str):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name=name, overrides=list(overrides))
 
 
 def test_memory_check_names_the_setting_and_the_largest_count_that_fits():
@@ -19,3 +39,126 @@ def test_memory_check_names_the_setting_and_the_largest_count_that_fits():
 
 def test_available_memory_is_a_plausible_number_of_bytes():
     assert 2**20 < available_memory() < 2**50
+
+
+@pytest.fixture
+def checkpoint(train_config) -> Path:
+    """A checkpoint of an untrained ring run (no training: the module as ``gan_je.train``
+    builds it, saved with the fields ``on_save_checkpoint`` adds)."""
+    cfg = train_config("experiment=ring", "data.n_train=256", "data.n_val=128", "logger=none")
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    _, module = build(cfg, run_config=resolved)
+    state = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}
+    module.on_save_checkpoint(state)
+    path = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    path.parent.mkdir(parents=True)
+    torch.save(state, path)
+    return path
+
+
+def _edited(checkpoint: Path, edit) -> Path:
+    """A copy of ``checkpoint`` changed by ``edit(state)``, beside it."""
+    state = torch.load(checkpoint, weights_only=True)
+    edit(state)
+    path = checkpoint.with_name("edited.ckpt")
+    torch.save(state, path)
+    return path
+
+
+def _set(field: str, value):
+    def edit(state):
+        if field == "centers":
+            state["hyper_parameters"]["data_spec"]["centers"] = value
+        else:
+            state[field] = value
+
+    return edit
+
+
+def _weight(name: str, change):
+    def edit(state):
+        state["state_dict"][name] = change(state["state_dict"][name])
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (_set("g_step", "12"), "g_step must be a whole number"),
+        (_set("centers", "ring"), "needs centers as a list of rows of 2 finite numbers"),
+        (_set("centers", [[0.0, "x"]]), "needs centers as a list of rows of 2 finite numbers"),
+        (_set("state_dict", ["weights"]), "state_dict must map names to tensors"),
+        (
+            _weight("generator.net.0.weight", lambda w: w.long()),
+            "generator.net.0.weight holds torch.int64",
+        ),
+        (_weight("generator.net.2.bias", lambda w: w * math.nan), "generator.net.2.bias holds NaN"),
+        (
+            _weight("generator.net.4.bias", lambda w: w + math.inf),
+            "generator.net.4.bias holds NaN or inf",
+        ),
+    ],
+)
+def test_a_checkpoint_with_fields_of_the_wrong_type_is_refused_naming_the_field(
+    checkpoint, edit, message
+):
+    """generate (load_sampler) and evaluate (load_module) refuse it in one sentence: no
+    traceback, no NaN samples written, no int weights cast silently."""
+    edited = _edited(checkpoint, edit)
+    for load in (load_sampler, GANModule.load_from_checkpoint):
+        with pytest.raises(CheckpointError, match=re.escape(message)):
+            load(edited)
+    out = checkpoint.with_name("never.png")
+    with pytest.raises(CheckpointError, match=re.escape(message)):
+        generate(_app_config("generate", f"ckpt_path={edited}", f"out={out}"))
+    assert not out.exists()
+
+
+def test_generate_refuses_more_samples_than_memory_holds_before_sampling(checkpoint, monkeypatch):
+    """Ring samples take 2 x 4 bytes, held twice while joined: 16 bytes each."""
+    monkeypatch.setattr(checks, "available_memory", lambda: 16 * 1000)
+    out = checkpoint.with_name("many.npz")
+    with pytest.raises(ConfigError, match=r"n=1001 needs .* at most n=1000 fits"):
+        generate(
+            _app_config("generate", f"ckpt_path={checkpoint}", "n=1001", "format=npz", f"out={out}")
+        )
+    assert not out.exists()
+    generate(
+        _app_config("generate", f"ckpt_path={checkpoint}", "n=1000", "format=npz", f"out={out}")
+    )
+    assert np.load(out)["samples"].shape == (1000, 2)
+
+
+def test_generate_into_a_folder_writes_inside_it_and_says_where(checkpoint, tmp_path):
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    written = generate(_app_config("generate", f"ckpt_path={checkpoint}", f"out={folder}"))
+    assert written == folder / "last-samples.png" and written.is_file()
+    assert not folder.with_suffix(".png").exists()
+
+
+def test_generate_refuses_a_file_name_of_another_format(checkpoint, tmp_path):
+    for out in (tmp_path / "samples", tmp_path / "samples.jpg"):
+        with pytest.raises(ConfigError, match=r"does not end in \.png \(format=png\)"):
+            generate(_app_config("generate", f"ckpt_path={checkpoint}", f"out={out}"))
+        assert not list(tmp_path.glob("samples*"))
+
+
+def _unwritable(tmp_path: Path) -> list[Path]:
+    """Files no one can write: under a file (a parent folder that cannot be created) and, on
+    Linux, in sysfs (read-only even for root, who ignores a folder's permissions)."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    files = [blocker / "sub" / "samples.png"]
+    return files + ([Path("/sys/samples.png")] if Path("/sys/kernel").is_dir() else [])
+
+
+def test_generate_refuses_an_unwritable_out_before_sampling(checkpoint, tmp_path, monkeypatch):
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("sampled before checking out=")
+
+    monkeypatch.setattr("gan_je.generate.load_sampler", no_sampling)
+    for out in _unwritable(tmp_path):
+        with pytest.raises(ConfigError, match=f"cannot write {re.escape(str(out))} "):
+            generate(_app_config("generate", f"ckpt_path={checkpoint}", f"out={out}"))
