@@ -69,15 +69,19 @@ def resolve_device(device: str) -> str:
 
 def check_writable(path: Path, hint: str) -> None:
     """Refuse, before any work, a file that could not be written at ``path``: a folder in its
-    place, a parent folder that cannot be created, or one where no file can be created (tried
-    with a temporary file, removed at once: permissions alone miss read-only file systems,
-    and root ignores them). One :class:`ConfigError` naming the file, the reason and
-    ``hint`` (what to do instead)."""
+    place, a file where a parent folder should be, or a folder where no file can be created
+    (tried with a temporary file in the nearest existing folder, removed at once: permissions
+    alone miss read-only file systems, and root ignores them). Creates nothing that stays.
+    One :class:`ConfigError` naming the file, the reason and ``hint`` (what to do instead)."""
     if path.is_dir():
         raise ConfigError(f"cannot write {path}: it is a folder; {hint}")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigError(f"cannot write {path}: {folder} is a file, not a folder; {hint}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".gan_je-write-test.")
         os.close(handle)
         os.unlink(probe)
     except OSError as err:

@@ -5,7 +5,6 @@ the formats the data's kind of sample offers (:mod:`gan_je.data.kinds`)."""
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 import hydra
@@ -15,7 +14,7 @@ from torch import Tensor, nn
 
 from gan_je import CONFIG_PATH, sampling
 from gan_je.checkpoints import load_sampler
-from gan_je.checks import check_fits_in_memory, is_int
+from gan_je.checks import is_int
 from gan_je.commands import check_writable, import_packages, resolve_device, run_command
 from gan_je.data.kinds import kind_of
 from gan_je.errors import ConfigError
@@ -44,8 +43,7 @@ def run(cfg: DictConfig) -> Path:
     sampler = load_sampler(cfg.ckpt_path, resolve_device(cfg.device))
     kind = kind_of(sampler.data_spec)
     kind.check_format(cfg.format)
-    # float32 samples, held twice while the batches are joined (sampling.draw)
-    check_fits_in_memory("n", cfg.n, 2 * 4 * math.prod(kind.sample_shape))
+    sampling.check_draw_fits("n", cfg.n, kind.sample_shape)
     if cfg.interpolate:
         samples = interpolation(sampler.network, cfg.n, cfg.seed)
     else:

@@ -6,6 +6,7 @@ result. Rows of docs/reliability.md, section "Commands and estimators"."""
 from __future__ import annotations
 
 import math
+import os
 import re
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from gan_je import checks
 from gan_je.checkpoints import load_sampler
 from gan_je.checks import available_memory, check_fits_in_memory
 from gan_je.errors import CheckpointError, ConfigError
+from gan_je.evaluate import evaluate
 from gan_je.generate import run as generate
 from gan_je.module import GANModule
 from gan_je.train import build
@@ -160,5 +162,45 @@ def test_generate_refuses_an_unwritable_out_before_sampling(checkpoint, tmp_path
 
     monkeypatch.setattr("gan_je.generate.load_sampler", no_sampling)
     for out in _unwritable(tmp_path):
-        with pytest.raises(ConfigError, match=f"cannot write {re.escape(str(out))} "):
+        with pytest.raises(ConfigError, match=f"cannot write {re.escape(str(out))}[: ]"):
             generate(_app_config("generate", f"ckpt_path={checkpoint}", f"out={out}"))
+
+
+@pytest.fixture
+def no_loading(monkeypatch):
+    """Loading the checkpoint fails the test: the refusal must come before any work."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the checkpoint was loaded before the settings were checked")
+
+    monkeypatch.setattr(GANModule, "load_from_checkpoint", refuse)
+
+
+@pytest.mark.parametrize("batch_size", [0, -3, "many"])
+def test_evaluate_refuses_a_batch_size_below_one_before_loading(checkpoint, no_loading, batch_size):
+    cfg = _app_config("evaluate", f"ckpt_path={checkpoint}", f"batch_size={batch_size}")
+    with pytest.raises(ConfigError, match="batch_size must be a whole number of at least 1"):
+        evaluate(cfg)
+
+
+@pytest.mark.parametrize("blocked", ["eval.json is a folder", "read-only folder"])
+def test_evaluate_refuses_an_unwritable_eval_json_before_loading(checkpoint, no_loading, blocked):
+    if blocked == "eval.json is a folder":
+        checkpoint.with_name("eval.json").mkdir()
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only folders")
+        checkpoint.parent.chmod(0o555)
+    try:
+        with pytest.raises(ConfigError, match=r"cannot write .*eval\.json.*copy the checkpoint"):
+            evaluate(_app_config("evaluate", f"ckpt_path={checkpoint}"))
+    finally:
+        checkpoint.parent.chmod(0o755)
+
+
+def test_evaluate_refuses_more_samples_than_memory_holds_before_sampling(checkpoint, monkeypatch):
+    monkeypatch.setattr(checks, "available_memory", lambda: 16 * 100)
+    monkeypatch.setattr(GANModule, "sample", lambda *args, **kwargs: pytest.fail("sampled"))
+    cfg = _app_config("evaluate", f"ckpt_path={checkpoint}", "n_samples=101")
+    with pytest.raises(ConfigError, match=r"n_samples=101 needs .* at most n_samples=100 fits"):
+        evaluate(cfg)
