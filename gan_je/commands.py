@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import importlib
 import os
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -65,27 +63,6 @@ def resolve_device(device: str) -> str:
     if device not in ("cpu", "cuda") or (device == "cuda" and not torch.cuda.is_available()):
         raise ConfigError(f"device={device} is not available here; use cpu or auto")
     return device
-
-
-def check_writable(path: Path, hint: str) -> None:
-    """Refuse, before any work, a file that could not be written at ``path``: a folder in its
-    place, a file where a parent folder should be, or a folder where no file can be created
-    (tried with a temporary file in the nearest existing folder, removed at once: permissions
-    alone miss read-only file systems, and root ignores them). Creates nothing that stays.
-    One :class:`ConfigError` naming the file, the reason and ``hint`` (what to do instead)."""
-    if path.is_dir():
-        raise ConfigError(f"cannot write {path}: it is a folder; {hint}")
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise ConfigError(f"cannot write {path}: {folder} is a file, not a folder; {hint}")
-    try:
-        handle, probe = tempfile.mkstemp(dir=folder, prefix=".gan_je-write-test.")
-        os.close(handle)
-        os.unlink(probe)
-    except OSError as err:
-        raise ConfigError(f"cannot write {path} ({err.strerror or err}); {hint}") from None
 
 
 def run_command(name: str, body: Callable[[], T]) -> T:

@@ -34,10 +34,9 @@ from torch import Tensor
 from gan_je import CONFIG_PATH
 from gan_je.atomic_files import write_atomically
 from gan_je.checkpoints import load_data
-from gan_je.checks import is_int
+from gan_je.checks import check_writable, is_int
 from gan_je.commands import (
     build_from_config,
-    check_writable,
     import_packages,
     resolve_device,
     run_command,

@@ -14,8 +14,8 @@ from torch import Tensor, nn
 
 from gan_je import CONFIG_PATH, sampling
 from gan_je.checkpoints import load_sampler
-from gan_je.checks import is_int
-from gan_je.commands import check_writable, import_packages, resolve_device, run_command
+from gan_je.checks import check_writable, is_int
+from gan_je.commands import import_packages, resolve_device, run_command
 from gan_je.data.kinds import kind_of
 from gan_je.errors import ConfigError
 

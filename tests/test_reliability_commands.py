@@ -5,6 +5,7 @@ result. Rows of docs/reliability.md, section "Commands and estimators"."""
 
 from __future__ import annotations
 
+import csv
 import math
 import os
 import re
@@ -23,7 +24,10 @@ from gan_je.errors import CheckpointError, ConfigError
 from gan_je.evaluate import evaluate
 from gan_je.generate import run as generate
 from gan_je.module import GANModule
+from gan_je.report import main as report_main
+from gan_je.report import report
 from gan_je.train import build
+from tests.test_report import _job
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -204,3 +208,53 @@ def test_evaluate_refuses_more_samples_than_memory_holds_before_sampling(checkpo
     cfg = _app_config("evaluate", f"ckpt_path={checkpoint}", "n_samples=101")
     with pytest.raises(ConfigError, match=r"n_samples=101 needs .* at most n_samples=100 fits"):
         evaluate(cfg)
+
+
+def _two_jobs(root: Path) -> Path:
+    """A sweep of two finished jobs (tests/test_report.py's), job 1 to be damaged."""
+    _job(root, 0, ["seed=0"], "finished", [0.6, 0.4])
+    _job(root, 1, ["seed=1"], "finished", [0.5, 0.3])
+    return root / "1"
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (("metrics.csv", "epoch,g_step,val/jsd\n0,10,abc\n"), "metrics.csv is not a readable"),
+        (("metrics.csv", "epoch,g_step\n0,10,7,8\n"), "metrics.csv is not a readable"),
+        (("metrics.csv", "epoch,val/jsd\n0,0.5\n"), "metrics.csv has rows without a g_step"),
+        (("metrics.csv", "g_step\n\x00\n"), "metrics.csv is not a readable"),
+        (("summary.json", '{"status": "finished", "fin'), "summary.json is not readable JSON"),
+        (("summary.json", '{"final": null}'), "'final' is None, not a dict"),
+        (("summary.json", '{"final": [0.1]}'), "'final' is [0.1], not a dict"),
+        (("summary.json", '{"final": {"val/jsd": "low"}}'), "final['val/jsd'] is 'low'"),
+        (("summary.json", "[1, 2]"), "summary.json holds a list, not a summary"),
+    ],
+)
+def test_report_names_a_job_with_unreadable_records_and_reports_the_others(
+    tmp_path, damage, message
+):
+    damaged = _two_jobs(tmp_path / "sweep")
+    name, text = damage
+    (damaged / name).write_text(text)
+    printed = report(tmp_path / "sweep", tmp_path / "report")
+    assert "2 jobs (1 finished, 1 unreadable)" in printed
+    assert f"- job 1: {damaged / name}" in printed and message in printed
+    with open(tmp_path / "report" / "report.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(row["status"], row["final val/jsd"]) for row in rows] == [
+        ("finished", "0.4"),
+        ("unreadable", ""),
+    ]
+
+
+def test_report_refuses_an_out_that_is_a_file_in_one_line(tmp_path, capsys):
+    _two_jobs(tmp_path / "sweep")
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine")
+    with pytest.raises(SystemExit) as exit_info:
+        report_main([str(tmp_path / "sweep"), "--out", str(taken)])
+    assert exit_info.value.code == 1
+    error = capsys.readouterr().err
+    assert error.startswith("gan_je.report: cannot write") and "is a file, not a folder" in error
+    assert error.count("\n") == 1 and taken.read_text() == "mine"
