@@ -44,6 +44,7 @@ from gan_je.commands import (
 from gan_je.data.kinds import kind_of
 from gan_je.errors import ConfigError
 from gan_je.estimators import label_entropy
+from gan_je.estimators._inputs import check_base
 from gan_je.modes import StackedModeCounter
 from gan_je.module import GANModule
 from gan_je.sampling import check_draw_fits
@@ -64,14 +65,13 @@ def jsd_cap(n_real: int, n_generated: int, base: float = math.e) -> float:
     then reads psi(N) - sum_l pi_l psi(N_l), above H(pi) by O(1 / N_l): 0.1635 against
     0.1630 for 40 and 1,000 samples).
 
-    Raises ``ValueError`` for counts below 1 or a base that is not a number above 1.
+    Raises ``ValueError`` for counts below 1 or a base that is not a finite number > 0
+    other than 1.
     """
     for name, value in (("n_real", n_real), ("n_generated", n_generated)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
-    if isinstance(base, bool) or not isinstance(base, int | float) or not base > 1:
-        raise ValueError(f"base must be a number above 1, got {base!r}")
-    return label_entropy(n_real, n_generated) / math.log(base)
+    return label_entropy(n_real, n_generated) / math.log(check_base(base))
 
 
 def compare(
