@@ -121,11 +121,18 @@ def restore_random_state(state: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------- reading
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint dict of a ``gan_je.train`` run, loaded with ``weights_only=True``."""
+def checkpoint_file(path: str | Path) -> Path:
+    """``path`` if a file is there, else a :class:`CheckpointError` saying what to pass: what
+    the commands check first, before anything else that depends on where it is."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; pass ckpt_path=<run dir>/checkpoints/…")
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint dict of a ``gan_je.train`` run, loaded with ``weights_only=True``."""
+    path = checkpoint_file(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a corrupt or foreign file: one sentence, not a traceback

@@ -33,14 +33,9 @@ from torch import Tensor
 
 from gan_je import CONFIG_PATH
 from gan_je.atomic_files import write_atomically
-from gan_je.checkpoints import load_data
+from gan_je.checkpoints import checkpoint_file, load_data
 from gan_je.checks import check_writable, is_int
-from gan_je.commands import (
-    build_from_config,
-    import_packages,
-    resolve_device,
-    run_command,
-)
+from gan_je.commands import build_from_config, import_packages, resolve_device, run_command
 from gan_je.data.kinds import kind_of
 from gan_je.errors import ConfigError
 from gan_je.estimators import label_entropy
@@ -129,7 +124,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(
             f"batch_size must be a whole number of at least 1, got {cfg.batch_size!r}"
         )
-    path = Path(cfg.ckpt_path).with_name("eval.json")
+    path = checkpoint_file(cfg.ckpt_path).with_name("eval.json")
     check_writable(path, "copy the checkpoint into a folder you can write and evaluate it there")
     start = time.perf_counter()
     import_packages(cfg.get("imports"))

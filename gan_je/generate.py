@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from gan_je import CONFIG_PATH, sampling
-from gan_je.checkpoints import load_sampler
+from gan_je.checkpoints import checkpoint_file, load_sampler
 from gan_je.checks import check_writable, is_int
 from gan_je.commands import import_packages, resolve_device, run_command
 from gan_je.data.kinds import kind_of
@@ -37,6 +37,7 @@ def run(cfg: DictConfig) -> Path:
     sampling: the file must be writable and the samples must fit in memory."""
     if not is_int(cfg.n) or cfg.n < 1:
         raise ConfigError(f"n must be a whole number of at least 1, got {cfg.n!r}")
+    checkpoint_file(cfg.ckpt_path)
     path = output_path(cfg)
     check_writable(path, "choose another out=<file or folder>")
     import_packages(cfg.get("imports"))

@@ -258,3 +258,14 @@ def test_report_refuses_an_out_that_is_a_file_in_one_line(tmp_path, capsys):
     error = capsys.readouterr().err
     assert error.startswith("gan_je.report: cannot write") and "is a file, not a folder" in error
     assert error.count("\n") == 1 and taken.read_text() == "mine"
+
+
+def test_a_missing_checkpoint_is_named_before_anything_about_where_results_go(tmp_path):
+    """A guard for the writability checks above: they come after the checkpoint is found,
+    so a missing checkpoint is named as missing (not as an unwritable folder) and no folder
+    is created for it."""
+    missing = tmp_path / "gone" / "last.ckpt"
+    for command, name in ((generate, "generate"), (evaluate, "evaluate")):
+        with pytest.raises(CheckpointError, match="no checkpoint at"):
+            command(_app_config(name, f"ckpt_path={missing}"))
+    assert not missing.parent.exists()
