@@ -9,13 +9,16 @@ import csv
 import math
 import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf, open_dict
 
 from gan_je import checks
 from gan_je.checkpoints import load_sampler
@@ -47,18 +50,37 @@ def test_available_memory_is_a_plausible_number_of_bytes():
     assert 2**20 < available_memory() < 2**50
 
 
-@pytest.fixture
-def checkpoint(train_config) -> Path:
-    """A checkpoint of an untrained ring run (no training: the module as ``gan_je.train``
-    builds it, saved with the fields ``on_save_checkpoint`` adds)."""
-    cfg = train_config("experiment=ring", "data.n_train=256", "data.n_val=128", "logger=none")
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    _, module = build(cfg, run_config=resolved)
+@pytest.fixture(scope="module")
+def untrained_checkpoint(tmp_path_factory) -> Path:
+    """A checkpoint of an untrained ring run, built once (no training: the module as
+    ``gan_je.train`` builds it, saved with the fields ``on_save_checkpoint`` adds)."""
+    folder = tmp_path_factory.mktemp("untrained")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(
+            config_name="train",
+            overrides=[
+                *(f"paths.root_dir={folder}", f"paths.output_dir={folder}/run"),
+                *("experiment=ring", "data.n_train=256", "data.n_val=128", "logger=none"),
+            ],
+            return_hydra_config=True,
+        )
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    _, module = build(cfg, run_config=OmegaConf.to_container(cfg, resolve=True))
     state = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}
     module.on_save_checkpoint(state)
-    path = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    torch.save(state, folder / "last.ckpt")
+    return folder / "last.ckpt"
+
+
+@pytest.fixture
+def checkpoint(untrained_checkpoint, tmp_path) -> Path:
+    """A copy of :func:`untrained_checkpoint` in this test's own run folder."""
+    path = tmp_path / "run" / "checkpoints" / "last.ckpt"
     path.parent.mkdir(parents=True)
-    torch.save(state, path)
+    shutil.copyfile(untrained_checkpoint, path)
     return path
 
 
@@ -210,46 +232,40 @@ def test_evaluate_refuses_more_samples_than_memory_holds_before_sampling(checkpo
         evaluate(cfg)
 
 
-def _two_jobs(root: Path) -> Path:
-    """A sweep of two finished jobs (tests/test_report.py's), job 1 to be damaged."""
-    _job(root, 0, ["seed=0"], "finished", [0.6, 0.4])
-    _job(root, 1, ["seed=1"], "finished", [0.5, 0.3])
-    return root / "1"
+#: Damaged records, each with what the report says of it.
+DAMAGED = [
+    ("metrics.csv", "epoch,g_step,val/jsd\n0,10,abc\n", "metrics.csv is not a readable"),
+    ("metrics.csv", "epoch,g_step\n0,10,7,8\n", "metrics.csv is not a readable"),
+    ("metrics.csv", "epoch,val/jsd\n0,0.5\n", "metrics.csv has rows without a g_step"),
+    ("metrics.csv", "g_step\n\x00\n", "metrics.csv is not a readable"),
+    ("summary.json", '{"status": "finished", "fin', "summary.json is not readable JSON"),
+    ("summary.json", '{"final": null}', "'final' is None, not a dict"),
+    ("summary.json", '{"final": [0.1]}', "'final' is [0.1], not a dict"),
+    ("summary.json", '{"final": {"val/jsd": "low"}}', "final['val/jsd'] is 'low'"),
+    ("summary.json", "[1, 2]", "summary.json holds a list, not a summary"),
+]
 
 
-@pytest.mark.parametrize(
-    ("damage", "message"),
-    [
-        (("metrics.csv", "epoch,g_step,val/jsd\n0,10,abc\n"), "metrics.csv is not a readable"),
-        (("metrics.csv", "epoch,g_step\n0,10,7,8\n"), "metrics.csv is not a readable"),
-        (("metrics.csv", "epoch,val/jsd\n0,0.5\n"), "metrics.csv has rows without a g_step"),
-        (("metrics.csv", "g_step\n\x00\n"), "metrics.csv is not a readable"),
-        (("summary.json", '{"status": "finished", "fin'), "summary.json is not readable JSON"),
-        (("summary.json", '{"final": null}'), "'final' is None, not a dict"),
-        (("summary.json", '{"final": [0.1]}'), "'final' is [0.1], not a dict"),
-        (("summary.json", '{"final": {"val/jsd": "low"}}'), "final['val/jsd'] is 'low'"),
-        (("summary.json", "[1, 2]"), "summary.json holds a list, not a summary"),
-    ],
-)
-def test_report_names_a_job_with_unreadable_records_and_reports_the_others(
-    tmp_path, damage, message
-):
-    damaged = _two_jobs(tmp_path / "sweep")
-    name, text = damage
-    (damaged / name).write_text(text)
-    printed = report(tmp_path / "sweep", tmp_path / "report")
-    assert "2 jobs (1 finished, 1 unreadable)" in printed
-    assert f"- job 1: {damaged / name}" in printed and message in printed
+def test_report_names_the_jobs_with_unreadable_records_and_reports_the_others(tmp_path):
+    """One finished job (tests/test_report.py's) and one job per damage of DAMAGED."""
+    sweep = tmp_path / "sweep"
+    _job(sweep, 0, ["seed=0"], "finished", [0.6, 0.4])
+    for number, (name, text, _) in enumerate(DAMAGED, start=1):
+        _job(sweep, number, [f"seed={number}"], "finished", [0.5, 0.3])
+        (sweep / str(number) / name).write_text(text)
+    printed = report(sweep, tmp_path / "report")
+    assert f"{len(DAMAGED) + 1} jobs (1 finished, {len(DAMAGED)} unreadable)" in printed
+    for number, (name, _, message) in enumerate(DAMAGED, start=1):
+        line = next(line for line in printed.splitlines() if line.startswith(f"- job {number}:"))
+        assert str(sweep / str(number) / name) in line and message in line
     with open(tmp_path / "report" / "report.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert [(row["status"], row["final val/jsd"]) for row in rows] == [
-        ("finished", "0.4"),
-        ("unreadable", ""),
-    ]
+    assert (rows[0]["status"], rows[0]["final val/jsd"]) == ("finished", "0.4")
+    assert {(row["status"], row["final val/jsd"]) for row in rows[1:]} == {("unreadable", "")}
 
 
 def test_report_refuses_an_out_that_is_a_file_in_one_line(tmp_path, capsys):
-    _two_jobs(tmp_path / "sweep")
+    _job(tmp_path / "sweep", 0, ["seed=0"], "finished", [0.6, 0.4])
     taken = tmp_path / "notes.txt"
     taken.write_text("mine")
     with pytest.raises(SystemExit) as exit_info:
