@@ -32,7 +32,8 @@ from torch import nn
 
 from gan_je import parts
 from gan_je.atomic_files import cannot_write, replaced_atomically
-from gan_je.data.kinds import with_kind
+from gan_je.checks import is_int
+from gan_je.data.kinds import kind_of, with_kind
 from gan_je.errors import CheckpointError, ConfigError, RecordError
 from gan_je.sampling import build_generator
 
@@ -146,11 +147,18 @@ def restore_random_state(state: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------- reading
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint dict of a ``gan_je.train`` run, loaded with ``weights_only=True``."""
+def checkpoint_file(path: str | Path) -> Path:
+    """``path`` if a file is there, else a :class:`CheckpointError` saying what to pass: what
+    the commands check first, before anything else that depends on where it is."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; pass ckpt_path=<run dir>/checkpoints/…")
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint dict of a ``gan_je.train`` run, loaded with ``weights_only=True``."""
+    path = checkpoint_file(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a corrupt or foreign file: one sentence, not a traceback
@@ -163,7 +171,47 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"holds no GANModule description; checkpoints from before the model config built "
             f"the module cannot be restored)"
         )
+    _check_fields(path, checkpoint)
     return checkpoint
+
+
+def _check_fields(path: Path, checkpoint: dict[str, Any]) -> None:
+    """Refuse, naming the field, a checkpoint whose fields have the wrong types: a
+    ``state_dict`` of named tensors, a whole ``g_step`` >= 0, a data spec its kind accepts
+    (e.g. a mixture's ``centers`` as rows of numbers)."""
+    state = checkpoint.get("state_dict")
+    if not isinstance(state, dict) or not all(
+        isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items()
+    ):
+        raise CheckpointError(f"{path}: its state_dict must map names to tensors")
+    g_step = checkpoint.get("g_step", 0)
+    if not is_int(g_step) or g_step < 0:
+        raise CheckpointError(f"{path}: its g_step must be a whole number >= 0, got {g_step!r}")
+    try:
+        kind_of(checkpoint["hyper_parameters"]["data_spec"])
+    except ConfigError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+
+
+def check_weights(path: str | Path, expected: Mapping[str, torch.Tensor], saved: Mapping) -> None:
+    """Refuse, naming the first such tensor, weights of checkpoint ``path`` that would load
+    silently wrong into a module whose own tensors are ``expected`` (its ``state_dict()``):
+    whole numbers where the module holds floating-point ones (``load_state_dict`` would cast
+    them), and NaN or infinite values (a diverged or damaged run: its samples would all be
+    NaN). The one check of :func:`load_sampler` and :func:`load_module`."""
+    for name, tensor in saved.items():
+        if name not in expected or not expected[name].is_floating_point():
+            continue
+        if not tensor.is_floating_point():
+            raise CheckpointError(
+                f"{path}: the tensor {name} holds {tensor.dtype} values where the network "
+                f"has {expected[name].dtype} weights; it was not written by gan_je.train"
+            )
+        if not torch.isfinite(tensor).all():
+            raise CheckpointError(
+                f"{path}: the tensor {name} holds NaN or infinite values (a diverged or damaged "
+                f"run); sample from an earlier checkpoint"
+            )
 
 
 #: Hyperparameters that moved from the model to its metric (the ``estimator`` group), with
@@ -207,10 +255,11 @@ def load_sampler(path: str | Path, device: str = "cpu") -> Sampler:
         network = build_generator(hparams["generator"], spec)
         prefix = "ema.module." if hparams.get("ema_decay") is not None else "generator."
         weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        check_weights(path, {prefix + k: v for k, v in network.state_dict().items()}, state)
         network.load_state_dict(weights)
     except (ConfigError, KeyError, TypeError, RuntimeError) as err:
         raise CheckpointError(f"{path} cannot be restored ({_reason(err)})") from err
-    return Sampler(network.to(device).eval(), int(checkpoint.get("g_step", 0)), spec)
+    return Sampler(network.to(device).eval(), checkpoint.get("g_step", 0), spec)
 
 
 def load_module(
@@ -229,7 +278,10 @@ def load_module(
         module.on_load_checkpoint(checkpoint)
         # the mode-coverage centres were saved before they moved into the metric's data spec
         state = {k: v for k, v in checkpoint["state_dict"].items() if k != "coverage.centers"}
+        check_weights(path, module.state_dict(), state)
         module.load_state_dict(state)
+    except CheckpointError:
+        raise
     except (ConfigError, TypeError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"{path} cannot be restored ({_reason(err)})") from err
     return module.to(device)

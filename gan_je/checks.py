@@ -1,11 +1,14 @@
-"""Argument checks shared across gan_je (data, models, losses, features, the module and
-callbacks): one place for the rules and the error messages. Python and NumPy numbers count;
-bools do not."""
+"""Argument checks shared across gan_je (data, models, losses, features, the module,
+callbacks and the commands): one place for the rules and the error messages. Python and NumPy
+numbers count; bools do not."""
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
+import tempfile
+from pathlib import Path
 
 from gan_je.errors import ConfigError
 
@@ -52,6 +55,11 @@ def choice(name: str, value: object, choices: tuple[str, ...]) -> str:
     return str(value)
 
 
+def is_finite(value: object) -> bool:
+    """True for a Python or NumPy real number, not a bool, that is neither NaN nor infinite."""
+    return is_real(value) and math.isfinite(value)
+
+
 def available_memory() -> int:
     """The bytes of memory this process can still allocate without swapping: ``MemAvailable``
     of ``/proc/meminfo`` on Linux (free memory plus the caches the kernel can drop), else the
@@ -85,6 +93,27 @@ def check_fits_in_memory(
 
 def _gigabytes(n_bytes: int) -> str:
     return f"{n_bytes / 2**30:.3g} GiB"
+
+
+def check_writable(path: Path, hint: str) -> None:
+    """Refuse, before any work, a file that could not be written at ``path``: a folder in its
+    place, a file where a parent folder should be, or a folder where no file can be created
+    (tried with a temporary file in the nearest existing folder, removed at once: permissions
+    alone miss read-only file systems, and root ignores them). Creates nothing that stays.
+    One :class:`ConfigError` naming the file, the reason and ``hint`` (what to do instead)."""
+    if path.is_dir():
+        raise ConfigError(f"cannot write {path}: it is a folder; {hint}")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigError(f"cannot write {path}: {folder} is a file, not a folder; {hint}")
+    try:
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".gan_je-write-test.")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as err:
+        raise ConfigError(f"cannot write {path} ({err.strerror or err}); {hint}") from None
 
 
 def is_int(value: object) -> bool:

@@ -33,12 +33,16 @@ from torch import Tensor
 
 from gan_je import CONFIG_PATH
 from gan_je.atomic_files import write_atomically
-from gan_je.checkpoints import load_data
+from gan_je.checkpoints import checkpoint_file, load_data
+from gan_je.checks import check_writable, is_int
 from gan_je.commands import build_from_config, import_packages, resolve_device, run_command
+from gan_je.data.kinds import kind_of
 from gan_je.errors import ConfigError
 from gan_je.estimators import label_entropy
+from gan_je.estimators._inputs import check_base
 from gan_je.modes import StackedModeCounter
 from gan_je.module import GANModule
+from gan_je.sampling import check_draw_fits
 from gan_je.tables import markdown_table
 
 log = logging.getLogger(__name__)
@@ -56,14 +60,13 @@ def jsd_cap(n_real: int, n_generated: int, base: float = math.e) -> float:
     then reads psi(N) - sum_l pi_l psi(N_l), above H(pi) by O(1 / N_l): 0.1635 against
     0.1630 for 40 and 1,000 samples).
 
-    Raises ``ValueError`` for counts below 1 or a base that is not a number above 1.
+    Raises ``ValueError`` for counts below 1 or a base that is not a finite number > 0
+    other than 1.
     """
     for name, value in (("n_real", n_real), ("n_generated", n_generated)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
-    if isinstance(base, bool) or not isinstance(base, int | float) or not base > 1:
-        raise ValueError(f"base must be a number above 1, got {base!r}")
-    return label_entropy(n_real, n_generated) / math.log(base)
+    return label_entropy(n_real, n_generated) / math.log(check_base(base))
 
 
 def compare(
@@ -113,10 +116,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(
             f"split must be val (= test, the held-out split) or train, got {cfg.split}"
         )
-    if cfg.n_samples < 2:
-        raise ConfigError(f"n_samples must be at least 2, got {cfg.n_samples}")
+    if not is_int(cfg.n_samples) or cfg.n_samples < 2:
+        raise ConfigError(f"n_samples must be a whole number of at least 2, got {cfg.n_samples!r}")
     if not isinstance(cfg.equal_sizes, bool):
         raise ConfigError(f"equal_sizes must be true or false, got {cfg.equal_sizes!r}")
+    if not is_int(cfg.batch_size) or cfg.batch_size < 1:
+        raise ConfigError(
+            f"batch_size must be a whole number of at least 1, got {cfg.batch_size!r}"
+        )
+    path = checkpoint_file(cfg.ckpt_path).with_name("eval.json")
+    check_writable(path, "copy the checkpoint into a folder you can write and evaluate it there")
     start = time.perf_counter()
     import_packages(cfg.get("imports"))
     module = GANModule.load_from_checkpoint(cfg.ckpt_path, resolve_device(cfg.device)).eval()
@@ -134,6 +143,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if cfg.equal_sizes:  # as many of each: min(n_samples, split size), real ones seeded
         n_generated = min(cfg.n_samples, real.shape[0])
         real = split_tensor(n_generated)
+    check_draw_fits("n_samples", n_generated, kind_of(module.hparams.data_spec).sample_shape)
     fake = module.sample(n_generated, seed=cfg.seed, batch_size=cfg.batch_size).float().cpu()
     base = getattr(module.metric, "base", math.e)  # nats for a metric without a base
     counter = mode_counter(module, datamodule, Path(cfg.paths.log_dir) / ".feature_cache")
@@ -168,7 +178,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         if counter is not None:  # as many real images as generated ones: the same KL bias
             result["baseline_train_vs_split"] |= counter(train[: fake.shape[0]])
     result["seconds"] = round(time.perf_counter() - start, 2)
-    path = Path(cfg.ckpt_path).with_name("eval.json")
     write_atomically(path, json.dumps(result, indent=2) + "\n")
     if cfg.get("logger"):
         logger = build_from_config(cfg.logger, "logger")

@@ -13,7 +13,8 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from gan_je import CONFIG_PATH, sampling
-from gan_je.checkpoints import load_sampler
+from gan_je.checkpoints import checkpoint_file, load_sampler
+from gan_je.checks import check_writable, is_int
 from gan_je.commands import import_packages, resolve_device, run_command
 from gan_je.data.kinds import kind_of
 from gan_je.errors import ConfigError
@@ -32,24 +33,47 @@ def run(cfg: DictConfig) -> Path:
     """Generate as configured; return the file written. Needs no training data. The
     formats offered are the data's kind's (:mod:`gan_je.data.kinds`): ``png``, its picture
     (an image grid, one row for an interpolation; a scatter plot of 2-D points with the
-    mixture's modes), and ``npz``, the samples as the data module gives them."""
-    if cfg.n < 1:
-        raise ConfigError(f"n must be at least 1, got {cfg.n}")
+    mixture's modes), and ``npz``, the samples as the data module gives them. Before any
+    sampling: the file must be writable and the samples must fit in memory."""
+    if not is_int(cfg.n) or cfg.n < 1:
+        raise ConfigError(f"n must be a whole number of at least 1, got {cfg.n!r}")
+    checkpoint_file(cfg.ckpt_path)
+    path = output_path(cfg)
+    check_writable(path, "choose another out=<file or folder>")
     import_packages(cfg.get("imports"))
     sampler = load_sampler(cfg.ckpt_path, resolve_device(cfg.device))
     kind = kind_of(sampler.data_spec)
     kind.check_format(cfg.format)
+    sampling.check_draw_fits("n", cfg.n, kind.sample_shape)
     if cfg.interpolate:
         samples = interpolation(sampler.network, cfg.n, cfg.seed)
     else:
         latents = sampling.seeded(cfg.seed)
         samples = sampling.draw(sampler.network, cfg.n, latents).float().cpu()
-    what = "interpolation" if cfg.interpolate else "samples"
-    default = Path(cfg.ckpt_path).with_name(f"{Path(cfg.ckpt_path).stem}-{what}.{cfg.format}")
-    path = Path(cfg.out) if cfg.out else default
     title = f"generator step {sampler.g_step}"
     kind.write(samples, path, cfg.format, title, strip=bool(cfg.interpolate))
     return path
+
+
+def output_path(cfg: DictConfig) -> Path:
+    """The file ``generate`` writes: ``out`` when it names a file ending in ``.<format>``;
+    inside ``out`` when it is an existing folder (as ``cp`` does), and without ``out`` next
+    to the checkpoint, as ``<checkpoint stem>-samples.<format>`` (``-interpolation`` for an
+    interpolation). Another ending is refused: the picture and array writers would add
+    their own or write another format than the one asked for."""
+    what = "interpolation" if cfg.interpolate else "samples"
+    name = f"{Path(cfg.ckpt_path).stem}-{what}.{cfg.format}"
+    if not cfg.out:
+        return Path(cfg.ckpt_path).with_name(name)
+    out = Path(cfg.out)
+    if out.is_dir():
+        return out / name
+    if out.suffix != f".{cfg.format}":
+        raise ConfigError(
+            f"out={out} does not end in .{cfg.format} (format={cfg.format}); name a "
+            f".{cfg.format} file or an existing folder"
+        )
+    return out
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="generate")

@@ -46,7 +46,7 @@ from gan_je.estimators import (
     precision_recall,
     sliced_jensen_shannon,
 )
-from gan_je.estimators._inputs import check_k
+from gan_je.estimators._inputs import check_base, check_k
 from gan_je.estimators.copying import CELLS, MIN_GENERATED, NoComparableCellError
 from gan_je.estimators.knn import random_projections
 from gan_je.estimators.neighbors import BACKENDS
@@ -489,7 +489,7 @@ class JointEntropy(RealFakeSamples):
             reset_real_features=reset_real_features,
             **kwargs,
         )
-        self.k, self.backend, self.base = k, backend, base
+        self.k, self.backend, self.base = k, backend, check_base(base)
         self.sliced_dim, self.n_projections, self.quality = sliced_dim, n_projections, quality
         self.standard_errors, self.copying = standard_errors, copying
         self.jsd_classifier = jsd_classifier
@@ -602,7 +602,7 @@ class GaussianJointEntropy(RealFakeSamples):
             reset_real_features=reset_real_features,
             **kwargs,
         )
-        self.base, self.sliced_dim, self.n_projections = base, sliced_dim, n_projections
+        self.base, self.sliced_dim, self.n_projections = check_base(base), sliced_dim, n_projections
 
     def estimate(self, real: Tensor, fake: Tensor) -> dict[str, Tensor]:
         """The plug-in estimates from ``real`` and ``fake``."""

@@ -11,7 +11,9 @@ directory and writes, next to them (or into ``--out``):
   overrides without ``seed=``).
 
 It also prints the table and a per-setting summary. Jobs without a summary yet (still
-starting) or with a failed status are listed as such.
+starting) or with a failed status are listed as such; a job whose ``summary.json`` or
+``metrics.csv`` cannot be read (cut short, edited) is listed as ``unreadable``, named with the
+reason under the table, and the report goes on with the others.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from gan_je.checks import check_writable, is_real
+from gan_je.errors import GanJeError
 from gan_je.metrics_csv import read_metrics
 from gan_je.overrides import without_seed
 from gan_je.redaction import public_overrides
@@ -46,6 +50,7 @@ class Job:
     summary: dict[str, Any] = field(default_factory=dict)
     rows: list[dict[str, float]] = field(default_factory=list)
     setting: str = ""  # the overrides that tell jobs apart, without the seed (load_jobs)
+    problem: str = ""  # why its records are unreadable (status "unreadable")
 
     @property
     def name(self) -> str:
@@ -59,6 +64,58 @@ def _read_overrides(run: Path) -> list[str]:
         return []
     lines = path.read_text().splitlines()
     return [line[2:].strip().strip("'\"") for line in lines if line.startswith("- ")]
+
+
+class UnreadableRecordError(GanJeError, ValueError):
+    """A job's ``summary.json`` or ``metrics.csv`` cannot be read (cut short, edited, or not
+    written by gan_je); the report lists the job as ``unreadable`` and goes on."""
+
+
+#: The fields of a summary the report reads, with their types: each may be absent, none null.
+SUMMARY_FIELDS = {
+    "status": (str, "a string"),
+    "final": (dict, "a dict"),
+    "best": (dict, "a dict"),
+    "g_steps": (int, "a whole number"),
+    "wall_time_s": (int | float, "a number"),
+    "overrides": (list, "a list"),
+}
+
+
+def _read_summary(path: Path) -> dict[str, Any]:
+    """A job's ``summary.json`` (``{}`` when there is none yet), its fields checked: a file
+    cut short, or a field of another type (``"final": null`` or a list), is an
+    :class:`UnreadableRecordError` naming the file and the field."""
+    if not path.is_file():
+        return {}
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError) as err:  # a file cut short, or not text
+        raise UnreadableRecordError(f"{path} is not readable JSON ({err})") from None
+    if not isinstance(summary, dict):
+        raise UnreadableRecordError(f"{path} holds a {type(summary).__name__}, not a summary")
+    for key, (kind, name) in SUMMARY_FIELDS.items():
+        value = summary.get(key)
+        if key in summary and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise UnreadableRecordError(f"{path}: {key!r} is {value!r}, not {name}")
+    for key in ("final", "best"):
+        for metric, value in summary.get(key, {}).items():
+            if value is not None and not is_real(value):
+                raise UnreadableRecordError(f"{path}: {key}[{metric!r}] is {value!r}, not a number")
+    return summary
+
+
+def _read_rows(path: Path) -> list[dict[str, float]]:
+    """A job's ``metrics.csv`` rows (:func:`gan_je.metrics_csv.read_metrics`), each with a
+    ``g_step``; a damaged file is an :class:`UnreadableRecordError` naming it."""
+    try:
+        rows = read_metrics(path)
+    except (OSError, csv.Error, ValueError, TypeError) as err:  # TypeError: a row too long
+        reason = " ".join(str(err).split())[:200]
+        raise UnreadableRecordError(f"{path} is not a readable metrics table ({reason})") from None
+    if any("g_step" not in row for row in rows):
+        raise UnreadableRecordError(f"{path} has rows without a g_step")
+    return rows
 
 
 def _natural_order(path: Path) -> list[tuple[int, int | str]]:
@@ -83,12 +140,15 @@ def load_jobs(sweep_dir: str | Path) -> list[Job]:
         )
     jobs = []
     for run in sorted(runs, key=_natural_order):
-        summary_path = run / "summary.json"
-        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+        label = str(run.relative_to(root)) if run != root else run.name
+        try:
+            summary, rows = _read_summary(run / "summary.json"), _read_rows(run / "metrics.csv")
+        except UnreadableRecordError as err:  # the other jobs are still reported
+            overrides = public_overrides(_read_overrides(run))
+            jobs.append(Job(run, label, overrides, "unreadable", problem=str(err)))
+            continue
         overrides = public_overrides(summary.get("overrides") or _read_overrides(run))
         status = summary.get("status", "starting")
-        label = str(run.relative_to(root)) if run != root else run.name
-        rows = read_metrics(run / "metrics.csv")
         jobs.append(Job(run, label, overrides, status, summary, rows))
     shared = set.intersection(*(set(job.overrides) for job in jobs))
     for job in jobs:
@@ -209,10 +269,14 @@ def report(sweep_dir: str | Path, out: str | Path | None = None) -> str:
     and return the text printed to the terminal."""
     jobs = load_jobs(sweep_dir)
     out = Path(out) if out is not None else Path(sweep_dir)
+    check_writable(out / "report.md", "pass --out <a folder you can write>")
     out.mkdir(parents=True, exist_ok=True)
     per_job, per_setting = job_rows(jobs), setting_rows(jobs)
     text = f"# Sweep report: {Path(sweep_dir)}\n\n## Jobs\n\n{markdown(per_job)}\n\n"
     text += f"## Settings (final values, mean ± std over seeds)\n\n{markdown(per_setting)}\n"
+    unreadable = [f"- job {job.label}: {job.problem}\n" for job in jobs if job.problem]
+    if unreadable:
+        text += "\n## Unreadable records (no values shown for these jobs)\n\n" + "".join(unreadable)
     (out / "report.md").write_text(text)
     write_csv(per_job, out / "report.csv")
     plot_jobs(jobs, "val/jsd", out / "jsd.png")
@@ -232,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         print(report(args.sweep_dir, args.out))
-    except FileNotFoundError as err:
+    except (FileNotFoundError, GanJeError) as err:
         parser.exit(1, f"gan_je.report: {err}\n")
 
 

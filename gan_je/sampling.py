@@ -4,11 +4,13 @@ network."""
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
 from gan_je import parts
-from gan_je.checks import positive_int
+from gan_je.checks import check_fits_in_memory, positive_int
 from gan_je.data.kinds import kind_of
 from gan_je.errors import ConfigError
 
@@ -58,6 +60,14 @@ def draw(
         for start in range(0, n, batch_size)
     ]
     return torch.cat(parts)
+
+
+def check_draw_fits(setting: str, n: int, sample_shape: tuple[int, ...]) -> None:
+    """Refuse, before sampling, ``n`` samples of ``sample_shape`` that :func:`draw` could not
+    hold in memory: float32 values, held twice while the batches are joined (one
+    :class:`~gan_je.errors.ConfigError` naming ``setting`` and the largest ``n`` that fits,
+    :func:`gan_je.checks.check_fits_in_memory`)."""
+    check_fits_in_memory(setting, n, 2 * 4 * math.prod(sample_shape))
 
 
 def seeded(seed: int | None) -> torch.Generator | None:

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gan_je.checks import is_int
+from gan_je.checks import is_finite, is_int
 from gan_je.errors import ConfigError
 from gan_je.pictures import plot_signals, save_grid, scatter_real_fake, show_tokens
 
@@ -188,6 +188,19 @@ class Points(SampleKind):
             raise self._refuse("a sample_shape (d,) (declare another kind for other shapes)")
         if ("centers" in self.spec) != ("std" in self.spec):
             raise self._refuse("both a mixture's centers and std, or neither")
+        if "centers" in self.spec:
+            centers, std, (d,) = self.spec["centers"], self.spec["std"], self.sample_shape
+            if (
+                not isinstance(centers, list | tuple)
+                or not centers
+                or not all(
+                    isinstance(row, list | tuple) and len(row) == d and all(map(is_finite, row))
+                    for row in centers
+                )
+            ):
+                raise self._refuse(f"centers as a list of rows of {d} finite numbers")
+            if not is_finite(std) or std <= 0:
+                raise self._refuse("a std that is a finite number > 0")
 
     @property
     def has_picture(self) -> bool:

@@ -129,10 +129,25 @@ def label_entropy(n_p: int, n_q: int) -> float:
     return -sum(share * math.log(share) for share in shares)
 
 
+def check_base(base: Any) -> float:
+    """Return ``base``, the logarithm base of a result (``2``: bits, ``math.e``: nats), if it
+    is a finite number > 0 other than 1 (``log(base)`` finite and not 0), else raise a
+    ``ValueError``: the one check of every estimator and metric that takes a ``base``
+    (NaN or infinity would turn every result into NaN or 0 without a word)."""
+    if (
+        isinstance(base, bool)
+        or not isinstance(base, int | float | np.integer | np.floating)
+        or not 0 < base < math.inf
+        or base == 1
+    ):
+        raise ValueError(f"base must be a finite number > 0 other than 1 (2: bits), got {base!r}")
+    return float(base)
+
+
 def nats_to(value: Tensor, base: float) -> Tensor:
-    """Convert a value in nats to units of ``log(base)`` (``base=2`` gives bits)."""
-    if not isinstance(base, int | float) or isinstance(base, bool) or base <= 0 or base == 1:
-        raise ValueError(f"base must be a positive number other than 1, got {base!r}")
+    """Convert a value in nats to units of ``log(base)`` (``base=2`` gives bits);
+    :func:`check_base` checks ``base``."""
+    base = check_base(base)
     return value if base == math.e else value / math.log(base)
 
 

@@ -40,6 +40,7 @@ from torch import Tensor
 
 from ._inputs import (
     as_samples,
+    check_base,
     check_same_features,
     check_whole,
     nats_to,
@@ -156,7 +157,7 @@ def classifier_jensen_shannon(
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
     wants_se = halvings(return_se) > 0
-    nats_to(torch.zeros(()), base)  # checks base before the work
+    check_base(base)
     p, q = as_samples(p, "p"), as_samples(q, "q")
     check_same_features(p, q)
     for x, name in ((p, "p"), (q, "q")):

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from ._inputs import (
     as_samples,
+    check_base,
     check_paired,
     check_same_features,
     label_entropy,
@@ -52,6 +53,7 @@ def _logdet(cov: Tensor, name: str) -> Tensor:
 
 def entropy(x: Any, base: float = math.e, return_se: bool | int = False) -> Tensor | Estimate:
     """``H = 1/2 log det(2 pi e Sigma)`` of the Gaussian fitted to ``x`` (N, ...)."""
+    check_base(base)
     x = as_samples(x, "x")
     d = x.shape[1]
     exponent = scale_exponent(x)  # H(c x) = H(x) + d log c
@@ -66,6 +68,7 @@ def mutual_information(
 ) -> Tensor | Estimate:
     """``I = 1/2 (log det Sigma_x + log det Sigma_y - log det Sigma_xy)`` of the joint
     Gaussian fit; for two scalars with correlation rho this is ``-1/2 log(1 - rho^2)``."""
+    check_base(base)
     x, y = as_samples(x, "x"), as_samples(y, "y")
     check_paired([x, y], ["x", "y"])
     samples = [x, y]
@@ -95,6 +98,7 @@ def compare_samples(
     (M is not Gaussian), so this "JSD" is a crude, fast proxy that can exceed log 2.
     With ``return_se=True`` every value is an :class:`.Estimate` (all from the same halves).
     """
+    check_base(base)
     real, fake = as_samples(real, "real"), as_samples(fake, "fake")
     check_same_features(real, fake)
     n_real, n_fake = real.shape[0], fake.shape[0]

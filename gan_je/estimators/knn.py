@@ -19,6 +19,7 @@ from torch import Tensor
 
 from ._inputs import (
     as_samples,
+    check_base,
     check_enough,
     check_k,
     check_paired,
@@ -90,6 +91,7 @@ def entropy(
     in it; ``docs/estimators.md`` tabulates it, and :func:`.weighted.extrapolated_entropy`
     reduces it where that table shows it does.
     """
+    check_base(base)
     k = check_k(k)
     x = as_samples(x, "x")
     check_enough(x, k, "x")
@@ -110,18 +112,22 @@ def differentiable_entropy(x: Tensor, k: int = 3, backend: str = "auto") -> Tens
     ``dH/dx_i = (d/N) sum over the pairs containing i of (x_i - x_j) / rho^2``: ascending it
     pushes every sample away from its k-th neighbour, most strongly where samples crowd
     (a collapsing generator). ``eps = 1e-6`` times the batch's mean column standard deviation
-    keeps coincident samples finite. Returns a 0-dim tensor in nats with ``x``'s dtype.
+    keeps coincident samples finite. Returns a 0-dim tensor in nats with ``x``'s dtype; an
+    integer or bool ``x`` (no gradient flows through it) is read as float64, as every
+    estimator reads it (:func:`._inputs.as_samples`), and gives a float64 result.
     """
     k = check_k(k)
     if not isinstance(x, Tensor) or x.ndim < 2:
         raise ValueError("x must be a (N, ...) tensor with at least one feature per sample")
     flat = x.flatten(1)
+    if not (flat.is_floating_point() or flat.is_complex()):  # complex: refused below
+        flat = flat.double()
     detached = prepare(as_samples(flat.detach(), "x"))
     check_enough(detached, k, "x")
     _, neighbour = kth_neighbor(detached, k, backend)
     eps = 1e-6 * float(detached.std(dim=0).mean()) + 1e-30
     sq_rho = (flat - flat[neighbour.to(flat.device)]).square().sum(dim=1) + eps**2
-    return _kl_entropy(sq_rho.double(), flat.shape[1], k).to(x.dtype)
+    return _kl_entropy(sq_rho.double(), flat.shape[1], k).to(flat.dtype)
 
 
 def joint_entropy(
@@ -132,6 +138,7 @@ def joint_entropy(
     Row i of every variable must come from the same draw. ``H(X, Y) <= H(X) + H(Y)``, with
     equality only for independent variables: it is not the sum of the entropies.
     """
+    check_base(base)
     if not xs:
         raise ValueError("joint_entropy needs at least one variable")
     k = check_k(k)
@@ -157,6 +164,8 @@ def conditional_entropy(
     return_se: bool | int = False,
 ) -> Tensor | Estimate:
     """Conditional entropy ``H(X | Y) = H(X, Y) - H(Y)``, both terms Kozachenko-Leonenko."""
+
+    check_base(base)
 
     def difference(x: Any, y: Any) -> Tensor:
         h_xy = joint_entropy(x, y, k=k, base=base, backend=backend)
@@ -186,6 +195,7 @@ def mutual_information(
     whose spread lies beyond ``2**±256`` is first rescaled by a power of two (the true MI is
     scale-invariant; KSG's value depends on the variables' relative scale).
     """
+    check_base(base)
     k = check_k(k)
     x, y = as_samples(x, "x"), as_samples(y, "y")
     check_paired([x, y], ["x", "y"])
@@ -231,6 +241,7 @@ def jensen_shannon(
     a lower bound in expectation that holds up in high dimension, where the k-NN estimate
     of a variance mismatch collapses (beyond about d = 8) and turns negative (d = 32).
     """
+    check_base(base)
     if method == "classifier":
         return classifier_jensen_shannon(p, q, base=base, return_se=return_se)
     if method != "knn":
@@ -315,6 +326,7 @@ def compare_samples(
     ``return_se=True`` every value is an :class:`.Estimate` with its standard error (all
     from the same random halves, :mod:`.resampling`).
     """
+    check_base(base)
     k = check_k(k)
     pair = _pooled(real, fake, k, names=("real", "fake"))
     pooled, n_p = pair.pooled, pair.n_p
@@ -380,6 +392,7 @@ def sliced_jensen_shannon(
     ``return_se=True`` each of the three is an :class:`.Estimate` with its standard error
     (from the same random halves).
     """
+    check_base(base)
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
         raise ValueError(f"dim must be a whole number >= 1, got {dim!r}")
     if isinstance(n_projections, bool) or not isinstance(n_projections, int) or n_projections < 1:

@@ -22,15 +22,33 @@ from typing import Any
 
 from torch import Tensor
 
-from ._inputs import as_samples, check_enough, check_k, check_same_features
+from ._inputs import (
+    as_samples,
+    check_enough,
+    check_k,
+    check_same_features,
+    rescale,
+    scale_exponent,
+)
 from .neighbors import count_in_balls, kth_neighbor, nearest_sq_distance
 from .resampling import Estimate, with_se
 
 
-def _samples_and_radii(x: Any, name: str, k: int, backend: str) -> tuple[Tensor, Tensor]:
-    x = as_samples(x, name)
+def _as_pair(real: Any, fake: Any) -> tuple[Tensor, Tensor]:
+    """Both sets as ``(N, D)`` float64 samples, divided by one power of two, exactly, when
+    their spread lies beyond ``2**±256`` (:func:`._inputs.scale_exponent`): ball memberships
+    do not change when every distance is scaled alike, and squared distances of samples at
+    scales of 1e160 would overflow to inf (1e-160: underflow to 0)."""
+    real, fake = as_samples(real, "real"), as_samples(fake, "fake")
+    check_same_features(real, fake)
+    exponent = scale_exponent(real, fake)
+    return rescale(real, exponent), rescale(fake, exponent)
+
+
+def _radii(x: Tensor, name: str, k: int, backend: str) -> Tensor:
+    """Squared distances from every sample of ``x`` to its k-th nearest other one."""
     check_enough(x, k, name)
-    return x, kth_neighbor(x, k, backend)[0]
+    return kth_neighbor(x, k, backend)[0]
 
 
 def precision_recall(
@@ -38,11 +56,15 @@ def precision_recall(
 ) -> tuple[Tensor, Tensor] | tuple[Estimate, Estimate]:
     """Improved ``(precision, recall)`` of ``fake`` against ``real`` (each ``(N, ...)``,
     flattened per sample), as 0-dim float64 tensors in [0, 1]. With ``return_se=True`` each
-    is an :class:`.Estimate` ``(value, se)``, by half-sampling (:mod:`.resampling`)."""
+    is an :class:`.Estimate` ``(value, se)``, by half-sampling (:mod:`.resampling`).
+    Scale-invariant: ``precision_recall(c * real, c * fake)`` is the same for any finite
+    ``c > 0``."""
     k = check_k(k)
-    real, real_sq_radius = _samples_and_radii(real, "real", k, backend)
-    fake, fake_sq_radius = _samples_and_radii(fake, "fake", k, backend)
-    check_same_features(real, fake)
+    real, fake = _as_pair(real, fake)
+    real_sq_radius, fake_sq_radius = (
+        _radii(real, "real", k, backend),
+        _radii(fake, "fake", k, backend),
+    )
     precision = (count_in_balls(fake, real, real_sq_radius) > 0).double().mean()
     recall = (count_in_balls(real, fake, fake_sq_radius) > 0).double().mean()
 
@@ -57,11 +79,11 @@ def density_coverage(
 ) -> tuple[Tensor, Tensor] | tuple[Estimate, Estimate]:
     """``(density, coverage)`` of ``fake`` against ``real``, as 0-dim float64 tensors;
     density is in [0, N_real / k], coverage in [0, 1]. With ``return_se=True`` each is an
-    :class:`.Estimate` ``(value, se)``, by half-sampling."""
+    :class:`.Estimate` ``(value, se)``, by half-sampling. Scale-invariant, as
+    :func:`precision_recall`."""
     k = check_k(k)
-    real, real_sq_radius = _samples_and_radii(real, "real", k, backend)
-    fake = as_samples(fake, "fake")
-    check_same_features(real, fake)
+    real, fake = _as_pair(real, fake)
+    real_sq_radius = _radii(real, "real", k, backend)
     density = count_in_balls(fake, real, real_sq_radius).double().sum() / (k * fake.shape[0])
     coverage = (nearest_sq_distance(real, fake) <= real_sq_radius).double().mean()
 

@@ -28,6 +28,7 @@ from torch import Tensor
 from ._inputs import (
     JITTER_SEED,
     as_samples,
+    check_base,
     check_enough,
     check_k,
     nats_to,
@@ -163,6 +164,7 @@ def weighted_entropy(
     Returns a 0-dim float64 tensor on ``x``'s device (an :class:`.Estimate` with
     ``return_se``). Any finite scale works, as for :func:`.knn.entropy`.
     """
+    check_base(base)
     x = as_samples(x, "x")
     d = x.shape[1]
     k = default_k(d) if k is None else check_k(k)
@@ -181,6 +183,7 @@ def kl_entropies(x: Any, orders: list[int], base: float = math.e, backend: str =
     a float64 tensor of ``len(orders)`` values, element ``i`` equal to
     ``entropy(x, k=orders[i])``, from one preparation of ``x`` and one neighbour query per
     order (the terms that :func:`weighted_entropy` weighs)."""
+    check_base(base)
     orders = [check_k(j) for j in orders]
     if not orders:
         raise ValueError("orders must name at least one neighbour order")
@@ -245,6 +248,7 @@ def extrapolated_entropy(
         return_se: also return the standard error, as :func:`.knn.entropy`; each half must
             hold ``(k + 1) 2^(levels-1)`` samples.
     """
+    check_base(base)
     k = check_k(k)
     if isinstance(levels, bool) or not isinstance(levels, int | np.integer) or levels < 3:
         raise ValueError(f"levels must be a whole number >= 3, got {levels!r}")
