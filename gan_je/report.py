@@ -13,7 +13,9 @@ directory and writes, next to them (or into ``--out``):
 It also prints the table and a per-setting summary. Jobs without a summary yet (still
 starting) or with a failed status are listed as such; a job whose ``summary.json`` or
 ``metrics.csv`` cannot be read (cut short, edited) is listed as ``unreadable``, named with the
-reason under the table, and the report goes on with the others.
+reason under the table, and the report goes on with the others. A job whose
+``summary.json`` still says ``running`` although no process holds its directory was killed:
+its summary is corrected to ``killed`` (:func:`gan_je.run_directory.correct_killed_run`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from gan_je.checks import check_writable, is_real
-from gan_je.errors import GanJeError
+from gan_je.errors import GanJeError, RecordError
+from gan_je.run_directory import correct_killed_run
 from gan_je.metrics_csv import read_metrics
 from gan_je.overrides import without_seed
 from gan_je.redaction import public_overrides
@@ -66,11 +69,6 @@ def _read_overrides(run: Path) -> list[str]:
     return [line[2:].strip().strip("'\"") for line in lines if line.startswith("- ")]
 
 
-class UnreadableRecordError(GanJeError, ValueError):
-    """A job's ``summary.json`` or ``metrics.csv`` cannot be read (cut short, edited, or not
-    written by gan_je); the report lists the job as ``unreadable`` and goes on."""
-
-
 #: The fields of a summary the report reads, with their types: each may be absent, none null.
 SUMMARY_FIELDS = {
     "status": (str, "a string"),
@@ -85,36 +83,32 @@ SUMMARY_FIELDS = {
 def _read_summary(path: Path) -> dict[str, Any]:
     """A job's ``summary.json`` (``{}`` when there is none yet), its fields checked: a file
     cut short, or a field of another type (``"final": null`` or a list), is an
-    :class:`UnreadableRecordError` naming the file and the field."""
+    :class:`RecordError` naming the file and the field."""
     if not path.is_file():
         return {}
     try:
         summary = json.loads(path.read_text())
     except (OSError, ValueError) as err:  # a file cut short, or not text
-        raise UnreadableRecordError(f"{path} is not readable JSON ({err})") from None
+        raise RecordError(f"{path} is not readable JSON ({err})") from None
     if not isinstance(summary, dict):
-        raise UnreadableRecordError(f"{path} holds a {type(summary).__name__}, not a summary")
+        raise RecordError(f"{path} holds a {type(summary).__name__}, not a summary")
     for key, (kind, name) in SUMMARY_FIELDS.items():
         value = summary.get(key)
         if key in summary and (not isinstance(value, kind) or isinstance(value, bool)):
-            raise UnreadableRecordError(f"{path}: {key!r} is {value!r}, not {name}")
+            raise RecordError(f"{path}: {key!r} is {value!r}, not {name}")
     for key in ("final", "best"):
         for metric, value in summary.get(key, {}).items():
             if value is not None and not is_real(value):
-                raise UnreadableRecordError(f"{path}: {key}[{metric!r}] is {value!r}, not a number")
+                raise RecordError(f"{path}: {key}[{metric!r}] is {value!r}, not a number")
     return summary
 
 
-def _read_rows(path: Path) -> list[dict[str, float]]:
-    """A job's ``metrics.csv`` rows (:func:`gan_je.metrics_csv.read_metrics`), each with a
-    ``g_step``; a damaged file is an :class:`UnreadableRecordError` naming it."""
-    try:
-        rows = read_metrics(path)
-    except (OSError, csv.Error, ValueError, TypeError) as err:  # TypeError: a row too long
-        reason = " ".join(str(err).split())[:200]
-        raise UnreadableRecordError(f"{path} is not a readable metrics table ({reason})") from None
+def _read_rows(path: Path) -> list[dict[str, float | str]]:
+    """A job's ``metrics.csv`` rows (:func:`gan_je.metrics_csv.read_metrics`, whose
+    :class:`RecordError` names a damaged file), each with a ``g_step``."""
+    rows = read_metrics(path)
     if any("g_step" not in row for row in rows):
-        raise UnreadableRecordError(f"{path} has rows without a g_step")
+        raise RecordError(f"{path} has rows without a g_step")
     return rows
 
 
@@ -141,9 +135,10 @@ def load_jobs(sweep_dir: str | Path) -> list[Job]:
     jobs = []
     for run in sorted(runs, key=_natural_order):
         label = str(run.relative_to(root)) if run != root else run.name
+        correct_killed_run(run)  # a summary left "running" by a killed job says "killed"
         try:
             summary, rows = _read_summary(run / "summary.json"), _read_rows(run / "metrics.csv")
-        except UnreadableRecordError as err:  # the other jobs are still reported
+        except RecordError as err:  # the other jobs are still reported
             overrides = public_overrides(_read_overrides(run))
             jobs.append(Job(run, label, overrides, "unreadable", problem=str(err)))
             continue

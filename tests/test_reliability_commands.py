@@ -6,6 +6,7 @@ result. Rows of docs/reliability.md, section "Commands and estimators"."""
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import os
 import re
@@ -20,7 +21,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
-from gan_je import checks
+from gan_je import checks, sampling
 from gan_je.checkpoints import load_sampler
 from gan_je.checks import available_memory, check_fits_in_memory
 from gan_je.errors import CheckpointError, ConfigError
@@ -225,7 +226,8 @@ def test_evaluate_refuses_an_unwritable_eval_json_before_loading(checkpoint, no_
 
 
 def test_evaluate_refuses_more_samples_than_memory_holds_before_sampling(checkpoint, monkeypatch):
-    monkeypatch.setattr(checks, "available_memory", lambda: 16 * 100)
+    bounded = functools.partial(checks.check_fits_in_memory, available=16 * 100)
+    monkeypatch.setattr(sampling, "check_fits_in_memory", bounded)  # the samples' bound only
     monkeypatch.setattr(GANModule, "sample", lambda *args, **kwargs: pytest.fail("sampled"))
     cfg = _app_config("evaluate", f"ckpt_path={checkpoint}", "n_samples=101")
     with pytest.raises(ConfigError, match=r"n_samples=101 needs .* at most n_samples=100 fits"):
@@ -234,10 +236,11 @@ def test_evaluate_refuses_more_samples_than_memory_holds_before_sampling(checkpo
 
 #: Damaged records, each with what the report says of it.
 DAMAGED = [
-    ("metrics.csv", "epoch,g_step,val/jsd\n0,10,abc\n", "metrics.csv is not a readable"),
-    ("metrics.csv", "epoch,g_step\n0,10,7,8\n", "metrics.csv is not a readable"),
+    ("metrics.csv", "epoch,g_step,val/jsd\n0,10,abc\n", "line 2: val/jsd is 'abc', not a number"),
+    ("metrics.csv", "epoch,g_step\n0,10,7,8\n", "line 2: more cells than the header"),
     ("metrics.csv", "epoch,val/jsd\n0,0.5\n", "metrics.csv has rows without a g_step"),
-    ("metrics.csv", "g_step\n\x00\n", "metrics.csv is not a readable"),
+    ("metrics.csv", "g_step\n\x00\n", "line 2: g_step is '\\x00', not a number"),
+    ("metrics.csv", b"g_step\n\xff\xfe\n", "cannot be read as a metrics table"),
     ("summary.json", '{"status": "finished", "fin', "summary.json is not readable JSON"),
     ("summary.json", '{"final": null}', "'final' is None, not a dict"),
     ("summary.json", '{"final": [0.1]}', "'final' is [0.1], not a dict"),
@@ -252,7 +255,8 @@ def test_report_names_the_jobs_with_unreadable_records_and_reports_the_others(tm
     _job(sweep, 0, ["seed=0"], "finished", [0.6, 0.4])
     for number, (name, text, _) in enumerate(DAMAGED, start=1):
         _job(sweep, number, [f"seed={number}"], "finished", [0.5, 0.3])
-        (sweep / str(number) / name).write_text(text)
+        path = sweep / str(number) / name
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
     printed = report(sweep, tmp_path / "report")
     assert f"{len(DAMAGED) + 1} jobs (1 finished, {len(DAMAGED)} unreadable)" in printed
     for number, (name, _, message) in enumerate(DAMAGED, start=1):

@@ -88,3 +88,15 @@ def test_a_missing_sweep_directory_is_one_line(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("gan_je.report: no sweep directory")
     with pytest.raises(FileNotFoundError, match="no gan_je runs"):
         load_jobs(tmp_path)
+
+
+def test_a_job_killed_while_running_is_reported_and_recorded_as_killed(tmp_path, lock_holder):
+    _job(tmp_path, 0, ["seed=0"], "running", [0.5, 0.4])  # killed: no process holds it
+    _job(tmp_path, 1, ["seed=1"], "finished", [0.5, 0.3])
+    _job(tmp_path, 2, ["seed=2"], "running", [0.5])
+    lock_holder(tmp_path / "2")  # still running
+    (tmp_path / "2" / "summary.json").write_text(
+        json.dumps({"status": "running", "final": {}, "overrides": ["seed=2"]})
+    )
+    assert [job.status for job in load_jobs(tmp_path)] == ["killed", "finished", "running"]
+    assert json.loads((tmp_path / "0" / "summary.json").read_text())["status"] == "killed"
