@@ -33,10 +33,10 @@ from matplotlib.figure import Figure
 
 from gan_je.checks import check_writable, is_real
 from gan_je.errors import GanJeError, RecordError
-from gan_je.run_directory import correct_killed_run
 from gan_je.metrics_csv import read_metrics
 from gan_je.overrides import without_seed
 from gan_je.redaction import public_overrides
+from gan_je.run_directory import correct_killed_run
 from gan_je.tables import markdown_table
 
 CURVES = ("val/jsd", "val/entropy_fake")
