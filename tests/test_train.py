@@ -532,7 +532,7 @@ def test_a_failure_before_training_is_recorded(train_config):
 def test_sigterm_saves_a_checkpoint_at_the_step_and_exits_non_zero(tmp_path, signum):
     run = tmp_path / "run"
     command = [sys.executable, "-m", "gan_je.train", "experiment=ring", "logger=none"]
-    command += ["data.n_train=20000", "data.n_val=300", "~callbacks.progress"]
+    command += ["data.n_train=5120", "data.n_val=300", "~callbacks.progress"]  # 20 steps an epoch
     # no epoch-end checkpoints: the only checkpoint is the one saved at the signal
     command += ["~callbacks.last_checkpoint", "~callbacks.best_checkpoint"]
     command += ["trainer.max_epochs=100", f"hydra.run.dir={run}"]
@@ -549,7 +549,7 @@ def test_sigterm_saves_a_checkpoint_at_the_step_and_exits_non_zero(tmp_path, sig
     summary = json.loads((run / "summary.json").read_text())
     saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     step, epochs = saved["g_step"], saved["epoch"] + 2  # resume for one more epoch
-    assert summary["status"] == "interrupted" and step == summary["g_steps"] >= 78
+    assert summary["status"] == "interrupted" and step == summary["g_steps"] >= 20
     assert f"generator step {step}" in last
     resumed = subprocess.run(
         [*command[:-2], f"trainer.max_epochs={epochs}", f"hydra.run.dir={run}", "resume=auto"],
@@ -560,7 +560,7 @@ def test_sigterm_saves_a_checkpoint_at_the_step_and_exits_non_zero(tmp_path, sig
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["g_steps"] > step
-    assert read_metrics(run / "metrics.csv")[0]["g_step"] == 78  # the first epoch kept
+    assert read_metrics(run / "metrics.csv")[0]["g_step"] == 20  # the first epoch kept
 
 
 @pytest.mark.slow
@@ -595,7 +595,7 @@ def test_a_full_disk_keeps_every_earlier_checkpoint_and_record_whole(tmp_path):
 @pytest.mark.slow
 def test_kill_9_then_resume_equals_the_uninterrupted_run(tmp_path):
     command = [sys.executable, "-m", "gan_je.train", "experiment=ring", "logger=none"]
-    command += ["data.n_train=20000", "data.n_val=300", "~callbacks.progress"]
+    command += ["data.n_train=5120", "data.n_val=300", "~callbacks.progress"]  # 20 steps an epoch
     command += ["trainer.max_epochs=6"]
     env = os.environ | {"WANDB_MODE": "offline"}
     full, killed = tmp_path / "full", tmp_path / "killed"
@@ -614,7 +614,7 @@ def test_kill_9_then_resume_equals_the_uninterrupted_run(tmp_path):
     for key in expected:
         assert torch.equal(expected[key], got[key]), key
     rows = [read_metrics(run / "metrics.csv") for run in (full, killed)]
-    assert [row["g_step"] for row in rows[1]] == [78 * epoch for epoch in range(1, 7)]
+    assert [row["g_step"] for row in rows[1]] == [20 * epoch for epoch in range(1, 7)]
     assert [row["val/jsd"] for row in rows[1]] == [row["val/jsd"] for row in rows[0]]
 
 
