@@ -34,7 +34,11 @@ def _command(sweep_dir: Path, *overrides: str) -> list[str]:
 
 
 def _environment() -> dict[str, str]:
-    return {key: value for key, value in os.environ.items() if key != "GAN_JE_RUN_ID"}
+    """This environment for the sweep and its jobs (sbatch exports it), with one PyTorch
+    thread a job: the test cluster (task/none) binds no job to its one CPU, and two jobs of
+    two spinning threads each on two CPUs run many times slower."""
+    environment = {key: value for key, value in os.environ.items() if key != "GAN_JE_RUN_ID"}
+    return environment | {"OMP_NUM_THREADS": "1"}
 
 
 def _sweep(sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
