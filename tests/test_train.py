@@ -582,7 +582,7 @@ def test_top_level_settings_nothing_reads_are_named(train_config, caplog):
     assert "gan_je reads no top-level setting lr" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING"):
-        train(train_config("experiment=ring", *SMALL_RING, *QUIET, "debug=fdr"))
+        train(train_config("experiment=ring", *SMALL_RING, *QUIET, "debug=fdr", run="run2"))
     assert "reads no top-level setting" not in caplog.text
 
 
