@@ -64,6 +64,19 @@ def public_overrides(overrides: Iterable[str]) -> list[str]:
     return public
 
 
+#: One ``key=value`` item of Hydra's ``hydra.job.override_dirname`` (items joined by ``,``).
+_ITEM = re.compile(r"(?P<start>^|,)(?P<key>[+~]*[\w.-]+)=(?P<value>\{[^{}]*\}|\[[^\[\]]*\]|[^,]*)")
+
+
+def public_override_line(text: str) -> str:
+    """Hydra's ``override_dirname`` (the overrides as one ``key=value,key=value`` line) with
+    the values of secret keys redacted, inside dict values too."""
+    text = _ITEM.sub(
+        lambda m: f"{m['start']}{m['key']}={REDACTED}" if is_secret(m["key"]) else m[0], text
+    )
+    return _PAIR.sub(_redacted_pair, text)
+
+
 def _redacted_pair(match: re.Match[str]) -> str:
     key = match["key"].strip("'\"")
     return f"{match['key']}{match['sep']}{REDACTED}" if is_secret(key) else match[0]
@@ -72,16 +85,21 @@ def _redacted_pair(match: re.Match[str]) -> str:
 def redact_sweep_config(path: str | Path) -> bool:
     """Replace a sweep's ``multirun.yaml`` (Hydra's composed config of the sweep, written
     when it starts) by its public copy: secret settings and the secrets in its recorded
-    overrides redacted, interpolations left as they are. Returns whether it changed."""
+    overrides (``hydra.overrides``, ``hydra.job.override_dirname``) redacted, interpolations
+    left as they are. Returns whether it changed."""
     path = Path(path)
     if not path.is_file():
         return False
     text = path.read_text()
     config = public_config(OmegaConf.to_container(OmegaConf.create(text), resolve=False))
-    overrides = config.get("hydra", {}).get("overrides", {})
+    hydra = config.get("hydra", {})
+    overrides = hydra.get("overrides", {})
     for name in ("task", "hydra"):
         if isinstance(overrides.get(name), list):
             overrides[name] = public_overrides(overrides[name])
+    job = hydra.get("job", {})
+    if isinstance(job.get("override_dirname"), str):
+        job["override_dirname"] = public_override_line(job["override_dirname"])
     public = OmegaConf.to_yaml(config)
     if public == OmegaConf.to_yaml(OmegaConf.create(text)):
         return False
@@ -104,9 +122,10 @@ class RedactSweepConfig(HydraCallback):
 
     @staticmethod
     def _redact(config: DictConfig) -> None:
+        """Silent when it works: a log line here, before the job runs, would open the job's
+        ``train.log`` in a directory the job may yet refuse (:mod:`gan_je.run_directory`)."""
         path = Path(config.hydra.sweep.dir) / "multirun.yaml"
         try:
-            if redact_sweep_config(path):
-                log.info("secrets redacted in %s", path)
+            redact_sweep_config(path)
         except (OSError, ValueError) as err:  # never fail a job over it (RecordError too)
             log.warning("could not redact the secrets in %s (%s)", path, err)

@@ -220,7 +220,7 @@ def test_a_checkpoint_cannot_name_code_to_run(checkpoint, tmp_path, train_config
             with pytest.raises(CheckpointError, match="not a registered gan_je part"):
                 GANModule.load_from_checkpoint(hostile)
             with pytest.raises(CheckpointError, match=r"loss: _target_ 'builtins\.open' is not"):
-                train(train_config("experiment=ring", f"ckpt_path={hostile}", *QUIET))
+                train(train_config("experiment=ring", f"ckpt_path={hostile}", *QUIET, run="new"))
     with pytest.raises(CheckpointError, match="no checkpoint at http"):  # never a download
         GANModule.load_from_checkpoint("http://127.0.0.1:9/model.ckpt")
     assert not marker.exists()

@@ -357,13 +357,19 @@ def test_secrets_inside_dict_overrides_are_redacted():
 def test_a_sweeps_multirun_yaml_is_redacted(tmp_path):
     path = tmp_path / "multirun.yaml"
     config = {
-        "hydra": {"overrides": {"task": ["seed=0,1", "+db={host: h, password: hunter2}"]}},
+        "hydra": {
+            "overrides": {"task": ["seed=0,1", "+db={host: h, password: hunter2}"]},
+            "job": {"override_dirname": "+db={host: h, password: hunter2},+token=hunter3,seed=1"},
+        },
         "db": {"host": "h", "password": "hunter2"},
         "paths": {"output_dir": "${hydra:runtime.output_dir}"},
     }
     path.write_text(OmegaConf.to_yaml(config))
     assert redact_sweep_config(path)
     text = path.read_text()
-    assert "hunter2" not in text and "${hydra:runtime.output_dir}" in text
+    assert "hunter" not in text and "${hydra:runtime.output_dir}" in text
+    assert OmegaConf.load(path).hydra.job.override_dirname == (
+        f"+db={{host: h, password: {REDACTED}}},+token={REDACTED},seed=1"
+    )
     assert OmegaConf.load(path).db.password == REDACTED
     assert not redact_sweep_config(path)  # nothing left to redact
