@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from gan_je import resolvers, run_directory
@@ -20,6 +22,7 @@ from gan_je.errors import ConfigError, RecordError
 from gan_je.metrics_csv import read_metrics
 from gan_je.redaction import REDACTED, public_overrides, redact_sweep_config
 from gan_je.train import train
+from tests.conftest import CONF
 
 RING = ["experiment=ring", "data.n_train=2048", "data.n_val=500", "debug=limit"]
 RING += ["logger=none", "~callbacks.progress", "trainer.enable_progress_bar=false"]
@@ -221,14 +224,15 @@ def test_correct_killed_run_leaves_a_live_run_alone(tmp_path, lock_holder):
 
 
 @pytest.mark.slow
-def test_refused_and_failed_starts_touch_neither_hydra_nor_any_record(tmp_path, lock_holder):
+def test_refused_and_failed_starts_touch_neither_hydra_nor_any_record(train_config, lock_holder):
     """Hydra's .hydra/ is written once a start succeeds: a resume that fails at start-up
     leaves every file of the run as it was (its train.log goes on), and a second run refused
     by a live one touches nothing, not even train.log."""
-    run = tmp_path / "run"
-    first = _command(*RING, f"hydra.run.dir={run}", "trainer.max_epochs=1")
-    assert first.returncode == 0, first.stderr
+    cfg = train_config(*RING, "trainer.max_epochs=1")
+    train(cfg)
+    run = Path(cfg.paths.output_dir)
     assert (run / ".hydra" / "overrides.yaml").is_file()
+    (run / "train.log").write_text("the first run's log\n")  # as Hydra writes one
     before = _snapshot(run)
     failed = _command(*RING, f"hydra.run.dir={run}", "resume=true", "estimator.k=0")
     _one_sentence(failed, "estimator")
@@ -322,20 +326,38 @@ def read_only_folder(tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_unwritable_and_overlong_run_directories_and_run_ids_end_in_one_sentence(
-    tmp_path, read_only_folder
-):
-    result = _command(*RING, f"hydra.run.dir={read_only_folder}")
-    _one_sentence(result, "the run directory is not writable for this user")
+def test_an_unwritable_run_directory_ends_the_command_in_one_sentence(tmp_path, read_only_folder):
+    """End to end once: Hydra's callback refuses it before Hydra creates anything."""
     result = _command(*RING, f"hydra.run.dir={read_only_folder / 'run'}")
     _one_sentence(result, f"{read_only_folder}, where it would be made, is not writable")
-    result = _command(*RING, f"hydra.run.dir={tmp_path / ('r' * 300)}")
-    _one_sentence(result, "the run directory's name rrrr")
-    work = tmp_path / "a" / "b"
-    work.mkdir(parents=True)
-    result = _command(*RING, env={resolvers.RUN_ID: "../../x"}, cwd=work)
-    _one_sentence(result, "hydra.run.dir: $GAN_JE_RUN_ID='../../x' is not a run id")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "read_only"]
+
+
+def test_the_hydra_callback_refuses_run_directories_that_cannot_be_written(
+    tmp_path, read_only_folder, monkeypatch
+):
+    """:class:`CheckRunDirectory` as Hydra calls it before a run or a sweep, on the composed
+    config: each case one sentence (``SystemExit``), nothing created."""
+
+    def refusal(*overrides: str, mode: str = "run") -> str:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+        callback = run_directory.CheckRunDirectory()
+        with pytest.raises(SystemExit) as stopped:
+            getattr(callback, f"on_{mode}_start")(config=cfg)
+        return str(stopped.value)
+
+    assert refusal(f"hydra.run.dir={read_only_folder}").startswith(
+        "gan_je.train: the run directory is not writable for this user"
+    )
+    assert refusal(f"hydra.sweep.dir={tmp_path / ('r' * 300)}", mode="multirun").startswith(
+        "gan_je.train: the run directory's name rrrr"
+    )
+    monkeypatch.setenv(resolvers.RUN_ID, "../../x")
+    assert refusal(f"paths.log_dir={tmp_path}/outputs").startswith(
+        "gan_je.train: hydra.run.dir: $GAN_JE_RUN_ID='../../x' is not a run id"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["read_only"]
 
 
 # ------------------------------------------------------------ secrets
