@@ -35,6 +35,7 @@ from gan_je.checks import (
 )
 from gan_je.data.kinds import kind_of
 from gan_je.errors import ConfigError, RecordError
+from gan_je.estimators._inputs import check_base
 from gan_je.loggers import send_picture
 from gan_je.metrics_csv import read_metrics, write_metrics
 from gan_je.modes import StackedModeCounter
@@ -393,8 +394,7 @@ def entropy_gap_nats(metrics: dict[str, Any], base: float) -> float:
     logarithm ``base`` (``estimator.base``: e for nats, 2 for bits) and
     log_b(x) = ln(x) / ln(b), so a gap in base b times ln(b) is the gap in nats: the unit of
     every entropy setting of the callbacks (``margin``, ``gain``), whatever the base."""
-    if not (isinstance(base, int | float) and base > 0 and base != 1):
-        raise ValueError(f"the metric's base must be a positive number other than 1, got {base!r}")
+    base = check_base(base)  # the estimators' own check
     real, fake = _plain(metrics["val/entropy_real"]), _plain(metrics["val/entropy_fake"])
     return (real - fake) * math.log(base)
 

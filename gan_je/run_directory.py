@@ -160,12 +160,8 @@ def correct_killed_run(output_dir: str | Path) -> bool:
 def _record_killed_run(output_dir: Path) -> bool:
     """With ``output_dir`` held by this process: a ``summary.json`` that still says
     ``running`` was left by a process that ended without recording its end; say so."""
-    summary_path = output_dir / "summary.json"
-    try:
-        summary = json.loads(summary_path.read_text())
-    except (OSError, ValueError):
-        return False  # no record, or one report names as unreadable
-    if not isinstance(summary, dict) or summary.get("status") != "running":
+    summary = _summary(output_dir)
+    if summary is None or summary.get("status") != "running":
         return False
     summary["status"] = "killed"
     summary["error"] = (
@@ -173,7 +169,7 @@ def _record_killed_run(output_dir: Path) -> bool:
         "resume=true continues from its last checkpoint"
     )
     try:
-        write_atomically(summary_path, json.dumps(summary, indent=2) + "\n")
+        write_atomically(output_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     except RecordError:  # a full disk: the record stays as it was
         return False
     log.warning("%s: the run there was killed; its summary.json now says so", output_dir)
@@ -190,13 +186,20 @@ def run_entries(output_dir: str | Path) -> list[str]:
     return [] if set(found) <= {"summary.json", "train.log"} and _failed_start(path) else found
 
 
-def _failed_start(output_dir: Path) -> bool:
+def _summary(output_dir: Path) -> dict[str, Any] | None:
+    """``output_dir``'s ``summary.json`` as a dict; ``None`` for none, or one that is not
+    (``report`` names such a record as unreadable)."""
     try:
         summary = json.loads((output_dir / "summary.json").read_text())
     except (OSError, ValueError):
-        return False
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
+def _failed_start(output_dir: Path) -> bool:
+    summary = _summary(output_dir)
     return (
-        isinstance(summary, dict)
+        summary is not None
         and summary.get("status") in ("failed", "interrupted")
         and summary.get("g_steps") == 0
         and summary.get("validations") == 0

@@ -46,8 +46,8 @@ def test_the_gap_is_converted_to_nats():
     assert entropy_gap_nats(_logged(5.0, 4.1, 2.0), 2.0) == pytest.approx(0.9)
     metrics = {"val/entropy_real": torch.tensor(3.0), "val/entropy_fake": torch.tensor(1.0)}
     assert entropy_gap_nats(metrics, 2.0) == pytest.approx(2 * math.log(2))  # 2 bits
-    for base in (1, 0, -2.0, "2"):
-        with pytest.raises(ValueError, match="base must be a positive number other than 1"):
+    for base in (1, 0, -2.0, "2", math.nan, math.inf):
+        with pytest.raises(ValueError, match="base must be a finite number > 0 other than 1"):
             entropy_gap_nats(metrics, base)
 
 
