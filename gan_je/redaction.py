@@ -90,8 +90,8 @@ def redact_sweep_config(path: str | Path) -> bool:
     path = Path(path)
     if not path.is_file():
         return False
-    text = path.read_text()
-    config = public_config(OmegaConf.to_container(OmegaConf.create(text), resolve=False))
+    original = OmegaConf.create(path.read_text())
+    config = public_config(OmegaConf.to_container(original, resolve=False))
     hydra = config.get("hydra", {})
     overrides = hydra.get("overrides", {})
     for name in ("task", "hydra"):
@@ -101,7 +101,7 @@ def redact_sweep_config(path: str | Path) -> bool:
     if isinstance(job.get("override_dirname"), str):
         job["override_dirname"] = public_override_line(job["override_dirname"])
     public = OmegaConf.to_yaml(config)
-    if public == OmegaConf.to_yaml(OmegaConf.create(text)):
+    if public == OmegaConf.to_yaml(original):
         return False
     write_atomically(path, public)
     return True
