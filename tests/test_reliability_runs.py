@@ -90,25 +90,29 @@ def test_the_checkpoint_writer_removes_checkpoint_files_only(tmp_path):
 
 @pytest.mark.slow
 def test_a_crafted_checkpoint_deletes_nothing_outside_the_run(train_config, tmp_path):
-    """A checkpoint whose ModelCheckpoint states name ``<run>/checkpoints/../../victim``
-    (Lightning would remove that "previous best", recursively, at its next save)."""
+    """A checkpoint whose ModelCheckpoint states name ``<run>/checkpoints/../../victim``, a
+    folder, and ``../../victim.ckpt``, a file (Lightning would remove that "previous best",
+    recursively, at its next save). The file is what only the callback-state guard saves:
+    the checkpoint writer itself would remove a ``.ckpt`` file wherever it lies."""
     cfg = train_config(*RING)
     train(cfg)
     run = Path(cfg.paths.output_dir)
     victim = tmp_path / "victim"
     (victim / "inside").mkdir(parents=True)
     (victim / "inside" / "data.txt").write_text("precious")
-    crafted = f"{run}/checkpoints/../../victim"
+    (tmp_path / "victim.ckpt").write_text("precious too")
+    folder, file = f"{run}/checkpoints/../../victim", f"{run}/checkpoints/../../victim.ckpt"
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     for state in checkpoint["callbacks"].values():
         if "best_model_path" in state:
-            state |= {"best_model_path": crafted, "kth_best_model_path": crafted}
-            state["best_k_models"] = {crafted: torch.tensor(9.0)}
+            state |= {"best_model_path": file, "kth_best_model_path": folder}
+            state["best_k_models"] = {folder: torch.tensor(9.0)}
     evil = run / "checkpoints" / "evil.ckpt"
     torch.save(checkpoint, evil)
     summary = train(train_config(*RING, f"ckpt_path={evil}", "trainer.max_epochs=4"))
     assert summary["status"] == "finished" and summary["validations"] == 4
     assert (victim / "inside" / "data.txt").read_text() == "precious"
+    assert (tmp_path / "victim.ckpt").read_text() == "precious too"
     best = sorted(p.name for p in (run / "checkpoints").glob("best-*.ckpt"))
     assert len(best) >= 1  # the best checkpoint is tracked afresh
 
