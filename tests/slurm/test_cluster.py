@@ -17,7 +17,8 @@ import torch
 
 from gan_je.metrics_csv import read_metrics
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+# one xdist worker runs them all: one cluster, started once (pytest -n ... --dist loadgroup)
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 
 SMALL = ["experiment=ring", "logger=none", "data.n_val=500", "~callbacks.progress"]
 SMALL += ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
