@@ -82,12 +82,10 @@ def one_sentence(err: BaseException) -> str:
     return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
 
 
-def _log_to_files_only(logger: logging.Logger, message: str, *args: Any) -> None:
+def _log_to_files_only(logger: logging.Logger, message: str) -> None:
     """Log ``message`` at ERROR with the current exception's traceback to the log files of
     the root logger (Hydra's ``train.log``) and to no other handler (the console)."""
-    record = logger.makeRecord(
-        logger.name, logging.ERROR, __file__, 0, message, args, sys.exc_info()
-    )
+    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, message, (), sys.exc_info())
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
             handler.handle(record)
@@ -116,7 +114,11 @@ def read_outcomes(sweep_dir: str | Path) -> list[dict[str, Any]]:
     for path in Path(sweep_dir, OUTCOMES_FOLDER).glob("*.json"):
         try:
             outcome = json.loads(path.read_text())
-            if not isinstance(outcome, dict) or outcome.get("status") not in STATUSES:
+            if not (
+                isinstance(outcome, dict)
+                and outcome.get("status") in STATUSES
+                and isinstance(outcome.get("output_dir"), str)
+            ):
                 raise ValueError(f"not an outcome: {outcome!r}"[:200])
         except (OSError, ValueError) as err:
             outcome = {"job": path.stem, "status": "unreadable", "output_dir": str(path)}

@@ -113,8 +113,10 @@ def test_a_sweep_where_no_job_recorded_its_outcome_exits_1(sweep, capsys):
 def test_an_unreadable_outcome_is_not_a_finished_job(sweep, tmp_path):
     sweep(0, _finishes)
     (tmp_path / ".jobs" / "1.json").write_text('{"status": "fini')
+    (tmp_path / ".jobs" / "2.json").write_text('{"status": "finished"}')  # no output_dir
     sweep.end()
-    assert [o["status"] for o in read_outcomes(tmp_path)] == ["finished", "unreadable"]
+    statuses = [o["status"] for o in read_outcomes(tmp_path)]
+    assert statuses == ["finished", "unreadable", "unreadable"]
     assert exit_status() == 1
 
 
