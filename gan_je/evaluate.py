@@ -6,7 +6,9 @@ entropies and JSD with their standard errors, precision/recall, density/coverage
 Fréchet distance, data copying (generated and held-out samples against training samples of
 the same number), mode coverage for the 2-D mixtures, and the mode counts of stacked MNIST
 (:mod:`gan_je.modes`; with ``baseline=true`` also those of real training images, the
-ceiling). Writes ``eval.json`` next to the checkpoint.
+ceiling). Each evaluation is one record beside the checkpoint,
+``evaluations/<checkpoint>-<features>-<split>-<digest>.json``, keyed by its settings: the
+same settings replace their record, others add one (:mod:`gan_je.evaluation_records`).
 
 Both sets have the same size by default (``equal_sizes=true``): ``min(n_samples, split
 size)`` generated samples against a seeded subset of as many real ones. With unequal sizes
@@ -15,12 +17,11 @@ at most the label entropy H(pi) (:func:`jsd_cap`), which total separation reache
 small real set makes a bad generator look good (1,000 generated against 40 real samples
 told apart perfectly: 0.1635 nats, at the cap, against log 2 = 0.693 for equal sizes).
 ``equal_sizes=false`` keeps ``n_samples`` generated samples against the whole split, and the
-table and ``eval.json`` then say so and show the cap.
+table and the record then say so and show the cap.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -28,11 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from gan_je import CONFIG_PATH
-from gan_je.atomic_files import write_atomically
 from gan_je.checkpoints import checkpoint_file, load_data
 from gan_je.checks import check_writable, is_int
 from gan_je.commands import build_from_config, import_packages, resolve_device, run_command
@@ -40,6 +40,7 @@ from gan_je.data.kinds import kind_of
 from gan_je.errors import ConfigError
 from gan_je.estimators import label_entropy
 from gan_je.estimators._inputs import check_base
+from gan_je.evaluation_records import record_name, records_folder, write_record
 from gan_je.modes import StackedModeCounter
 from gan_je.module import GANModule
 from gan_je.sampling import check_draw_fits
@@ -111,7 +112,7 @@ def mode_counter(
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Evaluate as configured; return what is written to ``eval.json``."""
+    """Evaluate as configured; return the record written (:mod:`gan_je.evaluation_records`)."""
     if cfg.split not in ("val", "test", "train"):
         raise ConfigError(
             f"split must be val (= test, the held-out split) or train, got {cfg.split}"
@@ -124,8 +125,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(
             f"batch_size must be a whole number of at least 1, got {cfg.batch_size!r}"
         )
-    path = checkpoint_file(cfg.ckpt_path).with_name("eval.json")
-    check_writable(path, "copy the checkpoint into a folder you can write and evaluate it there")
+    folder = records_folder(checkpoint_file(cfg.ckpt_path))
+    hint = "copy the checkpoint into a folder you can write and evaluate it there"
+    check_writable(folder / "<settings>.json", hint)
     start = time.perf_counter()
     import_packages(cfg.get("imports"))
     module = GANModule.load_from_checkpoint(cfg.ckpt_path, resolve_device(cfg.device)).eval()
@@ -146,17 +148,22 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     check_draw_fits("n_samples", n_generated, kind_of(module.hparams.data_spec).sample_shape)
     fake = module.sample(n_generated, seed=cfg.seed, batch_size=cfg.batch_size).float().cpu()
     base = getattr(module.metric, "base", math.e)  # nats for a metric without a base
+    run_estimator = (module.hparams.get("run_config") or {}).get("estimator") or {}
+    # the features compared in, as plain values: the config given here, else the run's own
+    compared_in = OmegaConf.to_container(features, resolve=True) if features else None
     counter = mode_counter(module, datamodule, Path(cfg.paths.log_dir) / ".feature_cache")
     result: dict[str, Any] = {
         "ckpt_path": str(Path(cfg.ckpt_path).resolve()),
         "g_step": module.g_step,
         "split": cfg.split,
+        "seed": cfg.seed,
+        "baseline": cfg.baseline,
         "n_real": real.shape[0],
         "n_generated": fake.shape[0],
         "equal_sizes": real.shape[0] == fake.shape[0],
         "jsd_cap": jsd_cap(real.shape[0], fake.shape[0], base),
         "ema": module.ema is not None,
-        "features": repr(module.metric.features),
+        "features": compared_in or run_estimator.get("features"),
         "metrics": compare(
             module, real, fake, datamodule.train_tensor(real.shape[0]) if copying else None
         ),
@@ -178,7 +185,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         if counter is not None:  # as many real images as generated ones: the same KL bias
             result["baseline_train_vs_split"] |= counter(train[: fake.shape[0]])
     result["seconds"] = round(time.perf_counter() - start, 2)
-    write_atomically(path, json.dumps(result, indent=2) + "\n")
+    write_record(folder, result)
     if cfg.get("logger"):
         logger = build_from_config(cfg.logger, "logger")
         logger.log_metrics({f"eval/{k}": v for k, v in result["metrics"].items()})
@@ -225,7 +232,7 @@ def main(cfg: DictConfig) -> None:
         f"{result['n_generated']} generated vs {result['n_real']} real ({result['split']}), "
         f"generator step {result['g_step']}, {result['seconds']} s\n\n{table(result)}"
     )
-    log.info("written: %s", Path(cfg.ckpt_path).with_name("eval.json"))
+    log.info("written: %s", records_folder(cfg.ckpt_path) / record_name(result))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,10 @@ starting) or with a failed status are listed as such; a job whose ``summary.json
 reason under the table, and the report goes on with the others. A job whose
 ``summary.json`` still says ``running`` although no process holds its directory was killed:
 its summary is corrected to ``killed`` (:func:`gan_je.run_directory.correct_killed_run`).
+
+The evaluations of the jobs' checkpoints (``python -m gan_je.evaluate``, one record each in
+``<job>/checkpoints/evaluations/``, :mod:`gan_je.evaluation_records`) are listed in a table
+of their own, one row per record, with the record's path.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from matplotlib.figure import Figure
 
 from gan_je.checks import check_writable, is_real
 from gan_je.errors import GanJeError, RecordError
+from gan_je.evaluation_records import FOLDER, features_name, read_records
 from gan_je.metrics_csv import read_metrics
 from gan_je.overrides import without_seed
 from gan_je.redaction import public_overrides
@@ -173,6 +178,34 @@ def job_rows(jobs: list[Job]) -> list[dict[str, Any]]:
     return table
 
 
+def evaluation_rows(jobs: list[Job], sweep_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """One row per evaluation record of the jobs' checkpoints (``<job>/checkpoints/
+    evaluations/*.json``), with its path relative to ``sweep_dir``; and, for a job whose
+    records cannot be read, why."""
+    rows, problems = [], []
+    for job in jobs:
+        try:
+            records = read_records(job.path / "checkpoints" / FOLDER)
+        except RecordError as err:  # the other jobs' records are still listed
+            problems.append(f"- job {job.label}: {err}\n")
+            continue
+        for path, record in records:
+            metrics = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
+            rows.append(
+                {
+                    "job": job.label,
+                    "record": str(path.relative_to(sweep_dir)),
+                    "g_step": record.get("g_step"),
+                    "split": record.get("split"),
+                    "features": features_name(record.get("features")),
+                    "n_generated": record.get("n_generated"),
+                    "jsd": metrics.get("jsd"),
+                    "jsd_se": metrics.get("jsd_se"),
+                }
+            )
+    return rows, problems
+
+
 def setting_rows(jobs: list[Job]) -> list[dict[str, Any]]:
     """Mean ± std of the final ``val/jsd`` and ``val/entropy_fake`` over each setting's
     finished jobs."""
@@ -272,6 +305,14 @@ def report(sweep_dir: str | Path, out: str | Path | None = None) -> str:
     unreadable = [f"- job {job.label}: {job.problem}\n" for job in jobs if job.problem]
     if unreadable:
         text += "\n## Unreadable records (no values shown for these jobs)\n\n" + "".join(unreadable)
+    evaluations, problems = evaluation_rows(jobs, Path(sweep_dir))
+    if evaluations or problems:
+        text += (
+            "\n## Evaluations (`python -m gan_je.evaluate`: one record each in "
+            f"<job>/checkpoints/{FOLDER}/)\n\n{markdown(evaluations)}\n"
+        )
+        if problems:
+            text += "\nUnreadable evaluation records:\n\n" + "".join(problems)
     (out / "report.md").write_text(text)
     write_csv(per_job, out / "report.csv")
     plot_jobs(jobs, "val/jsd", out / "jsd.png")

@@ -44,8 +44,6 @@ from gan_je.errors import (
     ConfigError,
     GanJeError,
     PartError,
-    RunDirectoryError,
-    StoppedBySignalError,
 )
 from gan_je.extras import check_hydra_plugins
 from gan_je.launcher import share_cpus_with_joblib_jobs
@@ -62,6 +60,7 @@ from gan_je.run_directory import (
 )
 from gan_je.seeding import check_seed
 from gan_je.stopping import stopped_by_signal
+from gan_je.sweep_outcome import exit_status, run_job
 
 log = logging.getLogger(__name__)
 #: The top-level settings gan_je reads (conf/train.yaml); anything else is warned about.
@@ -188,26 +187,17 @@ def _own_checkpoint(ckpt_path: str | None, output_dir: str) -> bool:
 def main(cfg: DictConfig) -> float | None:
     """Hydra entry point: returns the final value of ``optimized_metric`` for sweepers.
 
-    In a multirun a failing job (bad settings, divergence) is logged, recorded as failed in
-    its ``summary.json`` and returns NaN, so the other jobs go on; a job refused its run
-    directory (:class:`RunDirectoryError`) says so on stderr only. A job stopped by a signal
-    ends its process instead (``SystemExit``): a local sweep stops there, and a SLURM job
-    leaves no result, so submitit waits for the job SLURM requeues. A single run that fails
-    for a reason the user can fix ends with one sentence.
+    In a multirun a failing job (bad settings, divergence) is logged in one sentence,
+    recorded as failed in its ``summary.json`` and returns NaN, so the other jobs go on;
+    every job records how it ended for the sweep's summary and exit status
+    (:mod:`gan_je.sweep_outcome`). A single run that fails for a reason the user can fix
+    ends with one sentence.
     """
     # W&B records the command line in its metadata: no secret values there (Hydra has read it)
     sys.argv[1:] = public_overrides(sys.argv[1:])
     if HydraConfig.get().mode == RunMode.MULTIRUN:
-        try:
-            summary = train(cfg)
-        except StoppedBySignalError as err:
-            log.warning("job stopped: %s", err)
-            raise SystemExit(f"gan_je.train: {err}") from None
-        except RunDirectoryError as err:  # not logged: train.log there is another run's
-            print(f"gan_je.train: job not run: {err}", file=sys.stderr)
-            return math.nan
-        except Exception:
-            log.exception("job failed (recorded in %s/summary.json)", cfg.paths.output_dir)
+        summary = run_job(lambda: train(cfg), cfg.paths.output_dir)
+        if summary is None:  # failed or not run: recorded, the sweep goes on
             return math.nan
     else:
         summary = run_command("train", lambda: train(cfg))
@@ -219,3 +209,4 @@ def main(cfg: DictConfig) -> float | None:
 if __name__ == "__main__":
     run_command("train", lambda: check_hydra_plugins(sys.argv[1:]))  # before Hydra looks
     main()
+    sys.exit(exit_status())  # 1 when a job of a sweep failed or did not run

@@ -20,6 +20,7 @@ from gan_je.data.torchvision_images import CIFAR10_FILES, CIFAR10_FOLDER
 from gan_je.errors import CheckpointError, ConfigError, DataError
 from gan_je.estimators import jensen_shannon
 from gan_je.evaluate import SE_NOTE, evaluate, jsd_cap, table
+from gan_je.evaluation_records import record_name, records_folder
 from gan_je.generate import run as generate
 from gan_je.module import GANModule
 from gan_je.sampling import draw, seeded
@@ -37,6 +38,11 @@ def _app_config(name: str, *overrides: str):
         return compose(config_name=name, overrides=list(overrides))
 
 
+def _record(checkpoint: Path, result: dict) -> dict:
+    """The record ``evaluate`` wrote for ``result``."""
+    return json.loads((records_folder(checkpoint) / record_name(result)).read_text())
+
+
 @pytest.fixture
 def checkpoint(train_config, request) -> Path:
     data = getattr(request, "param", "ring")
@@ -49,7 +55,7 @@ def checkpoint(train_config, request) -> Path:
 @pytest.mark.parametrize("checkpoint", ["ring", "digits"], indirect=True)
 def test_evaluate_writes_every_metric(checkpoint):
     result = evaluate(_app_config("evaluate", f"ckpt_path={checkpoint}", "n_samples=300"))
-    written = json.loads(checkpoint.with_name("eval.json").read_text())
+    written = _record(checkpoint, result)
     assert written["metrics"] == result["metrics"] and written["g_step"] == 10
     keys = {"jsd", "entropy_fake", "precision", "recall", "density", "coverage", "frechet"}
     keys |= {"jsd_se", "entropy_fake_se", "precision_se", "copying", "copying_cells"}
@@ -64,7 +70,7 @@ def test_evaluate_writes_every_metric(checkpoint):
 
 def test_evaluate_compares_equal_sizes_unless_told_otherwise(checkpoint):
     """The ring's split holds 500 samples: 1,000 asked for gives 500 against 500 unless
-    ``equal_sizes=false``, and then the table and eval.json say the sizes differ and show
+    ``equal_sizes=false``, and then the table and the record say the sizes differ and show
     the cap H(1/3, 2/3) of the weighted JSD."""
     equal = evaluate(_app_config("evaluate", f"ckpt_path={checkpoint}", "n_samples=1000"))
     assert equal["n_real"] == equal["n_generated"] == 500 and equal["equal_sizes"]
@@ -79,7 +85,7 @@ def test_evaluate_compares_equal_sizes_unless_told_otherwise(checkpoint):
     third = 1 / 3
     cap = -third * math.log(third) - (1 - third) * math.log(1 - third)
     assert unequal["jsd_cap"] == pytest.approx(cap) and cap < 0.64
-    written = json.loads(checkpoint.with_name("eval.json").read_text())
+    written = _record(checkpoint, unequal)
     assert written["equal_sizes"] is False and written["jsd_cap"] == unequal["jsd_cap"]
     shown = table(unequal)
     assert "| jsd_cap | 0.6365 |" in shown and "Sizes differ (1000 generated, 500 real)" in shown

@@ -210,16 +210,18 @@ def test_evaluate_refuses_a_batch_size_below_one_before_loading(checkpoint, no_l
         evaluate(cfg)
 
 
-@pytest.mark.parametrize("blocked", ["eval.json is a folder", "read-only folder"])
-def test_evaluate_refuses_an_unwritable_eval_json_before_loading(checkpoint, no_loading, blocked):
-    if blocked == "eval.json is a folder":
-        checkpoint.with_name("eval.json").mkdir()
+@pytest.mark.parametrize("blocked", ["evaluations is a file", "read-only folder"])
+def test_evaluate_refuses_unwritable_evaluation_records_before_loading(
+    checkpoint, no_loading, blocked
+):
+    if blocked == "evaluations is a file":
+        checkpoint.with_name("evaluations").write_text("")
     else:
         if os.geteuid() == 0:
             pytest.skip("root writes into read-only folders")
         checkpoint.parent.chmod(0o555)
     try:
-        with pytest.raises(ConfigError, match=r"cannot write .*eval\.json.*copy the checkpoint"):
+        with pytest.raises(ConfigError, match=r"cannot write .*evaluations/.*copy the checkpoint"):
             evaluate(_app_config("evaluate", f"ckpt_path={checkpoint}"))
     finally:
         checkpoint.parent.chmod(0o755)

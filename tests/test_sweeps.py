@@ -16,17 +16,20 @@ from gan_je.report import report
 TINY = ["experiment=ring", "debug=fdr", "logger=none", "data.n_train=1024", "data.n_val=300"]
 
 
-def _multirun(sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
-    """Run a multirun in a fresh process with its sweep in ``sweep_dir``."""
+def _multirun(sweep_dir: Path, *overrides: str, status: int = 0) -> subprocess.CompletedProcess:
+    """Run a multirun in a fresh process with its sweep in ``sweep_dir``; it must exit with
+    ``status`` (1: a job failed)."""
     command = [sys.executable, "-m", "gan_je.train", "-m", *TINY, *overrides]
     command.append(f"hydra.sweep.dir={sweep_dir}")
-    return _run(command)
+    return _run(command, status=status)
 
 
-def _run(command: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
+def _run(
+    command: list[str], cwd: Path | None = None, status: int = 0
+) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if key != "GAN_JE_RUN_ID"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=cwd)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == status, result.stderr[-3000:]
     return result
 
 
@@ -51,7 +54,8 @@ def test_basic_multirun_gives_every_job_its_directory_and_the_report_reads_them(
 
 @pytest.mark.slow
 def test_a_failing_job_is_recorded_and_the_others_run(tmp_path):
-    _multirun(tmp_path, "model.optimizer_g.lr=-1,0.001")
+    result = _multirun(tmp_path, "model.optimizer_g.lr=-1,0.001", status=1)
+    assert f"2 jobs: 1 finished, 1 failed ({tmp_path / '0'})" in result.stdout
     summaries = _summaries(tmp_path)
     assert summaries["0"]["status"] == "failed" and "learning rate" in summaries["0"]["error"]
     assert summaries["1"]["status"] == "finished"

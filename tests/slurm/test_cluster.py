@@ -42,7 +42,8 @@ def _environment() -> dict[str, str]:
     return environment | {"OMP_NUM_THREADS": "1"}
 
 
-def _sweep(sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+def _sweep(sweep_dir: Path, *overrides: str, status: int = 0) -> subprocess.CompletedProcess:
+    """Run a sweep on the test cluster; it must exit with ``status`` (1: a job failed)."""
     result = subprocess.run(
         _command(sweep_dir, *overrides),
         capture_output=True,
@@ -50,7 +51,7 @@ def _sweep(sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
         timeout=600,
         env=_environment(),
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == status, result.stderr[-3000:]
     return result
 
 
@@ -92,7 +93,10 @@ def test_the_report_reads_the_slurm_sweep(finished_sweep):
 
 
 def test_a_failing_job_is_recorded_as_failed_and_the_other_finishes(slurm_cluster, tmp_path):
-    _sweep(tmp_path, *SHORT, "trainer.max_epochs=1", "model.optimizer_g.lr=-1,0.001")
+    result = _sweep(
+        tmp_path, *SHORT, "trainer.max_epochs=1", "model.optimizer_g.lr=-1,0.001", status=1
+    )
+    assert f"2 jobs: 1 finished, 1 failed ({tmp_path / '0'})" in result.stdout
     failed, finished = _summary(tmp_path / "0"), _summary(tmp_path / "1")
     assert failed["status"] == "failed" and "learning rate" in failed["error"]
     assert finished["status"] == "finished"
