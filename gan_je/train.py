@@ -22,23 +22,14 @@ import logging
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
-import lightning
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from gan_je import CONFIG_PATH, slurm
-from gan_je.callbacks import (
-    CheckpointOnSignal,
-    CheckpointPathsGuard,
-    RunRecord,
-    without_progress_bars,
-)
-from gan_je.checkpoints import check_resumable, checkpoint_to_resume
 from gan_je.commands import build_from_config, chosen, import_packages, run_command
 from gan_je.errors import (
     ConfigError,
@@ -49,8 +40,6 @@ from gan_je.errors import (
 )
 from gan_je.extras import check_hydra_plugins
 from gan_je.launcher import share_cpus_with_joblib_jobs
-from gan_je.loggers import finish_wandb
-from gan_je.module import GANModule
 from gan_je.redaction import public_config, public_overrides
 from gan_je.run_directory import (
     claim_for_fresh_run,
@@ -60,8 +49,11 @@ from gan_je.run_directory import (
     run_entries,
     write_hydra_record,
 )
-from gan_je.seeding import check_seed
-from gan_je.stopping import stopped_by_signal
+
+if TYPE_CHECKING:
+    import lightning
+
+    from gan_je.module import GANModule
 
 log = logging.getLogger(__name__)
 #: The top-level settings gan_je reads (conf/train.yaml); anything else is warned about.
@@ -115,6 +107,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     The run directory is this run's alone: it is locked for the run's life, and a run that
     starts afresh refuses one that holds another run's records (``overwrite=true`` replaces
     them), touching nothing there (:mod:`gan_je.run_directory`)."""
+    # torch and Lightning only here, where a run starts, so that --help answers at once
+    import lightning
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from gan_je.callbacks import (
+        CheckpointOnSignal,
+        CheckpointPathsGuard,
+        RunRecord,
+        without_progress_bars,
+    )
+    from gan_je.checkpoints import check_resumable, checkpoint_to_resume
+    from gan_je.loggers import finish_wandb
+    from gan_je.seeding import check_seed
+    from gan_je.stopping import stopped_by_signal
+
     output_dir = cfg.paths.output_dir
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     record = RunRecord(output_dir, overrides=public_overrides(overrides))
