@@ -223,6 +223,11 @@ def main(cfg: DictConfig) -> float | None:
     return summary["final"].get(metric) if metric else None
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The command: ``python -m gan_je.train`` and the console script ``gan-je-train``."""
     run_command("train", lambda: check_hydra_plugins(sys.argv[1:]))  # before Hydra looks
     main()
+
+
+if __name__ == "__main__":
+    cli()
