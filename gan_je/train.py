@@ -79,7 +79,21 @@ def build(
         model, data = chosen("model"), chosen("data")
         raise ConfigError(f"model={model} cannot be used with data={data}: {err}") from None
     _check_validation_size(cfg, datamodule, module)
+    _check_no_lightning_clipping(cfg)
     return datamodule, module
+
+
+def _check_no_lightning_clipping(cfg: DictConfig) -> None:
+    """Lightning clips gradients only under automatic optimisation; gan_je steps its two
+    networks by hand (:mod:`gan_je.module`) and clips them itself (``model.grad_clip``)."""
+    for key in ("gradient_clip_val", "gradient_clip_algorithm"):
+        value = cfg.trainer.get(key)
+        if value is not None:
+            raise ConfigError(
+                f"trainer.{key}={value} cannot work: gan_je optimises its two networks by hand, "
+                f"which Lightning's clipping does not support; use model.grad_clip=<max norm> "
+                f"(each network's gradient norm) instead"
+            )
 
 
 def _check_validation_size(
@@ -122,6 +136,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from gan_je.seeding import check_seed
     from gan_je.stopping import stopped_by_signal
 
+    # imported after Hydra set up logging, Lightning's lines reach Hydra's handlers (console,
+    # train.log): not also the console handler Lightning adds for itself, which doubles them
+    logging.getLogger("lightning").handlers.clear()
     output_dir = cfg.paths.output_dir
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     record = RunRecord(output_dir, overrides=public_overrides(overrides))
