@@ -36,6 +36,7 @@ from gan_je.estimators import differentiable_entropy
 from gan_je.features import fit_feature_map
 from gan_je.losses import check_finite
 from gan_je.metrics import ValidationMetric
+from gan_je.models import contract
 from gan_je.models.packing import pack_samples, packed_shape, whole_packs
 
 Description = Mapping[str, Any]
@@ -175,6 +176,10 @@ class GANModule(LightningModule):
         # trained in float32 with Adam: weights, gradients and two moments per parameter
         check_fits_in_memory("the networks' parameter count", n_parameters, 16)
         self.generator, self.discriminator = self._networks(spec)
+        contract.check_generator(self.generator, tuple(spec["sample_shape"]))
+        contract.check_discriminator(
+            self.discriminator, packed_shape(tuple(spec["sample_shape"]), self.pack)
+        )
         hp = self.hparams
         self.entropy_space.check(self.discriminator)
         self.loss.check_discriminator(self.discriminator)
