@@ -9,7 +9,6 @@ import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
@@ -67,6 +66,8 @@ def chosen(group: str) -> str:
 
 def resolve_device(device: str) -> str:
     """``auto`` → ``cuda`` when available, else ``cpu``."""
+    import torch  # only here: the commands' --help starts without it
+
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device not in ("cpu", "cuda") or (device == "cuda" and not torch.cuda.is_available()):

@@ -6,24 +6,28 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
-import torch
 from omegaconf import DictConfig
-from torch import Tensor, nn
 
-from gan_je import CONFIG_PATH, sampling
-from gan_je.checkpoints import checkpoint_file, load_sampler
+from gan_je import CONFIG_PATH
 from gan_je.checks import check_writable, is_int
 from gan_je.commands import import_packages, resolve_device, run_command
-from gan_je.data.kinds import kind_of
 from gan_je.errors import ConfigError
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 log = logging.getLogger(__name__)
 
 
 def interpolation(network: nn.Module, n: int, seed: int) -> Tensor:
     """``n`` samples along the straight line between two seeded latents."""
+    import torch
+
+    from gan_je import sampling
+
     ends = torch.randn(2, network.latent_dim, generator=sampling.seeded(seed))
     weights = torch.linspace(0, 1, n)[:, None]
     return sampling.apply(network, (1 - weights) * ends[0] + weights * ends[1]).float().cpu()
@@ -35,6 +39,11 @@ def run(cfg: DictConfig) -> Path:
     (an image grid, one row for an interpolation; a scatter plot of 2-D points with the
     mixture's modes), and ``npz``, the samples as the data module gives them. Before any
     sampling: the file must be writable and the samples must fit in memory."""
+    # torch only here, where samples are drawn, so that --help answers at once
+    from gan_je import sampling
+    from gan_je.checkpoints import checkpoint_file, load_sampler
+    from gan_je.data.kinds import kind_of
+
     if not is_int(cfg.n) or cfg.n < 1:
         raise ConfigError(f"n must be a whole number of at least 1, got {cfg.n!r}")
     checkpoint_file(cfg.ckpt_path)

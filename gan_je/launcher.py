@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 
-import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
@@ -29,4 +28,6 @@ def share_cpus_with_joblib_jobs(cfg: DictConfig) -> None:
     cpus = os.cpu_count() or 1
     n_jobs = launcher.get("n_jobs") or -1
     jobs = cpus if n_jobs < 0 else min(n_jobs, cpus)
+    import torch  # only here: gan_je.train --help starts without it
+
     torch.set_num_threads(max(1, cpus // jobs))

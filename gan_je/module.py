@@ -36,6 +36,7 @@ from gan_je.estimators import differentiable_entropy
 from gan_je.features import fit_feature_map
 from gan_je.losses import check_finite
 from gan_je.metrics import ValidationMetric
+from gan_je.models import contract
 from gan_je.models.packing import pack_samples, packed_shape, whole_packs
 
 Description = Mapping[str, Any]
@@ -60,6 +61,9 @@ class GANModule(LightningModule):
         scheduler_g, scheduler_d: optional ``_partial_`` schedulers, stepped once per
             generator step.
         grad_clip: clip each network's gradient norm to this value (``None``: no clipping).
+            (Lightning's ``trainer.gradient_clip_val`` does not apply to manual optimisation.)
+        compile: compile the generator and discriminator with ``torch.compile`` (in place,
+            ``nn.Module.compile``: the state dict keys stay those of the plain networks).
         ema_decay: sample from an EMA of the generator with this decay (``None``: off).
         n_preview: latents of the fixed, seeded preview batch for sample pictures.
         max_g_steps: stop training after this many generator steps (``None``: no limit).
@@ -94,6 +98,7 @@ class GANModule(LightningModule):
         scheduler_g: Description | None = None,
         scheduler_d: Description | None = None,
         grad_clip: float | None = None,
+        compile: bool = False,
         ema_decay: float | None = None,
         n_preview: int = 64,
         max_g_steps: int | None = None,
@@ -108,6 +113,8 @@ class GANModule(LightningModule):
         super().__init__()
         if grad_clip is not None and not grad_clip > 0:
             raise ConfigError(f"model.grad_clip must be None or > 0, got {grad_clip!r}")
+        if not isinstance(compile, bool):
+            raise ConfigError(f"model.compile must be true or false, got {compile!r}")
         if ema_decay is not None and not 0 < ema_decay < 1:
             raise ConfigError(f"model.ema_decay must be None or in (0, 1), got {ema_decay!r}")
         try:
@@ -132,6 +139,7 @@ class GANModule(LightningModule):
                 f"ValidationMetric (subclass gan_je.metrics.RealFakeSamples)"
             )
         self.grad_clip, self.ema_decay, self.seed = grad_clip, ema_decay, seed
+        self.compile_networks = compile
         self.max_g_steps, self.max_loss = max_g_steps, float(max_loss)
         self.generator: nn.Module | None = None
         self.discriminator: nn.Module | None = None
@@ -168,12 +176,19 @@ class GANModule(LightningModule):
         # trained in float32 with Adam: weights, gradients and two moments per parameter
         check_fits_in_memory("the networks' parameter count", n_parameters, 16)
         self.generator, self.discriminator = self._networks(spec)
+        contract.check_generator(self.generator, tuple(spec["sample_shape"]))
+        contract.check_discriminator(
+            self.discriminator, packed_shape(tuple(spec["sample_shape"]), self.pack)
+        )
         hp = self.hparams
         self.entropy_space.check(self.discriminator)
         self.loss.check_discriminator(self.discriminator)
         if self.ema_decay is not None:
             average = get_ema_multi_avg_fn(self.ema_decay)
             self.ema = AveragedModel(self.generator, multi_avg_fn=average, use_buffers=True)
+        if self.compile_networks:  # after the EMA's copy; compiled at their first call
+            self.generator.compile()
+            self.discriminator.compile()
         preview = torch.randn(
             hp.n_preview,
             self.generator.latent_dim,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -93,8 +94,9 @@ def build(description: Mapping[str, Any] | None, name: str, **late_arguments: An
 
     Raises:
         ConfigError: the description is not a dict with a registered ``_target_`` or holds an
-            unresolved ``${...}`` interpolation; :class:`~gan_je.errors.PartError` (a
-            ``ConfigError``) when the part refuses its arguments.
+            unresolved ``${...}`` interpolation, or its target does not take one of the
+            arguments (by its signature); :class:`~gan_je.errors.PartError` (a
+            ``ConfigError``) when the part refuses its arguments' values.
     """
     if description is None:
         return None
@@ -110,11 +112,48 @@ def build(description: Mapping[str, Any] | None, name: str, **late_arguments: An
     arguments = {key: _build_nested(value, f"{name}.{key}") for key, value in arguments.items()}
     if partial and not late_arguments:
         return functools.partial(factory, **arguments)
+    _check_arguments(factory, target, name, arguments, late_arguments)
     arguments |= late_arguments
     try:
         return factory(**arguments)
     except (TypeError, ValueError) as err:
         raise PartError(f"{name}: {err}") from err
+
+
+def _check_arguments(
+    factory: Callable[..., Any],
+    target: str,
+    name: str,
+    arguments: Mapping[str, Any],
+    late_arguments: Mapping[str, Any],
+) -> None:
+    """Refuse, in one sentence naming the key and ``target``, an argument ``factory`` does not
+    take: a setting of the config (``n_layers`` left by ``model=mlp`` when only
+    ``model.generator._target_`` was replaced) or one gan_je passes (a generator's
+    ``sample_shape`` and ``bounded``: the contract in docs/howto.md). A factory taking
+    ``**kwargs``, or whose signature cannot be read, is left to refuse for itself."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    accepted = {p.name for p in parameters if p.kind is not inspect.Parameter.POSITIONAL_ONLY}
+    for key in late_arguments:
+        if key not in accepted:
+            raise ConfigError(
+                f"{name}: {target} must take the argument {key!r}, which gan_je passes to "
+                f"every {name.rsplit('.', 1)[-1]} (see 'What gan_je asks of the networks' in "
+                f"docs/howto.md)"
+            )
+    for key in arguments:
+        if key not in accepted:
+            raise ConfigError(
+                f"{name}: {target} takes no argument {key!r}, which the config sets "
+                f"({name}.{key}): remove it with ~{name}.{key}, or replace the whole node "
+                f"(~{name} +{name}={{_target_:{target},...}}, or a config file of your own: "
+                f"docs/howto.md)"
+            )
 
 
 def check_registered(value: Any, name: str) -> None:

@@ -33,8 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from matplotlib.figure import Figure
-
 from gan_je.checks import check_writable, is_real
 from gan_je.errors import GanJeError, RecordError
 from gan_je.evaluation_records import FOLDER, features_name, read_records
@@ -240,6 +238,8 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
 
 def plot_jobs(jobs: list[Job], key: str, path: Path) -> None:
     """``key`` against generator steps, one line per job."""
+    from matplotlib.figure import Figure  # only for pictures: --help answers at once
+
     fig = Figure(figsize=(8, 5), dpi=100)
     ax = fig.subplots()
     for job in jobs:
@@ -262,6 +262,8 @@ def _curve(job: Job, key: str) -> dict[float, float]:
 def plot_settings(jobs: list[Job], path: Path) -> None:
     """Mean ± std over seeds per setting of every curve in :data:`CURVES`, on the
     generator steps all of the setting's jobs reached."""
+    from matplotlib.figure import Figure  # only for pictures: --help answers at once
+
     groups: dict[str, list[Job]] = defaultdict(list)
     for job in jobs:
         if job.rows:

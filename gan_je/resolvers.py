@@ -16,7 +16,7 @@ import secrets
 import time
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import ListConfig, OmegaConf
 
 from gan_je.errors import ConfigError
 from gan_je.overrides import without_seed
@@ -80,23 +80,24 @@ def slurm_gpus(accelerator: str, devices: Any) -> int | None:
     return slurm.gpus_per_node(accelerator, devices)
 
 
-def sweep_field(name: str) -> str | list[str] | None:
+def sweep_field(name: str) -> str | ListConfig | None:
     """W&B fields of a multirun job (``None`` / ``[]`` in a single run): ``group`` the sweep
     directory (``<date>/<time>-<tag>``), ``job_type`` the job's overrides without the seed,
-    ``tags`` its overrides."""
+    ``tags`` its overrides. The tags are a ``ListConfig``, not a list: OmegaConf can store
+    only a config, not a Python list, where it resolves in place (``--cfg job --resolve``)."""
     from hydra.core.hydra_config import HydraConfig  # only where a config is resolved
     from hydra.types import RunMode
 
     if name not in ("group", "job_type", "tags"):
         raise ValueError(f"gan_je.sweep takes group, job_type or tags, got {name!r}")
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
-        return [] if name == "tags" else None
+        return ListConfig([]) if name == "tags" else None
     overrides = public_overrides(HydraConfig.get().overrides.task)
     if name == "group":
         return run_id()
     if name == "job_type":
         return " ".join(without_seed(overrides))
-    return [item[:64] for item in overrides]  # W&B limits a tag to 64 characters
+    return ListConfig([item[:64] for item in overrides])  # W&B limits a tag to 64 characters
 
 
 def register() -> None:

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from gan_je import parts
 from gan_je.checks import check_fits_in_memory, positive_int
 from gan_je.data.kinds import kind_of
-from gan_je.errors import ConfigError
+from gan_je.models import contract
 
 
 def build_generator(description: dict, data_spec: dict) -> nn.Module:
@@ -25,8 +25,7 @@ def build_generator(description: dict, data_spec: dict) -> nn.Module:
     network = parts.build(
         description, "model.generator", sample_shape=kind.sample_shape, bounded=kind.bounded
     )
-    if not isinstance(getattr(network, "latent_dim", None), int):
-        raise ConfigError("model.generator must have an int attribute latent_dim")
+    contract.check_latent_dim(network)
     return network
 
 

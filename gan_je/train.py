@@ -22,23 +22,14 @@ import logging
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
-import lightning
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from gan_je import CONFIG_PATH, slurm
-from gan_je.callbacks import (
-    CheckpointOnSignal,
-    CheckpointPathsGuard,
-    RunRecord,
-    without_progress_bars,
-)
-from gan_je.checkpoints import check_resumable, checkpoint_to_resume
 from gan_je.commands import build_from_config, chosen, import_packages, run_command
 from gan_je.errors import (
     ConfigError,
@@ -47,8 +38,6 @@ from gan_je.errors import (
 )
 from gan_je.extras import check_hydra_plugins
 from gan_je.launcher import share_cpus_with_joblib_jobs
-from gan_je.loggers import finish_wandb
-from gan_je.module import GANModule
 from gan_je.redaction import public_config, public_overrides
 from gan_je.run_directory import (
     claim_for_fresh_run,
@@ -58,9 +47,12 @@ from gan_je.run_directory import (
     run_entries,
     write_hydra_record,
 )
-from gan_je.seeding import check_seed
-from gan_je.stopping import stopped_by_signal
 from gan_je.sweep_outcome import exit_status, run_job
+
+if TYPE_CHECKING:
+    import lightning
+
+    from gan_je.module import GANModule
 
 log = logging.getLogger(__name__)
 #: The top-level settings gan_je reads (conf/train.yaml); anything else is warned about.
@@ -86,7 +78,21 @@ def build(
         model, data = chosen("model"), chosen("data")
         raise ConfigError(f"model={model} cannot be used with data={data}: {err}") from None
     _check_validation_size(cfg, datamodule, module)
+    _check_no_lightning_clipping(cfg)
     return datamodule, module
+
+
+def _check_no_lightning_clipping(cfg: DictConfig) -> None:
+    """Lightning clips gradients only under automatic optimisation; gan_je steps its two
+    networks by hand (:mod:`gan_je.module`) and clips them itself (``model.grad_clip``)."""
+    for key in ("gradient_clip_val", "gradient_clip_algorithm"):
+        value = cfg.trainer.get(key)
+        if value is not None:
+            raise ConfigError(
+                f"trainer.{key}={value} cannot work: gan_je optimises its two networks by hand, "
+                f"which Lightning's clipping does not support; use model.grad_clip=<max norm> "
+                f"(each network's gradient norm) instead"
+            )
 
 
 def _check_validation_size(
@@ -114,6 +120,24 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     The run directory is this run's alone: it is locked for the run's life, and a run that
     starts afresh refuses one that holds another run's records (``overwrite=true`` replaces
     them), touching nothing there (:mod:`gan_je.run_directory`)."""
+    # torch and Lightning only here, where a run starts, so that --help answers at once
+    import lightning
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from gan_je.callbacks import (
+        CheckpointOnSignal,
+        CheckpointPathsGuard,
+        RunRecord,
+        without_progress_bars,
+    )
+    from gan_je.checkpoints import check_resumable, checkpoint_to_resume
+    from gan_je.loggers import finish_wandb
+    from gan_je.seeding import check_seed
+    from gan_je.stopping import stopped_by_signal
+
+    # imported after Hydra set up logging, Lightning's lines reach Hydra's handlers (console,
+    # train.log): not also the console handler Lightning adds for itself, which doubles them
+    logging.getLogger("lightning").handlers.clear()
     output_dir = cfg.paths.output_dir
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     record = RunRecord(output_dir, overrides=public_overrides(overrides))
@@ -206,7 +230,12 @@ def main(cfg: DictConfig) -> float | None:
     return summary["final"].get(metric) if metric else None
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The command: ``python -m gan_je.train`` and the console script ``gan-je-train``."""
     run_command("train", lambda: check_hydra_plugins(sys.argv[1:]))  # before Hydra looks
     main()
     sys.exit(exit_status())  # 1 when a job of a sweep failed or did not run
+
+
+if __name__ == "__main__":
+    cli()
