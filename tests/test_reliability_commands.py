@@ -187,7 +187,7 @@ def test_generate_refuses_an_unwritable_out_before_sampling(checkpoint, tmp_path
     def no_sampling(*args, **kwargs):
         raise AssertionError("sampled before checking out=")
 
-    monkeypatch.setattr("gan_je.generate.load_sampler", no_sampling)
+    monkeypatch.setattr("gan_je.checkpoints.load_sampler", no_sampling)  # imported when run
     for out in _unwritable(tmp_path):
         with pytest.raises(ConfigError, match=f"cannot write {re.escape(str(out))}[: ]"):
             generate(_app_config("generate", f"ckpt_path={checkpoint}", f"out={out}"))
