@@ -230,11 +230,18 @@ def claim_for_fresh_run(output_dir: str | Path, overwrite: bool) -> None:
             entry.unlink()
 
 
-def write_hydra_record(output_dir: str | Path, cfg: DictConfig) -> None:
+def write_hydra_record(
+    output_dir: str | Path,
+    cfg: DictConfig,
+    overrides: list[str] | None = None,
+    choices: dict[str, Any] | None = None,
+) -> None:
     """Hydra's record of the run in ``<output_dir>/.hydra/``, as Hydra writes it
     (``config.yaml``: the composed config, unresolved; ``hydra.yaml``: Hydra's own;
     ``overrides.yaml``: the command line's overrides), but only once the run has started
-    (``hydra.output_subdir`` is null), each file replaced atomically. The full config, secrets
+    (``hydra.output_subdir`` is null), each file replaced atomically. A resumed run records
+    the ``overrides`` and group ``choices`` of the settings it continues with
+    (:mod:`gan_je.run_settings`) in place of its command line's. The full config, secrets
     included, stays on the local disk here (:mod:`gan_je.redaction`). Outside a Hydra run
     (the tests' composed configs without Hydra's runtime) only ``config.yaml``."""
     from hydra.core.hydra_config import HydraConfig
@@ -244,9 +251,52 @@ def write_hydra_record(output_dir: str | Path, cfg: DictConfig) -> None:
     folder = Path(output_dir) / ".hydra"
     write_atomically(folder / "config.yaml", OmegaConf.to_yaml(cfg))
     if HydraConfig.initialized():
-        hydra = HydraConfig.get()
+        hydra = OmegaConf.to_container(HydraConfig.get(), resolve=False)
+        if overrides is not None:
+            hydra["overrides"]["task"] = list(overrides)
+        if choices is not None:
+            hydra["runtime"]["choices"] = dict(choices)
         write_atomically(folder / "hydra.yaml", OmegaConf.to_yaml({"hydra": hydra}))
-        write_atomically(folder / "overrides.yaml", OmegaConf.to_yaml(hydra.overrides.task))
+        write_atomically(folder / "overrides.yaml", OmegaConf.to_yaml(hydra["overrides"]["task"]))
+
+
+class HeldLogFile(logging.Handler):
+    """The log lines a resumed run writes while it starts, held back from the run's log
+    file (Hydra's ``train.log`` handler, and any other file handler of the root logger
+    writing into the run directory) until :meth:`hand_back`: a resume refused before training
+    leaves ``train.log`` as it was. The console still shows every line at once."""
+
+    def __init__(self, output_dir: str | Path) -> None:
+        super().__init__()
+        folder = Path(output_dir).absolute()
+        root = logging.getLogger()
+        self.files = [
+            handler
+            for handler in root.handlers
+            if isinstance(handler, logging.FileHandler)
+            and folder in Path(handler.baseFilename).parents
+        ]
+        self.records: list[logging.LogRecord] = []
+        for handler in self.files:
+            root.removeHandler(handler)
+        root.addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def hand_back(self, write: bool) -> None:
+        """Give the log file back, with the held lines written (``write``, once the run has
+        started) or dropped (a refused start)."""
+        root = logging.getLogger()
+        if self not in root.handlers:
+            return
+        root.removeHandler(self)
+        for handler in self.files:
+            root.addHandler(handler)
+            for record in self.records if write else []:
+                if record.levelno >= handler.level:
+                    handler.handle(record)
+        self.records = []
 
 
 def _try_lock(path: Path) -> Any:

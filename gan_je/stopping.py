@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from gan_je import slurm
 from gan_je.checkpoints import last_checkpoint
 from gan_je.errors import StoppedBySignalError
+from gan_je.run_settings import resume_command
 
 if TYPE_CHECKING:
     from gan_je.callbacks import CheckpointOnSignal
@@ -29,7 +30,7 @@ def stopped_by_signal(
     if slurm.job_id() is None:
         return StoppedBySignalError(
             f"stopped by SIGTERM at generator step {g_step}; continue from its checkpoint "
-            f"with resume=true hydra.run.dir={output_dir}"
+            f"with {resume_command(output_dir)}"
         )
     if signals.time_limit and slurm.global_rank() == 0:
         if g_step <= signals.start_step:
@@ -44,7 +45,7 @@ def stopped_by_signal(
             log.error("scontrol requeue failed (%s): the job is not requeued", err)
             return StoppedBySignalError(
                 f"stopped before the time limit at generator step {g_step}; requeueing "
-                f"failed ({err}): resubmit with resume=true hydra.run.dir={output_dir}"
+                f"failed ({err}): resubmit with {resume_command(output_dir)}"
             )
         return StoppedBySignalError(
             f"stopped before the time limit at generator step {g_step}; requeued SLURM job "

@@ -40,6 +40,7 @@ from gan_je.extras import check_hydra_plugins
 from gan_je.launcher import share_cpus_with_joblib_jobs
 from gan_je.redaction import public_config, public_overrides
 from gan_je.run_directory import (
+    HeldLogFile,
     claim_for_fresh_run,
     hold_run_directory,
     is_primary,
@@ -47,6 +48,7 @@ from gan_je.run_directory import (
     run_entries,
     write_hydra_record,
 )
+from gan_je.run_settings import continued_settings, given_settings
 from gan_je.sweep_outcome import exit_status, run_job
 
 if TYPE_CHECKING:
@@ -139,19 +141,22 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # train.log): not also the console handler Lightning adds for itself, which doubles them
     logging.getLogger("lightning").handlers.clear()
     output_dir = cfg.paths.output_dir
-    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    record = RunRecord(output_dir, overrides=public_overrides(overrides))
     try:  # read only: what the run continues, if anything
         ckpt_path, early_error = checkpoint_to_resume(cfg), None
     except GanJeError as err:
         ckpt_path, early_error = None, err
     continues = slurm.restart_count() > 0 or _own_checkpoint(ckpt_path, output_dir)
+    # a continued run trains with its recorded settings; a refused override writes nothing
+    settings = continued_settings(cfg, output_dir) if continues else given_settings(cfg)
+    cfg = settings.config
+    record = RunRecord(output_dir, overrides=public_overrides(settings.overrides))
     overwrite = bool(cfg.get("overwrite"))
     if not continues and not overwrite and run_entries(output_dir):
         if early_error:  # a resume that cannot start: say why, touching nothing
             raise early_error
         claim_for_fresh_run(output_dir, overwrite=False)  # refuses
     lock = hold_run_directory(output_dir)  # before anything is written there
+    held_log = HeldLogFile(output_dir) if continues else None  # train.log as it was if refused
     signals = CheckpointOnSignal(output_dir)
     signals.install()  # SLURM's time-limit warning, from now to the end of the run
     try:  # anything failing before training is recorded too (fit records its own)
@@ -178,13 +183,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer = build_from_config(
             cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False
         )
-        write_hydra_record(output_dir, cfg)
+        write_hydra_record(output_dir, cfg, settings.overrides, settings.choices)
+        if held_log:
+            held_log.hand_back(write=True)
         for logger in trainer.loggers:
             logger.log_hyperparams(resolved)
     except Exception as err:
         signals.restore()
         if is_primary():
             record.fail(err)
+        if held_log:
+            held_log.hand_back(write=False)
         release_run_directory(lock)
         raise
     try:

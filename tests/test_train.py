@@ -240,7 +240,7 @@ def test_a_time_limit_warning_before_training_stops_it_after_its_first_batch(tmp
         .splitlines()[-1]
         .endswith(
             "stopped by SIGTERM at generator step 1; continue from its checkpoint with "
-            f"resume=true hydra.run.dir={tmp_path / 'run'}"
+            f"python -m gan_je.train resume=true hydra.run.dir={tmp_path / 'run'}"
         )
     )
     assert torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt")["g_step"] == 1
@@ -323,7 +323,7 @@ def test_a_failed_resume_leaves_the_runs_records_alone(train_config, bad):
     train(cfg)
     run = Path(cfg.paths.output_dir)
     before = {name: (run / name).read_bytes() for name in ("metrics.csv", "summary.json")}
-    with pytest.raises(ConfigError, match=r"k must be|holds other networks than this config"):
+    with pytest.raises(ConfigError, match=rf"resume: {bad} differs from the run's recorded"):
         train(train_config(*ring, "resume=true", "trainer.max_epochs=3", bad))
     assert {name: (run / name).read_bytes() for name in before} == before
 
@@ -337,12 +337,14 @@ def test_a_resume_says_what_changed_applies_new_learning_rates_and_refuses_nothi
     train(cfg)  # 2 epochs
     with pytest.raises(ConfigError, match=r"has trained 2 epochs and trainer\.max_epochs=2"):
         train(train_config(*ring, "resume=true"))
+    start = f"ckpt_path={Path(cfg.paths.output_dir) / 'checkpoints' / 'last.ckpt'}"
+    new = ("trainer.max_epochs=3", "model.optimizer_g.lr=0.005")  # a new run from it changes it
+    new_run = train_config(*ring, start, *new, run="new")
     with caplog.at_level("WARNING"):
-        train(
-            train_config(*ring, "resume=true", "trainer.max_epochs=3", "model.optimizer_g.lr=0.005")
-        )
+        train(new_run)
     assert "differ from the checkpoint's: model.optimizer_g" in caplog.text
-    last = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    last = Path(new_run.paths.output_dir) / "checkpoints" / "last.ckpt"
+    last = torch.load(last, weights_only=True)
     lrs = [state["param_groups"][0]["lr"] for state in last["optimizer_states"]]
     assert lrs == [0.005, 0.001]  # the new generator rate, the unchanged discriminator's
 
@@ -701,6 +703,7 @@ def test_a_resume_names_settings_the_checkpoint_predates_unless_they_keep_their_
         train(train_config(*ring, *more))
     assert "differ from the checkpoint's" not in caplog.text  # the default: nothing changed
     torch.save(checkpoint, last)
-    with caplog.at_level("WARNING"):
-        train(train_config(*ring, *more, "model.entropy_space=discriminator"))
+    new = (f"ckpt_path={last}", "trainer.max_epochs=3", "model.entropy_space=discriminator")
+    with caplog.at_level("WARNING"):  # a new run from the checkpoint, in another directory
+        train(train_config(*ring, *new, run="new"))
     assert "differ from the checkpoint's: model.entropy_space" in caplog.text
