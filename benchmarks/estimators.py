@@ -48,6 +48,7 @@ from gan_je.estimators.neighbors import (
     proposal_precision,
     resolve_backend,
 )
+from gan_je.progress import progress
 from gan_je.tables import markdown_table
 
 K = 3
@@ -243,7 +244,8 @@ def speed(ns=(10_000, 20_000), ds=(1, 2, 8, 16, 32)) -> str:
     and each keeps its best: a slow spell of this shared VM then hits every column alike
     instead of whichever ran in it. A peer skipped once is not run again."""
     rows = []
-    for name, (split, ours, peer_fns) in QUANTITIES.items():
+    quantities = progress(QUANTITIES.items(), "quantities", len(QUANTITIES))
+    for name, (split, ours, peer_fns) in quantities:
         for n in ns:
             for d in ds:
                 args = split(n, d)

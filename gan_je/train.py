@@ -51,6 +51,7 @@ from gan_je.extras import check_hydra_plugins
 from gan_je.launcher import share_cpus_with_joblib_jobs
 from gan_je.loggers import finish_wandb
 from gan_je.module import GANModule
+from gan_je.quiet import silence_third_party_noise
 from gan_je.redaction import public_config, public_overrides
 from gan_je.run_directory import (
     claim_for_fresh_run,
@@ -64,6 +65,7 @@ from gan_je.seeding import check_seed
 from gan_je.stopping import stopped_by_signal
 
 log = logging.getLogger(__name__)
+silence_third_party_noise()  # here, so that spawned DDP processes run it too
 #: The top-level settings gan_je reads (conf/train.yaml); anything else is warned about.
 SETTINGS = (
     "data", "model", "loss", "estimator", "trainer", "logger", "callbacks", "paths", "seed",
