@@ -54,8 +54,8 @@ def validation_line(row: Mapping[str, float], base: float = math.e) -> str:
     ``epoch`` and the logged ``val/<key>`` values with their ``val/<key>_se`` standard
     errors), e.g.::
 
-        epoch 3  g_step 1200  val/jsd 0.251 ± 0.004  H(real) 3.120 ± 0.020  H(gen) 2.950 ±
-        0.030  H(S,L) 3.728 ± 0.018  (nats)
+        epoch 3  g_step 1200  val/jsd 0.251 ± 0.004  H(real) 3.120 ± 0.020
+            H(gen) 2.950 ± 0.031  H(S,L) 3.728 ± 0.018  (nats)          (one line)
 
     The JSD (I(S;L)), the real and generated entropies and the joint entropy H(S,L) of
     sample and source, in the unit of the metric's logarithm ``base``; a value the metric did
