@@ -35,7 +35,6 @@ from gan_je.estimators import (
     precision_recall,
 )
 from gan_je.metrics import JointEntropy
-from gan_je.progress import progress
 from gan_je.tables import markdown_table
 
 #: What one draw returns: {name: (value, standard error)}.
@@ -92,7 +91,7 @@ def calibration(
 ) -> str:
     """The calibration table: one row per estimator, d and N."""
     rows = []
-    for name, draw in progress(DRAWS.items(), "calibration (distributions)", len(DRAWS)):
+    for name, draw in DRAWS.items():
         for d in dims:
             for n in sizes:
                 generator = torch.Generator().manual_seed(1000 * d + n)

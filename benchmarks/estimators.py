@@ -48,7 +48,6 @@ from gan_je.estimators.neighbors import (
     proposal_precision,
     resolve_backend,
 )
-from gan_je.progress import progress
 from gan_je.tables import markdown_table
 
 K = 3
@@ -244,8 +243,7 @@ def speed(ns=(10_000, 20_000), ds=(1, 2, 8, 16, 32)) -> str:
     and each keeps its best: a slow spell of this shared VM then hits every column alike
     instead of whichever ran in it. A peer skipped once is not run again."""
     rows = []
-    quantities = progress(QUANTITIES.items(), "quantities", len(QUANTITIES))
-    for name, (split, ours, peer_fns) in quantities:
+    for name, (split, ours, peer_fns) in QUANTITIES.items():
         for n in ns:
             for d in ds:
                 args = split(n, d)

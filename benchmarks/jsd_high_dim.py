@@ -43,7 +43,6 @@ from scipy import integrate, stats
 
 from gan_je.estimators.classifier import classifier_jensen_shannon, cross_fit
 from gan_je.estimators.knn import jensen_shannon, sliced_jensen_shannon
-from gan_je.progress import progress
 from gan_je.tables import markdown_table
 
 MIXTURE_SHIFT = 3.0
@@ -208,7 +207,7 @@ def target_cases(ds: tuple[int, ...]) -> list[tuple[str, int]]:
 def targets(n: int, ds: tuple[int, ...], draws: int, repeats: int) -> str:
     """Classifier against the truth at ``n`` per set; k-NN for comparison and timing."""
     rows = []
-    for case, d in progress(target_cases(ds), "JSD cases"):
+    for case, d in target_cases(ds):
         truth, mc_error = truth_monte_carlo(case, d)
         p, q = sample(case, n, d, torch.Generator().manual_seed(d))
         (value, se), t_cls = best_of(repeats, classifier_jensen_shannon, p, q, return_se=True)

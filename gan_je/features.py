@@ -402,7 +402,7 @@ class Classifier(nn.Module):
     def _train(self, x: Tensor, labels: Tensor) -> None:
         optimizer = torch.optim.Adam(self.net.parameters(), lr=1e-3)
         generator = torch.Generator().manual_seed(self.seed)
-        for _ in progress(range(self.epochs), "fitting the feature classifier (epochs)"):
+        for _ in progress(range(self.epochs), "training a classifier (epochs)"):
             for batch in torch.randperm(x.shape[0], generator=generator).split(128):
                 loss = nn.functional.cross_entropy(self.net(x[batch]), labels[batch])
                 optimizer.zero_grad()

@@ -74,7 +74,7 @@ def test_fitting_the_feature_classifier_counts_its_epochs_on_a_terminal(monkeypa
     monkeypatch.setattr(sys, "stderr", terminal)
     x = torch.randn(40, 3)
     Classifier(dim=2, embedding=4, epochs=2).fit(x, (x[:, 0] > 0).long(), kind="points")
-    assert "fitting the feature classifier" in terminal.getvalue()
+    assert "training a classifier (epochs)" in terminal.getvalue()
     assert "/2 " in terminal.getvalue()
 
 
