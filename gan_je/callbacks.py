@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -73,13 +74,33 @@ def without_progress_bars(callbacks: list[Callback], enabled: bool | None) -> li
 class TerminalProgressBar(RichProgressBar):
     """Lightning's rich progress bar where its console is a terminal (or a notebook); elsewhere
     (output piped to a file) it draws nothing, where it would print one wrapped block at the
-    end: the run record's line per validation in the log says how training goes there."""
+    end: the run record's line per validation in the log says how training goes there.
+
+    While it draws, the log's console lines (Hydra's handler writes to the stdout it found at
+    start-up) go through the streams rich redirects, so they appear above the bar instead of
+    inside it."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         console = Console(**(kwargs.get("console_kwargs") or {}))
         if not (console.is_terminal or console.is_jupyter):
             self.disable()
+        self._moved: list[tuple[logging.StreamHandler, Any]] = []
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)  # the bar starts: sys.stdout is rich's now
+        if not self.is_enabled:
+            return
+        redirected = {id(sys.__stdout__): sys.stdout, id(sys.__stderr__): sys.stderr}
+        for handler in logging.getLogger().handlers:
+            if type(handler) is logging.StreamHandler and id(handler.stream) in redirected:
+                self._moved.append((handler, handler.setStream(redirected[id(handler.stream)])))
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        super().teardown(trainer, pl_module, stage)
+        while self._moved:
+            handler, stream = self._moved.pop()
+            handler.setStream(stream)
 
 
 class SamplePictures(Callback):
