@@ -134,6 +134,35 @@ def test_each_validation_is_one_log_line_in_process(train_config, caplog):
     assert lines == [validation_line(row) for row in rows] and len(rows) == 2
 
 
+def test_the_training_bar_draws_on_a_terminal_only():
+    from gan_je.callbacks import TerminalProgressBar
+
+    assert TerminalProgressBar(console_kwargs={"force_terminal": True}).is_enabled
+    assert TerminalProgressBar(console_kwargs={"force_terminal": False}).is_disabled
+
+
+def test_lightnings_litlogger_tip_is_dropped_and_its_other_messages_kept(caplog):
+    from gan_je.quiet import RANK_ZERO_LOGGERS, silence_third_party_noise
+
+    silence_third_party_noise()
+    silence_third_party_noise()  # idempotent
+    for name in RANK_ZERO_LOGGERS:
+        rank_zero = logging.getLogger(name)
+        assert sum(type(f).__name__ == "_DropLitLoggerTip" for f in rank_zero.filters) == 1
+        with caplog.at_level(logging.INFO, logger=name):
+            rank_zero.info("💡 Tip: For seamless cloud logging and experiment tracking, try ...")
+            rank_zero.info("GPU available: False, used: False")
+    assert caplog.messages == ["GPU available: False, used: False"] * len(RANK_ZERO_LOGGERS)
+
+
+def test_the_wandb_logger_passes_no_anonymous_setting(tmp_path, wandb_offline):
+    from gan_je.loggers import wandb_logger
+
+    logger = wandb_logger(offline=True, project="gan_je", save_dir=str(tmp_path))
+    assert "anonymous" not in logger._wandb_init
+    assert "anonymous" in wandb_logger(offline=True, anonymous=True)._wandb_init  # as asked
+
+
 #: The third-party lines every run printed (issue 30), as they read.
 NOISE = {
     "litlogger tip": "💡 Tip: For seamless cloud logging",
