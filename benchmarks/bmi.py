@@ -28,6 +28,7 @@ import torch
 
 from gan_je.estimators import gaussian
 from gan_je.estimators.knn import mutual_information as ksg
+from gan_je.progress import progress
 from gan_je.tables import markdown_table
 
 DEFAULT_DATA = Path(__file__).resolve().parent / "results" / "bmi"
@@ -68,7 +69,7 @@ def evaluate(path: Path) -> tuple[np.lib.npyio.NpzFile, dict[str, list[float]], 
     data = np.load(path)
     estimates: dict[str, list[float]] = {name: [] for name in ESTIMATORS}
     seconds = dict.fromkeys(ESTIMATORS, 0.0)
-    for i in range(len(data["task_id"])):
+    for i in progress(range(len(data["task_id"])), "BMI tasks"):
         x, y = data[f"x_{i}"], data[f"y_{i}"]
         for name, estimator in ESTIMATORS.items():
             start = time.perf_counter()

@@ -32,6 +32,7 @@ from scipy.ndimage import gaussian_filter
 from sklearn.datasets import load_digits
 
 from gan_je.estimators import data_copying
+from gan_je.progress import progress
 from gan_je.tables import markdown_table
 
 #: Per-coordinate noise of the noisy copies: small against nearest-neighbour distances.
@@ -117,7 +118,7 @@ def partial_rows(n_seeds: int) -> list[list[str]]:
     rows = []
     for data, cells in (("digits", 10), ("digits", 5), ("mixture", 10)):
         runs: dict[str, list] = {"fresh": [], "20 % noisy copies": [], "copies in one region": []}
-        for seed in range(n_seeds):
+        for seed in progress(range(n_seeds), f"{data}, {cells} cells (seeds)"):
             train, held_out, fresh = sets(data, seed)
             rng = np.random.default_rng(20_000 + seed)
             generated = {

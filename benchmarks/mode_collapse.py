@@ -33,6 +33,7 @@ import time
 import torch
 from common import mean_std, run_sections, train_quietly
 
+from gan_je.progress import progress
 from gan_je.tables import markdown_table
 
 SEEDS = range(5)
@@ -73,7 +74,10 @@ def evaluate(
         if names is not None and name not in names:
             continue
         start = time.perf_counter()
-        finals = [train_quietly(data, seed, epochs, *overrides)["final"] for seed in seeds]
+        finals = [
+            train_quietly(data, seed, epochs, *overrides)["final"]
+            for seed in progress(seeds, f"{data} {name} (seeds)")
+        ]
         minutes = (time.perf_counter() - start) / 60
         rows.append(
             [

@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,10 +19,11 @@ from typing import Any
 
 import torch
 from lightning import Callback, LightningModule, Trainer
-from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
+from rich.console import Console
 
 from gan_je import seeding
 from gan_je.atomic_files import write_atomically
@@ -39,6 +41,7 @@ from gan_je.estimators._inputs import check_base
 from gan_je.loggers import send_picture
 from gan_je.metrics_csv import read_metrics, write_metrics
 from gan_je.modes import StackedModeCounter
+from gan_je.progress import validation_line
 
 LOWER_IS_BETTER = "val/jsd"
 log = logging.getLogger(__name__)
@@ -66,6 +69,38 @@ def without_progress_bars(callbacks: list[Callback], enabled: bool | None) -> li
         names = ", ".join(type(bar).__name__ for bar in bars)
         log.info("trainer.enable_progress_bar=false: the callback %s is left out", names)
     return [c for c in callbacks if not isinstance(c, ProgressBar)]
+
+
+class TerminalProgressBar(RichProgressBar):
+    """Lightning's rich progress bar where its console is a terminal (or a notebook); elsewhere
+    (output piped to a file) it draws nothing, where it would print one wrapped block at the
+    end: the run record's line per validation in the log says how training goes there.
+
+    While it draws, the log's console lines (Hydra's handler writes to the stdout it found at
+    start-up) go through the streams rich redirects, so they appear above the bar instead of
+    inside it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        console = Console(**(kwargs.get("console_kwargs") or {}))
+        if not (console.is_terminal or console.is_jupyter):
+            self.disable()
+        self._moved: list[tuple[logging.StreamHandler, Any]] = []
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)  # the bar starts: sys.stdout is rich's now
+        if not self.is_enabled:
+            return
+        redirected = {id(sys.__stdout__): sys.stdout, id(sys.__stderr__): sys.stderr}
+        for handler in logging.getLogger().handlers:
+            if type(handler) is logging.StreamHandler and id(handler.stream) in redirected:
+                self._moved.append((handler, handler.setStream(redirected[id(handler.stream)])))
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        super().teardown(trainer, pl_module, stage)
+        while self._moved:
+            handler, stream = self._moved.pop()
+            handler.setStream(stream)
 
 
 class SamplePictures(Callback):
@@ -304,6 +339,7 @@ class RunRecord(Callback):
         row["time_s"] = round(time.monotonic() - self.started, 3)
         self.rows.append(row | logged)
         self._write(pl_module.g_step)
+        log.info(validation_line(self.rows[-1], getattr(pl_module.metric, "base", math.e)))
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.is_global_zero:

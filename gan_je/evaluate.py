@@ -146,7 +146,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         n_generated = min(cfg.n_samples, real.shape[0])
         real = split_tensor(n_generated)
     check_draw_fits("n_samples", n_generated, kind_of(module.hparams.data_spec).sample_shape)
-    fake = module.sample(n_generated, seed=cfg.seed, batch_size=cfg.batch_size).float().cpu()
+    fake = module.sample(n_generated, cfg.seed, cfg.batch_size, "generating").float().cpu()
     base = getattr(module.metric, "base", math.e)  # nats for a metric without a base
     run_estimator = (module.hparams.get("run_config") or {}).get("estimator") or {}
     # the features compared in, as plain values: the config given here, else the run's own

@@ -32,6 +32,7 @@ from gan_je.atomic_files import replaced_atomically
 from gan_je.checks import non_negative_int, positive_int
 from gan_je.estimators._inputs import as_samples
 from gan_je.estimators.knn import random_projections
+from gan_je.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -401,7 +402,7 @@ class Classifier(nn.Module):
     def _train(self, x: Tensor, labels: Tensor) -> None:
         optimizer = torch.optim.Adam(self.net.parameters(), lr=1e-3)
         generator = torch.Generator().manual_seed(self.seed)
-        for _ in range(self.epochs):
+        for _ in progress(range(self.epochs), "training a classifier (epochs)"):
             for batch in torch.randperm(x.shape[0], generator=generator).split(128):
                 loss = nn.functional.cross_entropy(self.net(x[batch]), labels[batch])
                 optimizer.zero_grad()

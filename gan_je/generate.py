@@ -58,7 +58,7 @@ def run(cfg: DictConfig) -> Path:
         samples = interpolation(sampler.network, cfg.n, cfg.seed)
     else:
         latents = sampling.seeded(cfg.seed)
-        samples = sampling.draw(sampler.network, cfg.n, latents).float().cpu()
+        samples = sampling.draw(sampler.network, cfg.n, latents, desc="generating").float().cpu()
     title = f"generator step {sampler.g_step}"
     kind.write(samples, path, cfg.format, title, strip=bool(cfg.interpolate))
     return path

@@ -51,7 +51,13 @@ def wandb_server_reachable(timeout: float = 15.0) -> bool:
 class FallbackWandbLogger(WandbLogger):
     """A ``WandbLogger`` whose run, when it cannot start online (a rejected key, a server
     that fails or times out after ``init_timeout``), starts offline instead, saying so in
-    one log line: the logger never fails a run."""
+    one log line: the logger never fails a run. It passes W&B no ``anonymous`` setting (W&B
+    warns that it has no effect on every run where Lightning passes ``None``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)
 
     @property
     def experiment(self) -> Any:

@@ -254,10 +254,13 @@ class GANModule(LightningModule):
             raise RuntimeError("GANModule has no networks yet: fit it or load a checkpoint")
         return self.ema.module if self.ema is not None else self.generator
 
-    def sample(self, n: int, seed: int | None = None, batch_size: int = 1024) -> Tensor:
+    def sample(
+        self, n: int, seed: int | None = None, batch_size: int = 1024, desc: str | None = None
+    ) -> Tensor:
         """``(n, *sample_shape)`` samples on the module's device from latents drawn
-        ``batch_size`` at a time, seeded by ``seed`` (``None``: torch's global stream)."""
-        return sampling.draw(self.sampler, n, sampling.seeded(seed), batch_size)
+        ``batch_size`` at a time, seeded by ``seed`` (``None``: torch's global stream); with
+        ``desc``, a progress bar of that name on a terminal."""
+        return sampling.draw(self.sampler, n, sampling.seeded(seed), batch_size, desc)
 
     def preview(self) -> Tensor:
         """Samples of the fixed, seeded preview latents (the same every call)."""

@@ -13,6 +13,7 @@ from gan_je import parts
 from gan_je.checks import check_fits_in_memory, positive_int
 from gan_je.data.kinds import kind_of
 from gan_je.models import contract
+from gan_je.progress import progress
 
 
 def build_generator(description: dict, data_spec: dict) -> nn.Module:
@@ -47,16 +48,19 @@ def draw(
     n: int,
     latents: torch.Generator | None = None,
     batch_size: int = 1024,
+    desc: str | None = None,
 ) -> Tensor:
     """``n`` samples ``(n, *sample_shape)`` of ``network`` from latents z ~ N(0, I) of
     ``network.latent_dim`` dimensions, drawn on the CPU ``batch_size`` at a time from the
     generator ``latents`` (``None``: torch's global random state), so that the same seed gives
-    the same latents on every device."""
+    the same latents on every device. With ``desc``, a progress bar of that name counts the
+    batches on a terminal (:func:`gan_je.progress.progress`)."""
     n, batch_size = positive_int("n", n), positive_int("batch_size", batch_size)
     dim = positive_int("the generator's latent_dim", getattr(network, "latent_dim", None))
+    starts = range(0, n, batch_size)
     parts = [
         apply(network, torch.randn(min(batch_size, n - start), dim, generator=latents))
-        for start in range(0, n, batch_size)
+        for start in (progress(starts, desc) if desc else starts)
     ]
     return torch.cat(parts)
 

@@ -38,6 +38,7 @@ from gan_je.errors import (
 )
 from gan_je.extras import check_hydra_plugins
 from gan_je.launcher import share_cpus_with_joblib_jobs
+from gan_je.quiet import silence_third_party_noise
 from gan_je.redaction import public_config, public_overrides
 from gan_je.run_directory import (
     HeldLogFile,
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from gan_je.module import GANModule
 
 log = logging.getLogger(__name__)
+silence_third_party_noise()  # here, so that spawned DDP processes run it too
 #: The top-level settings gan_je reads (conf/train.yaml); anything else is warned about.
 SETTINGS = (
     "data", "model", "loss", "estimator", "trainer", "logger", "callbacks", "paths", "seed",

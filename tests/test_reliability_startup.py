@@ -128,10 +128,10 @@ def test_max_epochs_minus_one_still_means_no_limit(train_config):
 def test_no_progress_bar_leaves_the_default_progress_callback_out(train_config, caplog):
     quiet = [item for item in QUIET if item != "callbacks=none"]
     cfg = train_config(*SMALL_RING, *quiet, "debug=fdr")  # the default callbacks
-    assert cfg.callbacks.progress._target_.endswith("RichProgressBar")
+    assert cfg.callbacks.progress._target_.endswith("TerminalProgressBar")
     with caplog.at_level("INFO"):
         assert train(cfg)["status"] == "finished"
-    assert "enable_progress_bar=false: the callback RichProgressBar is left out" in caplog.text
+    assert "enable_progress_bar=false: the callback TerminalProgressBar is left out" in caplog.text
     from lightning.pytorch.callbacks import TQDMProgressBar
 
     kept = [TQDMProgressBar(), "other"]
