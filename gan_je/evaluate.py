@@ -26,25 +26,23 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
-from torch import Tensor
 
 from gan_je import CONFIG_PATH
-from gan_je.checkpoints import checkpoint_file, load_data
 from gan_je.checks import check_writable, is_int
 from gan_je.commands import build_from_config, import_packages, resolve_device, run_command
-from gan_je.data.kinds import kind_of
 from gan_je.errors import ConfigError
-from gan_je.estimators import label_entropy
-from gan_je.estimators._inputs import check_base
 from gan_je.evaluation_records import record_name, records_folder, write_record
-from gan_je.modes import StackedModeCounter
-from gan_je.module import GANModule
-from gan_je.sampling import check_draw_fits
 from gan_je.tables import markdown_table
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from gan_je.modes import StackedModeCounter
+    from gan_je.module import GANModule
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +62,9 @@ def jsd_cap(n_real: int, n_generated: int, base: float = math.e) -> float:
     Raises ``ValueError`` for counts below 1 or a base that is not a finite number > 0
     other than 1.
     """
+    from gan_je.estimators import label_entropy
+    from gan_je.estimators._inputs import check_base
+
     for name, value in (("n_real", n_real), ("n_generated", n_generated)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
@@ -101,6 +102,8 @@ def mode_counter(
     digits = getattr(datamodule, "digits", None)
     if not digits:
         return None
+    from gan_je.modes import StackedModeCounter
+
     run_callbacks = (module.hparams.get("run_config") or {}).get("callbacks") or {}
     settings = run_callbacks.get("stacked_modes") or {}
     counter = StackedModeCounter(
@@ -113,6 +116,12 @@ def mode_counter(
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate as configured; return the record written (:mod:`gan_je.evaluation_records`)."""
+    # torch and Lightning only here, where an evaluation starts, so that --help answers at once
+    from gan_je.checkpoints import checkpoint_file, load_data
+    from gan_je.data.kinds import kind_of
+    from gan_je.module import GANModule
+    from gan_je.sampling import check_draw_fits
+
     if cfg.split not in ("val", "test", "train"):
         raise ConfigError(
             f"split must be val (= test, the held-out split) or train, got {cfg.split}"

@@ -188,7 +188,7 @@ def test_tab_completion_works_with_the_script_name(tmp_path, command, line, expe
 HEAVY = ("torch", "lightning", "wandb", "sklearn", "matplotlib")
 
 
-@pytest.mark.parametrize("command", ["train", "generate", "report"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "generate", "report"])
 def test_help_imports_no_heavy_package(command):
     """``python -m gan_je.<command> --help`` answers without importing torch, Lightning,
     W&B, scikit-learn or matplotlib (seconds each); what it imports is counted, not timed."""
