@@ -67,7 +67,7 @@ log = logging.getLogger(__name__)
 #: The top-level settings gan_je reads (conf/train.yaml); anything else is warned about.
 SETTINGS = (
     "data", "model", "loss", "estimator", "trainer", "logger", "callbacks", "paths", "seed",
-    "ckpt_path", "resume", "overwrite", "optimized_metric", "imports",
+    "ckpt_path", "resume", "overwrite", "optimized_metric", "imports", "tags",
 )  # fmt: skip
 
 
@@ -117,7 +117,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     them), touching nothing there (:mod:`gan_je.run_directory`)."""
     output_dir = cfg.paths.output_dir
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    record = RunRecord(output_dir, overrides=public_overrides(overrides))
+    record = RunRecord(output_dir, overrides=public_overrides(overrides), tags=cfg.get("tags"))
     try:  # read only: what the run continues, if anything
         ckpt_path, early_error = checkpoint_to_resume(cfg), None
     except GanJeError as err:
