@@ -84,7 +84,7 @@ def _x_axis(run: dict[str, Any]) -> str:
 
 def test_the_logger_charts_against_the_generator_step_and_keeps_its_run_id(wandb_offline, tmp_path):
     logger = wandb_logger(project="gan_je", save_dir=str(tmp_path / "run"))
-    assert logger._wandb_init["id"] is None  # a fresh run directory: W&B picks the id
+    assert logger.version is None  # a fresh run directory: W&B picks the id
     logger.log_metrics({"val/jsd": 0.3, STEP_METRIC: 7.0}, step=13)
     run_id = logger.experiment.id
     wandb.finish()
@@ -97,9 +97,9 @@ def test_the_logger_charts_against_the_generator_step_and_keeps_its_run_id(wandb
     assert row["val/jsd"] == 0.3 and row[STEP_METRIC] == 7
 
     again = wandb_logger(project="gan_je", save_dir=str(tmp_path / "run"))
-    assert again._wandb_init["id"] == run_id and again._wandb_init["resume"] == "allow"
+    assert again.version == run_id  # Lightning's WandbLogger resumes it: resume="allow"
     elsewhere = wandb_logger(project="gan_je", save_dir=str(tmp_path / "other"))
-    assert elsewhere._wandb_init["id"] is None
+    assert elsewhere.version is None
 
 
 def test_the_tags_setting_is_checked_and_goes_first_in_the_wandb_tags(train_config):
