@@ -81,6 +81,10 @@ def slurm_gpus(accelerator: str, devices: Any) -> int | None:
     return slurm.gpus_per_node(accelerator, devices)
 
 
+#: The longest tag W&B takes.
+MAX_TAG_LENGTH = 64
+
+
 def sweep_field(name: str) -> str | list[str] | None:
     """W&B fields of a multirun job (``None`` / ``[]`` in a single run): ``group`` the sweep
     directory (``<date>/<time>-<tag>``), ``job_type`` the job's overrides without the seed,
@@ -97,11 +101,7 @@ def sweep_field(name: str) -> str | list[str] | None:
         return run_id()
     if name == "job_type":
         return " ".join(without_seed(overrides))
-    return [item[:64] for item in overrides]  # W&B limits a tag to 64 characters
-
-
-#: The longest tag W&B takes.
-MAX_TAG_LENGTH = 64
+    return [item[:MAX_TAG_LENGTH] for item in overrides]
 
 
 def check_tags(tags: Any) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from wandb.proto import wandb_internal_pb2
 from gan_je.errors import ConfigError
 from gan_je.loggers import RUN_ID_FILE, STEP_METRIC, wandb_logger
 from gan_je.metrics_csv import read_metrics
-from gan_je.resolvers import check_tags
+from gan_je.resolvers import check_tags, wandb_tags
 from gan_je.train import train
 
 SMALL_RING = ["experiment=ring", "data.n_train=2048", "data.n_val=500", "debug=limit"]
@@ -39,6 +40,8 @@ def records(path: Path) -> Iterator[Any]:
         if left < 7 or (length == 0 and kind == 0):  # a block's padding
             position += left
             continue
+        if position + 7 + length > len(data):  # still being written
+            break
         pending += data[position + 7 : position + 7 + length]
         position += 7 + length
         if kind in (1, 4):
@@ -52,9 +55,14 @@ def offline_runs(save_dir: Path) -> list[Path]:
     return sorted((save_dir / "wandb").glob("offline-run-*/run-*.wandb"))
 
 
-def read_run(path: Path) -> dict[str, Any]:
+def read_run(path: Path, wait_s: float = 60.0) -> dict[str, Any]:
     """What a run file holds: its ``id``, its ``metrics`` definitions in order, its history
-    ``rows`` and its ``summary`` (the updates merged)."""
+    ``rows`` and its ``summary`` (the updates merged). W&B's service may still be writing it
+    when ``wandb.finish()`` returns: read it once it ends with its ``exit`` record."""
+    deadline = time.monotonic() + wait_s
+    while (kinds := [r.WhichOneof("record_type") for r in records(path)])[-1:] != ["exit"]:
+        assert time.monotonic() < deadline, f"{path} has no exit record: {kinds[-3:]}"
+        time.sleep(0.2)
     run: dict[str, Any] = {"metrics": [], "rows": [], "summary": {}}
     for record in records(path):
         kind = record.WhichOneof("record_type")
@@ -102,13 +110,15 @@ def test_the_logger_charts_against_the_generator_step_and_keeps_its_run_id(wandb
     assert elsewhere.version is None
 
 
-def test_the_tags_setting_is_checked_and_goes_first_in_the_wandb_tags(train_config):
+def test_the_tags_setting_is_checked_and_goes_first_in_the_wandb_tags(train_config, monkeypatch):
     cfg = train_config("tags=[baseline,ring,7]", "logger=wandb")
     assert OmegaConf.to_container(cfg.logger.wandb, resolve=True)["tags"] == [
         "baseline", "ring", "7"
     ]  # fmt: skip
     assert train_config("logger=wandb").logger.wandb.tags == []
     assert check_tags(None) == [] and check_tags(["a", 1]) == ["a", "1"]
+    monkeypatch.setattr("gan_je.resolvers.sweep_field", lambda name: ["lr=0.1", "a"])
+    assert wandb_tags(["a", "b"]) == ["a", "b", "lr=0.1"]  # a multirun job's overrides after
     for bad in ("ring", ["x" * 65], [["nested"]], [""], [True]):
         with pytest.raises(ConfigError, match="tag"):
             check_tags(bad)
