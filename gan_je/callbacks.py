@@ -22,7 +22,6 @@ from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
 from rich.console import Console
 
 from gan_je import seeding
@@ -38,10 +37,12 @@ from gan_je.checks import (
 from gan_je.data.kinds import kind_of
 from gan_je.errors import ConfigError, RecordError
 from gan_je.estimators._inputs import check_base
-from gan_je.loggers import send_picture
+from gan_je.loggers import send_picture, send_summary
 from gan_je.metrics_csv import read_metrics, write_metrics
 from gan_je.modes import StackedModeCounter
+from gan_je.pictures import plot_curves
 from gan_je.progress import validation_line
+from gan_je.resolvers import check_tags
 
 LOWER_IS_BETTER = "val/jsd"
 log = logging.getLogger(__name__)
@@ -293,13 +294,18 @@ class RunRecord(Callback):
     - ``summary.json``: ``status`` (running / finished / failed / interrupted, with the error
       message), ``final`` and ``best`` values of every ``val/`` metric (``best`` = the
       validation with the lowest ``val/jsd``, ``best_g_step`` its step), ``g_steps``,
-      ``wall_time_s``, the Hydra ``overrides`` and the ``output_dir``;
-    - ``curves.png`` at the end: entropies and JSD against generator steps.
+      ``wall_time_s``, the Hydra ``overrides``, the run's ``tags`` and the ``output_dir``;
+    - ``curves.png`` at the end: entropies and JSD against generator steps, with error bands.
+
+    The W&B run's summary gets the final and best values too (:func:`send_summary`).
     """
 
-    def __init__(self, output_dir: str, overrides: list[str] | None = None) -> None:
+    def __init__(
+        self, output_dir: str, overrides: list[str] | None = None, tags: Any = None
+    ) -> None:
         self.output_dir = Path(output_dir)
         self.overrides = list(overrides or [])
+        self.tags = check_tags(tags)
         self.rows: list[dict[str, float | str]] = []
         self.started = time.monotonic()
         self.status, self.error = "running", None
@@ -340,12 +346,14 @@ class RunRecord(Callback):
         self.rows.append(row | logged)
         self._write(pl_module.g_step)
         log.info(validation_line(self.rows[-1], getattr(pl_module.metric, "base", math.e)))
+        send_summary(trainer, self.summary(pl_module.g_step))
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.is_global_zero:
             return
         self.status = "interrupted" if trainer.interrupted else "finished"
         self._write(pl_module.g_step)
+        send_summary(trainer, self.summary(pl_module.g_step))
         if self.rows:
             plot_curves(self.rows, self.output_dir / "curves.png")
             send_picture(trainer, "curves", self.output_dir / "curves.png", pl_module.g_step)
@@ -392,6 +400,7 @@ class RunRecord(Callback):
             "validations": len(self.rows),
             "wall_time_s": round(time.monotonic() - self.started, 3),
             "overrides": self.overrides,
+            "tags": self.tags,
             "output_dir": str(self.output_dir),
         }
 
@@ -402,27 +411,6 @@ class RunRecord(Callback):
 
     def _summary_text(self, g_steps: int) -> str:
         return json.dumps(self.summary(g_steps), indent=2) + "\n"
-
-
-def plot_curves(rows: list[dict[str, float]], path: Path) -> None:
-    """A PNG of the entropies (left) and the JSD estimates (right) against generator steps."""
-    steps = [row["g_step"] for row in rows]
-    fig = Figure(figsize=(10, 4), dpi=100)
-    left, right = fig.subplots(1, 2)
-    for key, label in (("val/entropy_real", "real"), ("val/entropy_fake", "generated")):
-        if key in rows[0]:
-            left.plot(steps, [row.get(key, math.nan) for row in rows], marker=".", label=label)
-    left.set(xlabel="generator step", ylabel="entropy (nats)", title="k-NN entropy")
-    for key, label in (("val/jsd", "JSD"), ("val/jsd_sliced", "sliced JSD")):
-        if key in rows[0]:
-            right.plot(steps, [row.get(key, math.nan) for row in rows], marker=".", label=label)
-    right.axhline(math.log(2), color="0.5", linestyle=":", label="log 2 (disjoint)")
-    right.set(xlabel="generator step", ylabel="nats", title="real vs generated")
-    for ax in (left, right):
-        ax.legend()
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
 
 
 def entropy_gap_nats(metrics: dict[str, Any], base: float) -> float:

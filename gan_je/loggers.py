@@ -1,5 +1,6 @@
-"""Experiment loggers: W&B online or offline by credentials, pictures sent to them, and the
-W&B run ended."""
+"""Experiment loggers: W&B online or offline by credentials, charted against the generator
+step, continued by a resumed run; pictures and the run record's summary sent to them; the W&B
+run ended."""
 
 from __future__ import annotations
 
@@ -16,9 +17,19 @@ import numpy as np
 import wandb
 from lightning import Trainer
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image
 
+from gan_je.atomic_files import write_atomically
+from gan_je.errors import RecordError
+
 log = logging.getLogger(__name__)
+#: Every W&B chart's x-axis: the generator step the module logs (``metrics.csv``'s ``g_step``),
+#: not Lightning's ``trainer/global_step``.
+STEP_METRIC = "train/g_step"
+#: Where, under the logger's ``save_dir`` (the run directory), the W&B run's id is kept, so a
+#: resumed run continues its W&B run; ``overwrite=true`` removes it with the ``wandb`` folder.
+RUN_ID_FILE = Path("wandb") / "gan_je_run_id"
 
 
 def wandb_credentials_present() -> bool:
@@ -52,7 +63,9 @@ class FallbackWandbLogger(WandbLogger):
     """A ``WandbLogger`` whose run, when it cannot start online (a rejected key, a server
     that fails or times out after ``init_timeout``), starts offline instead, saying so in
     one log line: the logger never fails a run. It passes W&B no ``anonymous`` setting (W&B
-    warns that it has no effect on every run where Lightning passes ``None``)."""
+    warns that it has no effect on every run where Lightning passes ``None``). Once started,
+    the run charts everything against :data:`STEP_METRIC` and its id is kept in
+    ``<save_dir>/``:data:`RUN_ID_FILE`."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -61,8 +74,10 @@ class FallbackWandbLogger(WandbLogger):
 
     @property
     def experiment(self) -> Any:
+        if self._experiment is not None or rank_zero_only.rank != 0:
+            return super().experiment  # started, or Lightning's stand-in on other ranks
         try:
-            return super().experiment
+            run = super().experiment
         except Exception as err:  # wandb raises CommError, UsageError, ...
             if self._offline:
                 raise
@@ -71,7 +86,25 @@ class FallbackWandbLogger(WandbLogger):
             self._offline = True
             self._wandb_init.pop("settings", None)
             self._wandb_init["mode"] = "offline"  # wandb's settings outlive the failed init
-            return super().experiment
+            run = super().experiment
+        # the later definition of "*" replaces Lightning's x-axis (trainer/global_step)
+        run.define_metric(STEP_METRIC)
+        run.define_metric("*", step_metric=STEP_METRIC, step_sync=True)
+        if self.save_dir is not None and recorded_run_id(self.save_dir) != run.id:
+            try:
+                write_atomically(Path(self.save_dir) / RUN_ID_FILE, f"{run.id}\n")
+            except RecordError as err:  # a full disk: a resume would start a new W&B run
+                log.warning("could not keep the W&B run's id: %s", err)
+        return run
+
+
+def recorded_run_id(save_dir: str | Path) -> str | None:
+    """The id of the W&B run that logged into ``save_dir`` (a run directory) before, if any."""
+    path = Path(save_dir) / RUN_ID_FILE
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        return None
 
 
 def wandb_logger(
@@ -88,6 +121,11 @@ def wandb_logger(
     within ``init_timeout`` seconds (plus W&B's own start, about 2 s), or fails to, logs
     offline (:class:`FallbackWandbLogger`). Other keyword arguments go to ``WandbLogger`` (project,
     name, group, save_dir, tags, ...).
+
+    A ``save_dir`` where a W&B run logged before (a resumed run's directory:
+    :func:`recorded_run_id`) continues that run (``id``, with ``WandbLogger``'s
+    ``resume="allow"``) unless ``id`` is given. Offline, the resumed part is a second
+    ``offline-run-*`` folder with the same id; ``wandb sync`` uploads both into one run.
     """
     if offline is None:
         mode = os.environ.get("WANDB_MODE")
@@ -98,6 +136,8 @@ def wandb_logger(
     save_dir = kwargs.get("save_dir")
     if save_dir is not None:
         Path(save_dir).mkdir(parents=True, exist_ok=True)
+        if kwargs.get("id") is None:
+            kwargs["id"] = recorded_run_id(save_dir)
     if offline:  # explicit: wandb's process-wide settings may hold an earlier online mode
         kwargs.setdefault("mode", "offline")
     else:
@@ -106,13 +146,31 @@ def wandb_logger(
 
 
 def send_picture(trainer: Trainer, key: str, path: Path, g_step: int) -> None:
-    """Log a PNG to the run's W&B and TensorBoard loggers (others have no image API)."""
+    """Log a PNG to the run's W&B and TensorBoard loggers (others have no image API), at
+    generator step ``g_step``."""
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger):
-            logger.log_image(key, [str(path)], step=trainer.global_step)
+            logger.experiment.log({key: wandb.Image(str(path)), STEP_METRIC: g_step})
         elif isinstance(logger, TensorBoardLogger):
             image = np.asarray(Image.open(path).convert("RGB"))
             logger.experiment.add_image(key, image, g_step, dataformats="HWC")
+
+
+def send_summary(trainer: Trainer, summary: dict[str, Any]) -> None:
+    """Put the run record's values (:meth:`gan_je.callbacks.RunRecord.summary`, as in
+    ``summary.json``) in the summary of ``trainer``'s W&B run: ``final/<key>`` the last
+    validation's, ``best/<key>`` those of the validation with the lowest ``val/jsd`` (its
+    step ``best/g_step``), ``status`` and ``g_steps``. W&B's own summary keeps the last
+    value of each chart."""
+    if not trainer.is_global_zero:
+        return
+    values = {f"final/{key}": value for key, value in summary["final"].items()}
+    values |= {f"best/{key}": value for key, value in summary["best"].items()}
+    values |= {"best/g_step": summary["best_g_step"], "status": summary["status"]}
+    values["g_steps"] = summary["g_steps"]
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            logger.experiment.summary.update(values)
 
 
 def finish_wandb(trainer: Trainer) -> None:

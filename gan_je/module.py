@@ -398,6 +398,7 @@ class GANModule(LightningModule):
         jsd = values.pop("jsd")
         self.log_dict({f"val/{key}": value for key, value in values.items()})
         self.log("val/jsd", jsd, prog_bar=True)
+        self.log("train/g_step", float(self.g_step))  # the x-axis of W&B's charts, in this row too
         self.metric.reset()
         self._real_complete = not self.trainer.sanity_checking
 

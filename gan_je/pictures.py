@@ -1,15 +1,21 @@
-"""Pictures of samples, written as PNG files: image grids, 2-D scatter plots, line plots of
-signals and token ids as text. The kinds of sample (:mod:`gan_je.data.kinds`) draw with them
-for the sample callback during training and for the ``generate`` command."""
+"""Pictures written as PNG files. Of samples: image grids, 2-D scatter plots, line plots of
+signals and token ids as text; the kinds of sample (:mod:`gan_je.data.kinds`) draw with them
+for the sample callback during training and for the ``generate`` command. Of a run: its
+estimates against generator steps with their error bands (``curves.png``)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from PIL import Image
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def image_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 1) -> np.ndarray:
@@ -100,3 +106,60 @@ def show_tokens(tokens: torch.Tensor, path: str | Path, title: str, max_rows: in
     fig = Figure(figsize=(8, 0.25 * len(lines) + 0.6), dpi=100)
     fig.text(0.01, 0.99, "\n".join([title, *lines]), va="top", family="monospace", fontsize=8)
     fig.savefig(path)
+
+
+#: The estimates ``curves.png`` draws: per panel, the ``metrics.csv`` column and its label.
+CURVES = (
+    (("val/entropy_real", "real"), ("val/entropy_fake", "generated")),
+    (("val/jsd", "JSD"), ("val/jsd_sliced", "sliced JSD")),
+)
+#: The half-width of the shaded bands in standard errors: the normal 97.5 % quantile, so a band
+#: is the 95 % interval estimate ± 1.96 se.
+BAND_SE = 1.959963984540054
+
+
+def curves_figure(rows: Sequence[Mapping[str, Any]]) -> Figure:
+    """The run's estimates against generator steps, from the rows of its ``metrics.csv``:
+    the entropies of the real and generated samples (left), the JSD estimates (right), each
+    with a shaded band ``estimate ± 1.96 se`` (a 95 % normal interval) where the metric
+    logged its standard error ``<key>_se``; a validation without a value leaves a gap."""
+    from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
+
+    if not rows or any("g_step" not in row for row in rows):
+        raise ValueError("curves need at least one metrics row, each with its g_step")
+    steps = np.array([float(row["g_step"]) for row in rows])
+    fig = Figure(figsize=(10, 4), dpi=100)
+    left, right = fig.subplots(1, 2)
+    banded = False
+    for ax, curves in zip((left, right), CURVES, strict=True):
+        for key, label in curves:
+            if not any(key in row for row in rows):
+                continue
+            values = _column(rows, key)
+            (line,) = ax.plot(steps, values, marker=".", label=label)
+            if any(f"{key}_se" in row for row in rows):
+                half = BAND_SE * _column(rows, f"{key}_se")
+                ax.fill_between(
+                    steps, values - half, values + half, color=line.get_color(), alpha=0.2
+                )
+                banded = True
+    left.set(xlabel="generator step", ylabel="entropy (nats)", title="k-NN entropy")
+    right.axhline(math.log(2), color="0.5", linestyle=":", label="log 2 (disjoint)")
+    right.set(xlabel="generator step", ylabel="nats", title="real vs generated")
+    for ax in (left, right):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+        ax.grid(alpha=0.3)
+    if banded:
+        fig.suptitle("shaded: estimate ± 1.96 standard errors (95 % interval)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_curves(rows: Sequence[Mapping[str, Any]], path: str | Path) -> None:
+    """A PNG of :func:`curves_figure` (the run record's ``curves.png``)."""
+    curves_figure(rows).savefig(path)
+
+
+def _column(rows: Sequence[Mapping[str, Any]], key: str) -> np.ndarray:
+    return np.array([float(row.get(key, math.nan)) for row in rows])

@@ -3,6 +3,7 @@
 - ``${gan_je.run_id:}``: this run's (or sweep's) directory name;
 - ``${gan_je.cwd:}``: the directory gan_je was launched from (``paths.root_dir``);
 - ``${gan_je.sweep:group|job_type|tags}``: W&B fields of a multirun job;
+- ``${gan_je.tags:${tags}}``: a run's W&B tags, the ``tags`` setting then the sweep's;
 - ``${gan_je.slurm_tasks:accelerator,devices,start_method}``,
   ``${gan_je.slurm_gpus:accelerator,devices}``:
   a SLURM job's size from the trainer's (:mod:`gan_je.slurm`).
@@ -80,6 +81,10 @@ def slurm_gpus(accelerator: str, devices: Any) -> int | None:
     return slurm.gpus_per_node(accelerator, devices)
 
 
+#: The longest tag W&B takes.
+MAX_TAG_LENGTH = 64
+
+
 def sweep_field(name: str) -> str | ListConfig | None:
     """W&B fields of a multirun job (``None`` / ``[]`` in a single run): ``group`` the sweep
     directory (``<date>/<time>-<tag>``), ``job_type`` the job's overrides without the seed,
@@ -97,7 +102,31 @@ def sweep_field(name: str) -> str | ListConfig | None:
         return run_id()
     if name == "job_type":
         return " ".join(without_seed(overrides))
-    return ListConfig([item[:64] for item in overrides])  # W&B limits a tag to 64 characters
+    return ListConfig([item[:MAX_TAG_LENGTH] for item in overrides])
+
+
+def check_tags(tags: Any) -> list[str]:
+    """The ``tags`` setting (``tags=[a,b]``) as a list of strings; ``None`` is none. A tag
+    must be a word or number of at most :data:`MAX_TAG_LENGTH` characters (W&B's limit)."""
+    if tags is None:
+        return []
+    if not (isinstance(tags, list) or OmegaConf.is_list(tags)):
+        raise ConfigError(f"tags must be a list, as tags=[baseline,ring], got {tags!r}")
+    checked = []
+    for tag in tags:
+        if isinstance(tag, bool) or not isinstance(tag, str | int | float):
+            raise ConfigError(f"tags must be words or numbers, got {tag!r}")
+        if not str(tag) or len(str(tag)) > MAX_TAG_LENGTH:
+            raise ConfigError(f"a tag has 1 to {MAX_TAG_LENGTH} characters, got {str(tag)!r}")
+        checked.append(str(tag))
+    return checked
+
+
+def wandb_tags(tags: Any) -> ListConfig:
+    """A run's W&B tags: the ``tags`` setting (:func:`check_tags`), then in a multirun the
+    job's overrides (``gan_je.sweep:tags``), each once; a ``ListConfig``, as
+    :func:`sweep_field`'s, for ``--cfg job --resolve``."""
+    return ListConfig(list(dict.fromkeys([*check_tags(tags), *sweep_field("tags")])))
 
 
 def register() -> None:
@@ -106,6 +135,7 @@ def register() -> None:
         "gan_je.run_id": run_id,
         "gan_je.cwd": cwd,
         "gan_je.sweep": sweep_field,
+        "gan_je.tags": wandb_tags,
         "gan_je.slurm_tasks": slurm_tasks,
         "gan_je.slurm_gpus": slurm_gpus,
     }

@@ -29,13 +29,13 @@ log = logging.getLogger(__name__)
 #: what is trained: how long it trains (a larger ``max_epochs``: the checkpoint refuses a
 #: smaller one), where it runs (accelerator, devices, nodes and the strategy that joins them;
 #: ``batch_size`` is per process, so more devices mean larger batches from then on), what it
-#: reports (loggers, progress, the model summary, sample pictures, logging frequency), the
+#: reports (loggers, W&B tags, progress, the model summary, sample pictures, logging frequency), the
 #: data loader's worker processes, where files live (``paths``), the metric returned to
 #: sweepers, and how this start treats its directory. ``trainer.precision`` is not among
 #: them: it changes every later step's numerics, and a ``16-mixed`` checkpoint's gradient
 #: scaler state means nothing to a ``32-true`` run.
 SAFE_ON_RESUME = (
-    "resume", "ckpt_path", "overwrite", "optimized_metric", "paths", "logger",
+    "resume", "ckpt_path", "overwrite", "optimized_metric", "paths", "logger", "tags",
     "trainer.max_epochs", "trainer.max_steps", "trainer.max_time",
     "trainer.accelerator", "trainer.devices", "trainer.num_nodes", "trainer.strategy",
     "trainer.enable_progress_bar", "trainer.enable_model_summary", "trainer.log_every_n_steps",

@@ -62,7 +62,7 @@ silence_third_party_noise()  # here, so that spawned DDP processes run it too
 #: The top-level settings gan_je reads (conf/train.yaml); anything else is warned about.
 SETTINGS = (
     "data", "model", "loss", "estimator", "trainer", "logger", "callbacks", "paths", "seed",
-    "ckpt_path", "resume", "overwrite", "optimized_metric", "imports",
+    "ckpt_path", "resume", "overwrite", "optimized_metric", "imports", "tags",
 )  # fmt: skip
 
 
@@ -151,7 +151,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # a continued run trains with its recorded settings; a refused override writes nothing
     settings = continued_settings(cfg, output_dir) if continues else given_settings(cfg)
     cfg = settings.config
-    record = RunRecord(output_dir, overrides=public_overrides(settings.overrides))
+    record = RunRecord(
+        output_dir, overrides=public_overrides(settings.overrides), tags=cfg.get("tags")
+    )
     overwrite = bool(cfg.get("overwrite"))
     if not continues and not overwrite and run_entries(output_dir):
         if early_error:  # a resume that cannot start: say why, touching nothing
