@@ -22,7 +22,9 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 def wandb_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """W&B offline with every folder in ``tmp_path``. ``monkeypatch`` restores the
     environment afterwards, including the ``WANDB_MODE`` that ``WandbLogger(offline=True)``
-    writes into ``os.environ`` for the whole process."""
+    writes into ``os.environ`` for the whole process; ``wandb.teardown()`` drops the settings
+    W&B keeps for the process from its first run (its mode among them), so that a later test
+    starts W&B afresh."""
     for name in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
         folder = tmp_path / "wandb_home" / name.lower()
         folder.mkdir(parents=True)
@@ -35,6 +37,7 @@ def wandb_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
 
     if wandb.run is not None:
         wandb.finish()
+    wandb.teardown()
 
 
 @pytest.fixture

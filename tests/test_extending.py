@@ -11,6 +11,7 @@ import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -50,13 +51,16 @@ def write_howto_files(folder: Path) -> None:
 
 
 @pytest.fixture
-def my_gans(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The howto's package, importable in this process (its classes registered)."""
+def my_gans(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The howto's package, importable in this test (its classes registered); afterwards
+    neither imported nor registered, so that another test's ``my_gans`` is its own."""
     write_howto_files(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(parts, "REGISTERED", set(parts.REGISTERED))
     sys.modules.pop("my_gans", None)
     __import__("my_gans")
-    return tmp_path
+    yield tmp_path
+    sys.modules.pop("my_gans", None)
 
 
 def test_the_howto_quotes_the_files_it_names():
