@@ -20,8 +20,8 @@ $(STAMP): pyproject.toml
 train: install  ## train the default experiment (DCGAN on 5,000 MNIST digits, a few minutes on a CPU)
 	$(PY) -m gan_je.train
 
-test: install  ## run the test suite
-	$(PY) -m pytest
+test: install  ## run the test suite, one pytest-xdist worker per core (SLURM tests on one)
+	$(PY) -m pytest -n auto --dist loadgroup
 
 lint: install  ## ruff check and format check
 	$(PY) -m ruff check .
