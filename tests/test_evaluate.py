@@ -166,7 +166,9 @@ def test_evaluate_in_another_feature_space(checkpoint, tmp_path):
         f"paths.root_dir={tmp_path}",
     )
     result = evaluate(cfg)
-    assert result["features"].startswith("Classifier(")
+    features = result["features"]  # the config it compared in, as plain values
+    assert features["_target_"] == "gan_je.features.Classifier" and features["dim"] == 8
+    assert features["cache_dir"] == str(tmp_path / "outputs" / ".feature_cache")  # resolved
     assert math.isfinite(result["metrics"]["jsd"])
     assert list((tmp_path / "outputs" / ".feature_cache").glob("classifier-*.pt"))
 
