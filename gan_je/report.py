@@ -215,7 +215,8 @@ def setting_rows(jobs: list[Job]) -> list[dict[str, Any]]:
         finished = [job for job in members if job.status == "finished"]
         row: dict[str, Any] = {"setting": setting, "jobs": len(members), "finished": len(finished)}
         for key in CURVES:
-            values = [job.summary["final"][key] for job in finished if key in job.summary["final"]]
+            finals = [job.summary.get("final") or {} for job in finished]  # none: no values
+            values = [final[key] for final in finals if key in final]
             row[f"{key} mean"] = statistics.fmean(values) if values else None
             row[f"{key} std"] = statistics.stdev(values) if len(values) > 1 else None
         table.append(row)

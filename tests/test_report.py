@@ -69,6 +69,17 @@ def test_settings_average_finished_jobs_over_seeds(sweep):
     assert (lsgan["jobs"], lsgan["finished"], lsgan["val/jsd mean"]) == (2, 0, None)
 
 
+def test_a_finished_job_without_final_values_adds_none_to_its_setting(sweep):
+    summary_path = sweep / "0" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    del summary["final"]  # e.g. a record written by hand, status still finished
+    summary_path.write_text(json.dumps(summary))
+    hinge, _ = setting_rows(load_jobs(sweep))
+    assert (hinge["jobs"], hinge["finished"]) == (2, 2)
+    assert hinge["val/jsd mean"] == pytest.approx(0.4)  # job 1's alone
+    assert hinge["val/jsd std"] is None
+
+
 def test_report_writes_tables_and_plots(sweep, tmp_path):
     out = tmp_path / "report"
     text = report(sweep, out)
