@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import re
 import shlex
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,10 +116,11 @@ def settings_to_resume(recorded: RunSettings, given: RunSettings) -> RunSettings
             if choice == before:
                 continue
             node = key.replace("/", ".")
+            # only a group wholly safe to change (logger=): another (trainer=cpu) composes its
+            # node from the defaults, which would undo what the run's experiment set there
+            if not is_safe_on_resume(node) or _select(config, node) is _MISSING:
+                raise ConfigError(_refusal(override.input_line, key, before, GROUP_NOTE))
             changed = _differences(_select(given.config, node), _select(config, node), node)
-            unsafe = [name for name in changed if not is_safe_on_resume(name)]
-            if unsafe or _select(config, node) is _MISSING:  # or a global group: experiment=
-                raise ConfigError(_refusal(override.input_line, key, before, unsafe))
             for name in changed:
                 _assign(config, name, _select(given.config, name))
             if choices is not None:
@@ -179,9 +179,16 @@ def continued_settings(cfg: DictConfig, output_dir: str | Path) -> RunSettings:
     return settings_to_resume(recorded, given)
 
 
-def _refusal(line: str, key: str, before: Any, unsafe: Sequence[str] = ()) -> str:
-    """The one sentence refusing the override ``line`` on a resumed run (secret values
-    redacted: :mod:`gan_je.redaction`)."""
+#: Why a config group's choice (``trainer=cpu``, ``model=dcgan``) is refused on resume.
+GROUP_NOTE = (
+    " (a resumed run keeps the choice of every config group but logger and paths: set single "
+    "keys instead, e.g. trainer.accelerator=cpu)"
+)
+
+
+def _refusal(line: str, key: str, before: Any, note: str = "") -> str:
+    """The one sentence refusing the override ``line`` on a resumed run, ``note`` after the
+    recorded value (secret values redacted: :mod:`gan_je.redaction`)."""
     line = public_overrides([line])[0]
     if is_secret(key):
         before = REDACTED
@@ -192,10 +199,8 @@ def _refusal(line: str, key: str, before: Any, unsafe: Sequence[str] = ()) -> st
         shown = OmegaConf.to_yaml({"v": shown})[3:].strip() if _is_scalar(shown) else str(shown)
         shown = shown if len(shown) <= 80 else shown[:77] + "..."
         recorded = f"differs from the run's recorded {key}={shown}"
-    also = f" (it changes {', '.join(unsafe[:3])}{', ...' if len(unsafe) > 3 else ''})"
-    also = also if unsafe else ""
     return (
-        f"resume: {line} {recorded}{also}; a resumed run keeps its settings (start a new run "
+        f"resume: {line} {recorded}{note}; a resumed run keeps its settings (start a new run "
         f"from its checkpoint with ckpt_path=<run>/checkpoints/last.ckpt in another "
         f"hydra.run.dir to change them)"
     )

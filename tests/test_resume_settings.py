@@ -74,12 +74,23 @@ def test_safe_overrides_apply_on_resume(train_config, ring_record):
         "trainer.max_epochs=5",
         "data.num_workers=2",
         "logger=csv",
-        "trainer=cpu",
+        "trainer.accelerator=cpu",
     ).config
     assert config.trainer.max_epochs == 5 and config.data.num_workers == 2
     assert config.trainer.accelerator == "cpu"
     assert list(config.logger) == ["csv"]
     assert config.data._target_ == "gan_je.data.Ring" and config.seed == 7
+
+
+def test_a_group_choice_on_resume_is_refused_rather_than_undoing_the_experiment(
+    train_config, ring_record
+):
+    """``trainer=cpu`` composes the trainer node from the defaults: taken on resume, it would
+    put back ``max_epochs: 35`` where the ring experiment recorded 40."""
+    recorded = _resumed(train_config, ring_record, "resume=true").config.trainer.max_epochs
+    assert recorded != train_config("trainer=cpu").trainer.max_epochs  # the trap is there
+    with pytest.raises(ConfigError, match=r"resume: trainer=cpu differs .* but logger and paths"):
+        _resumed(train_config, ring_record, "resume=true", "trainer=cpu")
 
 
 @pytest.mark.parametrize(
@@ -97,9 +108,9 @@ def test_safe_overrides_apply_on_resume(train_config, ring_record):
             "experiment=grid",
             "resume: experiment=grid differs from the run's recorded experiment=ring",
         ),
-        ("model=dcgan", r"resume: model=dcgan differs from the run's recorded model=mlp \(it"),
-        ("trainer=gpu", r"trainer=gpu differs .* \(it changes trainer.precision\);"),
-        ("~callbacks.best_checkpoint", "callbacks.best_checkpoint is not among|differs"),
+        ("model=dcgan", r"resume: model=dcgan differs from the run's recorded model=mlp \(a"),
+        ("trainer=gpu", r"trainer=gpu differs .* every config group but logger and paths"),
+        ("~callbacks.best_checkpoint", r"~callbacks\.best_checkpoint (is not among|differs)"),
     ],
 )
 def test_other_overrides_are_refused_naming_the_key(train_config, ring_record, override, message):
