@@ -47,7 +47,8 @@ def _lightning_refusal(err: BaseException | None) -> bool:
 def import_packages(names: Any) -> None:
     """Import the packages a config lists under ``imports`` (your own parts register
     themselves with :func:`gan_je.parts.register` when imported). The list comes from the
-    user's own config or command line, never from a checkpoint."""
+    user's own config or command line, never from a checkpoint (nor from a resumed run's
+    record unless the command line repeats it: :func:`gan_je.run_settings.check_recorded_code`)."""
     for name in names or []:
         try:
             importlib.import_module(str(name))

@@ -7,10 +7,16 @@ whatever Hydra composed from the command line. The overrides the user typed appl
 only where they cannot change what is trained (:data:`SAFE_ON_RESUME`); any other that
 differs from the recorded value is refused in one sentence naming the key. To change a
 setting, start a new run from the checkpoint (``ckpt_path=``) in another directory.
+
+A run directory is data, as a checkpoint is: the code its record names (``imports``, the
+``_target_`` of every node Hydra instantiates) runs only where gan_je's own configs or this
+command line name it too (:func:`check_recorded_code`).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.resources
 import logging
 import re
 import shlex
@@ -145,8 +151,10 @@ def resume_command(output_dir: str | Path) -> str:
     with its own settings: ``python -m gan_je.train resume=true hydra.run.dir=<dir>``, the
     directory quoted for Hydra where its grammar needs it and for the shell."""
     path = str(Path(output_dir).absolute())
-    if not re.fullmatch(r"[\w/.:@+%~-]+", path):  # Hydra reads other characters itself
-        path = "'" + path.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if not re.fullmatch(r"[A-Za-z0-9_/.:@+%-]+", path):  # Hydra reads other characters itself
+        # in Hydra's quotes a backslash is literal unless a run of them ends at a quote
+        path = re.sub(r"(\\+)(?='|$)", r"\1\1", path).replace("'", "\\'")
+        path = f"'{path}'"
     return f"python -m gan_je.train resume=true {shlex.quote('hydra.run.dir=' + path)}"
 
 
@@ -176,7 +184,59 @@ def continued_settings(cfg: DictConfig, output_dir: str | Path) -> RunSettings:
             "%s holds no .hydra/config.yaml: resuming with the command line's settings", output_dir
         )
         return given
+    check_recorded_code(recorded.config, given.config)
     return settings_to_resume(recorded, given)
+
+
+def check_recorded_code(recorded: DictConfig, given: DictConfig) -> None:
+    """Refuse, in one sentence, a recorded config naming code this start does not: a package
+    in its ``imports`` that ``given`` (the command line's config) does not import, or a
+    ``_target_`` that neither gan_je's own configs (:func:`shipped_targets`), nor ``given``,
+    nor a package ``given`` imports, nor :data:`gan_je.parts.REGISTERED` names. A run
+    directory someone else wrote thus runs none of its own code on resume."""
+    from gan_je.parts import REGISTERED
+
+    imported = [str(name) for name in given.get("imports") or []]
+    for name in recorded.get("imports") or []:
+        if str(name) not in imported:
+            raise ConfigError(
+                f"resume: the run's recorded settings import {name}; a run directory is data, "
+                f"so its code runs only where you name it: add imports=[{name}] to the command"
+            )
+    allowed = shipped_targets() | _targets(OmegaConf.to_container(given)) | REGISTERED
+    for target in sorted(_targets(OmegaConf.to_container(recorded)) - allowed):
+        if not any(target.startswith(f"{package}.") for package in imported):
+            raise ConfigError(
+                f"resume: the run's recorded settings name _target_ {target}, which neither "
+                f"gan_je's configs nor this command line name; a run directory is data, so its "
+                f"code runs only where you name it (set that node on the command line)"
+            )
+
+
+@functools.cache
+def shipped_targets() -> frozenset[str]:
+    """Every ``_target_`` that gan_je's own configs (the ``gan_je.conf`` package) name."""
+    import yaml
+
+    found: set[str] = set()
+    folders = [importlib.resources.files("gan_je.conf")]
+    while folders:
+        for entry in folders.pop().iterdir():
+            if entry.is_dir():
+                folders.append(entry)
+            elif entry.name.endswith(".yaml"):
+                found |= _targets(yaml.safe_load(entry.read_text()))
+    return frozenset(found)
+
+
+def _targets(value: Any) -> set[str]:
+    """The ``_target_`` values anywhere in plain ``value`` (dicts and lists)."""
+    if isinstance(value, dict):
+        own = {str(value["_target_"])} if "_target_" in value else set()
+        return own.union(*(_targets(item) for item in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_targets(item) for item in value))
+    return set()
 
 
 #: Why a config group's choice (``trainer=cpu``, ``model=dcgan``) is refused on resume.

@@ -21,6 +21,7 @@ from gan_je import run_directory
 from gan_je.errors import ConfigError
 from gan_je.metrics_csv import read_metrics
 from gan_je.run_settings import (
+    continued_settings,
     given_settings,
     is_safe_on_resume,
     recorded_settings,
@@ -93,6 +94,34 @@ def test_a_group_choice_on_resume_is_refused_rather_than_undoing_the_experiment(
         _resumed(train_config, ring_record, "resume=true", "trainer=cpu")
 
 
+def _tamper(run: Path, **nodes) -> None:
+    """Set top-level ``nodes`` in ``run``'s recorded ``.hydra/config.yaml``, as someone who
+    shares a run directory could."""
+    record = run / ".hydra" / "config.yaml"
+    config = OmegaConf.load(record)
+    for key, value in nodes.items():
+        OmegaConf.update(config, key, value, force_add=True)
+    record.write_text(OmegaConf.to_yaml(config))
+
+
+def test_a_recorded_target_the_command_line_does_not_name_is_refused(train_config, ring_record):
+    victim = ring_record.parent / "victim"
+    victim.mkdir()
+    _tamper(ring_record, **{"callbacks.tidy": {"_target_": "shutil.rmtree", "path": str(victim)}})
+    with pytest.raises(ConfigError, match=r"recorded settings name _target_ shutil\.rmtree"):
+        continued_settings(train_config("resume=true"), ring_record)
+    assert victim.is_dir()
+
+
+def test_recorded_imports_run_only_when_the_command_line_repeats_them(train_config, ring_record):
+    _tamper(ring_record, imports=["json"])
+    with pytest.raises(ConfigError, match=r"import json; .* add imports=\[json\]"):
+        continued_settings(train_config("resume=true"), ring_record)
+    config = continued_settings(train_config("resume=true", "imports=[json]"), ring_record).config
+    assert list(config.imports) == ["json"]
+    assert config.data._target_ == "gan_je.data.Ring"  # gan_je's own targets pass
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
@@ -142,7 +171,9 @@ def test_a_directory_without_a_record_has_no_recorded_settings(tmp_path):
         recorded_settings(tmp_path)
 
 
-@pytest.mark.parametrize("name", ["run", "a b", "it's", "x,y=z", "$HOME"])
+@pytest.mark.parametrize(
+    "name", ["run", "a b", "it's", "x,y=z", "$HOME", "runs~old", "josé", "a\\b", "end\\", "q\\'"]
+)
 def test_the_resume_command_names_the_directory_for_the_shell_and_hydra(tmp_path, name):
     words = shlex.split(resume_command(tmp_path / name))
     assert words[:4] == ["python", "-m", "gan_je.train", "resume=true"]
