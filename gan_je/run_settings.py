@@ -149,13 +149,18 @@ def settings_to_resume(recorded: RunSettings, given: RunSettings) -> RunSettings
 def resume_command(output_dir: str | Path) -> str:
     """The shell command that continues the run in ``output_dir`` from its last checkpoint,
     with its own settings: ``python -m gan_je.train resume=true hydra.run.dir=<dir>``, the
-    directory quoted for Hydra where its grammar needs it and for the shell."""
+    directory quoted for Hydra where its grammar needs it and for the shell, and the packages
+    the run imports (``imports=[...]``: a resume runs only code its command line names,
+    :func:`check_recorded_code`). Called by the run itself, about its own record."""
+    recorded = recorded_settings(output_dir)
+    imports = [str(name) for name in (recorded.config.get("imports") or [])] if recorded else []
     path = str(Path(output_dir).absolute())
     if not re.fullmatch(r"[A-Za-z0-9_/.:@+%-]+", path):  # Hydra reads other characters itself
         # in Hydra's quotes a backslash is literal unless a run of them ends at a quote
         path = re.sub(r"(\\+)(?='|$)", r"\1\1", path).replace("'", "\\'")
         path = f"'{path}'"
-    return f"python -m gan_je.train resume=true {shlex.quote('hydra.run.dir=' + path)}"
+    command = f"python -m gan_je.train resume=true {shlex.quote('hydra.run.dir=' + path)}"
+    return command + (f" {shlex.quote('imports=[' + ','.join(imports) + ']')}" if imports else "")
 
 
 def given_settings(cfg: DictConfig) -> RunSettings:

@@ -246,10 +246,11 @@ def test_a_refused_resume_leaves_every_file_of_the_run_byte_for_byte(train_confi
 def test_the_hint_printed_after_a_stop_continues_the_run_to_its_end(tmp_path):
     run = tmp_path / "run"
     stop = "+callbacks.stop={_target_:tests.test_train.SignalAtStep,g_step:3}"
-    first = _train_command(*RING, stop, f"hydra.run.dir={run}")
+    # the stopping callback is the user's code: named through its package, as a resume needs
+    first = _train_command(*RING, stop, "imports=[tests.test_train]", f"hydra.run.dir={run}")
     assert first.returncode == 1, first.stderr
     hint = first.stderr.strip().splitlines()[-1].split("continue from its checkpoint with ")[1]
-    assert hint == resume_command(run)
+    assert hint == resume_command(run) and hint.endswith(" 'imports=[tests.test_train]'")
     words = shlex.split(hint)
     assert words[:3] == ["python", "-m", "gan_je.train"]
     resumed = _train_command(*words[3:])

@@ -263,6 +263,7 @@ def test_a_run_stopped_by_a_signal_and_resumed_equals_the_uninterrupted_one(
     for bit where the uninterrupted run ends, with one row per validation."""
     ring = ["experiment=ring", *SMALL_RING, *RECORDED, "trainer.limit_train_batches=6"]
     ring += ["trainer.max_epochs=3", "model.ema_decay=0.9"]
+    ring += ["imports=[tests.test_train]"]  # SignalAtStep's package: a resume runs its code
     full = train_config(*ring, run="full")
     train(full)
     signal_at = f"+callbacks.signal={{_target_:tests.test_train.SignalAtStep,g_step:{g_step}}}"
