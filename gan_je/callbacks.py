@@ -108,8 +108,10 @@ class SamplePictures(Callback):
     """After each validation, writes ``samples/epoch<E>-g<step>.png`` in ``output_dir``, the
     picture the data's kind of sample draws (:mod:`gan_je.data.kinds`): of the fixed preview
     latents' samples (a grid of images, say), or, for a kind that compares (2-D points), of
-    ``n_points`` generated samples beside as many real validation ones. The kind also sends
-    it to the loggers (an image for W&B and TensorBoard). Kinds without a picture get none."""
+    ``n_points`` generated samples beside as many real validation ones, and beside it the
+    files of the kind's ``companion_formats`` (a token sequence's decoded ``.txt``). The kind
+    also sends it to the loggers (an image for W&B and TensorBoard, a token sequence's text
+    too). Kinds without a picture get none."""
 
     def __init__(self, output_dir: str, every_n_epochs: int = 1, n_points: int = 2000) -> None:
         self.folder = Path(output_dir) / "samples"
@@ -131,7 +133,10 @@ class SamplePictures(Callback):
             seed = seeding.stream_seed(pl_module.seed, "pictures")
             fake = pl_module.sample(self.n_points, seed=seed).float().cpu()
             real = trainer.datamodule.val_tensor()[: self.n_points].float().cpu()
-        kind.picture(fake, path, f"generator step {pl_module.g_step}", real=real)
+        title = f"generator step {pl_module.g_step}"
+        kind.picture(fake, path, title, real=real)
+        for file_format in kind.companion_formats:
+            kind.write(fake, path.with_suffix(f".{file_format}"), file_format, title, strip=False)
         kind.send(trainer, "samples", path, fake, pl_module.g_step)
 
 

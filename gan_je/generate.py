@@ -1,6 +1,7 @@
-"""``python -m gan_je.generate ckpt_path=<file> [n=64] [format=png|npz]``: samples from a
-trained generator (its EMA copy when the run kept one) as a picture or an array file, in
-the formats the data's kind of sample offers (:mod:`gan_je.data.kinds`)."""
+"""``python -m gan_je.generate ckpt_path=<file> [n=64] [format=png|npz|txt]``: samples from a
+trained generator (its EMA copy when the run kept one) as a picture, an array file or, for
+token sequences, text, in the formats the data's kind of sample offers
+(:mod:`gan_je.data.kinds`)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ def run(cfg: DictConfig) -> Path:
     """Generate as configured; return the file written. Needs no training data. The
     formats offered are the data's kind's (:mod:`gan_je.data.kinds`): ``png``, its picture
     (an image grid, one row for an interpolation; a scatter plot of 2-D points with the
-    mixture's modes), and ``npz``, the samples as the data module gives them. Before any
+    mixture's modes), ``npz``, the samples as the data module gives them, and for token
+    sequences ``txt``, the decoded samples one a line. Before any
     sampling: the file must be writable and the samples must fit in memory."""
     # torch only here, where samples are drawn, so that --help answers at once
     from gan_je import sampling

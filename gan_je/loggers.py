@@ -22,6 +22,7 @@ from PIL import Image
 
 from gan_je.atomic_files import write_atomically
 from gan_je.errors import RecordError
+from gan_je.text import one_line
 
 log = logging.getLogger(__name__)
 #: Every W&B chart's x-axis: the generator step the module logs (``metrics.csv``'s ``g_step``),
@@ -154,6 +155,21 @@ def send_picture(trainer: Trainer, key: str, path: Path, g_step: int) -> None:
         elif isinstance(logger, TensorBoardLogger):
             image = np.asarray(Image.open(path).convert("RGB"))
             logger.experiment.add_image(key, image, g_step, dataformats="HWC")
+
+
+def send_text(trainer: Trainer, key: str, texts: list[str], g_step: int) -> None:
+    """Log strings (decoded samples) to the run's W&B and TensorBoard loggers at generator
+    step ``g_step``: for W&B a table with columns ``index`` and ``text``, for TensorBoard a
+    text summary, one string a line of a Markdown code block (line breaks escaped:
+    :func:`gan_je.text.one_line`)."""
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            rows = [[index, text] for index, text in enumerate(texts)]
+            table = wandb.Table(columns=["index", "text"], data=rows)
+            logger.experiment.log({key: table, STEP_METRIC: g_step})
+        elif isinstance(logger, TensorBoardLogger):
+            block = "\n".join(f"    {one_line(text)}" for text in texts)
+            logger.experiment.add_text(key, block, g_step)
 
 
 def send_summary(trainer: Trainer, summary: dict[str, Any]) -> None:

@@ -1,10 +1,11 @@
 """Pictures written as PNG files. Of samples: image grids, 2-D scatter plots, line plots of
-signals and token ids as text; the kinds of sample (:mod:`gan_je.data.kinds`) draw with them
-for the sample callback during training and for the ``generate`` command. Of a run: its
-estimates against generator steps with their error bands (``curves.png``)."""
+signals and decoded token sequences as text; the kinds of sample (:mod:`gan_je.data.kinds`)
+draw with them for the sample callback during training and for the ``generate`` command. Of
+a run: its estimates against generator steps with their error bands (``curves.png``)."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -95,17 +96,34 @@ def plot_signals(
     fig.savefig(path)
 
 
-def show_tokens(tokens: torch.Tensor, path: str | Path, title: str, max_rows: int = 16) -> None:
-    """A PNG of the first ``max_rows`` token sequences ``(n, length)`` (integer ids), one
-    sequence a line of space-separated ids."""
+def show_tokens(lines: Sequence[str], path: str | Path, title: str, max_rows: int = 16) -> None:
+    """A PNG of the first ``max_rows`` decoded token sequences, one a line (strings without
+    line breaks: :func:`gan_je.text.one_line`), drawn as they are (no mathtext: ``$``
+    is a dollar), in a monospace font; a character the font has no glyph for (CJK, emoji,
+    control characters) is drawn as U+FFFD, the replacement character."""
     from matplotlib.figure import Figure
 
-    if tokens.ndim != 2 or tokens.shape[0] == 0:
-        raise ValueError(f"tokens must have shape (n >= 1, length), got {tuple(tokens.shape)}")
-    lines = [" ".join(str(int(t)) for t in row) for row in tokens[:max_rows].cpu()]
-    fig = Figure(figsize=(8, 0.25 * len(lines) + 0.6), dpi=100)
-    fig.text(0.01, 0.99, "\n".join([title, *lines]), va="top", family="monospace", fontsize=8)
+    if isinstance(lines, str) or not lines or not all(isinstance(line, str) for line in lines):
+        raise ValueError(f"show_tokens needs a non-empty list of strings, got {lines!r:.80}")
+    if any(len(f"{line}x".splitlines()) > 1 for line in lines):
+        raise ValueError("show_tokens draws one sequence a line: escape line breaks first")
+    glyphs = _monospace_glyphs()
+    shown = ["".join(c if ord(c) in glyphs else "\ufffd" for c in line) for line in lines]
+    fig = Figure(figsize=(8, 0.25 * min(len(lines), max_rows) + 0.6), dpi=100)
+    text = "\n".join([title, *shown[:max_rows]])
+    fig.text(0.01, 0.99, text, va="top", family="monospace", fontsize=8, parse_math=False)
     fig.savefig(path)
+
+
+@functools.cache
+def _monospace_glyphs() -> frozenset[int]:
+    """The code points the monospace font matplotlib draws with has glyphs for (no control
+    characters: a tab or an escape would be drawn as a box or not at all)."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    font = font_manager.findfont(font_manager.FontProperties(family="monospace"))
+    return frozenset(c for c in FT2Font(font).get_charmap() if chr(c).isprintable())
 
 
 #: The estimates ``curves.png`` draws: per panel, the ``metrics.csv`` column and its label.

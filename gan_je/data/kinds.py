@@ -9,7 +9,9 @@ sample is asks the kind and nothing else:
 - how a batch of samples is drawn as a PNG (:meth:`SampleKind.picture`), for the sample
   callback and ``gan_je.generate``;
 - what the run's loggers receive after each validation (:meth:`SampleKind.send`);
-- which files ``gan_je.generate`` writes (:attr:`SampleKind.formats`, :meth:`SampleKind.write`).
+- which files ``gan_je.generate`` writes (:attr:`SampleKind.formats`, :meth:`SampleKind.write`),
+  and which of them the run directory keeps beside each picture
+  (:attr:`SampleKind.companion_formats`).
 
 =================  =====================  ================================================
 kind               ``sample_shape``       other fields
@@ -18,7 +20,8 @@ kind               ``sample_shape``       other fields
                                           mixture (both or neither)
 ``image``          ``(C, H, W)``          none; values in [-1, 1]
 ``tokens``         ``(length, vocab)``    ``vocab_size`` (= vocab): each position a distribution
-                                          over the vocabulary (one-hot for real data)
+                                          over the vocabulary (one-hot for real data); optional
+                                          ``symbols``, vocab strings spelling the tokens
 ``waveform``       ``(channels, length)`` ``sample_rate`` in Hz; values in [-1, 1]
 =================  =====================  ================================================
 
@@ -29,7 +32,7 @@ hold ``{"sample_shape": [...], "image": bool}``; :func:`with_kind` reads them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -37,9 +40,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gan_je.atomic_files import write_atomically
 from gan_je.checks import is_finite, is_int
 from gan_je.errors import ConfigError
 from gan_je.pictures import plot_signals, save_grid, scatter_real_fake, show_tokens
+from gan_je.text import one_line
 
 if TYPE_CHECKING:
     from lightning import Trainer
@@ -68,6 +73,9 @@ class SampleKind:
     #: Whether the sample picture shows the fixed preview batch (``GANModule.preview``);
     #: false: a fresh seeded draw of many samples beside as many real ones (a scatter plot).
     pictures_preview: ClassVar[bool] = True
+    #: The formats of :meth:`write` that the sample callback writes beside each picture in the
+    #: run directory (the same name, another ending): a token sequence's decoded ``txt``.
+    companion_formats: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, spec: Mapping[str, Any]) -> None:
         self.spec = dict(spec)
@@ -250,12 +258,21 @@ class Image(SampleKind):
 
 @register_kind
 class TokenSequence(SampleKind):
-    """Sequences ``(length, vocab_size)``: at each position a distribution over the
+    r"""Sequences ``(length, vocab_size)``: at each position a distribution over the
     ``vocab_size`` tokens (one-hot for real data, a softmax from a generator), so unbounded
-    by ``tanh``; pictured as the most likely token ids, one sequence a line."""
+    by ``tanh``. The spec's optional ``symbols``, ``vocab_size`` strings, spell the tokens
+    (``symbols[i]`` decodes id ``i``; text gives its pad token ``""``); without them ids
+    decode as space-separated numbers (:meth:`decode`).
+
+    Written as text (``format=txt``, and beside each picture in the run directory): one
+    decoded sequence a line, UTF-8, with a backslash and every character that would end a line
+    escaped as in a Python string literal (:func:`gan_je.text.one_line`: ``\\``, ``\n``, ``\r``,
+    ``\x0b``, ..., ``\u2029``), so a line reads back with
+    ``line.encode("latin-1", "backslashreplace").decode("unicode_escape")``."""
 
     name = "tokens"
     bounded = False
+    companion_formats = ("txt",)
 
     def check(self) -> None:
         vocab = self.spec.get("vocab_size")
@@ -263,6 +280,60 @@ class TokenSequence(SampleKind):
             raise self._refuse("an int vocab_size >= 2")
         if len(self.sample_shape) != 2 or self.sample_shape[1] != vocab:
             raise self._refuse("a sample_shape (length, vocab_size)")
+        symbols = self.spec.get("symbols")
+        #: ``symbols[i]`` spells token ``i`` (``None``: ids decode as numbers).
+        self.symbols = None if symbols is None else self._checked_symbols(symbols, int(vocab))
+
+    def _checked_symbols(self, symbols: object, vocab: int) -> tuple[str, ...]:
+        need = f"a data spec of kind 'tokens' needs symbols as a list of {vocab} strings"
+        if not isinstance(symbols, Sequence) or isinstance(symbols, str | bytes):
+            raise ConfigError(f"{need}, symbols[i] spelling token i; got {symbols!r:.80}")
+        if len(symbols) != vocab:
+            raise ConfigError(f"{need}, one per token id; got {len(symbols)}")
+        for index, symbol in enumerate(symbols):
+            if not isinstance(symbol, str):
+                raise ConfigError(f"{need}; symbols[{index}] is {symbol!r:.80}, not a string")
+            try:
+                symbol.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ConfigError(
+                    f"{need}; symbols[{index}] is {symbol!r:.80}, not writable as UTF-8"
+                ) from None
+        return tuple(symbols)
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        return (*super().formats, "txt")
+
+    def decode(self, ids: Tensor | np.ndarray) -> list[str]:
+        """The text of token ids ``(n, length)`` (ints in [0, vocab_size)), one string a
+        sequence: its symbols joined (``"".join``) when the spec has ``symbols``, else its
+        ids as space-separated numbers. The one decoding of pictures, files and loggers."""
+        ids = torch.as_tensor(ids)
+        vocab = self.spec["vocab_size"]
+        if ids.ndim != 2 or ids.dtype.is_floating_point or ids.dtype.is_complex:
+            raise ValueError(
+                f"decode needs integer token ids of shape (n, length), got {ids.dtype} "
+                f"{tuple(ids.shape)} (take argmax(-1) of one-hot samples)"
+            )
+        if ids.numel() and (ids.min() < 0 or ids.max() >= vocab):
+            raise ValueError(
+                f"token ids must lie in [0, {vocab}), got {int(ids.min())} to {int(ids.max())}"
+            )
+        rows = ids.tolist()
+        if self.symbols is None:
+            return [" ".join(map(str, row)) for row in rows]
+        return ["".join(self.symbols[i] for i in row) for row in rows]
+
+    def decode_samples(self, samples: Tensor) -> list[str]:
+        """:meth:`decode` of samples ``(n, length, vocab_size)``: of each position's most
+        likely token (``argmax(-1)``; one-hot samples are the tokens themselves)."""
+        if samples.ndim != 3 or tuple(samples.shape[1:]) != self.sample_shape:
+            raise ValueError(
+                f"token samples must have shape (n, {', '.join(map(str, self.sample_shape))}), "
+                f"got {tuple(samples.shape)}"
+            )
+        return self.decode(samples.argmax(dim=-1))
 
     def picture(
         self,
@@ -272,7 +343,25 @@ class TokenSequence(SampleKind):
         real: Tensor | None = None,
         strip: bool = False,
     ) -> None:
-        show_tokens(samples.argmax(dim=-1), path, title)
+        show_tokens([one_line(text) for text in self.decode_samples(samples)], path, title)
+
+    def send(self, trainer: Trainer, key: str, path: Path, samples: Tensor, g_step: int) -> None:
+        """The picture, and the decoded samples as text: a table (``index``, ``text``) for
+        W&B and a text summary for TensorBoard, under ``<key>_text``."""
+        from gan_je.loggers import send_text
+
+        super().send(trainer, key, path, samples, g_step)
+        send_text(trainer, f"{key}_text", self.decode_samples(samples), g_step)
+
+    def write(self, samples: Tensor, path: Path, file_format: str, title: str, strip: bool) -> None:
+        """As :meth:`SampleKind.write`, and ``"txt"``: the decoded samples, one a line
+        (:func:`gan_je.text.one_line`), UTF-8, written atomically."""
+        self.check_format(file_format)
+        if file_format != "txt":
+            super().write(samples, path, file_format, title, strip)
+            return
+        text = "".join(f"{one_line(line)}\n" for line in self.decode_samples(samples))
+        write_atomically(path, text)
 
 
 @register_kind
