@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from gan_je.checks import positive_int
 from gan_je.estimators import Estimate, flatten_estimates, ngram_jensen_shannon
@@ -48,14 +48,17 @@ class SequenceModel(Protocol):
 
 def log_probs(model: SequenceModel, ids: Tensor, batch_size: int = BATCH_SIZE) -> Tensor:
     """``model.log_prob`` of every sequence of ``ids`` ``(n, L)``, ``batch_size`` at a time,
-    without gradients: ``(n,)`` float64 nats on the CPU (-inf where the model gives a
-    sequence probability 0; NaN and +inf are refused)."""
+    on the model's device (that of its parameters, for an ``nn.Module``), without gradients:
+    ``(n,)`` float64 nats on the CPU (-inf where the model gives a sequence probability 0;
+    NaN and +inf are refused)."""
     ids = check_ids(ids, "ids")
     batch_size = positive_int("batch_size", batch_size)
+    parameter = next(model.parameters(), None) if isinstance(model, nn.Module) else None
+    device = ids.device if parameter is None else parameter.device
     parts = []
     with torch.no_grad():
         for part in ids.split(batch_size):
-            values = model.log_prob(part)
+            values = model.log_prob(part.to(device))
             if not isinstance(values, Tensor) or values.shape != (part.shape[0],):
                 shape = tuple(values.shape) if isinstance(values, Tensor) else type(values)
                 raise ValueError(

@@ -157,3 +157,54 @@ def test_bad_input(oracle):
         sequence_measures(ids, torch.zeros(5, L + 1, dtype=torch.int64))
     with pytest.raises(ValueError, match="one value per sequence"):
         nll_test(type("Bad", (), {"log_prob": lambda self, x: x.sum()})(), ids)
+
+
+class UniformsGenerator(torch.nn.Module):
+    """A generator of one-hot sequences from latents z ~ N(0, I): the uniforms Phi(z) pick
+    the oracle's tokens at a temperature; it has the matching ``log_prob``."""
+
+    def __init__(self, model: LSTMLanguageModel, temperature: float) -> None:
+        super().__init__()
+        self.model, self.temperature, self.latent_dim = model, temperature, L
+
+    def forward(self, z):
+        uniforms = torch.special.ndtr(z).clamp(max=1 - 1e-7)
+        ids = self.model.sample_from_uniforms(uniforms, self.temperature)
+        return torch.nn.functional.one_hot(ids, V).float()
+
+    def log_prob(self, ids):
+        return self.model.log_prob(ids, self.temperature)
+
+
+def test_the_callback_logs_every_measure_once_trained(oracle):
+    from types import SimpleNamespace
+
+    from gan_je import sampling
+    from gan_je.callbacks import SequenceMeasures
+
+    generator = UniformsGenerator(oracle, 2.0)
+    logged = {}
+    module = SimpleNamespace(
+        seed=0,
+        sampler=generator,
+        sample=lambda n, seed: sampling.draw(generator, n, sampling.seeded(seed)),
+        log_dict=logged.update,
+    )
+    data = SimpleNamespace(
+        oracle=oracle,
+        val_ids=oracle.sample(3000, torch.Generator().manual_seed(10)),
+        train_ids=oracle.sample(3000, torch.Generator().manual_seed(11)),
+    )
+    trainer = SimpleNamespace(sanity_checking=True, datamodule=data)
+    callback = SequenceMeasures(n_samples=2000, orders=[1, 2])
+    callback.on_validation_epoch_end(trainer, module)
+    assert logged == {}  # not in the sanity check
+    trainer.sanity_checking = False
+    callback.on_validation_epoch_end(trainer, module)
+    keys = {k for k in KEYS if not k.startswith(("js_3", "js_4"))}
+    assert set(logged) == {f"val/{key}" for key in keys}
+    truth = enumerated(log_probs(oracle, ALL), log_probs(generator, ALL))
+    se = logged["val/jsd_exact_se"].item()
+    assert logged["val/jsd_exact"].item() == pytest.approx(truth["jsd_exact"], abs=4 * se)
+    assert logged["val/js_1"] > logged["val/js_1_real"]  # the temperature shows in unigrams
+    assert generator.training  # its mode restored
