@@ -43,6 +43,7 @@ from gan_je.modes import StackedModeCounter
 from gan_je.pictures import plot_curves
 from gan_je.progress import validation_line
 from gan_je.resolvers import check_tags
+from gan_je.sequence_measures import measure_against_data
 
 LOWER_IS_BETTER = "val/jsd"
 log = logging.getLogger(__name__)
@@ -198,27 +199,18 @@ class SequenceMeasures(Callback):
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        from gan_je.sequence_measures import sequence_measures
-
-        data = trainer.datamodule
         seed = pl_module.seed if self.seed is None else self.seed
-        subset = seeding.generator(seed, "subsample")
-
-        def some(ids: torch.Tensor) -> torch.Tensor:
-            return ids[torch.randperm(len(ids), generator=subset)[: self.n_samples]]
-
-        generator = pl_module.sampler
         fake = pl_module.sample(self.n_samples, seed=seeding.stream_seed(seed, "validation", 0))
+        generator = pl_module.sampler
         was_training = generator.training
         generator.eval()  # log_prob as sampled: eval mode
         try:
-            values = sequence_measures(
+            values = measure_against_data(
                 fake.argmax(dim=-1).cpu(),
-                some(data.val_ids),
-                some(data.train_ids) if getattr(data, "train_ids", None) is not None else None,
-                oracle=getattr(data, "oracle", None),
-                generator=generator,
-                orders=self.orders,
+                trainer.datamodule,
+                generator,
+                self.orders,
+                seeding.stream_seed(seed, "subsample"),
             )
         finally:
             generator.train(was_training)

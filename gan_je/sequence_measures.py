@@ -83,42 +83,41 @@ def mean_with_se(values: Tensor) -> Estimate:
     return Estimate(values.mean(), se)
 
 
-def nll_oracle(oracle: SequenceModel, fake_ids: Tensor) -> Estimate:
-    """NLL-oracle = -E_{x~q}[log p(x)] / L: the oracle p's negative log-likelihood per token
-    of generated sequences ``fake_ids`` ``(n, L)`` (quality only: a generator that repeats
-    the oracle's likeliest sequence scores best)."""
-    return _per_token(-log_probs(oracle, fake_ids), fake_ids)
+def per_token(negative_log_probs: Tensor, length: int) -> Estimate:
+    """-E[log r(x)] / L from the values -log r(x) ``(n,)`` of n samples: NLL-oracle
+    (r = p, samples of q), NLL-test (r = q, held-out samples of p) or an entropy per token
+    (r the samples' own distribution), with the mean's standard error, both divided by
+    ``length`` L."""
+    mean, se = mean_with_se(negative_log_probs)
+    return Estimate(mean / length, se / length)
 
 
-def nll_test(generator: SequenceModel, held_out_ids: Tensor) -> Estimate:
-    """NLL-test = -mean_{x in held-out} log q(x) / L: the generator q's negative
-    log-likelihood per token of held-out data ``held_out_ids`` ``(n, L)`` (diversity: a
-    generator that misses part of the data pays for it here)."""
-    return _per_token(-log_probs(generator, held_out_ids), held_out_ids)
-
-
-def entropy_per_token(model: SequenceModel, samples: Tensor) -> Estimate:
-    """H(q) / L = -E_{x~q}[log q(x)] / L from ``samples`` ``(n, L)`` drawn from ``model``
-    itself, with its Monte Carlo standard error."""
-    return _per_token(-log_probs(model, samples), samples)
+def jensen_shannon_from_log_probs(
+    log_p_of_p: Tensor, log_q_of_p: Tensor, log_p_of_q: Tensor, log_q_of_q: Tensor
+) -> Estimate:
+    """JSD(p, q) = 1/2 E_p[log p - log m] + 1/2 E_q[log q - log m] with m = (p + q) / 2, by
+    Monte Carlo, in nats per sequence, from both models' log-likelihoods of samples of p
+    (``log_p_of_p``, ``log_q_of_p``, ``(n_p,)``) and of samples of q (``(n_q,)``).
+    log m = logaddexp(log p, log q) - log 2, so no likelihood underflows; each term lies in
+    (-inf, log 2]. The standard error is sqrt(var_p / (4 n_p) + var_q / (4 n_q)), that of
+    the two independent means."""
+    log_2 = math.log(2)
+    on_p = mean_with_se(log_p_of_p - (torch.logaddexp(log_p_of_p, log_q_of_p) - log_2))
+    on_q = mean_with_se(log_q_of_q - (torch.logaddexp(log_p_of_q, log_q_of_q) - log_2))
+    return Estimate(0.5 * (on_p.value + on_q.value), 0.5 * torch.sqrt(on_p.se**2 + on_q.se**2))
 
 
 def exact_jensen_shannon(
     p: SequenceModel, q: SequenceModel, p_samples: Tensor, q_samples: Tensor
 ) -> Estimate:
-    """JSD(p, q) = 1/2 E_p[log p - log m] + 1/2 E_q[log q - log m] with m = (p + q) / 2, by
-    Monte Carlo over ``p_samples`` (drawn from p) and ``q_samples`` (from q), in nats per
-    sequence. log m = logaddexp(log p, log q) - log 2, so no likelihood underflows; each
-    term lies in (-inf, log 2]. The standard error is
-    sqrt(var_p / (4 n_p) + var_q / (4 n_q)) of the two independent means."""
-    terms = []
-    for samples, own_is_p in ((p_samples, True), (q_samples, False)):
-        log_p, log_q = log_probs(p, samples), log_probs(q, samples)
-        log_m = torch.logaddexp(log_p, log_q) - math.log(2)
-        terms.append(mean_with_se((log_p if own_is_p else log_q) - log_m))
-    value = 0.5 * (terms[0].value + terms[1].value)
-    se = 0.5 * torch.sqrt(terms[0].se ** 2 + terms[1].se ** 2)
-    return Estimate(value, se)
+    """JSD(p, q) of two models from ``p_samples`` (drawn from p) and ``q_samples`` (from q):
+    :func:`jensen_shannon_from_log_probs` of their log-likelihoods."""
+    return jensen_shannon_from_log_probs(
+        log_probs(p, p_samples),
+        log_probs(q, p_samples),
+        log_probs(p, q_samples),
+        log_probs(q, q_samples),
+    )
 
 
 def ngram_divergences(
@@ -177,17 +176,49 @@ def sequence_measures(
     if train_ids is not None:
         train_ids = check_ids(train_ids, "train_ids")
     estimates: dict[str, Tensor | Estimate] = {}
-    has_log_prob = callable(getattr(generator, "log_prob", None))
-    if oracle is not None:
-        estimates["nll_oracle"] = nll_oracle(oracle, fake_ids)
-        estimates["entropy_per_token_oracle"] = entropy_per_token(oracle, held_out_ids)
-    if has_log_prob:
-        estimates["nll_test"] = nll_test(generator, held_out_ids)
-        estimates["entropy_per_token_fake"] = entropy_per_token(generator, fake_ids)
-    if oracle is not None and has_log_prob:
-        estimates["jsd_exact"] = exact_jensen_shannon(oracle, generator, held_out_ids, fake_ids)
+    length = fake_ids.shape[1]
+    if oracle is not None:  # held-out ids are samples of p
+        log_p_of_q, log_p_of_p = log_probs(oracle, fake_ids), log_probs(oracle, held_out_ids)
+        estimates["nll_oracle"] = per_token(-log_p_of_q, length)
+        estimates["entropy_per_token_oracle"] = per_token(-log_p_of_p, length)
+    if callable(getattr(generator, "log_prob", None)):  # fake ids are samples of q
+        log_q_of_p, log_q_of_q = log_probs(generator, held_out_ids), log_probs(generator, fake_ids)
+        estimates["nll_test"] = per_token(-log_q_of_p, length)
+        estimates["entropy_per_token_fake"] = per_token(-log_q_of_q, length)
+        if oracle is not None:
+            estimates["jsd_exact"] = jensen_shannon_from_log_probs(
+                log_p_of_p, log_q_of_p, log_p_of_q, log_q_of_q
+            )
     estimates |= ngram_divergences(fake_ids, held_out_ids, train_ids, orders)
     return flatten_estimates(estimates)
+
+
+def measure_against_data(
+    fake_ids: Tensor,
+    data: Any,
+    generator: Any = None,
+    orders: Sequence[int] = (1, 2, 3, 4),
+    seed: int = 0,
+    split: str = "val",
+) -> dict[str, Tensor]:
+    """:func:`sequence_measures` of generated ids against a token data module ``data``:
+    as many sequences of its ``split`` (``val_ids``, or ``train_ids`` for ``"train"``) as
+    generated ones, for a held-out split the floor from as many ``train_ids`` (where it has
+    them), and its ``oracle`` (where it has one); both subsets drawn with a generator seeded
+    by ``seed``. The one rule of the ``SequenceMeasures`` callback and of ``evaluate``."""
+    if split not in ("val", "train"):
+        raise ValueError(f"split must be val or train, got {split!r}")
+    subset = torch.Generator().manual_seed(seed)
+    n = check_ids(fake_ids, "fake_ids").shape[0]
+
+    def some(ids: Tensor) -> Tensor:
+        return ids[torch.randperm(len(ids), generator=subset)[:n]]
+
+    train_ids = getattr(data, "train_ids", None)
+    held_out = some(getattr(data, f"{split}_ids"))
+    floor = some(train_ids) if split == "val" and train_ids is not None else None
+    oracle = getattr(data, "oracle", None)
+    return sequence_measures(fake_ids, held_out, floor, oracle, generator, orders)
 
 
 #: The keys :func:`sequence_measures` may return (n-gram orders 1 to 4).
@@ -216,8 +247,3 @@ def check_ids(ids: Any, name: str) -> Tensor:
             "turn one-hot samples into ids with samples.argmax(dim=-1)"
         )
     return ids
-
-
-def _per_token(values: Tensor, ids: Tensor) -> Estimate:
-    mean, se = mean_with_se(values)
-    return Estimate(mean / ids.shape[1], se / ids.shape[1])
