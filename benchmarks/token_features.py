@@ -37,14 +37,22 @@ class Tempered:
 def candidates() -> dict[str, object]:
     """The feature maps compared, by name; each fitted on one-hot samples (n, L, V)."""
     return {
-        "tokens e16 d8 (chosen)": TokenFeatures(dim=8, embed_dim=16),
+        "tokens e16 d8": TokenFeatures(dim=8, embed_dim=16),
         "tokens e16 d4": TokenFeatures(dim=4, embed_dim=16),
         "tokens e16 d16": TokenFeatures(dim=16, embed_dim=16),
         "tokens e4 d8": TokenFeatures(dim=8, embed_dim=4),
-        "tokens e64 d8": TokenFeatures(dim=8, embed_dim=64),
+        "tokens e64 d8 (default)": TokenFeatures(dim=8, embed_dim=64),
         "one-hot PCA d8": PCA(8),
         "one-hot random d8": RandomProjection(8),
     }
+
+
+def draw(oracle: LSTMLanguageModel, n: int, seed: int, temperature: float) -> torch.Tensor:
+    return oracle.sample(n, torch.Generator().manual_seed(seed), temperature)
+
+
+def one_hot(ids: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.one_hot(ids, V).float()
 
 
 def spearman(a: list[float], b: list[float]) -> float:
@@ -62,12 +70,10 @@ def main() -> None:
     rows = []
     for seed in args.seeds:
         oracle = LSTMLanguageModel(V, L).init_normal_(torch.Generator().manual_seed(seed))
-        draw = lambda n, s, t: oracle.sample(n, torch.Generator().manual_seed(s), t)  # noqa: E731
-        one_hot = lambda ids: torch.nn.functional.one_hot(ids, V).float()  # noqa: E731
-        fit, real = draw(5000, 100 + seed, 1.0), draw(args.n, 200 + seed, 1.0)
+        fit, real = draw(oracle, 5000, 100 + seed, 1.0), draw(oracle, args.n, 200 + seed, 1.0)
         maps = {name: f.fit(one_hot(fit)) for name, f in candidates().items()}
         for i, temperature in enumerate(TEMPERATURES):
-            fake = draw(args.n, 300 + 10 * seed + i, temperature)
+            fake = draw(oracle, args.n, 300 + 10 * seed + i, temperature)
             truth = exact_jensen_shannon(oracle, Tempered(oracle, temperature), real, fake)
             exact.append(float(truth.value))
             row = [seed, temperature, f"{float(truth.value):.3f} ± {float(truth.se):.3f}"]

@@ -109,7 +109,8 @@ def test_bad_input(fitted):
 def test_the_config_builds_the_map():
     cfg = OmegaConf.load(Path(gan_je.__file__).parent / "conf" / "features" / "tokens.yaml")
     features = instantiate(cfg)
-    assert isinstance(features, TokenFeatures) and (features.dim, features.seed) == (8, 0)
+    assert isinstance(features, TokenFeatures)
+    assert (features.dim, features.embed_dim, features.seed) == (8, 64, 0)
 
 
 def test_samples_of_a_language_model_fit():
