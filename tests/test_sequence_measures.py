@@ -208,3 +208,28 @@ def test_the_callback_logs_every_measure_once_trained(oracle):
     assert logged["val/jsd_exact"].item() == pytest.approx(truth["jsd_exact"], abs=4 * se)
     assert logged["val/js_1"] > logged["val/js_1_real"]  # the temperature shows in unigrams
     assert generator.training  # its mode restored
+
+
+def test_measuring_against_the_training_split_has_no_floor(oracle):
+    from types import SimpleNamespace
+
+    from gan_je.sequence_measures import measure_against_data
+
+    train = oracle.sample(300, torch.Generator().manual_seed(12))
+    data = SimpleNamespace(
+        train_ids=train, val_ids=torch.zeros(10, L, dtype=torch.int64), oracle=oracle
+    )
+    fake = oracle.sample(200, torch.Generator().manual_seed(13))
+    measures = measure_against_data(fake, data, orders=(1,), split="train")
+    assert set(measures) == {
+        "nll_oracle",
+        "nll_oracle_se",
+        "entropy_per_token_oracle",
+        "entropy_per_token_oracle_se",
+        "js_1",
+    }
+    # 200 of the 300 training sequences, not the 10 (constant) held-out ones
+    chosen = sequence_measures(fake, train, orders=(1,))["js_1"].item()
+    assert measures["js_1"].item() == pytest.approx(chosen, abs=0.01)
+    with pytest.raises(ValueError, match="split"):
+        measure_against_data(fake, data, split="test")

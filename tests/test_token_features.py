@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 import gan_je
+from gan_je import parts
 from gan_je.features import TokenFeatures, fit_feature_map
 from gan_je.models.lstm import LSTMLanguageModel
 
@@ -106,9 +106,9 @@ def test_bad_input(fitted):
         fitted(one_hot(ids(3), V + 1))
 
 
-def test_the_config_builds_the_map():
+def test_the_config_builds_the_map_as_a_registered_part():
     cfg = OmegaConf.load(Path(gan_je.__file__).parent / "conf" / "features" / "tokens.yaml")
-    features = instantiate(cfg)
+    features = parts.build(parts.plain(cfg), "features")
     assert isinstance(features, TokenFeatures)
     assert (features.dim, features.embed_dim, features.seed) == (8, 64, 0)
 
