@@ -43,6 +43,7 @@ from gan_je.modes import StackedModeCounter
 from gan_je.pictures import plot_curves
 from gan_je.progress import validation_line
 from gan_je.resolvers import check_tags
+from gan_je.sequence_measures import measure_against_data
 
 LOWER_IS_BETTER = "val/jsd"
 log = logging.getLogger(__name__)
@@ -178,6 +179,47 @@ class StackedModes(Callback):
         counts = self.counter(pl_module.sample(self.n_samples, seed=seed).float().cpu())
         counts["counter_accuracy"] = self.accuracy
         pl_module.log_dict({f"val/{key}": value for key, value in counts.items()})
+
+
+class SequenceMeasures(Callback):
+    """The exact measures of token sequences (:mod:`gan_je.sequence_measures`) after each
+    validation, logged as ``val/<key>``: NLL-oracle and the oracle's entropy per token where
+    the data module has an ``oracle``, NLL-test, the generator's entropy per token and the
+    exact JSD where the generator has ``log_prob``, and the n-gram JSDs ``js_<n>`` with their
+    real floor ``js_<n>_real`` always.
+
+    ``n_samples`` generated sequences (from the validation stream of ``seed``, ``None``: the
+    module's seed, so the first are those the metric compares) are measured against as many
+    held-out ones (``val_ids``), the floor against as many training ones (``train_ids``),
+    both seeded subsets.
+    """
+
+    def __init__(
+        self, n_samples: int = 1000, orders: list[int] | None = None, seed: int | None = None
+    ) -> None:
+        self.n_samples = positive_int("n_samples", n_samples)
+        self.orders = [positive_int("n-gram order", n) for n in (orders or [1, 2, 3, 4])]
+        self.seed = None if seed is None else seeding.check_seed(seed)
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        seed = pl_module.seed if self.seed is None else self.seed
+        fake = pl_module.sample(self.n_samples, seed=seeding.stream_seed(seed, "validation", 0))
+        generator = pl_module.sampler
+        was_training = generator.training
+        generator.eval()  # log_prob as sampled: eval mode
+        try:
+            values = measure_against_data(
+                fake.argmax(dim=-1).cpu(),
+                trainer.datamodule,
+                generator,
+                self.orders,
+                seeding.stream_seed(seed, "subsample"),
+            )
+        finally:
+            generator.train(was_training)
+        pl_module.log_dict({f"val/{key}": value.float() for key, value in values.items()})
 
 
 class CheckpointOnSignal(Callback):

@@ -4,11 +4,13 @@ The run is rebuilt from the checkpoint's config (:mod:`gan_je.checkpoints`), so 
 are compared in the run's own feature space with the run's own estimator settings: the
 entropies and JSD with their standard errors, precision/recall, density/coverage, the
 Fréchet distance, data copying (generated and held-out samples against training samples of
-the same number), mode coverage for the 2-D mixtures, and the mode counts of stacked MNIST
-(:mod:`gan_je.modes`; with ``baseline=true`` also those of real training images, the
-ceiling). Each evaluation is one record beside the checkpoint,
-``evaluations/<checkpoint>-<features>-<split>-<digest>.json``, keyed by its settings: the
-same settings replace their record, others add one (:mod:`gan_je.evaluation_records`).
+the same number), mode coverage for the 2-D mixtures, the exact measures of token sequences
+(:mod:`gan_je.sequence_measures`: NLL-oracle, NLL-test, exact entropies and JSD, n-gram JSDs
+and their real floor), and the mode counts of stacked MNIST (:mod:`gan_je.modes`; with
+``baseline=true`` also those of real training images, the ceiling). Each evaluation is one
+record beside the checkpoint, ``evaluations/<checkpoint>-<features>-<split>-<digest>.json``,
+keyed by its settings: the same settings replace their record, others add one
+(:mod:`gan_je.evaluation_records`).
 
 Both sets have the same size by default (``equal_sizes=true``): ``min(n_samples, split
 size)`` generated samples against a seeded subset of as many real ones. With unequal sizes
@@ -143,7 +145,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     held_out = cfg.split in ("val", "test")  # torchvision's test split is the val set
     features = cfg.get("estimator", {}).get("features")
     copying = held_out and module.metric.wants_training_samples()
-    needs_train = not held_out or cfg.baseline or bool(features) or copying
+    tokens = kind_of(module.hparams.data_spec).name == "tokens"  # the real floor: train ids
+    needs_train = not held_out or cfg.baseline or bool(features) or copying or tokens
     datamodule = load_data(module, "fit" if needs_train else "validate")
     if features:  # compare in another feature space than the run's own
         module.metric.features = build_from_config(features, "features")
@@ -177,6 +180,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             module, real, fake, datamodule.train_tensor(real.shape[0]) if copying else None
         ),
     }
+    if tokens:  # the exact measures beside the k-NN ones
+        from gan_je.sequence_measures import measure_against_data
+
+        split = "val" if held_out else "train"
+        exact = measure_against_data(
+            fake.argmax(dim=-1), datamodule, module.sampler, seed=cfg.seed, split=split
+        )
+        result["metrics"] |= {key: float(value) for key, value in exact.items()}
     if not result["equal_sizes"]:
         log.warning(
             "%d generated against %d real samples: jsd is a weighted JSD, at most H(pi) = "

@@ -263,6 +263,113 @@ class RandomProjection(_LinearFeatures):
         return f"dim={self.dim}, seed={self.seed}"
 
 
+class TokenFeatures(nn.Module):
+    """Token sequences ``(B, L, V)`` (one-hot, or softmaxes from a generator) seen through a
+    seeded random token embedding, then PCA: ``f(x) = PCA(flatten(x @ E))`` with ``E`` a
+    ``(V, embed_dim)`` matrix of N(0, 1 / embed_dim) entries drawn from ``seed``.
+
+    Each token gets a random direction of length about 1, so the squared distance between
+    two one-hot sequences is about twice the number of positions where they differ (their
+    Hamming distance, by Johnson-Lindenstrauss), and a softmax maps to the expected
+    embedding: the map is linear in ``x``, so it takes relaxed samples and passes gradients
+    (the entropy regulariser). PCA to ``dim`` keeps the directions in which the training
+    sequences vary most, where k-NN estimates stay reliable. Memory: ``E`` and a
+    ``(L * embed_dim, dim)`` basis, never an ``(L * V)``-wide matrix (V = 5,000: 1.3 MB).
+
+    ``fit(x)`` takes one-hot samples ``(n, L, V)``; :meth:`fit_ids` takes token ids
+    ``(n, L)`` (what :func:`fit_feature_map` passes from a data module's ``train_ids``), so a
+    large vocabulary is never expanded to one-hot vectors. Why this map, measured against the
+    exact JSD of a tiny oracle: benchmarks/results/token_features.md.
+    """
+
+    def __init__(self, dim: int = 8, embed_dim: int = 64, seed: int = 0) -> None:
+        super().__init__()
+        self.dim = positive_int("features dim", dim)
+        self.embed_dim = positive_int("features embed_dim", embed_dim)
+        self.seed = non_negative_int("features seed", seed)
+        self.register_buffer("embedding", torch.empty(0, self.embed_dim))
+        self.pca = PCA(dim, seed)
+
+    @property
+    def fitted(self) -> bool:
+        return self.embedding.shape[0] > 0 and self.pca.fitted
+
+    def fit(self, x: Tensor) -> TokenFeatures:
+        """Fit on one-hot training sequences ``x`` ``(n, L, V)``."""
+        if not isinstance(x, Tensor) or x.ndim != 3 or not x.dtype.is_floating_point:
+            raise ValueError(
+                "TokenFeatures.fit takes one-hot sequences, a float tensor (n, L, V); "
+                "use fit_ids for token ids"
+            )
+        self._draw_embedding(x.shape[2])
+        return self._fit_embedded(torch.cat([self._embed(part) for part in x.split(1024)]))
+
+    def fit_ids(self, ids: Tensor, vocab_size: int) -> TokenFeatures:
+        """Fit on training sequences given as token ids ``(n, L)`` in ``range(vocab_size)``."""
+        vocab_size = positive_int("vocab_size", vocab_size)
+        if not isinstance(ids, Tensor) or ids.ndim != 2 or ids.dtype.is_floating_point:
+            raise ValueError("TokenFeatures.fit_ids takes an integer tensor of ids (n, L)")
+        if ids.numel() and not 0 <= int(ids.min()) <= int(ids.max()) < vocab_size:
+            raise ValueError(f"token ids must lie in range({vocab_size})")
+        self._draw_embedding(vocab_size)
+        embedding = self.embedding.cpu()
+        return self._fit_embedded(embedding[ids.cpu().long()].flatten(1))
+
+    def _draw_embedding(self, vocab_size: int) -> None:
+        generator = torch.Generator().manual_seed(self.seed)  # its own stream
+        values = torch.randn(vocab_size, self.embed_dim, generator=generator)
+        self.embedding = (values / self.embed_dim**0.5).to(self.embedding.device)
+
+    def _fit_embedded(self, embedded: Tensor) -> TokenFeatures:
+        self.pca.fit(embedded)
+        self.pca.to(self.embedding.device)
+        return self
+
+    def _embed(self, x: Tensor) -> Tensor:
+        if x.shape[-1] != self.embedding.shape[0]:
+            raise ValueError(
+                f"TokenFeatures was fitted on a vocabulary of {self.embedding.shape[0]} tokens "
+                f"but got samples of shape {tuple(x.shape)}"
+            )
+        return (x.to(self.embedding.dtype) @ self.embedding).flatten(1)
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        """Resize ``embedding`` to a fitted state's vocabulary (its width must be this map's
+        ``embed_dim``), then load as usual."""
+        embedding = state_dict.get(prefix + "embedding")
+        if isinstance(embedding, Tensor):
+            if embedding.ndim != 2 or embedding.shape[1] != self.embed_dim:
+                error_msgs.append(
+                    f"TokenFeatures({self.extra_repr()}) cannot load an embedding of shape "
+                    f"{tuple(embedding.shape)} at {prefix!r}; build the feature map with the "
+                    "settings it was fitted with"
+                )
+                return
+            self.embedding = self.embedding.new_empty(embedding.shape)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.fitted:
+            raise RuntimeError("TokenFeatures is not fitted: call fit or fit_ids")
+        if x.ndim != 3:
+            raise ValueError(f"TokenFeatures takes sequences (B, L, V), got {tuple(x.shape)}")
+        return self.pca(self._embed(x))
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, embed_dim={self.embed_dim}, seed={self.seed}"
+
+
 class Classifier(nn.Module):
     """Learned features: a small classifier trained once on the training split's labels,
     its penultimate layer reduced by PCA to ``dim`` dimensions (the offline stand-in for
@@ -435,8 +542,13 @@ class Classifier(nn.Module):
 def fit_feature_map(features: Any, datamodule: Any, max_samples: int | None, kind: str) -> None:
     """Fit ``features`` on a gan_je datamodule's training split: a learned map
     (``needs_labels``, :class:`Classifier`) on every labelled sample of the data's ``kind``,
-    an unsupervised one (PCA) on a seeded subset of ``max_samples`` (``None``: all)."""
+    an unsupervised one (PCA) on a seeded subset of ``max_samples`` (``None``: all); a map
+    with ``fit_ids`` (:class:`TokenFeatures`) on the ids of that subset where the data
+    module keeps ``train_ids``, never expanded to one-hot vectors."""
     if getattr(features, "needs_labels", False):
         features.fit(*datamodule.train_set.tensors, kind=kind)
+    elif hasattr(features, "fit_ids") and getattr(datamodule, "train_ids", None) is not None:
+        ids = datamodule._subset(datamodule.train_ids, max_samples)  # train_tensor's subset
+        features.fit_ids(ids, datamodule.data_spec["vocab_size"])
     else:
         features.fit(datamodule.train_tensor(max_samples))

@@ -34,6 +34,7 @@ REGISTERED: set[str] = {
         for name in ("JointEntropy", "GaussianJointEntropy", "InceptionJointEntropy")
     ),
     *(f"gan_je.features.{name}" for name in ("PCA", "Identity", "RandomProjection", "Classifier")),
+    "gan_je.features.TokenFeatures",
     *(
         f"gan_je.data.{name}"
         for name in (

@@ -11,7 +11,9 @@ k-NN family (exact neighbours, see :mod:`.neighbors`): :func:`entropy`,
 ``(value, se)``; :func:`flatten_estimates` for ``<key>_se`` dicts): :mod:`.resampling`. A
 classifier JSD for high dimension (:func:`classifier_jensen_shannon`, or
 ``jensen_shannon(method="classifier")``): :mod:`.classifier`. Tensor-core candidate
-products for the exact search on CUDA (:func:`proposal_precision`): :mod:`.neighbors`.
+products for the exact search on CUDA (:func:`proposal_precision`): :mod:`.neighbors`. The
+exact JSD of the n-gram frequencies of two sets of token sequences
+(:func:`ngram_jensen_shannon`): :mod:`.ngram`.
 """
 
 from . import coverage, gaussian
@@ -30,6 +32,7 @@ from .knn import (
     sliced_jensen_shannon,
 )
 from .neighbors import proposal_precision
+from .ngram import ngram_jensen_shannon
 from .quality import density_coverage, precision_recall
 from .resampling import Estimate, flatten_estimates
 from .weighted import extrapolated_entropy, weighted_entropy
@@ -53,6 +56,7 @@ __all__ = [
     "joint_entropy",
     "label_entropy",
     "mutual_information",
+    "ngram_jensen_shannon",
     "precision_recall",
     "proposal_precision",
     "sliced_jensen_shannon",
