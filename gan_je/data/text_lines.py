@@ -192,8 +192,8 @@ def encode(lines: Sequence[str], symbols: Sequence[str], length: int) -> Tensor:
 def _normalised(line: str) -> str:
     """``line`` with its whitespace runs made single spaces, its ends stripped and its other
     control characters (the backspaces and bells of old fortunes) dropped."""
-    line = " ".join(line.split())
-    return "".join(char for char in line if unicodedata.category(char) != "Cc")
+    kept = (char for char in line if char.isspace() or unicodedata.category(char) != "Cc")
+    return " ".join("".join(kept).split())
 
 
 def _hidden(path: Path, root: Path) -> bool:
