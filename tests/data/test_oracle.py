@@ -5,6 +5,7 @@ import itertools
 
 import pytest
 import torch
+from hydra.utils import instantiate
 from scipy.stats import chisquare
 from torch.nn.functional import one_hot
 
@@ -144,3 +145,12 @@ def test_an_unwritable_cache_only_warns(tmp_path, caplog):
 def test_bad_settings_are_refused_by_name(kwargs, match):
     with pytest.raises(ValueError, match=match):
         tiny(**kwargs)
+
+
+def test_data_oracle_composes_with_seqgans_sizes_and_a_cache_in_the_data_dir(
+    train_config, tmp_path
+):
+    cfg = train_config("data=oracle", "data.n_train=64", "data.n_val=16")
+    dm = instantiate(cfg.data)
+    assert isinstance(dm, Oracle) and dm.vocab_size == 5000 and dm.length == 20
+    assert dm.cache_dir == tmp_path / "data" / "oracle"

@@ -5,6 +5,7 @@ import importlib.util
 
 import pytest
 import torch
+from hydra.utils import instantiate
 from torch.nn.functional import one_hot
 
 from gan_je.data import TextLines
@@ -165,3 +166,12 @@ def test_the_vocabulary_needs_the_data_first(tmp_path):
         dm.vocab_size  # noqa: B018
     with pytest.raises(ValueError, match="min_count"):
         TextLines(min_count=0)
+
+
+def test_data_text_composes_with_gulrajanis_length_and_reads_data_path(train_config, tmp_path):
+    path = text_file(tmp_path, ["hello", "world"] * 20)  # each character over min_count
+    dm = instantiate(train_config("data=text", f"data.path={path}").data)
+    assert isinstance(dm, TextLines) and dm.length == 32 and dm.path == path
+    dm.setup()
+    assert dm.data_spec["sample_shape"] == [32, len(set("helowrd")) + 2]
+    assert instantiate(train_config("data=text").data).path is None  # the fortunes
