@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from gan_je.checks import positive_int
+from gan_je.checks import check_fits_in_memory, positive_int
 from gan_je.data.base import ArrayDataModule
 from gan_je.data.kinds import kind_of
 
@@ -89,7 +89,10 @@ class TokenDataModule(ArrayDataModule):
         return self._require("val", "val_ids").tensors[0]
 
     def as_samples(self, x: Tensor) -> Tensor:
-        """One-hot samples ``(n, L, V)`` float32 of ids ``x`` ``(n, L)``."""
+        """One-hot samples ``(n, L, V)`` float32 of ids ``x`` ``(n, L)``; a
+        :class:`~gan_je.errors.ConfigError` instead where they would not fit in memory (all
+        10,000 of the oracle's take 4 GB: ask :meth:`train_tensor` for fewer)."""
+        check_fits_in_memory("one-hot samples", len(x), 4 * self.length * self.vocab_size)
         return torch.nn.functional.one_hot(x, self.vocab_size).to(torch.float32)
 
     def setup(self, stage: str | None = None) -> None:

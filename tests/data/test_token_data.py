@@ -8,6 +8,7 @@ from torch.nn.functional import one_hot
 
 from gan_je.data import ArrayDataModule, TokenDataModule
 from gan_je.data.kinds import kind_of
+from gan_je.errors import ConfigError
 from gan_je.seeding import stream_seed
 
 
@@ -63,6 +64,16 @@ def test_tensor_accessors_give_one_hot_samples_of_the_seeded_subsets():
     keep = torch.randperm(7, generator=torch.Generator().manual_seed(11))[:3].sort().values
     assert torch.equal(dm.val_tensor(3), one_hot(dm.val_ids[keep], 50).float())
     assert torch.equal(dm.val_tensor(), one_hot(dm.val_ids, 50).float())
+
+
+def test_one_hot_samples_that_cannot_fit_in_memory_are_refused(monkeypatch):
+    dm = loaded()
+    monkeypatch.setattr("gan_je.checks.available_memory", lambda: 10 * 3 * 50 * 4)
+    assert dm.train_tensor(10).shape == (10, 3, 50)
+    with pytest.raises(
+        ConfigError, match=r"one-hot samples=11 needs .* at most one-hot samples=10"
+    ):
+        dm.train_tensor(11)
 
 
 def test_a_resumed_epoch_continues_with_the_same_one_hot_batches():
