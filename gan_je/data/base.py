@@ -1,9 +1,9 @@
 """The base of every data module: in-memory tensors, seeded loaders and seeded subsets.
 
-Every data set here is small enough to hold in memory as two tensors, ``x`` (float32) and
-``y`` (int64 class labels). A subclass only says how to load them (:meth:`_load`); this class
-turns them into ``TensorDataset``s, data loaders and the deterministic subsets that the
-feature extractors are fitted on.
+Every data set here is small enough to hold in memory as two tensors, ``x`` (float32 samples,
+or what they are stored as: token ids) and ``y`` (int64 class labels). A subclass only says
+how to load them (:meth:`_load`); this class turns them into ``TensorDataset``s, data
+loaders and the deterministic subsets that the feature extractors are fitted on.
 
 The training order is a function of ``(seed, epoch)`` alone (:class:`EpochShuffleSampler`), and
 the training loader can be checkpointed inside an epoch (:class:`ResumableLoader`), so a run
@@ -14,8 +14,9 @@ the training latents.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any, ClassVar
 
 import lightning as L
 import numpy as np
@@ -29,6 +30,7 @@ from torch.utils.data import (
     DistributedSampler,
     SequentialSampler,
     TensorDataset,
+    default_collate,
 )
 
 from gan_je.checks import non_negative_int, positive_int
@@ -144,7 +146,7 @@ class ResumableLoader(DataLoader):
 
 
 class ArrayDataModule(L.LightningDataModule):
-    """A ``LightningDataModule`` over in-memory ``(x float32, y int64)`` tensors.
+    """A ``LightningDataModule`` over in-memory ``(x, y int64)`` tensors.
 
     Args:
         batch_size: samples per batch, for training and validation.
@@ -161,13 +163,18 @@ class ArrayDataModule(L.LightningDataModule):
     :meth:`_load`, and override :attr:`sample_shape` and :attr:`n_classes` where the
     constructor arguments already tell them. A subclass whose splits are separate files
     sets ``separate_splits = True`` and implements :meth:`_load_split`, so that
-    ``setup("validate")`` reads only the validation split.
+    ``setup("validate")`` reads only the validation split. A subclass that stores ``x`` in
+    another form than its samples (token ids for one-hot sequences,
+    :class:`gan_je.data.tokens.TokenDataModule`) sets :attr:`stored_dtype` and overrides
+    :meth:`as_samples`, which the loaders and :meth:`train_tensor` apply.
     """
 
     #: What one sample is: a kind of :mod:`gan_je.data.kinds` (``"points"``: vectors ``(d,)``).
     kind = "points"
     #: Whether :meth:`_load_split` can load one split without the other.
     separate_splits = False
+    #: The dtype ``x`` is stored in (in ``train_set`` and ``val_set``).
+    stored_dtype: ClassVar[torch.dtype] = torch.float32
 
     def __init__(
         self,
@@ -217,7 +224,14 @@ class ArrayDataModule(L.LightningDataModule):
             loaded = {"train": (x_train, y_train), "val": (x_val, y_val)}
         for split, (x, y) in loaded.items():
             if self._split(split) is None:
-                setattr(self, f"{split}_set", TensorDataset(_as_x(x), _as_y(y)))
+                x = x.to(self.stored_dtype).contiguous()
+                setattr(self, f"{split}_set", TensorDataset(x, _as_y(y)))
+
+    def as_samples(self, x: Tensor) -> Tensor:
+        """The samples ``(B, *sample_shape)`` that stored ``x`` (rows of ``train_set`` or
+        ``val_set``) stand for: ``x`` itself here, what every loader batch and
+        :meth:`train_tensor` go through."""
+        return x
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -285,18 +299,20 @@ class ArrayDataModule(L.LightningDataModule):
         return self._loader(val_set, sampler=shards, drop_last=False)
 
     def train_tensor(self, max_n: int | None = None) -> Tensor:
-        """Training samples ``x``: all, or a subset of ``max_n`` seeded by ``data_seed``.
+        """Training samples (:meth:`as_samples`): all, or a subset of ``max_n`` seeded by
+        ``data_seed``.
 
-        Used to fit feature maps (e.g. PCA). The full set is returned without a copy: do not
-        modify it in place.
+        Used to fit feature maps (e.g. PCA). Where samples are stored as they are, the full
+        set is returned without a copy: do not modify it in place.
         """
         train_set = self._require("train", "train_tensor()")
-        return self._subset(train_set.tensors[0], max_n)
+        return self.as_samples(self._subset(train_set.tensors[0], max_n))
 
     def val_tensor(self, max_n: int | None = None) -> Tensor:
-        """Validation samples ``x``: all of them, or a seeded subset of ``max_n``."""
+        """Validation samples (:meth:`as_samples`): all of them, or a seeded subset of
+        ``max_n``."""
         val_set = self._require("val", "val_tensor()")
-        return self._subset(val_set.tensors[0], max_n)
+        return self.as_samples(self._subset(val_set.tensors[0], max_n))
 
     def _subset(self, x: Tensor, max_n: int | None) -> Tensor:
         if max_n is None or positive_int("max_n", max_n) >= len(x):
@@ -317,6 +333,7 @@ class ArrayDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             pin_memory=self.pin_memory,
             generator=torch.Generator().manual_seed(self.seed),
+            collate_fn=partial(_collate_samples, self.as_samples),
             **kwargs,
         )
 
@@ -351,8 +368,10 @@ def split(x: Tensor, y: Tensor, n_val: int, seed: int) -> tuple[Tensor, Tensor, 
     return x[train], y[train], x[val], y[val]
 
 
-def _as_x(x: Tensor) -> Tensor:
-    return x.to(torch.float32).contiguous()
+def _collate_samples(as_samples: Callable[[Tensor], Tensor], rows: list[Any]) -> list[Tensor]:
+    """A batch ``[samples, y]`` of ``(x, y)`` rows: stacked, then ``x`` made samples."""
+    x, y = default_collate(rows)
+    return [as_samples(x), y]
 
 
 def _as_y(y: Tensor) -> Tensor:

@@ -1,0 +1,120 @@
+"""The base of the token-sequence data modules: ids stored, one-hot samples handed out.
+
+A sample of kind ``tokens`` (:mod:`gan_je.data.kinds`) is ``(L, V)`` float32, at each of the L
+positions a distribution over the V tokens, one-hot for real data. Stored that way the
+SeqGAN oracle's 10,000 sequences of 20 tokens over 5,000 would take 4 GB, so a token module
+stores the ids, ``(N, L)`` int64, and makes one-hot samples of them only where they are
+handed out: in every loader batch and in :meth:`TokenDataModule.train_tensor` (keep its
+``max_n`` small for a large vocabulary). :attr:`TokenDataModule.train_ids` and
+:attr:`TokenDataModule.val_ids` give the ids themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from gan_je.checks import check_fits_in_memory, positive_int
+from gan_je.data.base import ArrayDataModule
+from gan_je.data.kinds import kind_of
+
+
+class TokenDataModule(ArrayDataModule):
+    """Sequences of ``length`` token ids in ``range(vocab_size)``, handed out one-hot.
+
+    Args:
+        length: L, the tokens of every sequence.
+        **kwargs: ``batch_size``, ``num_workers``, ``seed``, ... of :class:`ArrayDataModule`.
+
+    A subclass implements :meth:`_load` (ids ``(N, L)`` for ``x``, zeros for ``y``: token
+    sequences have no classes, so :attr:`n_classes` is 1) and :attr:`vocab_size`, and
+    :attr:`symbols` where ids stand for text. Loader batches are ``(one_hot (B, L, V)
+    float32, y)``.
+    """
+
+    kind = "tokens"
+    stored_dtype: ClassVar[torch.dtype] = torch.int64
+
+    def __init__(self, length: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.length = positive_int("length", length)
+
+    @property
+    def vocab_size(self) -> int:
+        """V, the number of tokens."""
+        raise NotImplementedError(f"{type(self).__name__} must implement vocab_size")
+
+    @property
+    def symbols(self) -> list[str] | None:
+        """What each id decodes to (``symbols[i]`` for id i), or ``None``: ids decode as
+        numbers."""
+        return None
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return (self.length, self.vocab_size)
+
+    @property
+    def n_classes(self) -> int:
+        return 1
+
+    @property
+    def data_spec(self) -> dict[str, Any]:
+        """``{"kind": "tokens", "sample_shape": [L, V], "vocab_size": V}``, plus ``"symbols"``
+        (V plain strings) where the module has them."""
+        spec: dict[str, Any] = {
+            "kind": self.kind,
+            "sample_shape": [self.length, self.vocab_size],
+            "vocab_size": self.vocab_size,
+        }
+        if self.symbols is not None:
+            spec["symbols"] = [str(symbol) for symbol in self.symbols]
+            if len(spec["symbols"]) != self.vocab_size:
+                raise ValueError(
+                    f"{type(self).__name__} has {len(spec['symbols'])} symbols for "
+                    f"{self.vocab_size} tokens: one symbol per token id is needed"
+                )
+        return kind_of(spec).spec
+
+    @property
+    def train_ids(self) -> Tensor:
+        """The training sequences' ids ``(N, L)`` int64 (not a copy: do not modify them)."""
+        return self._require("train", "train_ids").tensors[0]
+
+    @property
+    def val_ids(self) -> Tensor:
+        """The validation sequences' ids ``(N, L)`` int64 (not a copy: do not modify them)."""
+        return self._require("val", "val_ids").tensors[0]
+
+    def as_samples(self, x: Tensor) -> Tensor:
+        """One-hot samples ``(n, L, V)`` float32 of ids ``x`` ``(n, L)``; a
+        :class:`~gan_je.errors.ConfigError` instead where they would not fit in memory (all
+        10,000 of the oracle's take 4 GB: ask :meth:`train_tensor` for fewer)."""
+        check_fits_in_memory("one-hot samples", len(x), 4 * self.length * self.vocab_size)
+        return torch.nn.functional.one_hot(x, self.vocab_size).to(torch.float32)
+
+    def setup(self, stage: str | None = None) -> None:
+        """:meth:`ArrayDataModule.setup`, then a check that each split holds ids ``(N, L)`` in
+        ``range(vocab_size)``."""
+        super().setup(stage)
+        for split in ("train", "val"):
+            dataset = self._split(split)
+            if dataset is not None:
+                check_ids(dataset.tensors[0], self.length, self.vocab_size, f"{split} ids")
+
+
+def check_ids(ids: Tensor, length: int, vocab_size: int, name: str = "ids") -> Tensor:
+    """``ids`` if it is an integer tensor ``(n >= 1, length)`` with values in
+    ``range(vocab_size)``; a ``ValueError`` saying what is wrong otherwise."""
+    if not isinstance(ids, Tensor) or ids.dtype.is_floating_point or ids.dtype == torch.bool:
+        raise ValueError(f"{name} must be an integer tensor of shape (n, {length})")
+    if ids.ndim != 2 or ids.shape[0] == 0 or ids.shape[1] != length:
+        raise ValueError(f"{name} must have shape (n >= 1, {length}), got {tuple(ids.shape)}")
+    if int(ids.min()) < 0 or int(ids.max()) >= vocab_size:
+        raise ValueError(
+            f"{name} must lie in range({vocab_size}), got values from {int(ids.min())} "
+            f"to {int(ids.max())}"
+        )
+    return ids
