@@ -108,8 +108,8 @@ class LSTMLanguageModel(nn.Module):
         for t in range(self.length):
             logits, state = self.step(inputs, state)
             cumulative = torch.softmax(logits / temperature, dim=-1).cumsum(dim=-1)
-            token = (cumulative <= uniforms[:, t : t + 1]).sum(dim=-1)
-            token = token.clamp(max=self.vocab_size - 1)
+            token = torch.searchsorted(cumulative, uniforms[:, t : t + 1].contiguous(), right=True)
+            token = token.squeeze(1).clamp(max=self.vocab_size - 1)
             ids.append(token)
             inputs = self.embedding[token]
         return torch.stack(ids, dim=1)
