@@ -28,7 +28,13 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from gan_je import checkpoints, parts, sampling, seeding
-from gan_je.checks import check_fits_in_memory, finite_float, positive_float, positive_int
+from gan_je.checks import (
+    check_fits_in_memory,
+    finite_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from gan_je.data.kinds import kind_of
 from gan_je.entropy_space import EntropySpace
 from gan_je.errors import ConfigError
@@ -40,6 +46,8 @@ from gan_je.models import contract
 from gan_je.models.packing import pack_samples, packed_shape, whole_packs
 
 Description = Mapping[str, Any]
+#: generated validation samples go to the metric in chunks of at most this many bytes
+VALIDATION_CHUNK_BYTES = 64 * 2**20
 
 
 class GANModule(LightningModule):
@@ -74,6 +82,11 @@ class GANModule(LightningModule):
             ``"features"`` (the metric's) or ``"discriminator"`` (its last hidden layer,
             randomly projected; ``pack`` 1 only): :mod:`gan_je.entropy_space`.
         max_loss: a loss larger than this in size (or not finite) stops the run as diverged.
+        pretrain_steps: the first generator steps are maximum likelihood on the real batch
+            (token sequences: ids ``real.argmax(-1)``, the generator's ``nll``), with no
+            discriminator step, as RelGAN's pretraining (Nie et al. 2019); 0: none.
+        adversarial: false: maximum likelihood throughout, the discriminator never stepped
+            (the baseline every text GAN must beat, Caccia et al. 2018).
         seed: seeds the preview and validation latents.
         data_spec: the samples' description (their ``kind``, ``sample_shape`` and the
             kind's fields, e.g. mixture ``centers`` and ``std``; :mod:`gan_je.data.kinds`);
@@ -105,6 +118,8 @@ class GANModule(LightningModule):
         pack: int = 1,
         entropy_space: str = "features",
         max_loss: float = 1e6,
+        pretrain_steps: int = 0,
+        adversarial: bool = True,
         seed: int = 0,
         data_spec: Description | None = None,
         run_config: Description | None = None,
@@ -117,8 +132,11 @@ class GANModule(LightningModule):
             raise ConfigError(f"model.compile must be true or false, got {compile!r}")
         if ema_decay is not None and not 0 < ema_decay < 1:
             raise ConfigError(f"model.ema_decay must be None or in (0, 1), got {ema_decay!r}")
+        if not isinstance(adversarial, bool):
+            raise ConfigError(f"model.adversarial must be true or false, got {adversarial!r}")
         try:
             self.pack = positive_int("model.pack", pack)
+            self.pretrain_steps = non_negative_int("model.pretrain_steps", pretrain_steps)
             positive_int("model.n_preview", n_preview), positive_float("model.max_loss", max_loss)
             if max_g_steps is not None:
                 positive_int("model.max_g_steps", max_g_steps)
@@ -141,6 +159,7 @@ class GANModule(LightningModule):
         self.grad_clip, self.ema_decay, self.seed = grad_clip, ema_decay, seed
         self.compile_networks = compile
         self.max_g_steps, self.max_loss = max_g_steps, float(max_loss)
+        self.adversarial = adversarial
         self.generator: nn.Module | None = None
         self.discriminator: nn.Module | None = None
         self.ema: AveragedModel | None = None
@@ -181,6 +200,14 @@ class GANModule(LightningModule):
             self.discriminator, packed_shape(tuple(spec["sample_shape"]), self.pack)
         )
         hp = self.hparams
+        if (self.pretrain_steps > 0 or not self.adversarial) and not hasattr(self.generator, "nll"):
+            raise ConfigError(
+                f"model.pretrain_steps={self.pretrain_steps} and model.adversarial="
+                f"{str(self.adversarial).lower()} train the generator by maximum likelihood, "
+                f"which {type(self.generator).__name__} cannot (it has no nll(ids) method): "
+                f"use model=lstm_gan or model=lstm_mle, or model.pretrain_steps=0 "
+                f"model.adversarial=true"
+            )
         self.entropy_space.check(self.discriminator)
         self.loss.check_discriminator(self.discriminator)
         if self.ema_decay is not None:
@@ -266,6 +293,10 @@ class GANModule(LightningModule):
         """Samples of the fixed, seeded preview latents (the same every call)."""
         return sampling.apply(self.sampler, self.preview_latents)
 
+    @property
+    def _sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.hparams.data_spec["sample_shape"])
+
     def _features(self, samples: Tensor) -> Tensor:
         """What the estimators see of ``samples``: the metric's features, flattened."""
         features = self.metric.features
@@ -308,8 +339,44 @@ class GANModule(LightningModule):
         optimizer.step()
 
     # ---------------------------------------------------------------- training
+    @property
+    def maximum_likelihood(self) -> bool:
+        """Whether the next generator step is maximum likelihood (pretraining, or a
+        non-adversarial run) rather than adversarial."""
+        return not self.adversarial or self.g_step < self.pretrain_steps
+
     def training_step(self, batch: Any, batch_idx: int) -> None:
-        real = whole_packs(batch[0] if isinstance(batch, list | tuple) else batch, self.pack)
+        real = batch[0] if isinstance(batch, list | tuple) else batch
+        if self.maximum_likelihood:
+            losses = self._likelihood_step(real)
+        else:
+            losses = self._adversarial_step(real)
+        self.g_step += 1
+        if self.max_g_steps is not None and self.g_step >= self.max_g_steps:
+            self.trainer.should_stop = True
+        if self.ema is not None:
+            self.ema.update_parameters(self.generator)
+        schedulers = self.lr_schedulers()
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            if scheduler is not None:
+                scheduler.step()
+        self.log_dict(losses, prog_bar=True)
+        self.log("train/g_step", float(self.g_step))
+
+    def _likelihood_step(self, real: Tensor) -> dict[str, Tensor]:
+        """One maximum likelihood step of the generator on the real token sequences
+        ``(B, L, V)``: the mean negative log-likelihood per token of ``real.argmax(-1)``."""
+        opt_g = self.optimizers()[0]
+        self.toggle_optimizer(opt_g)
+        nll = self.generator.nll(real.argmax(dim=-1))
+        check_finite(nll, "generator NLL", self.max_loss, self.g_step, self.current_epoch)
+        self._step(opt_g, nll)
+        self.untoggle_optimizer(opt_g)
+        return {"train/nll": nll.detach()}
+
+    def _adversarial_step(self, real: Tensor) -> dict[str, Tensor]:
+        """``loss.n_critic`` discriminator steps, then one generator step."""
+        real = whole_packs(real, self.pack)
         n, real = real.shape[0], pack_samples(real, self.pack)
         opt_g, opt_d = self.optimizers()
         at = (self.g_step, self.current_epoch)  # where a diverged loss is reported
@@ -343,20 +410,7 @@ class GANModule(LightningModule):
         check_finite(g_loss, "generator loss", self.max_loss, *at)
         self._step(opt_g, g_loss)
         self.untoggle_optimizer(opt_g)
-
-        self.g_step += 1
-        if self.max_g_steps is not None and self.g_step >= self.max_g_steps:
-            self.trainer.should_stop = True
-        if self.ema is not None:
-            self.ema.update_parameters(self.generator)
-        schedulers = self.lr_schedulers()
-        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
-            if scheduler is not None:
-                scheduler.step()
-        self.log_dict(
-            {"train/d_loss": d_loss.detach(), "train/g_loss": g_loss.detach()}, prog_bar=True
-        )
-        self.log("train/g_step", float(self.g_step))
+        return {"train/d_loss": d_loss.detach(), "train/g_loss": g_loss.detach()}
 
     # ---------------------------------------------------------------- validation
     @property
@@ -391,9 +445,11 @@ class GANModule(LightningModule):
         rank, world, n_fake = self.global_rank, self.trainer.world_size, self.metric.n_fake
         # as many as this process's real samples, or its share of n_fake
         n = self._n_real_seen if n_fake is None else n_fake // world + (rank < n_fake % world)
-        if n > 0:
-            fake = sampling.draw(self.sampler, n, seeding.generator(self.seed, "validation", rank))
-            self.metric.update(fake, real=False)
+        if n > 0:  # in chunks of VALIDATION_CHUNK_BYTES (a long token sequence is 400 KB)
+            latents = seeding.generator(self.seed, "validation", rank)
+            chunk = sampling.rows_within(VALIDATION_CHUNK_BYTES, self._sample_shape)
+            for fake in sampling.batches(self.sampler, n, latents, chunk=chunk):
+                self.metric.update(fake, real=False)
         values = self.metric.compute()  # already over every process: no sync_dist
         jsd = values.pop("jsd")
         self.log_dict({f"val/{key}": value for key, value in values.items()})

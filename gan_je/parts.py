@@ -26,6 +26,10 @@ REGISTERED: set[str] = {
     *(f"gan_je.models.{name}" for name in ("MLPGenerator", "MLPDiscriminator")),
     *(f"gan_je.models.{name}" for name in ("DCGANGenerator", "DCGANDiscriminator")),
     *(
+        f"gan_je.models.{name}"
+        for name in ("CharResNetGenerator", "CharResNetDiscriminator", "LSTMGenerator")
+    ),
+    *(
         f"gan_je.losses.{name}"
         for name in ("NonSaturating", "Minimax", "Hinge", "WassersteinGP", "LeastSquares")
     ),

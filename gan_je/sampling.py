@@ -5,6 +5,7 @@ network."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -43,6 +44,31 @@ def apply(network: nn.Module, z: Tensor) -> Tensor:
         network.train(was_training)
 
 
+def batches(
+    network: nn.Module,
+    n: int,
+    latents: torch.Generator | None = None,
+    batch_size: int = 1024,
+    desc: str | None = None,
+    chunk: int | None = None,
+) -> Iterator[Tensor]:
+    """``n`` samples of ``network`` in batches ``(b, *sample_shape)``, one at a time, from
+    latents z ~ N(0, I) of ``network.latent_dim`` dimensions drawn on the CPU ``batch_size``
+    at a time from the generator ``latents`` (``None``: torch's global random state), so that
+    the same seed gives the same latents on every device. ``chunk``: the network is applied
+    to (and a batch yielded for) at most this many latents at a time (``None``:
+    ``batch_size``); the latents do not depend on it. With ``desc``, a progress bar of that
+    name counts the latent batches on a terminal (:func:`gan_je.progress.progress`)."""
+    n, batch_size = positive_int("n", n), positive_int("batch_size", batch_size)
+    chunk = batch_size if chunk is None else positive_int("chunk", chunk)
+    dim = positive_int("the generator's latent_dim", getattr(network, "latent_dim", None))
+    starts = range(0, n, batch_size)
+    for start in progress(starts, desc) if desc else starts:
+        z = torch.randn(min(batch_size, n - start), dim, generator=latents)
+        for part in z.split(chunk):
+            yield apply(network, part)
+
+
 def draw(
     network: nn.Module,
     n: int,
@@ -50,19 +76,14 @@ def draw(
     batch_size: int = 1024,
     desc: str | None = None,
 ) -> Tensor:
-    """``n`` samples ``(n, *sample_shape)`` of ``network`` from latents z ~ N(0, I) of
-    ``network.latent_dim`` dimensions, drawn on the CPU ``batch_size`` at a time from the
-    generator ``latents`` (``None``: torch's global random state), so that the same seed gives
-    the same latents on every device. With ``desc``, a progress bar of that name counts the
-    batches on a terminal (:func:`gan_je.progress.progress`)."""
-    n, batch_size = positive_int("n", n), positive_int("batch_size", batch_size)
-    dim = positive_int("the generator's latent_dim", getattr(network, "latent_dim", None))
-    starts = range(0, n, batch_size)
-    parts = [
-        apply(network, torch.randn(min(batch_size, n - start), dim, generator=latents))
-        for start in (progress(starts, desc) if desc else starts)
-    ]
-    return torch.cat(parts)
+    """``n`` samples ``(n, *sample_shape)`` of ``network``: the batches of :func:`batches`
+    joined."""
+    return torch.cat(list(batches(network, n, latents, batch_size, desc)))
+
+
+def rows_within(n_bytes: int, sample_shape: tuple[int, ...]) -> int:
+    """How many float32 samples of ``sample_shape`` fit in ``n_bytes`` (at least 1)."""
+    return max(1, n_bytes // (4 * math.prod(sample_shape)))
 
 
 def check_draw_fits(setting: str, n: int, sample_shape: tuple[int, ...]) -> None:
