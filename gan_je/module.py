@@ -4,6 +4,8 @@ Per training batch: ``loss.n_critic`` discriminator steps (fresh latents, the sa
 batch; packs of ``pack`` samples, :mod:`gan_je.models.packing`), then one generator step.
 Lightning's ``global_step`` counts both networks' steps, so the module keeps its own
 generator-step counter ``g_step`` (logged, checkpointed; schedulers step once per ``g_step``).
+The first ``pretrain_steps`` generator steps (all of them when ``adversarial`` is false) are
+maximum likelihood on the real token sequences instead, with no discriminator step.
 
 Each validation epoch compares the validation set with generated samples (seeded latents,
 the same every epoch; the EMA generator's when kept) through the metric, driven through the
