@@ -4,7 +4,7 @@
     python benchmarks/text.py --records benchmarks/results/text.jsonl chars
     python benchmarks/text.py --records benchmarks/results/text.jsonl recorded # tables, plot
     python benchmarks/text.py --dry-run oracle chars      # tiny, to check it runs
-    python benchmarks/text.py --seeds 0 --steps 300 --records runs.jsonl oracle
+    python benchmarks/text.py --seeds 0 --steps 3000 --variants MLE --records runs.jsonl oracle
 
 Each run trains ``experiment=text_oracle`` (``oracle``) or ``experiment=text_chars``
 (``chars``) with a variant's overrides for the same number of generator steps (``--steps``),
@@ -47,7 +47,7 @@ from gan_je.tables import markdown_table
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {"oracle": "text_oracle", "chars": "text_chars"}
 SEEDS = (0, 1, 2)
-STEPS = 600
+STEPS = 300
 TEMPERATURES = (0.5, 0.75, 1.0, 1.25, 1.5)
 N_MEASURED = 2000
 LSTM_GAN = ["model=lstm_gan", "loss=nonsaturating"]
@@ -168,11 +168,22 @@ def measure(setting: str, variant: str, seed: int, steps: int, extra: Sequence[s
     return record
 
 
-def run_all(setting: str, seeds: Sequence[int], steps: int, extra: Sequence[str], records):
-    """Run every variant of ``setting`` on every seed not yet in ``records``; the records."""
+def run_all(
+    setting: str,
+    seeds: Sequence[int],
+    steps: int,
+    extra: Sequence[str],
+    records: Path | None,
+    variants: Sequence[str] = tuple(VARIANTS),
+) -> list[dict]:
+    """Run each of ``variants`` of ``setting`` on every seed not yet in ``records``; the
+    records."""
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        raise SystemExit(f"unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}")
     done = read_records(records)
     for seed in seeds:
-        for variant in VARIANTS:
+        for variant in variants:
             key = run_key(setting, variant, seed, steps, extra)
             if any(key.items() <= record.items() for record in done):
                 continue
@@ -401,17 +412,18 @@ def tables(done: list[dict], records: Path | None) -> str:
 
 
 def section(setting: str):
-    def run(records: str | None, seeds: str | None, steps: str | None) -> str:
+    def run(records: str | None, seeds: str | None, steps: str | None, variants: str | None):
         path = Path(records) if records else None
         chosen = [int(s) for s in seeds.split(",")] if seeds else SEEDS
-        done = run_all(setting, chosen, int(steps or STEPS), (), path)
+        names = variants.split(",") if variants else tuple(VARIANTS)
+        done = run_all(setting, chosen, int(steps or STEPS), (), path, names)
         return tables([r for r in done if r["setting"] == setting], path)
 
     return run
 
 
 def dry(setting: str):
-    def run(records: str | None, seeds: str | None, steps: str | None) -> str:
+    def run(records: str | None, seeds: str | None, steps: str | None, variants: str | None):
         extra = [*(DRY_ORACLE if setting == "oracle" else ["data.path=" + str(_tiny_text())]), *DRY]
         done = run_all(setting, (0,), 8, extra, None)
         return tables(done, None)
@@ -428,7 +440,9 @@ def _tiny_text() -> Path:
     return folder / "lines.txt"
 
 
-def recorded(records: str | None, seeds: str | None, steps: str | None) -> str:
+def recorded(
+    records: str | None, seeds: str | None, steps: str | None, variants: str | None
+) -> str:
     if not records:
         raise SystemExit("recorded needs --records FILE")
     return tables(read_records(Path(records)), Path(records))
@@ -444,5 +458,6 @@ if __name__ == "__main__":
             "records": "a JSON-lines file keeping every finished run",
             "seeds": "comma-separated seeds (default 0,1,2)",
             "steps": f"generator steps per run (default {STEPS})",
+            "variants": "comma-separated variants (default: all)",
         },
     )
