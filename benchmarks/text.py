@@ -42,6 +42,7 @@ import torch
 from common import mean_std, run_sections, train_config, train_quietly
 
 from gan_je.atomic_files import write_atomically
+from gan_je.errors import DivergenceError
 from gan_je.tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,8 +162,8 @@ def measure(setting: str, variant: str, seed: int, steps: int, extra: Sequence[s
     wall, cpu = time.perf_counter(), time.process_time()
     try:
         run = train_quietly(SETTINGS[setting], seed, 1000, *key["overrides"], keep=keep)
-    except Exception as err:  # a diverged run is a result too: recorded, not retried
-        record["error"] = f"{type(err).__name__}: {err}"
+    except DivergenceError as err:  # a result too: recorded, not retried (any other error,
+        record["error"] = f"diverged: {err}"  # a signal included, ends the benchmark)
     else:
         record["g_steps"], record["points"] = run["g_steps"], measured
     record["wall_s"] = round(time.perf_counter() - wall, 1)
