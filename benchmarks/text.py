@@ -418,7 +418,7 @@ def section(setting: str):
     def run(records: str | None, seeds: str | None, steps: str | None, variants: str | None):
         path = Path(records) if records else None
         chosen = [int(s) for s in seeds.split(",")] if seeds else SEEDS
-        names = variants.split(",") if variants else tuple(VARIANTS)
+        names = variants.split(";") if variants else tuple(VARIANTS)
         done = run_all(setting, chosen, int(steps or STEPS), (), path, names)
         return tables([r for r in done if r["setting"] == setting], path)
 
@@ -461,6 +461,6 @@ if __name__ == "__main__":
             "records": "a JSON-lines file keeping every finished run",
             "seeds": "comma-separated seeds (default 0,1,2)",
             "steps": f"generator steps per run (default {STEPS})",
-            "variants": "comma-separated variants (default: all)",
+            "variants": "semicolon-separated variant names (default: all)",
         },
     )
