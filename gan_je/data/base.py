@@ -305,11 +305,13 @@ class ArrayDataModule(L.LightningDataModule):
         Used to fit feature maps (e.g. PCA). Where samples are stored as they are, the full
         set is returned without a copy: do not modify it in place.
         """
+        self._require("train", "train_tensor()")
         return self.as_samples(self.stored("train", max_n))
 
     def val_tensor(self, max_n: int | None = None) -> Tensor:
         """Validation samples (:meth:`as_samples`): all of them, or a seeded subset of
         ``max_n``."""
+        self._require("val", "val_tensor()")
         return self.as_samples(self.stored("val", max_n))
 
     def stored(self, split: str, max_n: int | None = None) -> Tensor:
