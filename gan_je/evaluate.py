@@ -140,7 +140,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from gan_je.checkpoints import checkpoint_file, load_data
     from gan_je.data.kinds import kind_of
     from gan_je.module import VALIDATION_CHUNK_BYTES, GANModule
-    from gan_je.sampling import batches, rows_within, seeded
+    from gan_je.sampling import batches, check_draw_fits, rows_within, seeded
 
     if cfg.split not in ("val", "test", "train"):
         raise ConfigError(
@@ -177,6 +177,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         n_real = n_generated = min(cfg.n_samples, n_real)
     else:
         n_generated = cfg.n_samples
+    # held whole: the metric's features of both sets (no wider than the samples for the
+    # feature maps here), the generated samples for the mode counter, ids for token sequences
+    check_draw_fits(
+        "n_samples", n_generated, kind.sample_shape[:1] if tokens else kind.sample_shape
+    )
     # every set goes to the metric in pieces of VALIDATION_CHUNK_BYTES (at V = 5,000 one
     # sequence takes 400 KB: 10,000 of them 4 GB); generated token sequences are kept as ids
     chunk = min(cfg.batch_size, rows_within(VALIDATION_CHUNK_BYTES, kind.sample_shape))
