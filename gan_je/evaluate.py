@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,11 +75,16 @@ def jsd_cap(n_real: int, n_generated: int, base: float = math.e) -> float:
 
 
 def compare(
-    module: GANModule, real: Tensor, fake: Tensor, train: Tensor | None = None
+    module: GANModule,
+    real: Tensor | Iterable[Tensor],
+    fake: Tensor | Iterable[Tensor],
+    train: Tensor | Iterable[Tensor] | None = None,
 ) -> dict[str, float]:
     """The module's metrics (and mode coverage where it has it) of ``fake`` against
     ``real``, on every sample given; with ``train`` (training samples, ``real`` then being
-    held out) also the data-copying statistic where the metric reports it."""
+    held out) also the data-copying statistic where the metric reports it. Each set is a
+    tensor ``(n, *sample_shape)`` or batches of one (an iterable of tensors, read once),
+    so that sets too large for memory go through in pieces."""
     metric = module.metric.cpu()
     metric.max_samples = None  # every sample the caller chose
     if getattr(metric, "standard_errors", 0):
@@ -86,13 +92,23 @@ def compare(
         # whenever the two halves of a share happen to agree)
         metric.standard_errors = EVALUATE_HALVINGS
     metric.reset_all()
-    metric.update(real, real=True)
-    metric.update(fake, real=False)
+    for batch in _batches(real):
+        metric.update(batch, real=True)
+    for batch in _batches(fake):
+        metric.update(batch, real=False)
     if train is not None and metric.wants_training_samples():
-        metric.update_training(train)
+        for batch in _batches(train):
+            metric.update_training(batch)
     values = metric.compute()
     metric.reset_all()
     return {key: float(value) for key, value in values.items()}
+
+
+def _batches(samples: Tensor | Iterable[Tensor]) -> Iterable[Tensor]:
+    """A tensor as one batch; batches as they are."""
+    from torch import Tensor
+
+    return [samples] if isinstance(samples, Tensor) else samples
 
 
 def mode_counter(
@@ -119,10 +135,12 @@ def mode_counter(
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate as configured; return the record written (:mod:`gan_je.evaluation_records`)."""
     # torch and Lightning only here, where an evaluation starts, so that --help answers at once
+    import torch
+
     from gan_je.checkpoints import checkpoint_file, load_data
     from gan_je.data.kinds import kind_of
-    from gan_je.module import GANModule
-    from gan_je.sampling import check_draw_fits
+    from gan_je.module import VALIDATION_CHUNK_BYTES, GANModule
+    from gan_je.sampling import batches, check_draw_fits, rows_within, seeded
 
     if cfg.split not in ("val", "test", "train"):
         raise ConfigError(
@@ -145,65 +163,91 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     held_out = cfg.split in ("val", "test")  # torchvision's test split is the val set
     features = cfg.get("estimator", {}).get("features")
     copying = held_out and module.metric.wants_training_samples()
-    tokens = kind_of(module.hparams.data_spec).name == "tokens"  # the real floor: train ids
+    kind = kind_of(module.hparams.data_spec)
+    tokens = kind.name == "tokens"  # the real floor: train ids
     needs_train = not held_out or cfg.baseline or bool(features) or copying or tokens
     datamodule = load_data(module, "fit" if needs_train else "validate")
     if features:  # compare in another feature space than the run's own
         module.metric.features = build_from_config(features, "features")
         module.metric.features_fit_samples = None  # fitted on every training sample
         module.fit_features(datamodule, again=True)
-    split_tensor = datamodule.val_tensor if held_out else datamodule.train_tensor
-    real, n_generated = split_tensor(), cfg.n_samples
+    split = "val" if held_out else "train"
+    n_real = n_generated = len(datamodule.stored(split))  # its size, no sample made
     if cfg.equal_sizes:  # as many of each: min(n_samples, split size), real ones seeded
-        n_generated = min(cfg.n_samples, real.shape[0])
-        real = split_tensor(n_generated)
-    check_draw_fits("n_samples", n_generated, kind_of(module.hparams.data_spec).sample_shape)
-    fake = module.sample(n_generated, cfg.seed, cfg.batch_size, "generating").float().cpu()
+        n_real = n_generated = min(cfg.n_samples, n_real)
+    else:
+        n_generated = cfg.n_samples
+    # held whole: the metric's features of both sets (no wider than the samples for the
+    # feature maps here), the generated samples for the mode counter, ids for token sequences
+    check_draw_fits(
+        "n_samples", n_generated, kind.sample_shape[:1] if tokens else kind.sample_shape
+    )
+    # every set goes to the metric in pieces of VALIDATION_CHUNK_BYTES (at V = 5,000 one
+    # sequence takes 400 KB: 10,000 of them 4 GB); generated token sequences are kept as ids
+    chunk = min(cfg.batch_size, rows_within(VALIDATION_CHUNK_BYTES, kind.sample_shape))
+    counter = mode_counter(module, datamodule, Path(cfg.paths.log_dir) / ".feature_cache")
+    kept: list[Tensor] = []  # what the exact measures or the mode counter read afterwards
+
+    def generated() -> Iterator[Tensor]:
+        latents = seeded(cfg.seed)
+        for batch in batches(
+            module.sampler, n_generated, latents, cfg.batch_size, "generating", chunk
+        ):
+            batch = batch.float().cpu()
+            if tokens or counter is not None:
+                kept.append(batch.argmax(dim=-1) if tokens else batch)
+            yield batch
+
     base = getattr(module.metric, "base", math.e)  # nats for a metric without a base
     run_estimator = (module.hparams.get("run_config") or {}).get("estimator") or {}
     # the features compared in, as plain values: the config given here, else the run's own
     compared_in = OmegaConf.to_container(features, resolve=True) if features else None
-    counter = mode_counter(module, datamodule, Path(cfg.paths.log_dir) / ".feature_cache")
+    metrics = compare(
+        module,
+        datamodule.sample_batches(split, n_real, chunk),
+        generated(),
+        datamodule.sample_batches("train", n_real, chunk) if copying else None,
+    )
+    fake = torch.cat(kept) if kept else None  # ids of token sequences, else the samples
     result: dict[str, Any] = {
         "ckpt_path": str(Path(cfg.ckpt_path).resolve()),
         "g_step": module.g_step,
         "split": cfg.split,
         "seed": cfg.seed,
         "baseline": cfg.baseline,
-        "n_real": real.shape[0],
-        "n_generated": fake.shape[0],
-        "equal_sizes": real.shape[0] == fake.shape[0],
-        "jsd_cap": jsd_cap(real.shape[0], fake.shape[0], base),
+        "n_real": n_real,
+        "n_generated": n_generated,
+        "equal_sizes": n_real == n_generated,
+        "jsd_cap": jsd_cap(n_real, n_generated, base),
         "ema": module.ema is not None,
         "features": compared_in or run_estimator.get("features"),
-        "metrics": compare(
-            module, real, fake, datamodule.train_tensor(real.shape[0]) if copying else None
-        ),
+        "metrics": metrics,
     }
     if tokens:  # the exact measures beside the k-NN ones
         from gan_je.sequence_measures import measure_against_data
 
-        split = "val" if held_out else "train"
-        exact = measure_against_data(
-            fake.argmax(dim=-1), datamodule, module.sampler, seed=cfg.seed, split=split
-        )
+        exact = measure_against_data(fake, datamodule, module.sampler, seed=cfg.seed, split=split)
         result["metrics"] |= {key: float(value) for key, value in exact.items()}
     if not result["equal_sizes"]:
         log.warning(
             "%d generated against %d real samples: jsd is a weighted JSD, at most H(pi) = "
             "%.4g, not log 2; equal_sizes=true compares as many of each",
-            fake.shape[0],
-            real.shape[0],
+            n_generated,
+            n_real,
             result["jsd_cap"],
         )
     if counter is not None:
         result["metrics"] |= counter(fake)
         result["counter_accuracy"] = counter.accuracy(*datamodule.digits["val"])
     if cfg.baseline:
-        train = datamodule.train_tensor(real.shape[0] if held_out else None)
-        result["baseline_train_vs_split"] = compare(module, real, train)
+        n_train = n_real if held_out else None
+        train = datamodule.sample_batches("train", n_train, chunk)
+        result["baseline_train_vs_split"] = compare(
+            module, datamodule.sample_batches(split, n_real, chunk), train
+        )
         if counter is not None:  # as many real images as generated ones: the same KL bias
-            result["baseline_train_vs_split"] |= counter(train[: fake.shape[0]])
+            train_images = datamodule.train_tensor(n_train)[:n_generated]
+            result["baseline_train_vs_split"] |= counter(train_images)
     result["seconds"] = round(time.perf_counter() - start, 2)
     write_record(folder, result)
     if cfg.get("logger"):

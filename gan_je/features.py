@@ -548,7 +548,7 @@ def fit_feature_map(features: Any, datamodule: Any, max_samples: int | None, kin
     if getattr(features, "needs_labels", False):
         features.fit(*datamodule.train_set.tensors, kind=kind)
     elif hasattr(features, "fit_ids") and getattr(datamodule, "train_ids", None) is not None:
-        ids = datamodule._subset(datamodule.train_ids, max_samples)  # train_tensor's subset
+        ids = datamodule.stored("train", max_samples)  # train_tensor's subset, as ids
         features.fit_ids(ids, datamodule.data_spec["vocab_size"])
     else:
         features.fit(datamodule.train_tensor(max_samples))

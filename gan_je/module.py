@@ -434,7 +434,10 @@ class GANModule(LightningModule):
         if self.trainer.sanity_checking or self.global_rank != 0 or train_set is None:
             return
         if self.metric.wants_training_samples():
-            for batch in self.trainer.datamodule.train_tensor(self.metric.max_samples).split(1024):
+            chunk = min(1024, sampling.rows_within(VALIDATION_CHUNK_BYTES, self._sample_shape))
+            datamodule = self.trainer.datamodule
+            training = datamodule.sample_batches("train", self.metric.max_samples, chunk)
+            for batch in training:
                 self.metric.update_training(batch.to(self.device))
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:

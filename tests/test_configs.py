@@ -45,8 +45,18 @@ IMAGE = {"kind": "image", "sample_shape": [1, 28, 28]}
 TOKENS = {"kind": "tokens", "sample_shape": [6, 5], "vocab_size": 5}
 SPEC_FOR = {"dcgan": IMAGE, "mlp": IMAGE, "char_resnet": TOKENS, "lstm_gan": TOKENS}
 SPEC_FOR["lstm_mle"] = TOKENS
+#: data options whose spec comes from their files (TextLines: the vocabulary of the training
+#: lines), with the settings that point them at a small file the test writes
+READS_SPEC_FROM_FILES = {"text": lambda folder: [f"data.path={_lines(folder)}"]}
 #: the settings of conf/shared/model.yaml an option changes besides its networks and lr
 OWN_SETTINGS = {"lstm_mle": {"adversarial"}}
+
+
+def _lines(folder: Path) -> Path:
+    """A small UTF-8 text file of 200 lines."""
+    path = folder / "lines.txt"
+    path.write_text("".join(f"the {i} quick brown foxes jump over lazy dogs\n" for i in range(200)))
+    return path
 
 
 def test_every_model_option_says_what_data_it_supports():
@@ -56,13 +66,17 @@ def test_every_model_option_says_what_data_it_supports():
 @pytest.mark.slow
 @pytest.mark.parametrize("data", _options("data"))
 @pytest.mark.parametrize("model", _options("model"))
-def test_every_model_builds_for_every_data_it_supports(train_config, model, data):
+def test_every_model_builds_for_every_data_it_supports(train_config, model, data, tmp_path):
     """Each model composes with each data option: a network that fits the data's sample
     shape where the model claims to support it, a one-sentence refusal where not."""
-    cfg = train_config(f"model={model}", f"data={data}", "estimator=gaussian")
+    own_file = READS_SPEC_FROM_FILES.get(data, lambda folder: [])(tmp_path)
+    cfg = train_config(f"model={model}", f"data={data}", "estimator=gaussian", *own_file)
     datamodule = instantiate(cfg.data)
     assert isinstance(datamodule, lightning.LightningDataModule)
-    spec = datamodule.data_spec  # fixed by the data's settings, before any file is read
+    if own_file:  # the vocabulary is the training lines'
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+    spec = datamodule.data_spec  # else fixed by the data's settings, before any file is read
     assert (spec["kind"] == "image") == (len(spec["sample_shape"]) == 3)
     module = instantiate(cfg.model)
     if not SUPPORTS[model](spec):
@@ -256,14 +270,20 @@ def test_trainer_and_debug_configs_build_trainers(train_config, option, debug):
         assert trainer.fast_dev_run
 
 
+#: the generator and the kind of data of each experiment preset (else DCGAN on images)
+EXPERIMENT_BUILDS = {"ring": ("MLPGenerator", "points"), "grid": ("MLPGenerator", "points")}
+EXPERIMENT_BUILDS["text_oracle"] = ("LSTMGenerator", "tokens")
+EXPERIMENT_BUILDS["text_chars"] = ("CharResNetGenerator", "tokens")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("option", _options("experiment"))
 def test_experiment_presets_compose(train_config, option):
     cfg = train_config(f"experiment={option}")
-    flat = option in ("ring", "grid")
-    assert cfg.model.generator._target_.endswith("MLPGenerator" if flat else "DCGANGenerator")
+    generator, kind = EXPERIMENT_BUILDS.get(option, ("DCGANGenerator", "image"))
+    assert cfg.model.generator._target_ == f"gan_je.models.{generator}"
     datamodule = instantiate(cfg.data)
-    assert datamodule.kind == ("points" if flat else "image")
+    assert datamodule.kind == kind
 
 
 def test_the_optuna_search_composes(train_config):

@@ -62,6 +62,10 @@ def enumerated(log_p, log_q) -> dict[str, float]:
         "entropy_per_token_oracle": float(-torch.xlogy(p, p).sum() / L),
         "entropy_per_token_fake": float(-torch.xlogy(q, q).sum() / L),
         "jsd_exact": float(jsd),
+        "kl_oracle_generator": float((torch.xlogy(p, p).sum() - (p * log_q).sum()) / L),
+        "kl_generator_oracle": float(
+            (torch.xlogy(q, q).sum() - torch.where(q > 0, q * log_p, 0.0).sum()) / L
+        ),
     }
 
 
@@ -80,6 +84,14 @@ def test_monte_carlo_measures_agree_with_enumeration(oracle, temperature):
         assert 0 < se < 0.02
         assert measures[key].item() == pytest.approx(value, abs=4 * se), key
     assert truth["jsd_exact"] > 0.01  # a temperature moves q measurably away from p
+    # cross-entropy minus entropy, from the same per-sequence values
+    kl = measures["nll_test"] - measures["entropy_per_token_oracle"]
+    assert measures["kl_oracle_generator"].item() == pytest.approx(kl.item(), abs=1e-12)
+    kl = measures["nll_oracle"] - measures["entropy_per_token_fake"]
+    assert measures["kl_generator_oracle"].item() == pytest.approx(kl.item(), abs=1e-12)
+    # the differences' error, smaller than the two terms' errors added (they correlate)
+    added = measures["nll_test_se"] + measures["entropy_per_token_oracle_se"]
+    assert measures["kl_oracle_generator_se"].item() < added.item()
     # NLL-test: the generator's NLL of the real samples, against -sum p log q / L
     nll = -(log_probs(oracle, ALL).exp() * log_probs(q, ALL)).sum().item() / L
     assert measures["nll_test"].item() == pytest.approx(nll, abs=4 * measures["nll_test_se"].item())
@@ -91,6 +103,8 @@ def test_the_oracle_against_itself_has_zero_jsd(oracle):
     assert value.item() == 0.0 and se.item() == 0.0
     measures = sequence_measures(samples, samples, oracle=oracle, generator=oracle)
     assert measures["jsd_exact"].item() == 0.0
+    assert measures["kl_oracle_generator"].item() == measures["kl_generator_oracle"].item() == 0
+    assert measures["kl_oracle_generator_se"].item() == 0.0
     assert measures["nll_oracle"].item() == measures["entropy_per_token_fake"].item()
 
 
@@ -111,6 +125,11 @@ def test_a_collapsed_generator_scores_a_low_nll_oracle_and_a_large_jsd(oracle):
     assert truth["jsd_exact"] > 0.25
     assert measures["entropy_per_token_fake"].item() == 0.0
     assert measures["nll_test"].item() == math.inf
+    # KL(q || p) / L = -log p(x*) / L exactly (one sequence, no sampling error); KL(p || q)
+    # infinite: the generator misses every other sequence
+    assert measures["kl_generator_oracle"].item() == pytest.approx(-log_p.max().item() / L)
+    assert measures["kl_generator_oracle_se"].item() == 0.0
+    assert measures["kl_oracle_generator"].item() == math.inf
 
 
 def test_what_each_input_allows(oracle):
@@ -187,6 +206,9 @@ def test_the_callback_logs_every_measure_once_trained(oracle):
     module = SimpleNamespace(
         seed=0,
         sampler=generator,
+        hparams=SimpleNamespace(
+            data_spec={"kind": "tokens", "sample_shape": [L, V], "vocab_size": V}
+        ),
         sample=lambda n, seed: sampling.draw(generator, n, sampling.seeded(seed)),
         log_dict=logged.update,
     )

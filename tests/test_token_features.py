@@ -88,7 +88,7 @@ def test_large_vocabularies_fit_from_ids_in_bounded_memory():
     data = SimpleNamespace(
         train_ids=ids(3000, vocab=5000, length=20),
         data_spec={"kind": "tokens", "sample_shape": [20, 5000], "vocab_size": 5000},
-        _subset=lambda x, max_n: x[:max_n],
+        stored=lambda split, max_n: ids(3000, vocab=5000, length=20)[:max_n],
         train_tensor=lambda max_n: pytest.fail("one-hot training samples were asked for"),
     )
     fit_feature_map(features, data, 2000, "tokens")

@@ -5,7 +5,9 @@ All modules share :class:`ArrayDataModule`'s interface: ``setup(stage)`` (idempo
 ``kind``, ``sample_shape``, ``data_spec`` (a plain dict for checkpoints, naming the kind of
 sample: :mod:`gan_je.data.kinds`), ``n_classes``,
 ``train_dataloader()`` (an order fixed by ``(seed, epoch)``, see :class:`EpochShuffleSampler`;
-``drop_last``), ``val_dataloader()``, ``train_tensor(max_n)`` and ``val_tensor(max_n)``.
+``drop_last``), ``val_dataloader()``, ``train_tensor(max_n)`` and ``val_tensor(max_n)``,
+and, for sets too large to make at once, ``stored(split, max_n)`` (``x`` as stored: token
+ids) and ``sample_batches(split, max_n, batch_size)``.
 Images are ``(C, H, W)`` in [-1, 1]; labels are class indices. Token sequences
 (:class:`TokenDataModule`) are stored as ids ``(N, L)`` and handed out one-hot ``(L, V)``.
 Missing or unreadable data is a :class:`gan_je.errors.DataError`.

@@ -305,21 +305,39 @@ class ArrayDataModule(L.LightningDataModule):
         Used to fit feature maps (e.g. PCA). Where samples are stored as they are, the full
         set is returned without a copy: do not modify it in place.
         """
-        train_set = self._require("train", "train_tensor()")
-        return self.as_samples(self._subset(train_set.tensors[0], max_n))
+        self._require("train", "train_tensor()")
+        return self.as_samples(self.stored("train", max_n))
 
     def val_tensor(self, max_n: int | None = None) -> Tensor:
         """Validation samples (:meth:`as_samples`): all of them, or a seeded subset of
         ``max_n``."""
-        val_set = self._require("val", "val_tensor()")
-        return self.as_samples(self._subset(val_set.tensors[0], max_n))
+        self._require("val", "val_tensor()")
+        return self.as_samples(self.stored("val", max_n))
 
-    def _subset(self, x: Tensor, max_n: int | None) -> Tensor:
+    def stored(self, split: str, max_n: int | None = None) -> Tensor:
+        """``x`` of ``split`` ("train" or "val") as stored (token ids for one-hot sequences):
+        all of it, without a copy (do not modify it), or the subset of ``max_n`` seeded by
+        ``data_seed`` that :meth:`train_tensor` / :meth:`val_tensor` make samples of. Its
+        length is the split's size, learnt without making a single sample."""
+        if split not in ("train", "val"):
+            raise ValueError(f"split must be train or val, got {split!r}")
+        x = self._require(split, f"stored({split!r})").tensors[0]
         if max_n is None or positive_int("max_n", max_n) >= len(x):
             return x
         generator = torch.Generator().manual_seed(self.data_seed)
         keep = torch.randperm(len(x), generator=generator)[:max_n]
         return x[keep.sort().values]
+
+    def sample_batches(
+        self, split: str, max_n: int | None = None, batch_size: int = 1024
+    ) -> Iterator[Tensor]:
+        """The samples of :meth:`train_tensor` / :meth:`val_tensor` (``split`` "train" or
+        "val", ``max_n``) in order, ``batch_size`` at a time, each batch made only when it
+        is reached: the way to go through many samples that would not fit in memory at once
+        (10,000 one-hot sequences over 5,000 tokens take 4 GB)."""
+        batch_size = positive_int("batch_size", batch_size)
+        for part in self.stored(split, max_n).split(batch_size):
+            yield self.as_samples(part)
 
     def _loader(
         self, dataset: TensorDataset, loader: type[DataLoader] = DataLoader, **kwargs: Any

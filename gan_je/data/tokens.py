@@ -5,8 +5,9 @@ positions a distribution over the V tokens, one-hot for real data. Stored that w
 SeqGAN oracle's 10,000 sequences of 20 tokens over 5,000 would take 4 GB, so a token module
 stores the ids, ``(N, L)`` int64, and makes one-hot samples of them only where they are
 handed out: in every loader batch and in :meth:`TokenDataModule.train_tensor` (keep its
-``max_n`` small for a large vocabulary). :attr:`TokenDataModule.train_ids` and
-:attr:`TokenDataModule.val_ids` give the ids themselves.
+``max_n`` small for a large vocabulary; ``sample_batches`` makes them a batch at a time).
+:attr:`TokenDataModule.train_ids` and :attr:`TokenDataModule.val_ids` give the ids
+themselves, ``stored(split, max_n)`` the ids of ``train_tensor``'s seeded subset.
 """
 
 from __future__ import annotations
