@@ -131,9 +131,6 @@ def measure_checkpoint(folder: Path, overrides: Sequence[str], n: int, seed: int
         )
         values = measure_against_data(fake_ids, data, generator, seed=seed)
         point = {key: float(value) for key, value in values.items()}
-        if "nll_test" in point and "nll_oracle" in point:  # cross-entropy minus entropy
-            point["kl_oracle_generator"] = point["nll_test"] - point["entropy_per_token_oracle"]
-            point["kl_generator_oracle"] = point["nll_oracle"] - point["entropy_per_token_fake"]
         fake = featurise(fake_ids)
         point["jsd_knn"] = float(jensen_shannon(real, fake, k=3))
         point["entropy_gap_knn"] = float(entropy(fake, k=3) - entropy(real, k=3))
