@@ -273,7 +273,7 @@ def test_trainer_and_debug_configs_build_trainers(train_config, option, debug):
 #: the generator and the kind of data of each experiment preset (else DCGAN on images)
 EXPERIMENT_BUILDS = {"ring": ("MLPGenerator", "points"), "grid": ("MLPGenerator", "points")}
 EXPERIMENT_BUILDS["text_oracle"] = ("LSTMGenerator", "tokens")
-EXPERIMENT_BUILDS["text_chars"] = ("CharResNetGenerator", "tokens")
+EXPERIMENT_BUILDS["text_chars"] = ("LSTMGenerator", "tokens")
 
 
 @pytest.mark.slow

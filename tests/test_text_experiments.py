@@ -70,6 +70,7 @@ def oracle_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("text_oracle")
     run = folder / "run"
     overrides = ["experiment=text_oracle", *TINY_ORACLE, *QUIET, "loss.entropy_weight=0.1"]
+    overrides.append("model.pretrain_steps=2")  # then 4 adversarial, entropy-regularised steps
     _run("gan_je.train", *overrides, f"hydra.run.dir={run}", cwd=folder)
     assert not any((folder / "no_data").iterdir())  # the oracle was drawn, not read
     return run
@@ -152,6 +153,7 @@ def test_text_chars_trains_on_a_text_file_and_writes_samples_as_text(tmp_path):
     text.write_text("".join(LINES.format(i) for i in range(400)))
     run = tmp_path / "run"
     overrides = ["experiment=text_chars", f"data.path={text}", "data.batch_size=32", *QUIET]
+    overrides += ["model=char_resnet", "loss=wgan_gp"]  # Gulrajani's model, not the default
     overrides += ["data.length=16", "model.generator.width=16", "model.discriminator.width=16"]
     overrides += ["model.generator.n_blocks=2", "model.discriminator.n_blocks=2"]
     overrides += ["callbacks=entropy_matching", "callbacks.entropy_matching.warmup=0"]

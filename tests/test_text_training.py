@@ -26,7 +26,7 @@ QUICK += ["estimator.jsd_classifier=false"]
 #: small networks for the tiny data
 SMALL = {
     "char_resnet": ["model.generator.width=8", "model.discriminator.width=8"],
-    "lstm_gan": ["model.discriminator.width=8"],
+    "lstm_gan": ["model.discriminator.width=8", "model.pretrain_steps=0"],
     "lstm_mle": [],
 }
 
