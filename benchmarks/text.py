@@ -54,7 +54,7 @@ N_MEASURED = 2000
 LSTM_GAN = ["model=lstm_gan", "loss=nonsaturating"]
 GULRAJANI = ["model=char_resnet", "loss=wgan_gp"]
 #: the controller acts after each validation: every 50 generator steps, not once an epoch
-MATCHING = ["callbacks=entropy_matching", "trainer.val_check_interval=50"]
+MATCHING = ["callbacks=entropy_matching", "+trainer.val_check_interval=50"]
 VARIANTS = {
     "MLE": ["model=lstm_mle"],
     "LSTM GAN": LSTM_GAN,
