@@ -40,6 +40,8 @@ bench: install  ## the benchmark tables: estimators, errors, training speed, mod
 	$(PY) benchmarks/pca.py
 	$(PY) benchmarks/train.py
 	$(PY) benchmarks/mode_collapse.py
+	$(PY) benchmarks/token_features.py
+	$(PY) benchmarks/text.py --records benchmarks/results/text.jsonl oracle chars
 	$(PY) benchmarks/stacked_mnist.py --records benchmarks/results/stacked_mnist.jsonl counter small_d standard
 
 gpu-check: install  ## on one GPU: CUDA tests, k-NN and training speed (8 min) -> benchmarks/results/gpu-report.md
