@@ -31,7 +31,7 @@ format: install  ## apply ruff's fixes and formatting
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-bench: install  ## the benchmark tables: estimators, errors, training speed, mode collapse (hours)
+bench: install  ## the benchmark tables: estimators, errors, training speed, mode collapse, text (hours)
 	$(PY) benchmarks/estimators.py
 	$(PY) benchmarks/calibration.py
 	$(PY) benchmarks/jsd_high_dim.py
