@@ -44,7 +44,7 @@ from gan_je.module import VALIDATION_CHUNK_BYTES
 from gan_je.pictures import plot_curves
 from gan_je.progress import validation_line
 from gan_je.resolvers import check_tags
-from gan_je.sequence_measures import measure_against_data
+from gan_je.sequence_measures import check_enough_sequences, measure_against_data
 
 LOWER_IS_BETTER = "val/jsd"
 log = logging.getLogger(__name__)
@@ -203,6 +203,23 @@ class SequenceMeasures(Callback):
         self.n_samples = positive_int("n_samples", n_samples)
         self.orders = [positive_int("n-gram order", n) for n in (orders or [1, 2, 3, 4])]
         self.seed = None if seed is None else seeding.check_seed(seed)
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Refuse, before the first epoch, data that are not token sequences with both
+        splits, or splits smaller than ``n_samples``."""
+        data = trainer.datamodule
+        spec = pl_module.hparams.get("data_spec") or {}
+        if spec.get("kind") != "tokens" or not all(
+            hasattr(data, f"{split}_ids") for split in ("train", "val")
+        ):
+            raise ConfigError(
+                f"callbacks.sequence_measures measures token sequences: it needs a token data "
+                f"module with train_ids and val_ids (data=oracle or data=text), not "
+                f"{type(data).__name__}; drop the callback"
+            )
+        check_enough_sequences(
+            data, self.n_samples, "callbacks.sequence_measures.n_samples", ("train", "val")
+        )
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking:

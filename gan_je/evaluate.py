@@ -177,6 +177,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         n_real = n_generated = min(cfg.n_samples, n_real)
     else:
         n_generated = cfg.n_samples
+    if tokens and held_out:  # the real floor: as many training sequences as generated ones
+        from gan_je.sequence_measures import check_enough_sequences
+
+        check_enough_sequences(datamodule, n_generated, "n_samples (equal_sizes=false)", ["train"])
     # held whole: the metric's features of both sets (no wider than the samples for the
     # feature maps here), the generated samples for the mode counter, ids for token sequences
     check_draw_fits(

@@ -38,6 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from gan_je.checks import positive_int
+from gan_je.errors import ConfigError
 from gan_je.estimators import Estimate, flatten_estimates, ngram_jensen_shannon
 
 #: Sequences scored per ``log_prob`` call: logits of 256 x 20 x 5,000 floats are 100 MB.
@@ -244,6 +245,20 @@ def measure_against_data(
     floor = some(train_ids) if split == "val" and train_ids is not None else None
     oracle = getattr(data, "oracle", None)
     return sequence_measures(fake_ids, held_out, floor, oracle, generator, orders)
+
+
+def check_enough_sequences(data: Any, n: int, setting: str, splits: Sequence[str]) -> None:
+    """Before any sequence is drawn, refuse (naming ``setting``, the number ``n`` of generated
+    sequences) a token data module whose ``<split>_ids`` hold fewer than ``n`` sequences for
+    one of ``splits``: :func:`measure_against_data` takes as many held-out sequences as
+    generated ones, and the real floor as many training ones."""
+    sizes = {split: len(getattr(data, f"{split}_ids")) for split in splits}
+    if any(size < n for size in sizes.values()):
+        held = ", ".join(f"{size} {split}" for split, size in sizes.items())
+        raise ConfigError(
+            f"{setting}={n} needs as many sequences in the {' and '.join(splits)} split(s), "
+            f"which hold {held}: lower {setting} or use more data"
+        )
 
 
 #: The keys :func:`sequence_measures` may return (n-gram orders 1 to 4).

@@ -255,3 +255,31 @@ def test_measuring_against_the_training_split_has_no_floor(oracle):
     assert measures["js_1"].item() == pytest.approx(chosen, abs=0.01)
     with pytest.raises(ValueError, match="split"):
         measure_against_data(fake, data, split="test")
+
+
+def test_the_callback_refuses_data_it_cannot_measure_before_fitting(oracle):
+    from types import SimpleNamespace
+
+    from gan_je.callbacks import SequenceMeasures
+    from gan_je.errors import ConfigError
+
+    spec = {"kind": "tokens", "sample_shape": [L, V], "vocab_size": V}
+    module = SimpleNamespace(hparams={"data_spec": spec})
+    ids = oracle.sample(500, torch.Generator().manual_seed(13))
+    callback = SequenceMeasures(n_samples=400)
+    small = SimpleNamespace(train_ids=ids, val_ids=ids[:300])
+    with pytest.raises(ConfigError, match=r"sequence_measures.n_samples=400 .*500 train, 300 val"):
+        callback.on_fit_start(SimpleNamespace(datamodule=small), module)
+    callback.on_fit_start(
+        SimpleNamespace(datamodule=SimpleNamespace(train_ids=ids, val_ids=ids)), module
+    )
+    no_ids = SimpleNamespace(datamodule=SimpleNamespace(train_ids=ids))
+    points = {"hparams": {"data_spec": {"kind": "points", "sample_shape": [2]}}}
+    for trainer, pl_module in [
+        (no_ids, module),
+        (SimpleNamespace(datamodule=small), SimpleNamespace(**points)),
+    ]:
+        with pytest.raises(
+            ConfigError, match="needs a token data module with train_ids and val_ids"
+        ):
+            callback.on_fit_start(trainer, pl_module)
