@@ -360,8 +360,12 @@ class TokenSequence(SampleKind):
         if file_format != "txt":
             super().write(samples, path, file_format, title, strip)
             return
-        text = "".join(f"{one_line(line)}\n" for line in self.decode_samples(samples))
-        write_atomically(path, text)
+        self.write_text(samples.argmax(dim=-1), path)
+
+    def write_text(self, ids: Tensor, path: Path) -> None:
+        """The ``txt`` file of token ``ids`` ``(n, length)``: each sequence decoded
+        (:meth:`decode`), one a line (:func:`gan_je.text.one_line`), UTF-8, written atomically."""
+        write_atomically(path, "".join(f"{one_line(line)}\n" for line in self.decode(ids)))
 
 
 @register_kind
