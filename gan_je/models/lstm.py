@@ -88,6 +88,7 @@ class LSTMLanguageModel(nn.Module):
     def log_prob(self, ids: Tensor, temperature: float = 1.0) -> Tensor:
         """log p_tau(x) of each sequence of ``ids`` ``(n, L)``: ``(n,)`` nats per sequence."""
         temperature = positive_float("temperature", temperature)
+        ids = self.check_ids(ids)  # int64 on the model's device, as gather needs
         log_p = torch.log_softmax(self.logits(ids) / temperature, dim=-1)
         return log_p.gather(-1, ids.unsqueeze(-1)).squeeze(-1).sum(dim=1)
 
