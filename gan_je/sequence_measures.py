@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from gan_je.checks import positive_int
 from gan_je.errors import ConfigError
 from gan_je.estimators import Estimate, flatten_estimates, ngram_jensen_shannon
+from gan_je.estimators._inputs import check_ids
 
 #: Sequences scored per ``log_prob`` call: logits of 256 x 20 x 5,000 floats are 100 MB.
 BATCH_SIZE = 256
@@ -271,21 +272,3 @@ KEYS = (
     *(f"js_{n}" for n in range(1, 5)),
     *(f"js_{n}_real" for n in range(1, 5)),
 )
-
-
-def check_ids(ids: Any, name: str) -> Tensor:
-    """``ids`` if it is a non-empty integer tensor ``(n, L)``, else a ``ValueError``."""
-    if (
-        not isinstance(ids, Tensor)
-        or ids.dtype.is_floating_point
-        or ids.dtype.is_complex
-        or ids.dtype == torch.bool
-        or ids.ndim != 2
-        or 0 in ids.shape
-    ):
-        shape = tuple(ids.shape) if isinstance(ids, Tensor) else type(ids).__name__
-        raise ValueError(
-            f"{name} must be token ids, an integer tensor (n >= 1, L >= 1), got {shape}; "
-            "turn one-hot samples into ids with samples.argmax(dim=-1)"
-        )
-    return ids

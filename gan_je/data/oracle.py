@@ -28,8 +28,9 @@ from torch import Tensor
 from gan_je.atomic_files import replaced_atomically
 from gan_je.checks import non_negative_int, positive_int
 from gan_je.data._checks import check_samples_fit
-from gan_je.data.tokens import TokenDataModule, check_ids
+from gan_je.data.tokens import TokenDataModule
 from gan_je.errors import DataError, RecordError
+from gan_je.estimators._inputs import check_ids
 from gan_je.models.lstm import LSTMLanguageModel
 from gan_je.seeding import generator
 
@@ -154,7 +155,7 @@ class Oracle(TokenDataModule):
                     "sample the generator in eval mode"
                 )
             tokens = tokens.argmax(dim=-1)
-        return check_ids(tokens, self.length, self.vocab_size, "tokens").cpu()
+        return check_ids(tokens, "tokens", self.length, self.vocab_size).cpu()
 
     def _load(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         train, val = self._sequences()

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from gan_je.checks import positive_float, positive_int
+from gan_je.estimators._inputs import check_ids
 
 
 class LSTMLanguageModel(nn.Module):
@@ -127,11 +128,6 @@ class LSTMLanguageModel(nn.Module):
 
     def check_ids(self, ids: Tensor) -> Tensor:
         """``ids`` as an int64 tensor ``(n, L)`` on the model's device; refuse another shape,
-        a float tensor or ids outside ``range(V)``."""
-        if not isinstance(ids, Tensor) or ids.dtype.is_floating_point or ids.dtype == torch.bool:
-            raise ValueError(f"ids must be an integer tensor of shape (n, {self.length})")
-        if ids.ndim != 2 or ids.shape[1] != self.length or ids.shape[0] == 0:
-            raise ValueError(f"ids must have shape (n >= 1, {self.length}), got {tuple(ids.shape)}")
-        if int(ids.min()) < 0 or int(ids.max()) >= self.vocab_size:
-            raise ValueError(f"ids must lie in range({self.vocab_size})")
-        return ids.to(self.start.device, torch.int64)
+        a float tensor or ids outside ``range(V)`` (:func:`~gan_je.estimators._inputs.
+        check_ids`)."""
+        return check_ids(ids, "ids", self.length, self.vocab_size).to(self.start.device)

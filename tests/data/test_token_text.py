@@ -67,10 +67,11 @@ def test_decode_joins_the_symbols_or_spaces_the_ids():
 @pytest.mark.parametrize(
     ("ids", "match"),
     [
-        (IDS.float(), "integer token ids"),
-        (IDS[0], r"shape \(n, length\)"),
-        (IDS + 1, r"must lie in \[0, 10\), got 1 to 10"),
-        (IDS - 1, r"got -1 to 8"),
+        (IDS.float(), "ids must be token ids, an integer tensor"),
+        (IDS[0], r"ids must have shape \(n >= 1, 6\), got \(6,\)"),
+        (IDS[:, :5], r"ids must have shape \(n >= 1, 6\), got \(3, 5\)"),
+        (IDS + 1, r"ids must lie in range\(10\), got values from 1 to 10"),
+        (IDS - 1, r"got values from -1 to 8"),
     ],
 )
 def test_decode_refuses_what_are_not_token_ids(ids, match):
