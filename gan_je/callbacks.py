@@ -622,6 +622,13 @@ class EntropyMatching(Callback):
         self.warmup = non_negative_int("warmup", warmup)
         self.seen = 0
 
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if getattr(pl_module, "adversarial", True) is False:
+            log.warning(
+                "callbacks.entropy_matching does nothing with model.adversarial=false: "
+                "maximum-likelihood steps ignore the entropy weight it sets"
+            )
+
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         metrics = trainer.callback_metrics
         if trainer.sanity_checking or "val/entropy_fake" not in metrics:
