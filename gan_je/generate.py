@@ -67,6 +67,7 @@ def run(cfg: DictConfig) -> Path:
     check_writable(path, "choose another out=<file or folder>")
     import_packages(cfg.get("imports"))
     sampler = load_sampler(cfg.ckpt_path, resolve_device(cfg.device))
+    sampling.set_temperature(sampler.network, cfg.get("temperature"))
     kind = kind_of(sampler.data_spec)
     kind.check_format(cfg.format)
     if cfg.format == "txt" and not cfg.interpolate:  # text: only the ids are kept

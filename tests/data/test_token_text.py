@@ -244,3 +244,29 @@ def test_generate_txt_keeps_only_ids_and_makes_one_hot_samples_a_chunk_at_a_time
         _generate(f"ckpt_path={checkpoint}", "format=npz", f"n={n}")
     assert len(_read_txt(_generate(f"ckpt_path={checkpoint}", "format=txt", f"n={n}"))) == n
     assert sum(made) == n and max(made) == 100
+
+
+def test_generate_samples_an_autoregressive_generator_at_the_temperature_asked(tmp_path):
+    from gan_je import sampling
+    from gan_je.errors import ConfigError
+
+    def saved(description, name):
+        network = build_generator(description, TEXT)
+        state = {f"generator.{key}": value for key, value in network.state_dict().items()}
+        hparams = {"generator": description, "data_spec": TEXT}
+        torch.save({"hyper_parameters": hparams, "state_dict": state}, tmp_path / name)
+        return network.eval(), tmp_path / name
+
+    lstm, checkpoint = saved(
+        {"_target_": "gan_je.models.LSTMGenerator", "_partial_": True}, "l.ckpt"
+    )
+    npz = _generate(f"ckpt_path={checkpoint}", "format=npz", "n=50", "temperature=0.2")
+    lstm.temperature = 0.2
+    expected = sampling.draw(lstm, 50, sampling.seeded(0))
+    assert torch.equal(torch.from_numpy(np.load(npz)["samples"]), expected)
+    npz = _generate(f"ckpt_path={checkpoint}", "format=npz", "n=50", "temperature=null")
+    assert not torch.equal(torch.from_numpy(np.load(npz)["samples"]), expected)
+    mlp = {"_target_": "gan_je.models.MLPGenerator", "_partial_": True, "hidden": 16}
+    _, checkpoint = saved(mlp, "m.ckpt")
+    with pytest.raises(ConfigError, match="MLPGenerator has no sampling temperature"):
+        _generate(f"ckpt_path={checkpoint}", "temperature=0.5")
