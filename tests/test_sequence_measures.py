@@ -98,14 +98,24 @@ def test_monte_carlo_measures_agree_with_enumeration(oracle, temperature):
 
 
 def test_the_oracle_against_itself_has_zero_jsd(oracle):
-    samples = oracle.sample(500, torch.Generator().manual_seed(3))
-    value, se = exact_jensen_shannon(oracle, oracle, samples, samples)
+    # independent p and q samples, so that a mix-up of which samples each term reads shows
+    p_samples = oracle.sample(500, torch.Generator().manual_seed(3))
+    q_samples = oracle.sample(400, torch.Generator().manual_seed(4))
+    assert not torch.equal(p_samples[:400], q_samples)
+    value, se = exact_jensen_shannon(oracle, oracle, p_samples, q_samples)
     assert value.item() == 0.0 and se.item() == 0.0
-    measures = sequence_measures(samples, samples, oracle=oracle, generator=oracle)
+    measures = sequence_measures(q_samples, p_samples, oracle=oracle, generator=oracle)
     assert measures["jsd_exact"].item() == 0.0
     assert measures["kl_oracle_generator"].item() == measures["kl_generator_oracle"].item() == 0
     assert measures["kl_oracle_generator_se"].item() == 0.0
     assert measures["nll_oracle"].item() == measures["entropy_per_token_fake"].item()
+    assert measures["nll_test"].item() == measures["entropy_per_token_oracle"].item()
+    # each from its own samples: the fake entropy from q's, the oracle's from p's
+    entropy = -(log_probs(oracle, ALL).exp() * log_probs(oracle, ALL)).sum().item() / L
+    for key, samples in (("entropy_per_token_fake", q_samples), ("nll_test", p_samples)):
+        assert measures[key].item() == pytest.approx(-log_probs(oracle, samples).mean() / L)
+        assert measures[key].item() == pytest.approx(entropy, abs=4 * measures[f"{key}_se"].item())
+    assert measures["entropy_per_token_fake"].item() != measures["nll_test"].item()
 
 
 def test_a_collapsed_generator_scores_a_low_nll_oracle_and_a_large_jsd(oracle):
