@@ -222,8 +222,16 @@ class SequenceMeasures(Callback):
         )
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Measure on rank 0 alone (every rank would draw the same sequences) and give the
+        values to every rank, which logs them, so that monitors see them everywhere."""
         if trainer.sanity_checking:
             return
+        values = self.measure(trainer, pl_module) if trainer.is_global_zero else None
+        values = trainer.strategy.broadcast(values, src=0)
+        pl_module.log_dict({f"val/{key}": value.float() for key, value in values.items()})
+
+    def measure(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, torch.Tensor]:
+        """The measures of ``n_samples`` sequences of ``pl_module``'s generator."""
         seed = pl_module.seed if self.seed is None else self.seed
         generator = pl_module.sampler
         latents = sampling.seeded(seeding.stream_seed(seed, "validation", 0))
@@ -243,7 +251,7 @@ class SequenceMeasures(Callback):
             )
         finally:
             generator.train(was_training)
-        pl_module.log_dict({f"val/{key}": value.float() for key, value in values.items()})
+        return values
 
 
 class CheckpointOnSignal(Callback):

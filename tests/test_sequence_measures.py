@@ -227,7 +227,10 @@ def test_the_callback_logs_every_measure_once_trained(oracle):
         val_ids=oracle.sample(1200, torch.Generator().manual_seed(10)),
         train_ids=oracle.sample(1200, torch.Generator().manual_seed(11)),
     )
-    trainer = SimpleNamespace(sanity_checking=True, datamodule=data)
+    broadcast = SimpleNamespace(broadcast=lambda values, src: values)
+    trainer = SimpleNamespace(
+        sanity_checking=True, datamodule=data, is_global_zero=True, strategy=broadcast
+    )
     callback = SequenceMeasures(n_samples=1000, orders=[1, 2])
     callback.on_validation_epoch_end(trainer, module)
     assert logged == {}  # not in the sanity check
@@ -293,3 +296,24 @@ def test_the_callback_refuses_data_it_cannot_measure_before_fitting(oracle):
             ConfigError, match="needs a token data module with train_ids and val_ids"
         ):
             callback.on_fit_start(trainer, pl_module)
+
+
+def test_the_callback_measures_on_rank_zero_and_every_rank_logs_its_values():
+    from types import SimpleNamespace
+
+    from gan_je.callbacks import SequenceMeasures
+
+    rank_zero = {"nll_oracle": torch.tensor(2.5, dtype=torch.float64)}
+    sent = []
+
+    def broadcast(values, src):
+        sent.append((values, src))
+        return rank_zero
+
+    logged = {}
+    module = SimpleNamespace(log_dict=logged.update)  # no generator: nothing drawn here
+    trainer = SimpleNamespace(
+        sanity_checking=False, is_global_zero=False, strategy=SimpleNamespace(broadcast=broadcast)
+    )
+    SequenceMeasures().on_validation_epoch_end(trainer, module)
+    assert sent == [(None, 0)] and logged == {"val/nll_oracle": torch.tensor(2.5)}
