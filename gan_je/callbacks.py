@@ -44,7 +44,7 @@ from gan_je.module import VALIDATION_CHUNK_BYTES
 from gan_je.pictures import plot_curves
 from gan_je.progress import validation_line
 from gan_je.resolvers import check_tags
-from gan_je.sequence_measures import measure_against_data
+from gan_je.sequence_measures import check_enough_sequences, measure_against_data
 
 LOWER_IS_BETTER = "val/jsd"
 log = logging.getLogger(__name__)
@@ -204,9 +204,34 @@ class SequenceMeasures(Callback):
         self.orders = [positive_int("n-gram order", n) for n in (orders or [1, 2, 3, 4])]
         self.seed = None if seed is None else seeding.check_seed(seed)
 
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Refuse, before the first epoch, data that are not token sequences with both
+        splits, or splits smaller than ``n_samples``."""
+        data = trainer.datamodule
+        spec = pl_module.hparams.get("data_spec") or {}
+        if spec.get("kind") != "tokens" or not all(
+            hasattr(data, f"{split}_ids") for split in ("train", "val")
+        ):
+            raise ConfigError(
+                f"callbacks.sequence_measures measures token sequences: it needs a token data "
+                f"module with train_ids and val_ids (data=oracle or data=text), not "
+                f"{type(data).__name__}; drop the callback"
+            )
+        check_enough_sequences(
+            data, self.n_samples, "callbacks.sequence_measures.n_samples", ("train", "val")
+        )
+
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Measure on rank 0 alone (every rank would draw the same sequences) and give the
+        values to every rank, which logs them, so that monitors see them everywhere."""
         if trainer.sanity_checking:
             return
+        values = self.measure(trainer, pl_module) if trainer.is_global_zero else None
+        values = trainer.strategy.broadcast(values, src=0)
+        pl_module.log_dict({f"val/{key}": value.float() for key, value in values.items()})
+
+    def measure(self, trainer: Trainer, pl_module: LightningModule) -> dict[str, torch.Tensor]:
+        """The measures of ``n_samples`` sequences of ``pl_module``'s generator."""
         seed = pl_module.seed if self.seed is None else self.seed
         generator = pl_module.sampler
         latents = sampling.seeded(seeding.stream_seed(seed, "validation", 0))
@@ -226,7 +251,7 @@ class SequenceMeasures(Callback):
             )
         finally:
             generator.train(was_training)
-        pl_module.log_dict({f"val/{key}": value.float() for key, value in values.items()})
+        return values
 
 
 class CheckpointOnSignal(Callback):
@@ -604,6 +629,13 @@ class EntropyMatching(Callback):
         self.max_weight = positive_float("max_weight", max_weight)
         self.warmup = non_negative_int("warmup", warmup)
         self.seen = 0
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if getattr(pl_module, "adversarial", True) is False:
+            log.warning(
+                "callbacks.entropy_matching does nothing with model.adversarial=false: "
+                "maximum-likelihood steps ignore the entropy weight it sets"
+            )
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         metrics = trainer.callback_metrics

@@ -307,7 +307,29 @@ def load_data(
     datamodule = parts.build(config, "data")
     datamodule.prepare_data()
     datamodule.setup(stage)
+    _check_same_samples(module.hparams.get("data_spec"), datamodule.data_spec)
     return datamodule
+
+
+def _check_same_samples(saved: Mapping[str, Any] | None, spec: Mapping[str, Any]) -> None:
+    """Refuse data rebuilt from a checkpoint's config whose samples differ from those it was
+    trained on (its saved ``data_spec``): a changed text corpus changes the vocabulary. A key
+    the checkpoint's spec predates is not compared."""
+    if not isinstance(saved, Mapping):
+        return  # a module that never saw data
+    saved, now = kind_of(saved).spec, kind_of(parts.plain(spec)).spec
+    differ = [key for key in saved if saved[key] != now.get(key)]
+    if differ:
+        what = ", ".join(
+            "the vocabulary (symbols)"
+            if key == "symbols"
+            else f"{key} ({saved[key]!r} there, {now.get(key)!r} here)"
+            for key in differ
+        )
+        raise CheckpointError(
+            f"the data rebuilt from the checkpoint's config differs from the data it was "
+            f"trained on in {what}: restore the data files it was trained on"
+        )
 
 
 # ---------------------------------------------------------------------------- resuming

@@ -140,7 +140,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from gan_je.checkpoints import checkpoint_file, load_data
     from gan_je.data.kinds import kind_of
     from gan_je.module import VALIDATION_CHUNK_BYTES, GANModule
-    from gan_je.sampling import batches, check_draw_fits, rows_within, seeded
+    from gan_je.sampling import batches, check_draw_fits, rows_within, seeded, set_temperature
 
     if cfg.split not in ("val", "test", "train"):
         raise ConfigError(
@@ -160,6 +160,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     start = time.perf_counter()
     import_packages(cfg.get("imports"))
     module = GANModule.load_from_checkpoint(cfg.ckpt_path, resolve_device(cfg.device)).eval()
+    set_temperature(module.sampler, cfg.get("temperature"))
     held_out = cfg.split in ("val", "test")  # torchvision's test split is the val set
     features = cfg.get("estimator", {}).get("features")
     copying = held_out and module.metric.wants_training_samples()
@@ -177,6 +178,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         n_real = n_generated = min(cfg.n_samples, n_real)
     else:
         n_generated = cfg.n_samples
+    if tokens and held_out:  # the real floor: as many training sequences as generated ones
+        from gan_je.sequence_measures import check_enough_sequences
+
+        check_enough_sequences(datamodule, n_generated, "n_samples (equal_sizes=false)", ["train"])
     # held whole: the metric's features of both sets (no wider than the samples for the
     # feature maps here), the generated samples for the mode counter, ids for token sequences
     check_draw_fits(
@@ -215,6 +220,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "split": cfg.split,
         "seed": cfg.seed,
         "baseline": cfg.baseline,
+        "temperature": cfg.get("temperature"),
         "n_real": n_real,
         "n_generated": n_generated,
         "equal_sizes": n_real == n_generated,

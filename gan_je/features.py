@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from gan_je.atomic_files import replaced_atomically
 from gan_je.checks import non_negative_int, positive_int
-from gan_je.estimators._inputs import as_samples
+from gan_je.estimators._inputs import as_samples, check_ids
 from gan_je.estimators.knn import random_projections
 from gan_je.progress import progress
 
@@ -307,13 +307,10 @@ class TokenFeatures(nn.Module):
     def fit_ids(self, ids: Tensor, vocab_size: int) -> TokenFeatures:
         """Fit on training sequences given as token ids ``(n, L)`` in ``range(vocab_size)``."""
         vocab_size = positive_int("vocab_size", vocab_size)
-        if not isinstance(ids, Tensor) or ids.ndim != 2 or ids.dtype.is_floating_point:
-            raise ValueError("TokenFeatures.fit_ids takes an integer tensor of ids (n, L)")
-        if ids.numel() and not 0 <= int(ids.min()) <= int(ids.max()) < vocab_size:
-            raise ValueError(f"token ids must lie in range({vocab_size})")
+        ids = check_ids(ids, "ids", vocab_size=vocab_size).cpu()
         self._draw_embedding(vocab_size)
         embedding = self.embedding.cpu()
-        return self._fit_embedded(embedding[ids.cpu().long()].flatten(1))
+        return self._fit_embedded(embedding[ids].flatten(1))
 
     def _draw_embedding(self, vocab_size: int) -> None:
         generator = torch.Generator().manual_seed(self.seed)  # its own stream

@@ -152,6 +152,18 @@ class GANModule(LightningModule):
         self.save_hyperparameters(parts.plain(settings | {"data_spec": None}), logger=False)
         self.automatic_optimization = False
         self.loss = parts.build(self.hparams.loss, "loss")
+        if adversarial and max_g_steps is not None and self.pretrain_steps >= max_g_steps:
+            raise ConfigError(
+                f"model.pretrain_steps={self.pretrain_steps} >= model.max_g_steps={max_g_steps}: "
+                f"no adversarial step would run; lower model.pretrain_steps, or set "
+                f"model.adversarial=false for maximum likelihood alone"
+            )
+        if not adversarial and getattr(self.loss, "entropy_weight", 0) > 0:
+            raise ConfigError(
+                f"loss.entropy_weight={self.loss.entropy_weight} with model.adversarial=false: "
+                f"maximum-likelihood steps ignore the entropy regulariser; set "
+                f"loss.entropy_weight=0 or model.adversarial=true"
+            )
         self.metric = parts.build(self.hparams.metric, "estimator")
         if not isinstance(self.metric, ValidationMetric):
             raise ConfigError(

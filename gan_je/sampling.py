@@ -11,8 +11,9 @@ import torch
 from torch import Tensor, nn
 
 from gan_je import parts
-from gan_je.checks import check_fits_in_memory, positive_int
+from gan_je.checks import check_fits_in_memory, positive_float, positive_int
 from gan_je.data.kinds import kind_of
+from gan_je.errors import ConfigError
 from gan_je.models import contract
 from gan_je.progress import progress
 
@@ -92,6 +93,23 @@ def check_draw_fits(setting: str, n: int, sample_shape: tuple[int, ...]) -> None
     :class:`~gan_je.errors.ConfigError` naming ``setting`` and the largest ``n`` that fits,
     :func:`gan_je.checks.check_fits_in_memory`)."""
     check_fits_in_memory(setting, n, 2 * 4 * math.prod(sample_shape))
+
+
+def set_temperature(network: nn.Module, temperature: float | None) -> None:
+    """Sample ``network`` at the sampling ``temperature`` (``None``: the one it was trained
+    with), setting its ``temperature`` attribute; a generator without one is refused."""
+    if temperature is None:
+        return
+    if not hasattr(network, "temperature"):
+        raise ConfigError(
+            f"temperature={temperature}: {type(network).__name__} has no sampling temperature "
+            f"(autoregressive generators such as model=lstm_gan and lstm_mle have one), so "
+            f"leave temperature=null"
+        )
+    try:
+        network.temperature = positive_float("temperature", temperature)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def seeded(seed: int | None) -> torch.Generator | None:

@@ -38,7 +38,9 @@ import torch
 from torch import Tensor, nn
 
 from gan_je.checks import positive_int
+from gan_je.errors import ConfigError
 from gan_je.estimators import Estimate, flatten_estimates, ngram_jensen_shannon
+from gan_je.estimators._inputs import check_ids
 
 #: Sequences scored per ``log_prob`` call: logits of 256 x 20 x 5,000 floats are 100 MB.
 BATCH_SIZE = 256
@@ -246,6 +248,20 @@ def measure_against_data(
     return sequence_measures(fake_ids, held_out, floor, oracle, generator, orders)
 
 
+def check_enough_sequences(data: Any, n: int, setting: str, splits: Sequence[str]) -> None:
+    """Before any sequence is drawn, refuse (naming ``setting``, the number ``n`` of generated
+    sequences) a token data module whose ``<split>_ids`` hold fewer than ``n`` sequences for
+    one of ``splits``: :func:`measure_against_data` takes as many held-out sequences as
+    generated ones, and the real floor as many training ones."""
+    sizes = {split: len(getattr(data, f"{split}_ids")) for split in splits}
+    if any(size < n for size in sizes.values()):
+        held = ", ".join(f"{size} {split}" for split, size in sizes.items())
+        raise ConfigError(
+            f"{setting}={n} needs as many sequences in the {' and '.join(splits)} split(s), "
+            f"which hold {held}: lower {setting} or use more data"
+        )
+
+
 #: The keys :func:`sequence_measures` may return (n-gram orders 1 to 4).
 KEYS = (
     *("nll_oracle", "nll_oracle_se", "nll_test", "nll_test_se"),
@@ -256,21 +272,3 @@ KEYS = (
     *(f"js_{n}" for n in range(1, 5)),
     *(f"js_{n}_real" for n in range(1, 5)),
 )
-
-
-def check_ids(ids: Any, name: str) -> Tensor:
-    """``ids`` if it is a non-empty integer tensor ``(n, L)``, else a ``ValueError``."""
-    if (
-        not isinstance(ids, Tensor)
-        or ids.dtype.is_floating_point
-        or ids.dtype.is_complex
-        or ids.dtype == torch.bool
-        or ids.ndim != 2
-        or 0 in ids.shape
-    ):
-        shape = tuple(ids.shape) if isinstance(ids, Tensor) else type(ids).__name__
-        raise ValueError(
-            f"{name} must be token ids, an integer tensor (n >= 1, L >= 1), got {shape}; "
-            "turn one-hot samples into ids with samples.argmax(dim=-1)"
-        )
-    return ids

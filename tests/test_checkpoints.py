@@ -53,3 +53,29 @@ def test_the_last_checkpoint_and_the_atomic_writer(tmp_path):
 def test_load_module_needs_a_class(tmp_path):
     with pytest.raises(TypeError, match="module_class must be a class"):
         checkpoints.load_module("GANModule", tmp_path / "x.ckpt")
+
+
+def test_data_rebuilt_with_another_vocabulary_than_the_checkpoints_is_refused(tmp_path):
+    from types import SimpleNamespace
+
+    from gan_je.data import TextLines
+
+    corpus = tmp_path / "lines.txt"
+    corpus.write_text("abab\nbaba\n" * 5, encoding="utf-8")
+    config = {
+        "_target_": "gan_je.data.TextLines",
+        "path": str(corpus),
+        "length": 4,
+        "min_count": 1,
+        "val_size": 2,
+    }
+    trained = TextLines(path=corpus, length=4, min_count=1, val_size=2)
+    trained.setup("fit")
+    module = SimpleNamespace(
+        hparams={"run_config": {"data": config}, "data_spec": trained.data_spec}
+    )
+    assert checkpoints.load_data(module).symbols == trained.symbols  # the same corpus loads
+    corpus.write_text("abab\nbaba\n" * 5 + "cccc\n" * 3, encoding="utf-8")  # a new character
+    with pytest.raises(CheckpointError, match=r"the vocabulary \(symbols\)") as refused:
+        checkpoints.load_data(module)
+    assert "'c'" not in str(refused.value)  # not the whole list

@@ -52,6 +52,12 @@ def test_every_setting_keys_its_own_record(change):
     assert record_name(_record()) != record_name(_record(**change))
 
 
+def test_a_sampling_temperature_keys_its_own_record_and_none_keeps_the_old_name():
+    assert record_name(_record(temperature=None)) == record_name(_record())
+    names = {record_name(_record(temperature=t)) for t in (None, 0.5, 1.5)}
+    assert len(names) == 3
+
+
 def test_an_evaluation_with_the_same_settings_replaces_its_own_record_only(tmp_path):
     kept = write_record(tmp_path, _record(features=RANDOM))
     old = write_record(tmp_path, _record())

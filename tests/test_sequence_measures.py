@@ -98,14 +98,24 @@ def test_monte_carlo_measures_agree_with_enumeration(oracle, temperature):
 
 
 def test_the_oracle_against_itself_has_zero_jsd(oracle):
-    samples = oracle.sample(500, torch.Generator().manual_seed(3))
-    value, se = exact_jensen_shannon(oracle, oracle, samples, samples)
+    # independent p and q samples, so that a mix-up of which samples each term reads shows
+    p_samples = oracle.sample(500, torch.Generator().manual_seed(3))
+    q_samples = oracle.sample(400, torch.Generator().manual_seed(4))
+    assert not torch.equal(p_samples[:400], q_samples)
+    value, se = exact_jensen_shannon(oracle, oracle, p_samples, q_samples)
     assert value.item() == 0.0 and se.item() == 0.0
-    measures = sequence_measures(samples, samples, oracle=oracle, generator=oracle)
+    measures = sequence_measures(q_samples, p_samples, oracle=oracle, generator=oracle)
     assert measures["jsd_exact"].item() == 0.0
     assert measures["kl_oracle_generator"].item() == measures["kl_generator_oracle"].item() == 0
     assert measures["kl_oracle_generator_se"].item() == 0.0
     assert measures["nll_oracle"].item() == measures["entropy_per_token_fake"].item()
+    assert measures["nll_test"].item() == measures["entropy_per_token_oracle"].item()
+    # each from its own samples: the fake entropy from q's, the oracle's from p's
+    entropy = -(log_probs(oracle, ALL).exp() * log_probs(oracle, ALL)).sum().item() / L
+    for key, samples in (("entropy_per_token_fake", q_samples), ("nll_test", p_samples)):
+        assert measures[key].item() == pytest.approx(-log_probs(oracle, samples).mean() / L)
+        assert measures[key].item() == pytest.approx(entropy, abs=4 * measures[f"{key}_se"].item())
+    assert measures["entropy_per_token_fake"].item() != measures["nll_test"].item()
 
 
 def test_a_collapsed_generator_scores_a_low_nll_oracle_and_a_large_jsd(oracle):
@@ -217,7 +227,10 @@ def test_the_callback_logs_every_measure_once_trained(oracle):
         val_ids=oracle.sample(1200, torch.Generator().manual_seed(10)),
         train_ids=oracle.sample(1200, torch.Generator().manual_seed(11)),
     )
-    trainer = SimpleNamespace(sanity_checking=True, datamodule=data)
+    broadcast = SimpleNamespace(broadcast=lambda values, src: values)
+    trainer = SimpleNamespace(
+        sanity_checking=True, datamodule=data, is_global_zero=True, strategy=broadcast
+    )
     callback = SequenceMeasures(n_samples=1000, orders=[1, 2])
     callback.on_validation_epoch_end(trainer, module)
     assert logged == {}  # not in the sanity check
@@ -255,3 +268,52 @@ def test_measuring_against_the_training_split_has_no_floor(oracle):
     assert measures["js_1"].item() == pytest.approx(chosen, abs=0.01)
     with pytest.raises(ValueError, match="split"):
         measure_against_data(fake, data, split="test")
+
+
+def test_the_callback_refuses_data_it_cannot_measure_before_fitting(oracle):
+    from types import SimpleNamespace
+
+    from gan_je.callbacks import SequenceMeasures
+    from gan_je.errors import ConfigError
+
+    spec = {"kind": "tokens", "sample_shape": [L, V], "vocab_size": V}
+    module = SimpleNamespace(hparams={"data_spec": spec})
+    ids = oracle.sample(500, torch.Generator().manual_seed(13))
+    callback = SequenceMeasures(n_samples=400)
+    small = SimpleNamespace(train_ids=ids, val_ids=ids[:300])
+    with pytest.raises(ConfigError, match=r"sequence_measures.n_samples=400 .*500 train, 300 val"):
+        callback.on_fit_start(SimpleNamespace(datamodule=small), module)
+    callback.on_fit_start(
+        SimpleNamespace(datamodule=SimpleNamespace(train_ids=ids, val_ids=ids)), module
+    )
+    no_ids = SimpleNamespace(datamodule=SimpleNamespace(train_ids=ids))
+    points = {"hparams": {"data_spec": {"kind": "points", "sample_shape": [2]}}}
+    for trainer, pl_module in [
+        (no_ids, module),
+        (SimpleNamespace(datamodule=small), SimpleNamespace(**points)),
+    ]:
+        with pytest.raises(
+            ConfigError, match="needs a token data module with train_ids and val_ids"
+        ):
+            callback.on_fit_start(trainer, pl_module)
+
+
+def test_the_callback_measures_on_rank_zero_and_every_rank_logs_its_values():
+    from types import SimpleNamespace
+
+    from gan_je.callbacks import SequenceMeasures
+
+    rank_zero = {"nll_oracle": torch.tensor(2.5, dtype=torch.float64)}
+    sent = []
+
+    def broadcast(values, src):
+        sent.append((values, src))
+        return rank_zero
+
+    logged = {}
+    module = SimpleNamespace(log_dict=logged.update)  # no generator: nothing drawn here
+    trainer = SimpleNamespace(
+        sanity_checking=False, is_global_zero=False, strategy=SimpleNamespace(broadcast=broadcast)
+    )
+    SequenceMeasures().on_validation_epoch_end(trainer, module)
+    assert sent == [(None, 0)] and logged == {"val/nll_oracle": torch.tensor(2.5)}

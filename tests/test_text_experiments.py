@@ -148,6 +148,21 @@ def test_evaluate_makes_one_hot_sequences_a_batch_at_a_time(oracle_run, tmp_path
     assert sum(made) == 300 and max(made) <= 64  # the held-out sequences, in batches
 
 
+def test_evaluate_refuses_more_generated_sequences_than_the_real_floor_has(oracle_run, tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from gan_je.errors import ConfigError
+    from gan_je.evaluate import evaluate
+
+    checkpoint = tmp_path / "last.ckpt"
+    checkpoint.write_bytes((oracle_run / "checkpoints" / "last.ckpt").read_bytes())
+    settings = [f"ckpt_path={checkpoint}", "n_samples=700", "equal_sizes=false"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="evaluate", overrides=settings)
+    with pytest.raises(ConfigError, match=r"n_samples \(equal_sizes=false\)=700 .* 640 train"):
+        evaluate(cfg)
+
+
 def test_text_chars_trains_on_a_text_file_and_writes_samples_as_text(tmp_path):
     text = tmp_path / "lines.txt"
     text.write_text("".join(LINES.format(i) for i in range(400)))

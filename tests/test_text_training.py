@@ -143,6 +143,15 @@ def test_maximum_likelihood_needs_a_generator_with_nll(train_config):
         _module(train_config, "lstm_gan", "model.adversarial=2")
 
 
+def test_settings_that_would_do_nothing_are_refused(train_config):
+    with pytest.raises(ConfigError, match=r"pretrain_steps=5 >= model.max_g_steps=5: no adv"):
+        _module(train_config, "lstm_gan", "model.pretrain_steps=5", "model.max_g_steps=5")
+    _module(train_config, "lstm_gan", "model.pretrain_steps=4", "model.max_g_steps=5")
+    _module(train_config, "lstm_mle", "model.pretrain_steps=5", "model.max_g_steps=5")
+    with pytest.raises(ConfigError, match=r"loss.entropy_weight=0.1 with model.adversarial=false"):
+        _module(train_config, "lstm_mle", "loss.entropy_weight=0.1")
+
+
 @pytest.mark.parametrize("model", ["lstm_gan", "char_resnet"])
 def test_the_entropy_regulariser_differentiates_relaxed_sequences(train_config, model):
     """The regulariser's batch entropy is taken of the train-mode (relaxed) samples' features
@@ -204,3 +213,15 @@ def test_a_resumed_text_run_equals_the_uninterrupted_one(train_config, tmp_path,
     assert expected.keys() == got.keys()
     for key in expected:
         assert torch.equal(expected[key], got[key]), key
+
+
+def test_the_entropy_controller_warns_that_maximum_likelihood_ignores_it(caplog):
+    from types import SimpleNamespace
+
+    from gan_je.callbacks import EntropyMatching
+
+    with caplog.at_level("WARNING", logger="gan_je.callbacks"):
+        EntropyMatching().on_fit_start(None, SimpleNamespace(adversarial=True))
+        assert not caplog.records
+        EntropyMatching().on_fit_start(None, SimpleNamespace(adversarial=False))
+    assert "does nothing with model.adversarial=false" in caplog.text

@@ -118,4 +118,11 @@ def test_samples_of_a_language_model_fit():
     oracle = LSTMLanguageModel(V, L).init_normal_(torch.Generator().manual_seed(0))
     samples = oracle.sample(300, torch.Generator().manual_seed(1))
     features = TokenFeatures(dim=4).fit_ids(samples, V)
-    assert torch.isfinite(features(one_hot(samples))).all()
+    mapped = features(one_hot(samples)).double()
+    # the same map another way: the seeded embedding drawn here, then an exact SVD's top 4
+    embedding = torch.randn(V, 64, generator=torch.Generator().manual_seed(0)) / 8
+    x = embedding[samples].flatten(1).double()
+    x = x - x.mean(dim=0)
+    top = torch.linalg.svd(x, full_matrices=False).Vh[:4].T
+    projected = x @ top  # the same subspace, so the same Gram matrix whatever its basis
+    torch.testing.assert_close(mapped @ mapped.T, projected @ projected.T, rtol=0, atol=1e-3)

@@ -43,6 +43,7 @@ from torch import Tensor
 from gan_je.atomic_files import write_atomically
 from gan_je.checks import is_finite, is_int
 from gan_je.errors import ConfigError
+from gan_je.estimators._inputs import check_ids
 from gan_je.pictures import plot_signals, save_grid, scatter_real_fake, show_tokens
 from gan_je.text import one_line
 
@@ -309,18 +310,8 @@ class TokenSequence(SampleKind):
         """The text of token ids ``(n, length)`` (ints in [0, vocab_size)), one string a
         sequence: its symbols joined (``"".join``) when the spec has ``symbols``, else its
         ids as space-separated numbers. The one decoding of pictures, files and loggers."""
-        ids = torch.as_tensor(ids)
-        vocab = self.spec["vocab_size"]
-        if ids.ndim != 2 or ids.dtype.is_floating_point or ids.dtype.is_complex:
-            raise ValueError(
-                f"decode needs integer token ids of shape (n, length), got {ids.dtype} "
-                f"{tuple(ids.shape)} (take argmax(-1) of one-hot samples)"
-            )
-        if ids.numel() and (ids.min() < 0 or ids.max() >= vocab):
-            raise ValueError(
-                f"token ids must lie in [0, {vocab}), got {int(ids.min())} to {int(ids.max())}"
-            )
-        rows = ids.tolist()
+        length, vocab = self.sample_shape
+        rows = check_ids(torch.as_tensor(ids), "ids", length, vocab).tolist()
         if self.symbols is None:
             return [" ".join(map(str, row)) for row in rows]
         return ["".join(self.symbols[i] for i in row) for row in rows]
@@ -360,8 +351,12 @@ class TokenSequence(SampleKind):
         if file_format != "txt":
             super().write(samples, path, file_format, title, strip)
             return
-        text = "".join(f"{one_line(line)}\n" for line in self.decode_samples(samples))
-        write_atomically(path, text)
+        self.write_text(samples.argmax(dim=-1), path)
+
+    def write_text(self, ids: Tensor, path: Path) -> None:
+        """The ``txt`` file of token ``ids`` ``(n, length)``: each sequence decoded
+        (:meth:`decode`), one a line (:func:`gan_je.text.one_line`), UTF-8, written atomically."""
+        write_atomically(path, "".join(f"{one_line(line)}\n" for line in self.decode(ids)))
 
 
 @register_kind

@@ -28,10 +28,12 @@ from torch import Tensor
 from gan_je.atomic_files import replaced_atomically
 from gan_je.checks import non_negative_int, positive_int
 from gan_je.data._checks import check_samples_fit
-from gan_je.data.tokens import TokenDataModule, check_ids
+from gan_je.data.tokens import TokenDataModule
 from gan_je.errors import DataError, RecordError
+from gan_je.estimators._inputs import check_ids
 from gan_je.models.lstm import LSTMLanguageModel
 from gan_je.seeding import generator
+from gan_je.sequence_measures import log_probs
 
 log = logging.getLogger(__name__)
 
@@ -129,11 +131,9 @@ class Oracle(TokenDataModule):
             ``(n,)`` float32 on the device of ``tokens`` (computed on the oracle's, in
             batches). NLL-oracle per token is ``-log_prob(x).mean() / L``.
         """
-        ids = self._ids_of(tokens)
         rows = max(1, BATCH_VALUES // (self.length * self.vocab_size))
-        with torch.no_grad():
-            values = torch.cat([self.oracle.log_prob(part) for part in ids.split(rows)])
-        return values.to(tokens.device)
+        values = log_probs(self.oracle, self._ids_of(tokens), rows)
+        return values.to(tokens.device, torch.float32)
 
     def _ids_of(self, tokens: Tensor) -> Tensor:
         if isinstance(tokens, Tensor) and tokens.ndim == 3:
@@ -154,7 +154,7 @@ class Oracle(TokenDataModule):
                     "sample the generator in eval mode"
                 )
             tokens = tokens.argmax(dim=-1)
-        return check_ids(tokens, self.length, self.vocab_size, "tokens").cpu()
+        return check_ids(tokens, "tokens", self.length, self.vocab_size).cpu()
 
     def _load(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         train, val = self._sequences()

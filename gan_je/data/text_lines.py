@@ -89,11 +89,6 @@ class TextLines(TokenDataModule):
         then the characters of the training lines; known after :meth:`setup`."""
         return list(self._require_symbols("symbols"))
 
-    def decode(self, ids: Tensor) -> list[str]:
-        """The text of each sequence of ids ``(n, L)``."""
-        symbols = self._require_symbols("decode()")
-        return ["".join(symbols[i] for i in row) for row in ids.tolist()]
-
     def prepare_data(self) -> None:
         self._files()  # fail early, saying how to get the corpus
 

@@ -20,6 +20,7 @@ from torch import Tensor
 from gan_je.checks import check_fits_in_memory, positive_int
 from gan_je.data.base import ArrayDataModule
 from gan_je.data.kinds import kind_of
+from gan_je.estimators._inputs import check_ids
 
 
 class TokenDataModule(ArrayDataModule):
@@ -103,19 +104,4 @@ class TokenDataModule(ArrayDataModule):
         for split in ("train", "val"):
             dataset = self._split(split)
             if dataset is not None:
-                check_ids(dataset.tensors[0], self.length, self.vocab_size, f"{split} ids")
-
-
-def check_ids(ids: Tensor, length: int, vocab_size: int, name: str = "ids") -> Tensor:
-    """``ids`` if it is an integer tensor ``(n >= 1, length)`` with values in
-    ``range(vocab_size)``; a ``ValueError`` saying what is wrong otherwise."""
-    if not isinstance(ids, Tensor) or ids.dtype.is_floating_point or ids.dtype == torch.bool:
-        raise ValueError(f"{name} must be an integer tensor of shape (n, {length})")
-    if ids.ndim != 2 or ids.shape[0] == 0 or ids.shape[1] != length:
-        raise ValueError(f"{name} must have shape (n >= 1, {length}), got {tuple(ids.shape)}")
-    if int(ids.min()) < 0 or int(ids.max()) >= vocab_size:
-        raise ValueError(
-            f"{name} must lie in range({vocab_size}), got values from {int(ids.min())} "
-            f"to {int(ids.max())}"
-        )
-    return ids
+                check_ids(dataset.tensors[0], f"{split} ids", self.length, self.vocab_size)

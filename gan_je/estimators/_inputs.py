@@ -84,6 +84,33 @@ def check_whole(value: Any, name: str, minimum: int, maximum: int | None = None)
     return int(value)
 
 
+def check_ids(
+    ids: Any, name: str, length: int | None = None, vocab_size: int | None = None
+) -> Tensor:
+    """``ids`` as an int64 tensor (on its device) of token ids ``(n >= 1, L >= 1)``: ``L =
+    length`` and values in ``range(vocab_size)`` where given, else values >= 0. The one
+    check of token ids; a ``ValueError`` naming ``name`` for anything else."""
+    if (
+        not isinstance(ids, Tensor)
+        or ids.dtype.is_floating_point
+        or ids.dtype.is_complex
+        or ids.dtype == torch.bool
+    ):
+        got = f"{ids.dtype} tensor" if isinstance(ids, Tensor) else type(ids).__name__
+        raise ValueError(
+            f"{name} must be token ids, an integer tensor (n, L), got a {got}; take "
+            f"argmax(dim=-1) of one-hot samples"
+        )
+    wanted = "L >= 1" if length is None else str(length)
+    if ids.ndim != 2 or 0 in ids.shape or (length is not None and ids.shape[1] != length):
+        raise ValueError(f"{name} must have shape (n >= 1, {wanted}), got {tuple(ids.shape)}")
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0 or (vocab_size is not None and high >= vocab_size):
+        allowed = ">= 0" if vocab_size is None else f"in range({vocab_size})"
+        raise ValueError(f"{name} must lie {allowed}, got values from {low} to {high}")
+    return ids.to(torch.int64)
+
+
 def check_k(k: Any) -> int:
     """Return ``k`` if it is a whole number >= 1, else raise ``ValueError``."""
     return check_whole(k, "k", minimum=1)

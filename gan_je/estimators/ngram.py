@@ -7,12 +7,11 @@ samples themselves.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import Tensor
 
-from ._inputs import check_base, check_whole
+from ._inputs import check_base, check_ids, check_whole
 
 
 def ngram_jensen_shannon(a: Tensor, b: Tensor, n: int, base: float = 2) -> Tensor:
@@ -40,7 +39,7 @@ def ngram_jensen_shannon(a: Tensor, b: Tensor, n: int, base: float = 2) -> Tenso
         ValueError: for ids that are not an integer 2-D tensor of ids >= 0, an empty set, an
             order outside ``[1, min(L_a, L_b)]`` or a bad ``base``.
     """
-    a, b = _check_ids(a, "a"), _check_ids(b, "b")
+    a, b = check_ids(a, "a"), check_ids(b, "b")
     n = check_whole(n, "n (the n-gram order)", 1, min(a.shape[1], b.shape[1]))
     base = check_base(base)
     windows = torch.cat(
@@ -54,17 +53,3 @@ def ngram_jensen_shannon(a: Tensor, b: Tensor, n: int, base: float = 2) -> Tenso
     m = (p + q) / 2
     nats = 0.5 * (torch.xlogy(p, p / m).sum() + torch.xlogy(q, q / m).sum())
     return nats / math.log(base)
-
-
-def _check_ids(ids: Any, name: str) -> Tensor:
-    """``ids`` as an int64 ``(N, L)`` tensor, or a ``ValueError`` naming ``name``."""
-    if not isinstance(ids, Tensor) or ids.dtype.is_floating_point or ids.dtype.is_complex:
-        raise ValueError(f"{name} must be an integer tensor of token ids (N, L)")
-    if ids.dtype == torch.bool or ids.ndim != 2 or ids.numel() == 0:
-        raise ValueError(
-            f"{name} must be an integer tensor of token ids (N >= 1, L >= 1), got dtype "
-            f"{ids.dtype} and shape {tuple(ids.shape)}"
-        )
-    if int(ids.min()) < 0:
-        raise ValueError(f"{name} holds negative token ids; ids must be >= 0")
-    return ids.to(torch.int64)

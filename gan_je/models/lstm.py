@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from gan_je.checks import positive_float, positive_int
+from gan_je.estimators._inputs import check_ids
 
 
 class LSTMLanguageModel(nn.Module):
@@ -88,6 +89,7 @@ class LSTMLanguageModel(nn.Module):
     def log_prob(self, ids: Tensor, temperature: float = 1.0) -> Tensor:
         """log p_tau(x) of each sequence of ``ids`` ``(n, L)``: ``(n,)`` nats per sequence."""
         temperature = positive_float("temperature", temperature)
+        ids = self.check_ids(ids)  # int64 on the model's device, as gather needs
         log_p = torch.log_softmax(self.logits(ids) / temperature, dim=-1)
         return log_p.gather(-1, ids.unsqueeze(-1)).squeeze(-1).sum(dim=1)
 
@@ -126,11 +128,6 @@ class LSTMLanguageModel(nn.Module):
 
     def check_ids(self, ids: Tensor) -> Tensor:
         """``ids`` as an int64 tensor ``(n, L)`` on the model's device; refuse another shape,
-        a float tensor or ids outside ``range(V)``."""
-        if not isinstance(ids, Tensor) or ids.dtype.is_floating_point or ids.dtype == torch.bool:
-            raise ValueError(f"ids must be an integer tensor of shape (n, {self.length})")
-        if ids.ndim != 2 or ids.shape[1] != self.length or ids.shape[0] == 0:
-            raise ValueError(f"ids must have shape (n >= 1, {self.length}), got {tuple(ids.shape)}")
-        if int(ids.min()) < 0 or int(ids.max()) >= self.vocab_size:
-            raise ValueError(f"ids must lie in range({self.vocab_size})")
-        return ids.to(self.start.device, torch.int64)
+        a float tensor or ids outside ``range(V)`` (:func:`~gan_je.estimators._inputs.
+        check_ids`)."""
+        return check_ids(ids, "ids", self.length, self.vocab_size).to(self.start.device)

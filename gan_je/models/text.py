@@ -239,5 +239,5 @@ class LSTMGenerator(nn.Module):
     def nll(self, ids: Tensor) -> Tensor:
         """The teacher-forced negative log-likelihood of ids ``(n, L)`` under p (temperature
         1, what maximum likelihood trains), in nats per token: a 0-dim tensor."""
-        logits = self.model.logits(ids)
-        return F.cross_entropy(logits.flatten(0, 1), ids.flatten().to(logits.device))
+        ids = self.model.check_ids(ids)  # int64 on the model's device, as cross_entropy needs
+        return F.cross_entropy(self.model.logits(ids).flatten(0, 1), ids.flatten())

@@ -67,10 +67,11 @@ def test_decode_joins_the_symbols_or_spaces_the_ids():
 @pytest.mark.parametrize(
     ("ids", "match"),
     [
-        (IDS.float(), "integer token ids"),
-        (IDS[0], r"shape \(n, length\)"),
-        (IDS + 1, r"must lie in \[0, 10\), got 1 to 10"),
-        (IDS - 1, r"got -1 to 8"),
+        (IDS.float(), "ids must be token ids, an integer tensor"),
+        (IDS[0], r"ids must have shape \(n >= 1, 6\), got \(6,\)"),
+        (IDS[:, :5], r"ids must have shape \(n >= 1, 6\), got \(3, 5\)"),
+        (IDS + 1, r"ids must lie in range\(10\), got values from 1 to 10"),
+        (IDS - 1, r"got values from -1 to 8"),
     ],
 )
 def test_decode_refuses_what_are_not_token_ids(ids, match):
@@ -218,3 +219,54 @@ def test_generate_writes_the_decoded_samples_of_a_token_checkpoint(tmp_path):
     assert lines == kind_of(TEXT).decode(samples.argmax(-1)) and len(set(lines)) > 1
     out = _generate(f"ckpt_path={checkpoint}", "format=txt", "n=2", f"out={tmp_path}/two.txt")
     assert len(_read_txt(out)) == 2
+
+
+def test_generate_txt_keeps_only_ids_and_makes_one_hot_samples_a_chunk_at_a_time(
+    tmp_path, monkeypatch
+):
+    """One-hot samples take L * V floats each (8 GB for 10,000 at V = 5,000): ``format=txt``
+    makes them a chunk at a time and keeps ids, so it fits where ``format=npz`` does not."""
+    from gan_je import checks, module, sampling
+    from gan_je.errors import ConfigError
+
+    description = {"_target_": "gan_je.models.MLPGenerator", "_partial_": True, "hidden": 16}
+    network = build_generator(description, TEXT)
+    state = {f"generator.{name}": tensor for name, tensor in network.state_dict().items()}
+    checkpoint = tmp_path / "last.ckpt"
+    hparams = {"generator": description, "data_spec": TEXT}
+    torch.save({"hyper_parameters": hparams, "state_dict": state, "g_step": 3}, checkpoint)
+    n, (length, vocab) = 3000, SPEC["sample_shape"]
+    monkeypatch.setattr(checks, "available_memory", lambda: n * 2 * 4 * length * vocab // 2)
+    monkeypatch.setattr(module, "VALIDATION_CHUNK_BYTES", 100 * 4 * length * vocab)
+    made, apply = [], sampling.apply
+    monkeypatch.setattr(sampling, "apply", lambda net, z: made.append(len(z)) or apply(net, z))
+    with pytest.raises(ConfigError, match="n=3000 needs"):
+        _generate(f"ckpt_path={checkpoint}", "format=npz", f"n={n}")
+    assert len(_read_txt(_generate(f"ckpt_path={checkpoint}", "format=txt", f"n={n}"))) == n
+    assert sum(made) == n and max(made) == 100
+
+
+def test_generate_samples_an_autoregressive_generator_at_the_temperature_asked(tmp_path):
+    from gan_je import sampling
+    from gan_je.errors import ConfigError
+
+    def saved(description, name):
+        network = build_generator(description, TEXT)
+        state = {f"generator.{key}": value for key, value in network.state_dict().items()}
+        hparams = {"generator": description, "data_spec": TEXT}
+        torch.save({"hyper_parameters": hparams, "state_dict": state}, tmp_path / name)
+        return network.eval(), tmp_path / name
+
+    lstm, checkpoint = saved(
+        {"_target_": "gan_je.models.LSTMGenerator", "_partial_": True}, "l.ckpt"
+    )
+    npz = _generate(f"ckpt_path={checkpoint}", "format=npz", "n=50", "temperature=0.2")
+    lstm.temperature = 0.2
+    expected = sampling.draw(lstm, 50, sampling.seeded(0))
+    assert torch.equal(torch.from_numpy(np.load(npz)["samples"]), expected)
+    npz = _generate(f"ckpt_path={checkpoint}", "format=npz", "n=50", "temperature=null")
+    assert not torch.equal(torch.from_numpy(np.load(npz)["samples"]), expected)
+    mlp = {"_target_": "gan_je.models.MLPGenerator", "_partial_": True, "hidden": 16}
+    _, checkpoint = saved(mlp, "m.ckpt")
+    with pytest.raises(ConfigError, match="MLPGenerator has no sampling temperature"):
+        _generate(f"ckpt_path={checkpoint}", "temperature=0.5")

@@ -117,3 +117,24 @@ def test_label_entropy_is_the_entropy_of_the_set_sizes():
     assert label_entropy(100, 200) == pytest.approx(expected)
     with pytest.raises(ValueError, match="n_q"):
         label_entropy(3, 0)
+
+
+def test_check_ids_is_the_one_check_of_token_ids():
+    from gan_je.estimators._inputs import check_ids
+
+    ids = torch.tensor([[0, 2, 1]], dtype=torch.uint8)
+    checked = check_ids(ids, "fake_ids", length=3, vocab_size=3)
+    assert checked.dtype == torch.int64 and torch.equal(checked, ids.long())
+    for bad, match in [
+        (ids.float(), r"fake_ids must be token ids, an integer tensor .* argmax"),
+        (ids.bool(), "fake_ids must be token ids"),
+        ([[0, 1, 2]], "got a list"),
+        (ids[0], r"fake_ids must have shape \(n >= 1, 3\), got \(3,\)"),
+        (ids[:, :2], r"fake_ids must have shape \(n >= 1, 3\), got \(1, 2\)"),
+        (ids[:0], r"fake_ids must have shape \(n >= 1, 3\), got \(0, 3\)"),
+        (ids + 1, r"fake_ids must lie in range\(3\), got values from 1 to 3"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            check_ids(bad, "fake_ids", length=3, vocab_size=3)
+    with pytest.raises(ValueError, match="a must lie >= 0, got values from -1 to 5"):
+        check_ids(torch.tensor([[-1, 5]]), "a")

@@ -57,9 +57,9 @@ def test_disjoint_vocabularies_reach_one_bit():
         (torch.zeros(3, 4, dtype=torch.int64), 0, "n-gram order"),
         (torch.zeros(3, 4, dtype=torch.int64), 5, "n-gram order"),
         (torch.zeros(3, 4), 1, "integer tensor"),
-        (torch.zeros(0, 4, dtype=torch.int64), 1, "N >= 1"),
-        (torch.zeros(4, dtype=torch.int64), 1, "N >= 1"),
-        (-torch.ones(3, 4, dtype=torch.int64), 1, "negative"),
+        (torch.zeros(0, 4, dtype=torch.int64), 1, r"a must have shape \(n >= 1, L >= 1\)"),
+        (torch.zeros(4, dtype=torch.int64), 1, r"a must have shape \(n >= 1, L >= 1\)"),
+        (-torch.ones(3, 4, dtype=torch.int64), 1, "a must lie >= 0, got values from -1"),
     ],
 )
 def test_bad_input(a, n, match):

@@ -101,6 +101,14 @@ def test_lstm_nll_is_the_mean_negative_log_likelihood_per_token_at_temperature_o
     torch.testing.assert_close(generator.nll(ids), expected)
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int32])
+def test_lstm_log_prob_and_nll_read_ids_of_any_integer_type(dtype):
+    generator = LSTMGenerator((L, V), temperature=0.5)
+    ids = _all_sequences(L, V)
+    torch.testing.assert_close(generator.log_prob(ids.to(dtype)), generator.log_prob(ids))
+    torch.testing.assert_close(generator.nll(ids.to(dtype)), generator.nll(ids))
+
+
 @pytest.mark.parametrize("mode", ["eval", "train"])
 def test_lstm_samples_follow_exp_log_prob(mode):
     """Eval mode: inverse-CDF samples from Phi(z); train mode, straight-through: the hard
