@@ -103,7 +103,7 @@ def measure_checkpoint(folder: Path, overrides: Sequence[str], n: int, seed: int
 
     from gan_je.estimators import entropy, jensen_shannon
     from gan_je.module import GANModule
-    from gan_je.sampling import batches, seeded
+    from gan_je.sampling import batches, seeded, set_temperature
     from gan_je.sequence_measures import measure_against_data
 
     module = GANModule.load_from_checkpoint(folder / "checkpoints" / "last.ckpt")
@@ -124,8 +124,7 @@ def measure_checkpoint(folder: Path, overrides: Sequence[str], n: int, seed: int
     temperatures = TEMPERATURES if not adversarial else (getattr(generator, "temperature", None),)
     points = []
     for temperature in temperatures:
-        if temperature is not None:
-            generator.temperature = temperature
+        set_temperature(generator, temperature)
         fake_ids = torch.cat(
             [b.argmax(-1) for b in batches(generator, n, seeded(seed + 1), chunk=256)]
         )
