@@ -49,7 +49,7 @@ SPEC_FOR["lstm_mle"] = TOKENS
 #: lines), with the settings that point them at a small file the test writes
 READS_SPEC_FROM_FILES = {"text": lambda folder: [f"data.path={_lines(folder)}"]}
 #: the settings of conf/shared/model.yaml an option changes besides its networks and lr
-OWN_SETTINGS = {"lstm_mle": {"adversarial"}}
+OWN_SETTINGS = {"lstm_mle": {"adversarial"}, "lstm_gan": {"pretrain_steps"}}
 
 
 def _lines(folder: Path) -> Path:

@@ -11,7 +11,6 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-import gan_je
 from gan_je import parts
 from gan_je.features import TokenFeatures, fit_feature_map
 from gan_je.models.lstm import LSTMLanguageModel
@@ -107,7 +106,7 @@ def test_bad_input(fitted):
 
 
 def test_the_config_builds_the_map_as_a_registered_part():
-    cfg = OmegaConf.load(Path(gan_je.__file__).parent / "conf" / "features" / "tokens.yaml")
+    cfg = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "features" / "tokens.yaml")
     features = parts.build(parts.plain(cfg), "features")
     assert isinstance(features, TokenFeatures)
     assert (features.dim, features.embed_dim, features.seed) == (8, 64, 0)
