@@ -71,8 +71,9 @@ PUBLISHED = {
     "LeakGAN (Guo et al. 2018)": 7.04,
     "RelGAN(100) (Nie et al. 2019)": 6.68,
 }
-#: --dry-run: a tiny oracle, a few steps, one seed
-DRY_ORACLE = ["data.vocab_size=50", "data.n_train=640", "data.n_val=320", "data.cache_dir=null"]
+#: --dry-run: a tiny oracle, a few steps, one seed (training sets of more than 50 batches: the
+#: controller's variants validate every 50)
+DRY_ORACLE = ["data.vocab_size=50", "data.n_train=3500", "data.n_val=320", "data.cache_dir=null"]
 DRY = ["callbacks.sequence_measures.n_samples=100", "estimator.max_samples=200"]
 DRY += ["estimator.n_fake=200", "estimator.features_fit_samples=300"]
 
@@ -423,7 +424,8 @@ def section(setting: str):
 
 def dry(setting: str):
     def run(records: str | None, seeds: str | None, steps: str | None, variants: str | None):
-        extra = [*(DRY_ORACLE if setting == "oracle" else ["data.path=" + str(_tiny_text())]), *DRY]
+        tiny_text = ["data.path=" + str(_tiny_text()), "data.val_size=0.3"]
+        extra = [*(DRY_ORACLE if setting == "oracle" else tiny_text), *DRY]
         done = run_all(setting, (0,), 8, extra, None)
         return tables(done, None)
 
@@ -434,7 +436,7 @@ def _tiny_text() -> Path:
     import tempfile
 
     folder = Path(tempfile.mkdtemp())
-    lines = [f"the quick brown fox {i} jumps over the lazy dog" for i in range(400)]
+    lines = [f"the quick brown fox {i} jumps over the lazy dog" for i in range(5000)]
     (folder / "lines.txt").write_text("\n".join(lines))
     return folder / "lines.txt"
 
