@@ -104,7 +104,7 @@ def measure_checkpoint(folder: Path, overrides: Sequence[str], n: int, seed: int
 
     from gan_je.estimators import entropy, jensen_shannon
     from gan_je.module import GANModule
-    from gan_je.sampling import batches, seeded, set_temperature
+    from gan_je.sampling import seeded, set_temperature, token_ids
     from gan_je.sequence_measures import measure_against_data
 
     module = GANModule.load_from_checkpoint(folder / "checkpoints" / "last.ckpt")
@@ -126,8 +126,8 @@ def measure_checkpoint(folder: Path, overrides: Sequence[str], n: int, seed: int
     points = []
     for temperature in temperatures:
         set_temperature(generator, temperature)
-        fake_ids = torch.cat(
-            [b.argmax(-1) for b in batches(generator, n, seeded(seed + 1), chunk=256)]
+        fake_ids = token_ids(
+            generator, n, module.hparams.data_spec["sample_shape"], seeded(seed + 1)
         )
         values = measure_against_data(fake_ids, data, generator, seed=seed)
         point = {key: float(value) for key, value in values.items()}

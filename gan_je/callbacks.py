@@ -40,7 +40,6 @@ from gan_je.estimators._inputs import check_base
 from gan_je.loggers import send_picture, send_summary
 from gan_je.metrics_csv import read_metrics, write_metrics
 from gan_je.modes import StackedModeCounter
-from gan_je.module import VALIDATION_CHUNK_BYTES
 from gan_je.pictures import plot_curves
 from gan_je.progress import validation_line
 from gan_je.resolvers import check_tags
@@ -236,14 +235,12 @@ class SequenceMeasures(Callback):
         generator = pl_module.sampler
         latents = sampling.seeded(seeding.stream_seed(seed, "validation", 0))
         shape = kind_of(pl_module.hparams.data_spec).sample_shape
-        chunk = sampling.rows_within(VALIDATION_CHUNK_BYTES, shape)
-        batches = sampling.batches(generator, self.n_samples, latents, chunk=chunk)
-        fake = [batch.argmax(dim=-1).cpu() for batch in batches]
+        fake = sampling.token_ids(generator, self.n_samples, shape, latents)
         was_training = generator.training
         generator.eval()  # log_prob as sampled: eval mode
         try:
             values = measure_against_data(
-                torch.cat(fake),
+                fake,
                 trainer.datamodule,
                 generator,
                 self.orders,

@@ -139,8 +139,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     from gan_je.checkpoints import checkpoint_file, load_data
     from gan_je.data.kinds import kind_of
-    from gan_je.module import VALIDATION_CHUNK_BYTES, GANModule
-    from gan_je.sampling import batches, check_draw_fits, rows_within, seeded, set_temperature
+    from gan_je.module import GANModule
+    from gan_je.sampling import batches, check_draw_fits, chunk_rows, seeded, set_temperature
 
     if cfg.split not in ("val", "test", "train"):
         raise ConfigError(
@@ -187,9 +187,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     check_draw_fits(
         "n_samples", n_generated, kind.sample_shape[:1] if tokens else kind.sample_shape
     )
-    # every set goes to the metric in pieces of VALIDATION_CHUNK_BYTES (at V = 5,000 one
+    # every set goes to the metric in pieces of sampling.CHUNK_BYTES (at V = 5,000 one
     # sequence takes 400 KB: 10,000 of them 4 GB); generated token sequences are kept as ids
-    chunk = min(cfg.batch_size, rows_within(VALIDATION_CHUNK_BYTES, kind.sample_shape))
+    chunk = min(cfg.batch_size, chunk_rows(kind.sample_shape))
     counter = mode_counter(module, datamodule, Path(cfg.paths.log_dir) / ".feature_cache")
     kept: list[Tensor] = []  # what the exact measures or the mode counter read afterwards
 

@@ -34,20 +34,6 @@ def interpolation(network: nn.Module, n: int, seed: int) -> Tensor:
     return sampling.apply(network, (1 - weights) * ends[0] + weights * ends[1]).float().cpu()
 
 
-def token_ids(network: nn.Module, n: int, seed: int, sample_shape: tuple[int, ...]) -> Tensor:
-    """The token ids ``(n, length)`` (int32, on the CPU) of ``n`` seeded samples of a token
-    generator (those :func:`gan_je.sampling.draw` gives), each position's ``argmax``: the
-    one-hot samples are made a chunk at a time (at V = 5,000 one takes 400 KB) and dropped."""
-    import torch
-
-    from gan_je import sampling
-    from gan_je.module import VALIDATION_CHUNK_BYTES
-
-    chunk = sampling.rows_within(VALIDATION_CHUNK_BYTES, sample_shape)
-    batches = sampling.batches(network, n, sampling.seeded(seed), desc="generating", chunk=chunk)
-    return torch.cat([batch.argmax(dim=-1).to(torch.int32).cpu() for batch in batches])
-
-
 def run(cfg: DictConfig) -> Path:
     """Generate as configured; return the file written. Needs no training data. The
     formats offered are the data's kind's (:mod:`gan_je.data.kinds`): ``png``, its picture
@@ -72,7 +58,9 @@ def run(cfg: DictConfig) -> Path:
     kind.check_format(cfg.format)
     if cfg.format == "txt" and not cfg.interpolate:  # text: only the ids are kept
         sampling.check_draw_fits("n", cfg.n, kind.sample_shape[:1])
-        kind.write_text(token_ids(sampler.network, cfg.n, cfg.seed, kind.sample_shape), path)
+        latents = sampling.seeded(cfg.seed)
+        ids = sampling.token_ids(sampler.network, cfg.n, kind.sample_shape, latents, "generating")
+        kind.write_text(ids, path)
         return path
     sampling.check_draw_fits("n", cfg.n, kind.sample_shape)
     if cfg.interpolate:

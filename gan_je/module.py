@@ -48,8 +48,6 @@ from gan_je.models import contract
 from gan_je.models.packing import pack_samples, packed_shape, whole_packs
 
 Description = Mapping[str, Any]
-#: generated validation samples go to the metric in chunks of at most this many bytes
-VALIDATION_CHUNK_BYTES = 64 * 2**20
 
 
 class GANModule(LightningModule):
@@ -446,7 +444,7 @@ class GANModule(LightningModule):
         if self.trainer.sanity_checking or self.global_rank != 0 or train_set is None:
             return
         if self.metric.wants_training_samples():
-            chunk = min(1024, sampling.rows_within(VALIDATION_CHUNK_BYTES, self._sample_shape))
+            chunk = min(1024, sampling.chunk_rows(self._sample_shape))
             datamodule = self.trainer.datamodule
             training = datamodule.sample_batches("train", self.metric.max_samples, chunk)
             for batch in training:
@@ -462,9 +460,9 @@ class GANModule(LightningModule):
         rank, world, n_fake = self.global_rank, self.trainer.world_size, self.metric.n_fake
         # as many as this process's real samples, or its share of n_fake
         n = self._n_real_seen if n_fake is None else n_fake // world + (rank < n_fake % world)
-        if n > 0:  # in chunks of VALIDATION_CHUNK_BYTES (a long token sequence is 400 KB)
+        if n > 0:  # in chunks of sampling.CHUNK_BYTES (a long token sequence is 400 KB)
             latents = seeding.generator(self.seed, "validation", rank)
-            chunk = sampling.rows_within(VALIDATION_CHUNK_BYTES, self._sample_shape)
+            chunk = sampling.chunk_rows(self._sample_shape)
             for fake in sampling.batches(self.sampler, n, latents, chunk=chunk):
                 self.metric.update(fake, real=False)
         values = self.metric.compute()  # already over every process: no sync_dist

@@ -177,7 +177,7 @@ def test_validation_feeds_the_metric_in_chunks_from_the_same_latents(train_confi
         update(samples, real)
 
     module.metric.update = recording
-    monkeypatch.setattr("gan_je.module.VALIDATION_CHUNK_BYTES", 30 * 4 * LENGTH * VOCAB)
+    monkeypatch.setattr("gan_je.sampling.CHUNK_BYTES", 30 * 4 * LENGTH * VOCAB)
     _fit(module, datamodule, max_epochs=1, limit_train_batches=1)
     assert sizes == [30, 30, 30, 10]
     chunks = list(sampling.batches(module.sampler, 100, torch.Generator().manual_seed(1), chunk=30))

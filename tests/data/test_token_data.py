@@ -116,7 +116,7 @@ def test_the_spec_is_the_token_kinds_with_symbols_where_given():
                     "symbols": ["", "a", "b"]}  # fmt: skip
     assert kind_of(spec).name == "tokens"
     assert "symbols" not in Counting(vocab=3).data_spec
-    with pytest.raises(ValueError, match="one symbol per token id"):
+    with pytest.raises(ValueError, match="3 strings, one per token id; got 2"):
         Counting(vocab=3, symbols=["", "a"]).data_spec  # noqa: B018
 
 

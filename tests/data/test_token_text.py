@@ -226,7 +226,7 @@ def test_generate_txt_keeps_only_ids_and_makes_one_hot_samples_a_chunk_at_a_time
 ):
     """One-hot samples take L * V floats each (8 GB for 10,000 at V = 5,000): ``format=txt``
     makes them a chunk at a time and keeps ids, so it fits where ``format=npz`` does not."""
-    from gan_je import checks, module, sampling
+    from gan_je import checks, sampling
     from gan_je.errors import ConfigError
 
     description = {"_target_": "gan_je.models.MLPGenerator", "_partial_": True, "hidden": 16}
@@ -237,7 +237,7 @@ def test_generate_txt_keeps_only_ids_and_makes_one_hot_samples_a_chunk_at_a_time
     torch.save({"hyper_parameters": hparams, "state_dict": state, "g_step": 3}, checkpoint)
     n, (length, vocab) = 3000, SPEC["sample_shape"]
     monkeypatch.setattr(checks, "available_memory", lambda: n * 2 * 4 * length * vocab // 2)
-    monkeypatch.setattr(module, "VALIDATION_CHUNK_BYTES", 100 * 4 * length * vocab)
+    monkeypatch.setattr(sampling, "CHUNK_BYTES", 100 * 4 * length * vocab)
     made, apply = [], sampling.apply
     monkeypatch.setattr(sampling, "apply", lambda net, z: made.append(len(z)) or apply(net, z))
     with pytest.raises(ConfigError, match="n=3000 needs"):
