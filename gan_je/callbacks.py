@@ -34,9 +34,11 @@ from gan_je.checks import (
     positive_float,
     positive_int,
 )
+from gan_je.class_scores import ClassScorer, fit_class_scorer
 from gan_je.data.kinds import kind_of
 from gan_je.errors import ConfigError, RecordError
 from gan_je.estimators._inputs import check_base
+from gan_je.features import Classifier
 from gan_je.loggers import send_picture, send_summary
 from gan_je.metrics_csv import read_metrics, write_metrics
 from gan_je.modes import StackedModeCounter
@@ -179,6 +181,55 @@ class StackedModes(Callback):
         counts = self.counter(pl_module.sample(self.n_samples, seed=seed).float().cpu())
         counts["counter_accuracy"] = self.accuracy
         pl_module.log_dict({f"val/{key}": value for key, value in counts.items()})
+
+
+class ClassScores(Callback):
+    """The class scores (:mod:`gan_je.class_scores`) of the generator after each validation:
+    ``val/inception_score``, ``val/class_kl`` (nats) and ``val/classes_covered`` of
+    ``n_samples`` samples drawn from fixed, seeded latents; beside them the ceiling
+    ``val/inception_score_real`` (and ``class_kl_real``, ``classes_covered_real``: the
+    histogram's own bias at this size) of as many held-out real samples (a seeded subset) and
+    ``val/classifier_accuracy`` on every held-out sample, which say how far the classifier
+    can be trusted.
+
+    The classifier (:class:`gan_je.features.Classifier`, its network chosen by the data's
+    kind of sample: log-mel and convolutions for waveforms) is trained for ``epochs`` once
+    per trainer call on the data module's labelled training samples, cached in
+    ``cache_dir``. Any labelled data serves (spoken digits, MNIST digits).
+    """
+
+    def __init__(
+        self,
+        n_samples: int = 1000,
+        epochs: int = 20,
+        embedding: int = 64,
+        seed: int = 0,
+        cache_dir: str | None = None,
+    ) -> None:
+        self.n_samples = positive_int("n_samples", n_samples)
+        classifier = Classifier(
+            embedding=positive_int("embedding", embedding),
+            epochs=positive_int("epochs", epochs),
+            seed=non_negative_int("seed", seed),
+            cache_dir=cache_dir,
+        )
+        self.scorer = ClassScorer(classifier)
+        self.real: dict[str, float] = {}  # the held-out values, measured once in setup
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        data = trainer.datamodule
+        if getattr(data, "train_set", None) is None and hasattr(data, "setup"):
+            data.setup("fit")  # trainer.validate: the classifier learns from the training split
+        real, accuracy = fit_class_scorer(self.scorer, data, self.n_samples)
+        self.real = {f"{key}_real": value for key, value in real.items()}
+        self.real["classifier_accuracy"] = accuracy
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        seed = seeding.stream_seed(pl_module.seed, "modes")
+        scores = self.scorer.scores(pl_module.sample(self.n_samples, seed=seed).float().cpu())
+        pl_module.log_dict({f"val/{key}": value for key, value in (scores | self.real).items()})
 
 
 class SequenceMeasures(Callback):

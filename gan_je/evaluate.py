@@ -7,7 +7,10 @@ Fréchet distance, data copying (generated and held-out samples against training
 the same number), mode coverage for the 2-D mixtures, the exact measures of token sequences
 (:mod:`gan_je.sequence_measures`: NLL-oracle, NLL-test, exact entropies and JSD, n-gram JSDs
 and their real floor), and the mode counts of stacked MNIST (:mod:`gan_je.modes`; with
-``baseline=true`` also those of real training images, the ceiling). Each evaluation is one
+``baseline=true`` also those of real training images, the ceiling), and for a run with the
+``class_scores`` callback the class scores (:mod:`gan_je.class_scores`: Inception score, class
+KL, classes covered) beside those of as many real held-out samples (``<key>_real``) and the
+classifier's held-out accuracy. Each evaluation is one
 record beside the checkpoint, ``evaluations/<checkpoint>-<features>-<split>-<digest>.json``,
 keyed by its settings: the same settings replace their record, others add one
 (:mod:`gan_je.evaluation_records`).
@@ -44,6 +47,7 @@ from gan_je.tables import markdown_table
 if TYPE_CHECKING:
     from torch import Tensor
 
+    from gan_je.class_scores import ClassScorer
     from gan_je.modes import StackedModeCounter
     from gan_je.module import GANModule
 
@@ -132,6 +136,25 @@ def mode_counter(
     return counter.fit(*digits["train"])
 
 
+def class_scorer(module: GANModule, cache_dir: str | Path) -> ClassScorer | None:
+    """For a run with ``callbacks.class_scores``, a class scorer with its settings (epochs,
+    embedding, seed), its classifier cached in ``cache_dir``; ``None`` for other runs."""
+    run_callbacks = (module.hparams.get("run_config") or {}).get("callbacks") or {}
+    settings = run_callbacks.get("class_scores")
+    if settings is None:
+        return None
+    from gan_je.class_scores import ClassScorer
+    from gan_je.features import Classifier
+
+    classifier = Classifier(
+        embedding=settings.get("embedding", 64),
+        epochs=settings.get("epochs", 20),
+        seed=settings.get("seed", 0),
+        cache_dir=str(cache_dir),
+    )
+    return ClassScorer(classifier)
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate as configured; return the record written (:mod:`gan_je.evaluation_records`)."""
     # torch and Lightning only here, where an evaluation starts, so that --help answers at once
@@ -166,7 +189,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     copying = held_out and module.metric.wants_training_samples()
     kind = kind_of(module.hparams.data_spec)
     tokens = kind.name == "tokens"  # the real floor: train ids
+    scorer = class_scorer(module, Path(cfg.paths.log_dir) / ".feature_cache")
     needs_train = not held_out or cfg.baseline or bool(features) or copying or tokens
+    needs_train = needs_train or scorer is not None  # its classifier learns the training labels
     datamodule = load_data(module, "fit" if needs_train else "validate")
     if features:  # compare in another feature space than the run's own
         module.metric.features = build_from_config(features, "features")
@@ -199,7 +224,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             module.sampler, n_generated, latents, cfg.batch_size, "generating", chunk
         ):
             batch = batch.float().cpu()
-            if tokens or counter is not None:
+            if tokens or counter is not None or scorer is not None:
                 kept.append(batch.argmax(dim=-1) if tokens else batch)
             yield batch
 
@@ -245,6 +270,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if counter is not None:
         result["metrics"] |= counter(fake)
         result["counter_accuracy"] = counter.accuracy(*datamodule.digits["val"])
+    if scorer is not None:  # beside the scores of as many real held-out samples: the ceiling
+        from gan_je.class_scores import fit_class_scorer
+
+        real, accuracy = fit_class_scorer(scorer, datamodule, n_generated)
+        result["metrics"] |= scorer.scores(fake)
+        result["metrics"] |= {f"{key}_real": value for key, value in real.items()}
+        result["metrics"]["classifier_accuracy"] = accuracy
     if cfg.baseline:
         n_train = n_real if held_out else None
         train = datamodule.sample_batches("train", n_train, chunk)

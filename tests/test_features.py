@@ -369,11 +369,11 @@ def test_a_classifier_state_without_its_network_shape_fails_clearly():
 
 
 def test_the_kind_of_sample_chooses_the_classifier_network():
-    """The same (1, 16, 16) samples get convolutions as images, a flat network as anything
-    else (a waveform of 16 x 16 = 256 values per channel row, say)."""
+    """The same (1, 16, 16) samples get convolutions as images, a flat network as any kind
+    without its own (points of 256 values, say)."""
     x, labels = _labelled((1, 16, 16))
     image = _small_classifier().fit(x, labels, kind="image")
-    other = _small_classifier().fit(x, labels, kind="waveform")
+    other = _small_classifier().fit(x, labels, kind="points")
     assert isinstance(image.net[0], nn.Conv2d) and not any(
         isinstance(layer, nn.Conv2d) for layer in other.net
     )
