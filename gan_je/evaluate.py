@@ -137,22 +137,17 @@ def mode_counter(
 
 
 def class_scorer(module: GANModule, cache_dir: str | Path) -> ClassScorer | None:
-    """For a run with ``callbacks.class_scores``, a class scorer with its settings (epochs,
-    embedding, seed), its classifier cached in ``cache_dir``; ``None`` for other runs."""
+    """For a run with ``callbacks.class_scores``, the callback's class scorer with the run's
+    settings (epochs, embedding, seed), its classifier cached in ``cache_dir``; ``None``
+    for other runs."""
     run_callbacks = (module.hparams.get("run_config") or {}).get("callbacks") or {}
     settings = run_callbacks.get("class_scores")
     if settings is None:
         return None
-    from gan_je.class_scores import ClassScorer
-    from gan_je.features import Classifier
+    from gan_je.callbacks import ClassScores
 
-    classifier = Classifier(
-        embedding=settings.get("embedding", 64),
-        epochs=settings.get("epochs", 20),
-        seed=settings.get("seed", 0),
-        cache_dir=str(cache_dir),
-    )
-    return ClassScorer(classifier)
+    settings = {k: v for k, v in settings.items() if k not in ("_target_", "cache_dir")}
+    return ClassScores(**settings, cache_dir=str(cache_dir)).scorer
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:

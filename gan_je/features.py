@@ -393,6 +393,57 @@ class LogMel(nn.Module):
         return f"sample_rate={self.sample_rate}, n_fft={self.n_fft}, hop={self.hop}"
 
 
+class LogMelPCA(nn.Module):
+    """Waveforms ``(B, C, n)`` seen as their log-mel images (:class:`LogMel`), flattened and
+    reduced by :class:`PCA` to ``dim``: ``f(x) = PCA(flatten(log_mel(x)))``. Differentiable
+    (the entropy regulariser passes gradients through it). Where the JSD of this space and
+    of the classifier's stand against degraded sets: conf/features/log_mel.yaml.
+
+    ``fit(x, sample_rate)`` needs the clips' rate; the rate travels in the state dict as extra
+    state, so a fresh map loads a fitted one's state without data.
+    """
+
+    needs_sample_rate = True
+
+    def __init__(self, dim: int = 8, n_mels: int = 40, seed: int = 0) -> None:
+        super().__init__()
+        self.dim = positive_int("features dim", dim)
+        self.n_mels = positive_int("features n_mels", n_mels)
+        self.pca = PCA(dim, seed)
+        self.log_mel: LogMel | None = None  # made by fit or by loading a fitted state
+
+    @property
+    def fitted(self) -> bool:
+        return self.log_mel is not None and self.pca.fitted
+
+    def fit(self, x: Tensor, sample_rate: int | None = None) -> LogMelPCA:
+        """Fit the PCA on the log-mel images of training clips ``x`` ``(n, C, length)`` at
+        ``sample_rate`` samples per second."""
+        if sample_rate is None:
+            raise ValueError(
+                "LogMelPCA features need waveforms with a sample_rate (data of kind waveform)"
+            )
+        self.set_extra_state({"sample_rate": sample_rate})
+        self.pca.fit(torch.cat([self.log_mel(part).flatten(1) for part in x.split(1024)]))
+        return self
+
+    def get_extra_state(self) -> dict[str, Any]:
+        """The fitted clips' sample rate (a plain int); an empty dict when not fitted."""
+        return {} if self.log_mel is None else {"sample_rate": self.log_mel.sample_rate}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        rate = state.get("sample_rate") if isinstance(state, dict) else None
+        self.log_mel = None if rate is None else LogMel(int(rate), self.n_mels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.fitted:
+            raise RuntimeError("LogMelPCA is not fitted: call fit(train_clips, sample_rate)")
+        return self.pca(self.log_mel(x).flatten(1))
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, n_mels={self.n_mels}"
+
+
 class Classifier(nn.Module):
     """Learned features: a small classifier trained once on the training split's labels,
     its penultimate layer reduced by PCA to ``dim`` dimensions (the offline stand-in for
@@ -401,7 +452,8 @@ class Classifier(nn.Module):
     The network is chosen by the data's kind of sample (:mod:`gan_je.data.kinds`): two
     stride-2 convolutions for ``image``; for ``waveform`` the clip's :class:`LogMel` image
     (which needs the ``sample_rate``), batch-normalised, through three stride-2 3x3
-    convolutions (16, 32, 64 channels, batch norm) averaged to 2 x 4 cells (held-out voices:
+    convolutions (16, 32, 64 channels, batch norm) averaged over time in 4 frequency bands,
+    so that a word is recognised wherever it lies in the clip (held-out voices:
     tests/test_audio_classifier.py); two fully connected layers on the flattened sample
     for every other kind; then an ``embedding``-wide layer and a linear head. It trains for
     ``epochs`` with Adam. The fitted
@@ -481,8 +533,8 @@ class Classifier(nn.Module):
                     nn.ReLU(),
                 ]
                 channels = width
-            body += [nn.AdaptiveAvgPool2d((2, 4)), nn.Flatten()]
-            width = channels * 8
+            body += [nn.AdaptiveAvgPool2d((4, 1)), nn.Flatten()]  # 4 bands, over all time
+            width = channels * 4
         else:
             width = int(torch.tensor(sample_shape).prod())
             body = [nn.Flatten(), nn.Linear(width, 128), nn.LeakyReLU(0.2)]
@@ -601,12 +653,16 @@ class Classifier(nn.Module):
 def fit_feature_map(features: Any, datamodule: Any, max_samples: int | None, kind: str) -> None:
     """Fit ``features`` on a gan_je datamodule's training split: a learned map
     (``needs_labels``, :class:`Classifier`) on every labelled sample of the data's ``kind``,
-    an unsupervised one (PCA) on a seeded subset of ``max_samples`` (``None``: all); a map
+    an unsupervised one (PCA) on a seeded subset of ``max_samples`` (``None``: all), with
+    the data's sample rate where it ``needs_sample_rate`` (:class:`LogMelPCA`); a map
     with ``fit_ids`` (:class:`TokenFeatures`) on the ids of that subset where the data
     module keeps ``train_ids``, never expanded to one-hot vectors."""
     if getattr(features, "needs_labels", False):
         rate = datamodule.data_spec.get("sample_rate")
         features.fit(*datamodule.train_set.tensors, kind=kind, sample_rate=rate)
+    elif getattr(features, "needs_sample_rate", False):  # LogMelPCA
+        rate = datamodule.data_spec.get("sample_rate")
+        features.fit(datamodule.train_tensor(max_samples), sample_rate=rate)
     elif hasattr(features, "fit_ids") and getattr(datamodule, "train_ids", None) is not None:
         ids = datamodule.stored("train", max_samples)  # train_tensor's subset, as ids
         features.fit_ids(ids, datamodule.data_spec["vocab_size"])

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 
 from gan_je.class_scores import (
     ClassScorer,
@@ -16,7 +18,11 @@ from gan_je.class_scores import (
     inception_score,
 )
 from gan_je.errors import ConfigError
+from gan_je.evaluate import evaluate
 from gan_je.features import Classifier
+from gan_je.train import train
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 @pytest.mark.parametrize("k", [2, 5, 10])
@@ -137,3 +143,31 @@ def test_fit_class_scorer_gives_the_held_out_ceiling_and_accuracy():
 def test_fit_class_scorer_refuses_unlabelled_data():
     with pytest.raises(ConfigError, match="class scores need labelled data"):
         fit_class_scorer(ClassScorer(Classifier()), _Data(torch.zeros(300, dtype=torch.long)), 9)
+
+
+@pytest.mark.slow
+def test_the_callback_logs_the_class_scores_and_evaluate_reports_them(train_config, tmp_path):
+    """On labelled images (data=digits, 10 classes): the callback's keys after training, the
+    same in evaluate's record beside the real held-out ones."""
+    callback = "+callbacks.class_scores."
+    cfg = train_config(
+        "data=digits", "model=dcgan", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+        "logger=none", "~callbacks.progress",
+        f"{callback}_target_=gan_je.callbacks.ClassScores", f"{callback}n_samples=200",
+        f"{callback}epochs=30", "trainer.accelerator=cpu",
+    )  # fmt: skip
+    logged = train(cfg)["final"]
+    assert 1 <= logged["val/inception_score"] <= 10 and logged["val/class_kl"] >= 0
+    assert 1 <= logged["val/classes_covered"] <= 10
+    assert logged["val/classifier_accuracy"] > 0.8
+    assert logged["val/inception_score_real"] > logged["val/inception_score"]  # untrained G
+    checkpoint = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        app = compose(
+            config_name="evaluate", overrides=[f"ckpt_path={checkpoint}", "n_samples=200"]
+        )
+    app.paths.root_dir = str(tmp_path)  # the classifier's cache
+    metrics = evaluate(app)["metrics"]
+    assert metrics["classifier_accuracy"] == pytest.approx(logged["val/classifier_accuracy"])
+    assert metrics["inception_score_real"] == pytest.approx(logged["val/inception_score_real"])
+    assert {"inception_score", "class_kl", "classes_covered", "class_kl_real"} <= set(metrics)
