@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from gan_je.checks import positive_int
+from gan_je.class_scores import class_kl, classes_covered
 from gan_je.data.stacked_mnist import N_MODES, mode_of
 from gan_je.features import Classifier
 
@@ -40,11 +41,9 @@ def mode_statistics(
         raise ValueError(f"modes must lie in range({n_modes})")
     if not 0 <= threshold <= 1:
         raise ValueError(f"threshold must be a probability in [0, 1], got {threshold}")
-    counts = torch.bincount(modes.long().cpu(), minlength=n_modes).double()
-    p = counts[counts > 0] / len(modes)
     return {
-        "modes_covered": float(len(p)),
-        "mode_kl": float((p * (p * n_modes).log()).sum()),
+        "modes_covered": float(classes_covered(modes, n_modes)),
+        "mode_kl": class_kl(modes, n_modes),
         "high_quality": float((confidence >= threshold).double().mean()),
     }
 
