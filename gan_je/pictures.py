@@ -1,7 +1,8 @@
 """Pictures written as PNG files. Of samples: image grids, 2-D scatter plots, line plots of
-signals, grids of spectrograms and decoded token sequences as text; the kinds of sample (:mod:`gan_je.data.kinds`)
-draw with them for the sample callback during training and for the ``generate`` command. Of
-a run: its estimates against generator steps with their error bands (``curves.png``)."""
+signals, grids of spectrograms and decoded token sequences as text; the kinds of sample
+(:mod:`gan_je.data.kinds`) draw with them for the sample callback during training and for the
+``generate`` command. Of a run: its estimates against generator steps with their error bands
+(``curves.png``)."""
 
 from __future__ import annotations
 
@@ -104,10 +105,11 @@ def spectrograms_figure(
     max_items: int = 16,
     columns: int | None = None,
 ) -> Figure:
-    """The first ``max_items`` spectrograms ``(n, bands, frames)`` (log-mel: bands bottom to
-    top) as a grid of ``columns`` to a row (default: a square), time in seconds on the x-axis
-    (frame ``t`` at ``t * hop / rate``), band index on the y-axis, all drawn on one colour
-    scale (the shown values' minimum to maximum) with one colour bar."""
+    """The first ``max_items`` log-mel spectrograms ``(n, bands, frames)`` (as
+    :func:`gan_je.audio.log_mel` makes them) as a grid of ``columns`` to a row (default: a
+    square), time in seconds on the x-axis (frame ``t`` centred on ``t * hop / rate``, as
+    the STFT's centred frames are), mel band on the y-axis (lowest at the bottom), all drawn
+    on one colour scale (the shown values' minimum to maximum) with one colour bar."""
     from matplotlib.figure import Figure
 
     if spectrograms.ndim != 3 or 0 in spectrograms.shape:
@@ -125,10 +127,11 @@ def spectrograms_figure(
     n, bands, frames = shown.shape
     columns = min(n, columns or math.ceil(math.sqrt(n)))
     rows = math.ceil(n / columns)
-    fig = Figure(figsize=(2.4 * columns + 1.2, 1.9 * rows + 0.6), dpi=100)
+    fig = Figure(figsize=(2.4 * columns + 1.2, 1.9 * rows + 0.6), dpi=100, layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False, sharex=True, sharey=True)
     low, high = float(shown.min()), float(shown.max())
-    extent = (0.0, frames * hop / rate, 0.0, float(bands))
+    seconds = hop / rate  # between two frames
+    extent = (-0.5 * seconds, (frames - 0.5) * seconds, 0.0, float(bands))
     for index, ax in enumerate(axes.flat):
         if index >= n:
             ax.set_axis_off()
@@ -141,7 +144,7 @@ def spectrograms_figure(
     for ax in axes[:, 0]:
         ax.set_ylabel("mel band")
     fig.suptitle(title)
-    fig.colorbar(image, ax=axes, fraction=0.03, pad=0.02)
+    fig.colorbar(image, ax=axes, fraction=0.03, pad=0.02, label="log mel power")
     return fig
 
 
