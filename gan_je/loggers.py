@@ -180,10 +180,10 @@ def send_audio(
 ) -> None:
     """Log the first ``max_clips`` clips ``(n, channels, length)`` (values in [-1, 1]) at
     ``rate`` samples per second to the run's W&B and TensorBoard loggers (others have no
-    audio API), at generator step ``g_step``: for W&B one list of ``wandb.Audio`` under
-    ``key`` (16-bit WAVs, every channel kept, captioned with their index), for TensorBoard
-    one audio summary per clip, ``<key>/<index>``, of its mono mix (the mean of its channels:
-    TensorBoard's writer takes one channel)."""
+    audio API), at generator step ``g_step``, each clip under ``<key>/<index>``: for W&B a
+    ``wandb.Audio`` of a 16-bit WAV with every channel (one per key: a list under one key
+    would need the ``soundfile`` package), for TensorBoard an audio summary of its mono mix
+    (the mean of its channels: TensorBoard's writer takes one channel)."""
     from gan_je.audio import write_wav
 
     if clips.ndim != 3 or 0 in clips.shape:
@@ -196,13 +196,11 @@ def send_audio(
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger):
             with tempfile.TemporaryDirectory(prefix="gan_je-audio-") as folder:
-                sounds = []
+                sounds: dict[str, Any] = {STEP_METRIC: g_step}
                 for index, clip in enumerate(clips):
                     write_wav(Path(folder) / f"{index}.wav", clip, rate)
-                    sounds.append(
-                        wandb.Audio(str(Path(folder) / f"{index}.wav"), caption=str(index))
-                    )
-                logger.experiment.log({key: sounds, STEP_METRIC: g_step})  # copies the files
+                    sounds[f"{key}/{index}"] = wandb.Audio(str(Path(folder) / f"{index}.wav"))
+                logger.experiment.log(sounds)  # copies the files into the run
         elif isinstance(logger, TensorBoardLogger):
             for index, clip in enumerate(clips):
                 logger.experiment.add_audio(
