@@ -72,8 +72,10 @@ def test_the_wav_holds_every_clip_with_silence_between_and_each_in_its_own_file(
         assert rate == 400 and values.shape == (2, 64)
         assert np.abs(values - clip).max() <= QUANTUM
 
+    (folder / "notes.txt").write_text("a file of the user's")
     kind_of(SPEC).write(clips[:2], path, "wav", "t", strip=False)  # again, fewer clips
-    assert sorted(p.name for p in folder.iterdir()) == ["000.wav", "001.wav"]
+    names = ["000.wav", "001.wav", "002.wav", "notes.txt"]  # nothing deleted
+    assert sorted(p.name for p in folder.iterdir()) == names
     assert _read(path)[0].shape == (2, 2 * 64 + GAP)
     mono = kind_of({**SPEC, "sample_shape": [1, 64]})
     mono.write(clips[:1, :1], tmp_path / "one.wav", "wav", "t", strip=False)

@@ -425,7 +425,7 @@ class Waveform(SampleKind):
         from gan_je.audio import log_mel
 
         if not self.has_picture:
-            super().picture(samples, path, title, real, strip)
+            super().picture(samples, path, title, real, strip)  # refuses
         mono = self.clips(samples).mean(dim=1)
         n_fft = min(self.PICTURE_FFT, 2 ** int(math.log2(self.sample_shape[1])))
         hop = max(1, n_fft // 4)
@@ -460,8 +460,9 @@ class Waveform(SampleKind):
         to [-1, 1]), every channel kept: ``path`` holds all n clips one after another with
         :attr:`GAP_SECONDS` of silence between two (one file to listen to at once), and the
         folder :meth:`clip_folder` beside it one file per clip, ``000.wav``, ``001.wav``, ...
-        (more digits from 1,000 clips on, so that names sort in order). Numbered WAVs left
-        in that folder by an earlier, larger write are removed, so it holds these clips only."""
+        (more digits from 1,000 clips on, so that names sort in order). Files of those names
+        are replaced; nothing else in the folder is touched (an earlier, larger write's
+        last clips stay)."""
         from gan_je.audio import write_wav
 
         clips = self.clips(samples)
@@ -478,9 +479,6 @@ class Waveform(SampleKind):
         names = [f"{index:0{width}d}.wav" for index in range(len(clips))]
         for name, clip in zip(names, clips, strict=True):
             write_wav(folder / name, clip, self.rate)
-        for old in folder.glob("*.wav"):
-            if old.stem.isdigit() and old.name not in names:
-                old.unlink()
         silence = clips.new_zeros(clips.shape[1], round(self.GAP_SECONDS * self.rate))
         pieces = [piece for clip in clips for piece in (silence, clip)][1:]
         write_wav(path, torch.cat(pieces, dim=-1), self.rate)
