@@ -36,7 +36,6 @@ speakers it has not heard. Every digit is in both splits. The label ``y`` is the
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import logging
 import os
@@ -155,7 +154,7 @@ class SpokenDigits(WaveformDataModule):
             raise ConfigError(f"data.peak must be in (0, 1] (full scale is 1), got {peak!r}")
         self.val_variant_names = held_out(self.variants, val_variants, self.data_seed)
         self.cache_dir = None if cache_dir is None else Path(cache_dir).expanduser()
-        n_val = len(self.accents) * len(self.val_variant_names) * self.clips_per_word * 10
+        n_val = len(self.accents) * len(self.val_variant_names) * len(DIGITS) * clips_per_word
         check_samples_fit(self.n_clips - n_val, n_val, self.sample_shape)
         self.choices: list[ClipChoice] | None = None
 
@@ -195,11 +194,16 @@ class SpokenDigits(WaveformDataModule):
 
     def _load(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         pcm, self.choices = self._clips()
-        x = torch.from_numpy(pcm).float().div_(INT16_SCALE).unsqueeze(1)
-        y = torch.tensor([choice.digit for choice in self.choices])
+        y = np.array([choice.digit for choice in self.choices])
         held = set(self.val_variant_names)
-        val = torch.tensor([c.voice.split("+", 1)[1] in held for c in self.choices])
-        return x[~val], y[~val], x[val], y[val]
+        val = np.array([c.voice.split("+", 1)[1] in held for c in self.choices])
+        train = ~val  # the int16 clips split first: floats of each split made once
+        return (
+            from_pcm(pcm[train]),
+            torch.from_numpy(y[train]),
+            from_pcm(pcm[val]),
+            torch.from_numpy(y[val]),
+        )
 
     def _clips(self) -> tuple[np.ndarray, list[ClipChoice]]:
         """The clips, int16 ``(n_clips, length)``, and their choices: read from the cache,
@@ -218,17 +222,10 @@ class SpokenDigits(WaveformDataModule):
         check_variants(self.variants)
         log.info("synthesising %d spoken digits with eSpeak NG", len(choices))
         pcm = np.stack(
-            [
-                make_clip(choice, self.sample_rate, self.length, self.peak, pcm=True)
-                for choice in choices
-            ]
+            [to_pcm(make_clip(c, self.sample_rate, self.length, self.peak)) for c in choices]
         )
         if path is not None:
-            saved = {
-                "pcm": torch.from_numpy(pcm),
-                "choices": [list(choice) for choice in choices],
-                "espeakng_loader": importlib.metadata.version("espeakng-loader"),
-            }
+            saved = {"pcm": torch.from_numpy(pcm), "choices": [list(c) for c in choices]}
             try:
                 with replaced_atomically(path) as file:
                     torch.save(saved, file)
@@ -264,11 +261,9 @@ def plan_clips(
     ]
 
 
-def make_clip(
-    choice: ClipChoice, sample_rate: int, length: int, peak: float = 0.9, pcm: bool = False
-) -> np.ndarray:
-    """The clip ``(length,)`` of ``choice`` at ``sample_rate`` (steps in the module doc):
-    float32 in [-peak, peak], or (``pcm``) its 16-bit samples ``round(x * 32767)``.
+def make_clip(choice: ClipChoice, sample_rate: int, length: int, peak: float = 0.9) -> np.ndarray:
+    """The clip ``(length,)`` float32 in [-peak, peak] of ``choice`` at ``sample_rate`` (the
+    steps of the module doc).
 
     Raises:
         ConfigError: the word, its silence cut, lasts longer than ``length`` samples.
@@ -289,8 +284,19 @@ def make_clip(
             "data.length"
         )
     sound *= peak / np.abs(sound).max()
-    clip = fit_length(sound, length, int(choice.position * (length - len(sound) + 1)))
-    return np.round(clip * INT16_SCALE).astype(np.int16) if pcm else clip
+    return fit_length(sound, length, int(choice.position * (length - len(sound) + 1)))
+
+
+def from_pcm(pcm: np.ndarray) -> Tensor:
+    """Clips ``(n, 1, length)`` float32 of their 16-bit samples ``pcm`` ``(n, length)``: the
+    inverse of :func:`to_pcm` (up to its rounding)."""
+    return torch.from_numpy(pcm).float().div_(INT16_SCALE).unsqueeze(1)
+
+
+def to_pcm(clip: np.ndarray) -> np.ndarray:
+    """``clip`` (values in [-1, 1]) as 16-bit samples, ``round(clip * 32767)``: how the cache
+    keeps it (half the bytes of float32; read back as ``pcm / 32767``)."""
+    return np.round(np.clip(clip, -1.0, 1.0) * INT16_SCALE).astype(np.int16)
 
 
 def held_out(variants: Sequence[str], val_variants: int | float, seed: int) -> tuple[str, ...]:
