@@ -25,8 +25,8 @@ of samples, waveforms by small shifts in time; their log-mel spectrograms correl
 setting that changes it; samples as 16-bit integers), and every later run and every job of
 a sweep reads that one set. Jobs that start together on an empty cache would each build
 their own (the last written stays), so build it with one short run first (``debug=fdr``).
-Building the default 7,680 clips takes about a minute on 2 CPU cores (synthesis about 1 ms
-a clip, resampling about 2 ms); reading them back takes about a second.
+Building the default 7,680 clips takes about 20 s of one CPU core (synthesis about 1 ms a
+clip, resampling about 2 ms); reading them back takes about a second.
 
 The validation clips are those of whole voice variants held out (``val_variants``): their
 voices, in every accent, are not heard in training, so a classifier or a metric is judged on
@@ -108,7 +108,8 @@ class SpokenDigits(WaveformDataModule):
         peak: the largest absolute value of every clip, in (0, 1].
         val_variants: variants held out for validation with all their voices, a count (int)
             or a fraction of ``variants`` (float in (0, 1)); chosen by ``data_seed``.
-        cache_dir: the folder the set is kept in (``None``: synthesise it in every run).
+        cache_dir: the folder the set is kept in (``None``: synthesise it in every run, and
+            in every process of a run, each a little differently).
         **kwargs: ``batch_size``, ``num_workers``, ``seed``, ``data_seed``, ... of
             :class:`~gan_je.data.base.ArrayDataModule`; ``data_seed`` seeds every choice.
 
@@ -187,9 +188,10 @@ class SpokenDigits(WaveformDataModule):
         return self.cache_dir / name
 
     def prepare_data(self) -> None:
-        """Build the set into ``cache_dir`` once (Lightning calls this in one process per
-        machine, before :meth:`setup` in every process reads the file)."""
-        if self.cache_dir is not None:
+        """Build the set into ``cache_dir`` unless it is there (Lightning calls this in one
+        process per machine, before :meth:`setup` in every process reads the file)."""
+        path = self.cache_path
+        if path is not None and not path.is_file():
             self._clips()
 
     def _load(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
