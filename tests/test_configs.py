@@ -48,6 +48,8 @@ SPEC_FOR["lstm_mle"] = TOKENS
 #: data options whose spec comes from their files (TextLines: the vocabulary of the training
 #: lines), with the settings that point them at a small file the test writes
 READS_SPEC_FROM_FILES = {"text": lambda folder: [f"data.path={_lines(folder)}"]}
+#: data options that need a path, with the settings that point them at files the test writes
+NEEDS_PATH = {"audio_folder": lambda folder: [f"data.path={_wavs(folder)}"]}
 #: the settings of conf/shared/model.yaml an option changes besides its networks and lr
 OWN_SETTINGS = {"lstm_mle": {"adversarial"}, "lstm_gan": {"pretrain_steps"}}
 
@@ -57,6 +59,15 @@ def _lines(folder: Path) -> Path:
     path = folder / "lines.txt"
     path.write_text("".join(f"the {i} quick brown foxes jump over lazy dogs\n" for i in range(200)))
     return path
+
+
+def _wavs(folder: Path) -> Path:
+    """A folder of two short WAV files."""
+    from gan_je.audio import write_wav
+
+    for i in range(2):
+        write_wav(folder / "sounds" / f"{i}.wav", torch.zeros(1, 100), 8000)
+    return folder / "sounds"
 
 
 def test_every_model_option_says_what_data_it_supports():
@@ -70,7 +81,8 @@ def test_every_model_builds_for_every_data_it_supports(train_config, model, data
     """Each model composes with each data option: a network that fits the data's sample
     shape where the model claims to support it, a one-sentence refusal where not."""
     own_file = READS_SPEC_FROM_FILES.get(data, lambda folder: [])(tmp_path)
-    cfg = train_config(f"model={model}", f"data={data}", "estimator=gaussian", *own_file)
+    path = NEEDS_PATH.get(data, lambda folder: [])(tmp_path)
+    cfg = train_config(f"model={model}", f"data={data}", "estimator=gaussian", *own_file, *path)
     datamodule = instantiate(cfg.data)
     assert isinstance(datamodule, lightning.LightningDataModule)
     if own_file:  # the vocabulary is the training lines'
