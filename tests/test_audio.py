@@ -124,6 +124,8 @@ def test_griffin_lim_inverts_the_log_spectrogram():
     assert torch.equal(back, audio.griffin_lim(image, 256, 64, 8192, n_iter=32))
     with pytest.raises(ValueError, match="must have shape"):
         audio.griffin_lim(image, 256, 128, 8192)
+    with pytest.raises(ValueError, match="hop must be below n_fft"):
+        audio.griffin_lim(image, 64, 64, 8192)
 
 
 def test_log_spectrogram_is_differentiable():
