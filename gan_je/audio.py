@@ -169,6 +169,8 @@ def griffin_lim(
     ``momentum`` times their change (Perraudin et al. 2013, "A fast Griffin-Lim algorithm";
     0: the original). Starts from zero phase, so the result is deterministic."""
     n_fft, hop = _check_stft(n_fft, hop)
+    if hop == n_fft:  # Hann windows that meet end to end leave gaps no inverse can fill
+        raise ValueError(f"hop must be below n_fft ({n_fft}) to invert a spectrogram, got {hop}")
     length, n_iter = positive_int("length", length), positive_int("n_iter", n_iter)
     floor_db = positive_float("floor_db", floor_db)
     if not 0 <= momentum < 1:

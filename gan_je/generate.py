@@ -1,7 +1,7 @@
-"""``python -m gan_je.generate ckpt_path=<file> [n=64] [format=png|npz|txt]``: samples from a
-trained generator (its EMA copy when the run kept one) as a picture, an array file or, for
-token sequences, text, in the formats the data's kind of sample offers
-(:mod:`gan_je.data.kinds`)."""
+"""``python -m gan_je.generate ckpt_path=<file> [n=64] [format=png|npz|txt|wav]``: samples from
+a trained generator (its EMA copy when the run kept one) as a picture, an array file, for
+token sequences text, and for waveforms WAV files, in the formats the data's kind of sample
+offers (:mod:`gan_je.data.kinds`)."""
 
 from __future__ import annotations
 
@@ -38,8 +38,11 @@ def run(cfg: DictConfig) -> Path:
     """Generate as configured; return the file written. Needs no training data. The
     formats offered are the data's kind's (:mod:`gan_je.data.kinds`): ``png``, its picture
     (an image grid, one row for an interpolation; a scatter plot of 2-D points with the
-    mixture's modes), ``npz``, the samples as the data module gives them, and for token
-    sequences ``txt``, the decoded samples one a line. Before any
+    mixture's modes, log-mel spectrograms of waveforms), ``npz``, the samples as the data
+    module gives them, for token sequences ``txt``, the decoded samples one a line, and for
+    waveforms ``wav``, every clip in one file with silence between them and one file per clip
+    in the folder of the same name beside it (:meth:`~gan_je.data.kinds.Waveform.write_wav`).
+    Before any
     sampling: the file must be writable and the samples must fit in memory."""
     # torch only here, where samples are drawn, so that --help answers at once
     from gan_je import sampling
@@ -78,7 +81,8 @@ def output_path(cfg: DictConfig) -> Path:
     inside ``out`` when it is an existing folder (as ``cp`` does), and without ``out`` next
     to the checkpoint, as ``<checkpoint stem>-samples.<format>`` (``-interpolation`` for an
     interpolation). Another ending is refused: the picture and array writers would add
-    their own or write another format than the one asked for."""
+    their own or write another format than the one asked for. (``format=wav`` also fills the
+    folder named as the file without its ending.)"""
     what = "interpolation" if cfg.interpolate else "samples"
     name = f"{Path(cfg.ckpt_path).stem}-{what}.{cfg.format}"
     if not cfg.out:

@@ -1,6 +1,6 @@
 """Experiment loggers: W&B online or offline by credentials, charted against the generator
-step, continued by a resumed run; pictures and the run record's summary sent to them; the W&B
-run ended."""
+step, continued by a resumed run; pictures, text, sound and the run record's summary sent to
+them; the W&B run ended."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import http.client
 import logging
 import netrc
 import os
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 import wandb
 from lightning import Trainer
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
@@ -21,6 +23,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image
 
 from gan_je.atomic_files import write_atomically
+from gan_je.checks import is_int
 from gan_je.errors import RecordError
 from gan_je.text import one_line
 
@@ -170,6 +173,39 @@ def send_text(trainer: Trainer, key: str, texts: list[str], g_step: int) -> None
         elif isinstance(logger, TensorBoardLogger):
             block = "\n".join(f"    {one_line(text)}" for text in texts)
             logger.experiment.add_text(key, block, g_step)
+
+
+def send_audio(
+    trainer: Trainer, key: str, clips: torch.Tensor, rate: int, g_step: int, max_clips: int = 8
+) -> None:
+    """Log the first ``max_clips`` clips ``(n, channels, length)`` (values in [-1, 1]) at
+    ``rate`` samples per second to the run's W&B and TensorBoard loggers (others have no
+    audio API), at generator step ``g_step``, each clip under ``<key>/<index>``: for W&B a
+    ``wandb.Audio`` of a 16-bit WAV with every channel (one per key: a list under one key
+    would need the ``soundfile`` package), for TensorBoard an audio summary of its mono mix
+    (the mean of its channels: TensorBoard's writer takes one channel)."""
+    from gan_je.audio import write_wav
+
+    if clips.ndim != 3 or 0 in clips.shape:
+        raise ValueError(
+            f"clips must have shape (n >= 1, channels >= 1, length >= 1), got {tuple(clips.shape)}"
+        )
+    if not (is_int(max_clips) and max_clips >= 1):
+        raise ValueError(f"max_clips must be an int >= 1, got {max_clips!r}")
+    clips = clips[:max_clips].detach().float().cpu().clamp(-1, 1)
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            with tempfile.TemporaryDirectory(prefix="gan_je-audio-") as folder:
+                sounds: dict[str, Any] = {STEP_METRIC: g_step}
+                for index, clip in enumerate(clips):
+                    write_wav(Path(folder) / f"{index}.wav", clip, rate)
+                    sounds[f"{key}/{index}"] = wandb.Audio(str(Path(folder) / f"{index}.wav"))
+                logger.experiment.log(sounds)  # copies the files into the run
+        elif isinstance(logger, TensorBoardLogger):
+            for index, clip in enumerate(clips):
+                logger.experiment.add_audio(
+                    f"{key}/{index}", clip.mean(dim=0, keepdim=True), g_step, sample_rate=rate
+                )
 
 
 def send_summary(trainer: Trainer, summary: dict[str, Any]) -> None:

@@ -59,6 +59,9 @@ class GANModule(LightningModule):
     Args:
         generator: ``(B, latent_dim) -> (B, *sample_shape)``, given ``sample_shape`` and
             ``bounded`` (by the data's kind) in :meth:`setup`; it has an int ``latent_dim``.
+            One that trains in another form (SpecGAN's spectrograms) declares ``train_shape``
+            and ``to_train_form(real)`` (:mod:`gan_je.models.contract`): the discriminator
+            is built for that shape and each real training batch turned into that form.
         discriminator: ``(B, *packed_shape) -> (B,)`` logits, given ``sample_shape`` (a pack's).
         loss: the objective (:mod:`gan_je.losses`), with ``n_critic`` and its penalties.
         metric: a :class:`gan_je.metrics.ValidationMetric` (the ``estimator`` group, which
@@ -207,10 +210,19 @@ class GANModule(LightningModule):
         # trained in float32 with Adam: weights, gradients and two moments per parameter
         check_fits_in_memory("the networks' parameter count", n_parameters, 16)
         self.generator, self.discriminator = self._networks(spec)
-        contract.check_generator(self.generator, tuple(spec["sample_shape"]))
+        sample_shape = tuple(spec["sample_shape"])
+        contract.check_generator(self.generator, sample_shape)
+        train_shape = contract.train_shape(self.generator)
         contract.check_discriminator(
-            self.discriminator, packed_shape(tuple(spec["sample_shape"]), self.pack)
+            self.discriminator, packed_shape(train_shape or sample_shape, self.pack)
         )
+        if train_shape is not None and self.entropy_space.space == "features":
+            raise ConfigError(
+                f"model.entropy_space=features: the entropy regulariser would measure the "
+                f"metric's features, made for samples {sample_shape}, of what "
+                f"{type(self.generator).__name__} makes in training, {train_shape}: set "
+                f"model.entropy_space=discriminator"
+            )
         hp = self.hparams
         if (self.pretrain_steps > 0 or not self.adversarial) and not hasattr(self.generator, "nll"):
             raise ConfigError(
@@ -241,7 +253,8 @@ class GANModule(LightningModule):
     def _networks(self, spec: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
         """The generator and discriminator this module's descriptions build for ``spec``."""
         generator = sampling.build_generator(self.hparams.generator, spec)
-        pack_shape = packed_shape(tuple(spec["sample_shape"]), self.pack)
+        form = contract.train_shape(generator) or tuple(spec["sample_shape"])
+        pack_shape = packed_shape(form, self.pack)
         discriminator = parts.build(
             self.hparams.discriminator, "model.discriminator", sample_shape=pack_shape
         )
@@ -388,6 +401,8 @@ class GANModule(LightningModule):
 
     def _adversarial_step(self, real: Tensor) -> dict[str, Tensor]:
         """``loss.n_critic`` discriminator steps, then one generator step."""
+        if contract.train_shape(self.generator) is not None:  # e.g. SpecGAN's spectrograms
+            real = self.generator.to_train_form(real)
         real = whole_packs(real, self.pack)
         n, real = real.shape[0], pack_samples(real, self.pack)
         opt_g, opt_d = self.optimizers()

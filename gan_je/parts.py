@@ -29,6 +29,8 @@ REGISTERED: set[str] = {
         f"gan_je.models.{name}"
         for name in ("CharResNetGenerator", "CharResNetDiscriminator", "LSTMGenerator")
     ),
+    *(f"gan_je.models.{name}" for name in ("WaveGANGenerator", "WaveGANDiscriminator")),
+    *(f"gan_je.models.{name}" for name in ("SpecGANGenerator", "SpecGANDiscriminator")),
     *(
         f"gan_je.losses.{name}"
         for name in ("NonSaturating", "Minimax", "Hinge", "WassersteinGP", "LeastSquares")

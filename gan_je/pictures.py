@@ -1,7 +1,8 @@
 """Pictures written as PNG files. Of samples: image grids, 2-D scatter plots, line plots of
-signals and decoded token sequences as text; the kinds of sample (:mod:`gan_je.data.kinds`)
-draw with them for the sample callback during training and for the ``generate`` command. Of
-a run: its estimates against generator steps with their error bands (``curves.png``)."""
+signals, grids of spectrograms and decoded token sequences as text; the kinds of sample
+(:mod:`gan_je.data.kinds`) draw with them for the sample callback during training and for the
+``generate`` command. Of a run: its estimates against generator steps with their error bands
+(``curves.png``)."""
 
 from __future__ import annotations
 
@@ -94,6 +95,70 @@ def plot_signals(
     axes[0].set_title(title)
     fig.tight_layout()
     fig.savefig(path)
+
+
+def spectrograms_figure(
+    spectrograms: torch.Tensor,
+    title: str,
+    rate: float,
+    hop: int,
+    max_items: int = 16,
+    columns: int | None = None,
+) -> Figure:
+    """The first ``max_items`` log-mel spectrograms ``(n, bands, frames)`` (as
+    :func:`gan_je.audio.log_mel` makes them) as a grid of ``columns`` to a row (default: a
+    square), time in seconds on the x-axis (frame ``t`` centred on ``t * hop / rate``, as
+    the STFT's centred frames are), mel band on the y-axis (lowest at the bottom), all drawn
+    on one colour scale (the shown values' minimum to maximum) with one colour bar."""
+    from matplotlib.figure import Figure
+
+    if spectrograms.ndim != 3 or 0 in spectrograms.shape:
+        raise ValueError(
+            f"spectrograms must have shape (n >= 1, bands, frames), got {tuple(spectrograms.shape)}"
+        )
+    if not (rate > 0 and hop >= 1 and max_items >= 1 and (columns is None or columns >= 1)):
+        raise ValueError(
+            f"spectrograms need rate > 0, hop >= 1, max_items >= 1 and columns >= 1, got "
+            f"rate={rate}, hop={hop}, max_items={max_items}, columns={columns}"
+        )
+    shown = spectrograms[:max_items].detach().float().cpu().numpy()
+    if not np.isfinite(shown).all():
+        raise ValueError("spectrograms must be finite to be drawn")
+    n, bands, frames = shown.shape
+    columns = min(n, columns or math.ceil(math.sqrt(n)))
+    rows = math.ceil(n / columns)
+    fig = Figure(figsize=(2.4 * columns + 1.2, 1.9 * rows + 0.6), dpi=100, layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False, sharex=True, sharey=True)
+    low, high = float(shown.min()), float(shown.max())
+    seconds = hop / rate  # between two frames
+    extent = (-0.5 * seconds, (frames - 0.5) * seconds, 0.0, float(bands))
+    for index, ax in enumerate(axes.flat):
+        if index >= n:
+            ax.set_axis_off()
+            continue
+        image = ax.imshow(
+            shown[index], origin="lower", aspect="auto", extent=extent, vmin=low, vmax=high
+        )
+    for ax in axes[-1]:
+        ax.set_xlabel("seconds")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("mel band")
+    fig.suptitle(title)
+    fig.colorbar(image, ax=axes, fraction=0.03, pad=0.02, label="log mel power")
+    return fig
+
+
+def show_spectrograms(
+    spectrograms: torch.Tensor,
+    path: str | Path,
+    title: str,
+    rate: float,
+    hop: int,
+    max_items: int = 16,
+    columns: int | None = None,
+) -> None:
+    """A PNG of :func:`spectrograms_figure` (a waveform's sample picture)."""
+    spectrograms_figure(spectrograms, title, rate, hop, max_items, columns).savefig(path)
 
 
 def show_tokens(lines: Sequence[str], path: str | Path, title: str, max_rows: int = 16) -> None:

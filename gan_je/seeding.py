@@ -30,6 +30,7 @@ STREAMS = {
     "modes": 7,
     "projection": 8,
     "oracle": 9,
+    "speech": 10,
 }
 
 

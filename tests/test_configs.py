@@ -40,16 +40,23 @@ def test_the_defaults_are_the_documented_ones(train_config):
 #: the text models for token sequences
 SUPPORTS = {"dcgan": lambda spec: spec["kind"] == "image", "mlp": lambda spec: True}
 SUPPORTS |= dict.fromkeys(("char_resnet", "lstm_gan", "lstm_mle"), lambda s: s["kind"] == "tokens")
+AUDIO = ("wavegan", "wavegan_paper", "specgan", "specgan_paper")
+SUPPORTS |= dict.fromkeys(AUDIO, lambda s: s["kind"] == "waveform")
 #: a small spec each model option builds for
 IMAGE = {"kind": "image", "sample_shape": [1, 28, 28]}
 TOKENS = {"kind": "tokens", "sample_shape": [6, 5], "vocab_size": 5}
 SPEC_FOR = {"dcgan": IMAGE, "mlp": IMAGE, "char_resnet": TOKENS, "lstm_gan": TOKENS}
 SPEC_FOR["lstm_mle"] = TOKENS
+WAVEFORM = {"kind": "waveform", "sample_shape": [1, 8192], "sample_rate": 8000}
+SPEC_FOR |= dict.fromkeys(AUDIO, WAVEFORM)
 #: data options whose spec comes from their files (TextLines: the vocabulary of the training
 #: lines), with the settings that point them at a small file the test writes
 READS_SPEC_FROM_FILES = {"text": lambda folder: [f"data.path={_lines(folder)}"]}
+#: data options that need a path, with the settings that point them at files the test writes
+NEEDS_PATH = {"audio_folder": lambda folder: [f"data.path={_wavs(folder)}"]}
 #: the settings of conf/shared/model.yaml an option changes besides its networks and lr
 OWN_SETTINGS = {"lstm_mle": {"adversarial"}, "lstm_gan": {"pretrain_steps"}}
+OWN_SETTINGS |= {option: {"entropy_space"} for option in ("specgan", "specgan_paper")}
 
 
 def _lines(folder: Path) -> Path:
@@ -57,6 +64,15 @@ def _lines(folder: Path) -> Path:
     path = folder / "lines.txt"
     path.write_text("".join(f"the {i} quick brown foxes jump over lazy dogs\n" for i in range(200)))
     return path
+
+
+def _wavs(folder: Path) -> Path:
+    """A folder of two short WAV files."""
+    from gan_je.audio import write_wav
+
+    for i in range(2):
+        write_wav(folder / "sounds" / f"{i}.wav", torch.zeros(1, 100), 8000)
+    return folder / "sounds"
 
 
 def test_every_model_option_says_what_data_it_supports():
@@ -70,7 +86,8 @@ def test_every_model_builds_for_every_data_it_supports(train_config, model, data
     """Each model composes with each data option: a network that fits the data's sample
     shape where the model claims to support it, a one-sentence refusal where not."""
     own_file = READS_SPEC_FROM_FILES.get(data, lambda folder: [])(tmp_path)
-    cfg = train_config(f"model={model}", f"data={data}", "estimator=gaussian", *own_file)
+    path = NEEDS_PATH.get(data, lambda folder: [])(tmp_path)
+    cfg = train_config(f"model={model}", f"data={data}", "estimator=gaussian", *own_file, *path)
     datamodule = instantiate(cfg.data)
     assert isinstance(datamodule, lightning.LightningDataModule)
     if own_file:  # the vocabulary is the training lines'
@@ -85,7 +102,8 @@ def test_every_model_builds_for_every_data_it_supports(train_config, model, data
         return
     module.build_networks(spec)
     fake = module.generator(torch.randn(2, module.generator.latent_dim))
-    assert fake.shape == (2, *spec["sample_shape"]) and module.discriminator(fake).shape == (2,)
+    shape = getattr(module.generator, "train_shape", spec["sample_shape"])  # SpecGAN's images
+    assert fake.shape == (2, *shape) and module.discriminator(fake).shape == (2,)
 
 
 def test_the_model_options_share_the_base_and_differ_only_in_networks_and_lr(train_config):
@@ -147,7 +165,7 @@ def test_model_configs_build_the_module_and_its_parts(train_config, option):
     assert isinstance(module.metric, GaussianJointEntropy)
     module.build_networks(SPEC_FOR[option])
     fake = module.generator(torch.randn(4, module.generator.latent_dim))
-    shape = tuple(SPEC_FOR[option]["sample_shape"])
+    shape = getattr(module.generator, "train_shape", SPEC_FOR[option]["sample_shape"])
     assert fake.shape == (4, *shape) and module.discriminator(fake).shape == (4,)
     (opt_g, opt_d), schedulers = module.configure_optimizers()
     assert opt_g.param_groups[0]["lr"] == cfg.model.optimizer_g.lr and schedulers == []

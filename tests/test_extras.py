@@ -109,13 +109,14 @@ def test_the_extras_of_pyproject_are_the_documented_ones():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
     named = {extra for _, extra in [*HYDRA_PLUGINS.values(), *TARGETS.values()]}
-    # estimator.backend=faiss, estimator=inception, data=text's default corpus
-    named |= {"faiss", "inception", "text"}
+    # estimator.backend=faiss, estimator=inception, data=text's default corpus, data=spoken_digits
+    named |= {"faiss", "inception", "text", "audio"}
     assert set(extras) == named | {"all", "dev"}
     assert extras["all"] == [f"gan_je[{','.join(e for e in extras if e not in ('all', 'dev'))}]"]
     core = " ".join(project["dependencies"]).lower()
     optional = {requirement for extra in named for requirement in extras[extra]}
     packages = ("faiss", "fidelity", "optuna", "submitit", "tensorboard", "joblib", "fortune")
+    packages += ("espeakng",)
     for package in (*packages, "prdc"):
         assert package not in core, package
         assert any(package in requirement for requirement in optional) or package == "prdc"

@@ -20,6 +20,8 @@ Missing or unreadable data is a :class:`gan_je.errors.DataError`.
 ``ImageFolder``        any folder of images, centre-cropped and resized
 ``Oracle``             SeqGAN's synthetic data: sequences of a random LSTM, exact log p(x)
 ``TextLines``          lines of characters of any text (default: fortunes), Gulrajani's task
+``SpokenDigits``       "zero".."nine" said by eSpeak NG in many voices (SC09 offline)
+``AudioFolder``        any folder of WAV files, mono, resampled, cut or padded
 =====================  ==============================================================
 """
 
@@ -32,6 +34,7 @@ from typing import Any
 #: ``gan_je.data.kinds`` (which ``generate`` needs) does not import Lightning
 _EXPORTS = {
     **dict.fromkeys(("ArrayDataModule", "EpochShuffleSampler", "ResumableLoader"), "base"),
+    "AudioFolder": "audio_folder",
     "Digits": "digits",
     **dict.fromkeys(("GaussianMixture", "Grid", "Ring"), "gaussian_mixture"),
     **dict.fromkeys(("read_idx", "write_idx"), "idx"),
@@ -39,6 +42,7 @@ _EXPORTS = {
     **dict.fromkeys(("SampleKind", "kind_of", "register_kind"), "kinds"),
     "MNIST5k": "mnist5k",
     "Oracle": "oracle",
+    "SpokenDigits": "spoken_digits",
     "StackedMNIST": "stacked_mnist",
     "TextLines": "text_lines",
     "TokenDataModule": "tokens",

@@ -1,10 +1,9 @@
 """ImageFolder: any folder of image files, cropped, resized and held in memory.
 
-Images are found recursively. The label of an image is the index of the top-level subfolder
-it lies under (subfolders sorted by name, images directly in the folder form a class of
-their own, sorted first as "."), so a folder without subfolders is one class, 0, and a
-folder laid out like torchvision's ``ImageFolder`` (``root/<class>/<image>``) gets the same
-labels. Each image is centre-cropped to its largest square and resized (PIL, bicubic with
+Images are found recursively and labelled by the top-level subfolder they lie under
+(:mod:`gan_je.data._folders`: a folder without subfolders is one class, 0, and a folder laid
+out like torchvision's ``ImageFolder``, ``root/<class>/<image>``, gets the same labels).
+Each image is centre-cropped to its largest square and resized (PIL, bicubic with
 antialiasing), then converted to grayscale (``channels=1``, ITU-R 601-2 luma) or RGB.
 A missing or empty folder and an unreadable image are a :class:`~gan_je.errors.DataError`.
 """
@@ -21,6 +20,7 @@ from torch import Tensor
 
 from gan_je.checks import positive_int
 from gan_je.data._checks import check_val_size, resolve_val_size
+from gan_je.data._folders import class_name, find_files, labels
 from gan_je.data._images import pixels_to_images
 from gan_je.data.base import ArrayDataModule, split
 from gan_je.errors import DataError
@@ -29,8 +29,6 @@ from gan_je.errors import DataError
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 #: The decoders PIL may use: these formats only, whatever a file's content claims to be.
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF", "PPM")
-#: Class name of the images lying directly in the root folder.
-ROOT_CLASS = "."
 
 
 class ImageFolder(ArrayDataModule):
@@ -78,7 +76,7 @@ class ImageFolder(ArrayDataModule):
     @property
     def n_classes(self) -> int:
         if self.classes is None:  # before setup: scan the folder (cheap, no decoding)
-            return len({_class_name(self.path, file) for file in find_images(self.path)})
+            return len({class_name(self.path, file) for file in find_images(self.path)})
         return len(self.classes)
 
     def prepare_data(self) -> None:
@@ -86,9 +84,7 @@ class ImageFolder(ArrayDataModule):
 
     def _load(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         files = find_images(self.path)
-        self.classes = sorted({_class_name(self.path, file) for file in files})
-        index = {name: i for i, name in enumerate(self.classes)}
-        y = torch.tensor([index[_class_name(self.path, file)] for file in files])
+        self.classes, y = labels(self.path, files)
         mode = "L" if self.channels == 1 else "RGB"
         with ThreadPoolExecutor() as pool:  # PIL releases the GIL while decoding
             pixels = list(pool.map(lambda f: load_image(f, self.image_size, mode), files))
@@ -100,23 +96,7 @@ class ImageFolder(ArrayDataModule):
 def find_images(path: str | Path) -> list[Path]:
     """All image files under ``path``, recursively, sorted; a :class:`DataError` if ``path``
     is not a folder or holds none."""
-    path = Path(path)
-    if not path.is_dir():
-        raise DataError(
-            f"image folder {path} does not exist or is not a folder: set data.path "
-            "(path=...) to a folder of images"
-        )
-    files = sorted(
-        file
-        for file in path.rglob("*")
-        if file.suffix.lower() in IMAGE_EXTENSIONS and file.is_file()
-    )
-    if not files:
-        raise DataError(
-            f"no images in {path} or its subfolders (looked for files ending in "
-            f"{', '.join(IMAGE_EXTENSIONS)}): add images or point data.path at a folder of them"
-        )
-    return files
+    return find_files(path, IMAGE_EXTENSIONS, "images")
 
 
 def load_image(file: Path, size: int, mode: str) -> np.ndarray:
@@ -177,8 +157,3 @@ def _centre_square(image: Any) -> Any:
     side = min(width, height)
     left, top = (width - side) // 2, (height - side) // 2
     return image.crop((left, top, left + side, top + side))
-
-
-def _class_name(root: Path, file: Path) -> str:
-    parts = file.relative_to(root).parts
-    return parts[0] if len(parts) > 1 else ROOT_CLASS

@@ -22,7 +22,8 @@ kind               ``sample_shape``       other fields
 ``tokens``         ``(length, vocab)``    ``vocab_size`` (= vocab): each position a distribution
                                           over the vocabulary (one-hot for real data); optional
                                           ``symbols``, vocab strings spelling the tokens
-``waveform``       ``(channels, length)`` ``sample_rate`` in Hz; values in [-1, 1]
+``waveform``       ``(channels, length)`` ``sample_rate`` in Hz; values in [-1, 1]; written as
+                                          WAV files (``format=wav``)
 =================  =====================  ================================================
 
 A package of your own adds a kind by subclassing :class:`SampleKind` and decorating it with
@@ -32,6 +33,7 @@ hold ``{"sample_shape": [...], "image": bool}``; :func:`with_kind` reads them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -44,7 +46,7 @@ from gan_je.atomic_files import write_atomically
 from gan_je.checks import is_finite, is_int
 from gan_je.errors import ConfigError
 from gan_je.estimators._inputs import check_ids
-from gan_je.pictures import plot_signals, save_grid, scatter_real_fake, show_tokens
+from gan_je.pictures import save_grid, scatter_real_fake, show_spectrograms, show_tokens
 from gan_je.text import one_line
 
 if TYPE_CHECKING:
@@ -361,11 +363,21 @@ class TokenSequence(SampleKind):
 
 @register_kind
 class Waveform(SampleKind):
-    """Sound ``(channels, length)`` in [-1, 1] at ``sample_rate`` samples per second;
-    pictured as line plots of the first clips against time."""
+    """Sound ``(channels, length)`` in [-1, 1] at ``sample_rate`` samples per second.
+
+    Pictured as a grid of log-mel spectrograms (:func:`gan_je.audio.log_mel` of each clip's
+    mono mix, the mean of its channels; :func:`gan_je.pictures.show_spectrograms`), sent to
+    the loggers as the picture and the first clips as sound
+    (:func:`gan_je.loggers.send_audio`), and written as WAV files (``format=wav``, and beside
+    each picture in the run directory): :meth:`write_wav`."""
 
     name = "waveform"
     bounded = True
+    companion_formats = ("wav",)
+    #: The silence between two clips in the ``.wav`` that holds them all, in seconds.
+    GAP_SECONDS: ClassVar[float] = 0.25
+    #: The most STFT points of the picture's spectrograms (fewer for shorter clips).
+    PICTURE_FFT: ClassVar[int] = 512
 
     def check(self) -> None:
         rate = self.spec.get("sample_rate")
@@ -373,6 +385,30 @@ class Waveform(SampleKind):
             raise self._refuse("an int sample_rate >= 1 (samples per second)")
         if len(self.sample_shape) != 2:
             raise self._refuse("a sample_shape (channels, length)")
+
+    @property
+    def rate(self) -> int:
+        """Samples per second."""
+        return int(self.spec["sample_rate"])
+
+    @property
+    def has_picture(self) -> bool:
+        return self.sample_shape[1] >= 2  # a spectrogram needs two samples
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        return (*super().formats, "wav")
+
+    def clips(self, samples: Tensor) -> Tensor:
+        """``samples`` checked to be clips ``(n >= 1, channels, length)`` of this spec, as
+        float32 on the CPU."""
+        if samples.ndim != 3 or samples.shape[0] == 0 or samples.shape[1:] != self.sample_shape:
+            channels, length = self.sample_shape
+            raise ValueError(
+                f"waveform samples must have shape (n >= 1, {channels}, {length}), "
+                f"got {tuple(samples.shape)}"
+            )
+        return samples.detach().float().cpu()
 
     def picture(
         self,
@@ -382,4 +418,67 @@ class Waveform(SampleKind):
         real: Tensor | None = None,
         strip: bool = False,
     ) -> None:
-        plot_signals(samples, path, title, rate=self.spec["sample_rate"])
+        """The log-mel spectrograms of the first 16 clips' mono mixes, in a grid (one row for
+        ``strip``), time in seconds: STFTs of ``n_fft = min(512, the largest power of 2 up to
+        the clip length)`` points every ``n_fft / 4`` samples, ``min(40, n_fft / 4)`` mel
+        bands."""
+        from gan_je.audio import log_mel
+
+        if not self.has_picture:
+            super().picture(samples, path, title, real, strip)  # refuses
+        mono = self.clips(samples).mean(dim=1)
+        n_fft = min(self.PICTURE_FFT, 2 ** int(math.log2(self.sample_shape[1])))
+        hop = max(1, n_fft // 4)
+        spectrograms = log_mel(mono, self.rate, n_fft, hop, n_mels=min(40, max(1, n_fft // 4)))
+        columns = len(mono) if strip else None
+        show_spectrograms(spectrograms, path, title, self.rate, hop, columns=columns)
+
+    def send(self, trainer: Trainer, key: str, path: Path, samples: Tensor, g_step: int) -> None:
+        """The picture, and the first clips as sound under ``<key>_audio``
+        (:func:`gan_je.loggers.send_audio`)."""
+        from gan_je.loggers import send_audio
+
+        super().send(trainer, key, path, samples, g_step)
+        send_audio(trainer, f"{key}_audio", self.clips(samples), self.rate, g_step)
+
+    def write(self, samples: Tensor, path: Path, file_format: str, title: str, strip: bool) -> None:
+        """As :meth:`SampleKind.write`, and ``"wav"``: :meth:`write_wav`."""
+        self.check_format(file_format)
+        if file_format != "wav":
+            super().write(samples, path, file_format, title, strip)
+            return
+        self.write_wav(samples, path)
+
+    @staticmethod
+    def clip_folder(path: Path) -> Path:
+        """The folder of one WAV per clip beside ``path`` (``x.wav``: ``x/``)."""
+        return path.with_suffix("")
+
+    def write_wav(self, samples: Tensor, path: Path) -> None:
+        """The clips ``samples`` ``(n, channels, length)`` as 16-bit PCM WAV files at the
+        spec's rate (:func:`gan_je.audio.write_wav`, each written atomically, values clipped
+        to [-1, 1]), every channel kept: ``path`` holds all n clips one after another with
+        :attr:`GAP_SECONDS` of silence between two (one file to listen to at once), and the
+        folder :meth:`clip_folder` beside it one file per clip, ``000.wav``, ``001.wav``, ...
+        (more digits from 1,000 clips on, so that names sort in order). Files of those names
+        are replaced; nothing else in the folder is touched (an earlier, larger write's
+        last clips stay)."""
+        from gan_je.audio import write_wav
+
+        clips = self.clips(samples)
+        if path.suffix != ".wav":
+            raise ValueError(f"a waveform's WAV file must end in .wav, got {path}")
+        folder = self.clip_folder(path)
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(
+                f"cannot write the clips of {path} into {folder}: it is a file, not a folder; "
+                "choose another file name or move that file"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+        width = max(3, len(str(len(clips) - 1)))
+        names = [f"{index:0{width}d}.wav" for index in range(len(clips))]
+        for name, clip in zip(names, clips, strict=True):
+            write_wav(folder / name, clip, self.rate)
+        silence = clips.new_zeros(clips.shape[1], round(self.GAP_SECONDS * self.rate))
+        pieces = [piece for clip in clips for piece in (silence, clip)][1:]
+        write_wav(path, torch.cat(pieces, dim=-1), self.rate)

@@ -5,7 +5,10 @@ A voice is an accent (a language file of eSpeak NG, ``en-us``) and a variant (a 
 file, ``m3``), named ``"<accent>+<variant>"`` as eSpeak names them; :func:`synthesise` says
 a text in a voice at a speaking rate (words per minute) and a pitch (0-100), as 16-bit
 samples at :data:`ESPEAK_RATE` Hz. eSpeak NG keeps one global state, so calls are serialised
-by a lock; its output is deterministic for the same arguments.
+by a lock. Its output varies slightly from call to call with the same arguments (a noise
+source its API does not seed: lengths differ by tens of samples, waveforms by small shifts
+in time, log-mel spectrograms hardly at all), so data sets made with it are cached
+(:mod:`gan_je.data.spoken_digits`).
 """
 
 from __future__ import annotations

@@ -1,9 +1,12 @@
-"""Generators and discriminators: fully connected (any sample shape), DCGAN (images) and
-for token sequences (Gulrajani et al.'s residual networks, the autoregressive LSTM)."""
+"""Generators and discriminators: fully connected (any sample shape), DCGAN (images), for
+token sequences (Gulrajani et al.'s residual networks, the autoregressive LSTM) and for
+waveforms (WaveGAN, SpecGAN)."""
 
 from gan_je.models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_init_
 from gan_je.models.mlp import MLPDiscriminator, MLPGenerator
+from gan_je.models.specgan import SpecGANDiscriminator, SpecGANGenerator
 from gan_je.models.text import CharResNetDiscriminator, CharResNetGenerator, LSTMGenerator
+from gan_je.models.wavegan import WaveGANDiscriminator, WaveGANGenerator, phase_shuffle
 
 __all__ = [
     "CharResNetDiscriminator",
@@ -13,5 +16,10 @@ __all__ = [
     "LSTMGenerator",
     "MLPDiscriminator",
     "MLPGenerator",
+    "SpecGANDiscriminator",
+    "SpecGANGenerator",
+    "WaveGANDiscriminator",
+    "WaveGANGenerator",
     "dcgan_init_",
+    "phase_shuffle",
 ]

@@ -137,8 +137,8 @@ def test_write_offers_the_kinds_formats(tmp_path):
     assert np.array_equal(saved["samples"], samples.numpy()) and str(saved["kind"]) == "waveform"
     assert list(saved["value_range"]) == [-1, 1]
     assert "value_range" not in np.load(_written_points(tmp_path))
-    with pytest.raises(ConfigError, match="format=wav is not offered for samples of kind"):
-        waveform.write(samples, tmp_path / "s.wav", "wav", "t", strip=False)
+    with pytest.raises(ConfigError, match="format=txt is not offered for samples of kind"):
+        waveform.write(samples, tmp_path / "s.txt", "txt", "t", strip=False)
 
 
 def _written_points(tmp_path: Path) -> Path:

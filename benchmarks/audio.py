@@ -1,0 +1,275 @@
+"""Audio: WaveGAN and SpecGAN on spoken digits, each plain, with the entropy regulariser and
+with the entropy-matching controller, scored as SC09 is scored (Donahue et al. 2019).
+
+    python benchmarks/audio.py --records benchmarks/results/audio.jsonl wavegan specgan
+    python benchmarks/audio.py --records benchmarks/results/audio.jsonl recorded   # tables
+    python benchmarks/audio.py --dry-run wavegan specgan      # tiny, to check it runs
+    python benchmarks/audio.py --seeds 0 --steps 2000 --variants plain --records r.jsonl wavegan
+
+Each run trains ``experiment=spoken_digits_wavegan`` (``wavegan``) or
+``experiment=spoken_digits_specgan`` (``specgan``) with a variant's overrides for the same
+number of generator steps (``--steps``) on the CPU, then evaluates its last checkpoint with
+``gan_je.evaluate`` (``N_MEASURED`` generated clips against as many held-out ones, seeded):
+the Inception score in the digit classifier trained on the training voices, the same score of
+the held-out real clips (the ceiling), the digit histogram's KL from uniform, the digits
+covered, and the k-NN JSD and entropy gap in the run's feature space. The Inception score is
+reported as a share of the real held-out clips' score, beside the published shares on SC09
+(``PUBLISHED``: WaveGAN 4.7 and SpecGAN 6.0 of real 9.18).
+
+Variants (``VARIANTS``): plain; the entropy regulariser (lambda = 0.1); the entropy-matching
+controller (validating every 100 generator steps, so that it acts within the budget).
+
+``--records FILE`` keeps every finished run in a JSON-lines file as it ends; runs already
+there are not run again, and ``recorded`` makes the tables from the file alone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from common import CONF, mean_std, run_sections, train_quietly
+from hydra import compose, initialize_config_dir
+
+from gan_je.atomic_files import write_atomically
+from gan_je.errors import DivergenceError
+from gan_je.tables import markdown_table
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = {"wavegan": "spoken_digits_wavegan", "specgan": "spoken_digits_specgan"}
+SEEDS = (0, 1, 2)
+STEPS = 1000
+N_MEASURED = 1000
+#: the controller acts after each validation: every 100 generator steps, not once an epoch
+MATCHING = ["callbacks=entropy_matching", "+trainer.val_check_interval=100"]
+VARIANTS = {
+    "plain": [],
+    "entropy λ=0.1": ["loss.entropy_weight=0.1"],
+    "entropy matching": MATCHING,
+}
+#: Inception scores on SC09 (Donahue et al. 2019, table 1): real training data, and each
+#: model's best; their digits, not ours: anchors as shares of the real score
+PUBLISHED = {"real SC09": 9.18, "WaveGAN": 4.7, "SpecGAN": 6.0}
+#: the issue's goal: a share of the real score, every digit, a digit KL at most this
+GOAL_SHARE, GOAL_KL = 0.8, 0.05
+#: --dry-run: a few voices, a few steps, one seed
+DRY = ["data.n_variants=4", "data.val_voices=2", "data.cache_dir=null"]
+DRY += ["callbacks.class_scores.n_samples=50", "callbacks.class_scores.epochs=1"]
+DRY += ["estimator.max_samples=100", "estimator.n_fake=100"]
+
+
+def overrides_of(variant: str, steps: int, extra: Sequence[str]) -> list[str]:
+    """Every override of one run: the variant's, the step budget, the shared data folder (the
+    clips are synthesised once) and ``extra``."""
+    data = f"paths.data_dir={ROOT / 'data'}"
+    return [*VARIANTS[variant], f"model.max_g_steps={steps}", data, *extra]
+
+
+def read_records(path: Path | None) -> list[dict]:
+    """The runs recorded in the JSON-lines file ``path`` (none when it does not exist)."""
+    if path is None or not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def evaluate_checkpoint(folder: Path, n: int, seed: int) -> dict:
+    """``gan_je.evaluate`` of the run in ``folder`` (its ``checkpoints/last.ckpt``): ``n``
+    generated clips against as many held-out ones, with the real training clips' row."""
+    from gan_je.evaluate import evaluate
+
+    checkpoint = folder / "checkpoints" / "last.ckpt"
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(
+            config_name="evaluate",
+            overrides=[
+                f"ckpt_path={checkpoint}",
+                f"n_samples={n}",
+                f"seed={seed}",
+                "device=cpu",
+                f"paths.log_dir={ROOT / 'logs'}",
+            ],
+        )
+    result = evaluate(cfg)
+    return {key: result[key] for key in ("metrics", "n_generated", "n_real", "g_step")} | {
+        key: result[key] for key in result if key.startswith(("classifier", "real_"))
+    }
+
+
+def run_key(setting: str, variant: str, seed: int, steps: int, extra: Sequence[str]) -> dict:
+    """What names one run (its overrides included, so a changed variant runs again)."""
+    return {
+        "setting": setting,
+        "variant": variant,
+        "seed": seed,
+        "overrides": overrides_of(variant, steps, extra),
+    }
+
+
+def measure(setting: str, variant: str, seed: int, steps: int, extra: Sequence[str]) -> dict:
+    """Train one variant once and evaluate it: its record (key, steps, wall and CPU seconds,
+    the evaluation, or the error that stopped it)."""
+    key = run_key(setting, variant, seed, steps, extra)
+    record = {**key, "threads": torch.get_num_threads()}
+    evaluation: dict = {}
+
+    def keep(folder: Path) -> None:
+        evaluation.update(evaluate_checkpoint(folder, N_MEASURED, seed))
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        run = train_quietly(SETTINGS[setting], seed, 1000, *key["overrides"], keep=keep)
+    except DivergenceError as err:  # a result too: recorded, not retried (any other error,
+        record["error"] = f"diverged: {err}"  # a signal included, ends the benchmark)
+    else:
+        record["g_steps"], record["evaluation"] = run["g_steps"], evaluation
+    record["wall_s"] = round(time.perf_counter() - wall, 1)
+    record["cpu_s"] = round(time.process_time() - cpu, 1)
+    return record
+
+
+def run_all(
+    setting: str,
+    seeds: Sequence[int],
+    steps: int,
+    extra: Sequence[str],
+    records: Path | None,
+    variants: Sequence[str] = tuple(VARIANTS),
+) -> list[dict]:
+    """Run each of ``variants`` of ``setting`` on every seed not yet in ``records``; the
+    records."""
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        raise SystemExit(f"unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}")
+    done = read_records(records)
+    for seed in seeds:
+        for variant in variants:
+            key = run_key(setting, variant, seed, steps, extra)
+            if any(key.items() <= record.items() for record in done):
+                continue
+            done.append(measure(setting, variant, seed, steps, extra))
+            if records is not None:
+                write_atomically(records, "".join(json.dumps(r) + "\n" for r in done))
+            last = done[-1]
+            shown = last.get("error") or last["evaluation"]["metrics"].get("inception_score")
+            print(f"  {setting} {variant} seed {seed}: {shown}", file=sys.stderr, flush=True)
+    return done
+
+
+def metric(run: dict, key: str) -> float:
+    return float(run["evaluation"]["metrics"].get(key, math.nan))
+
+
+def share(run: dict) -> float:
+    """The run's Inception score as a share of the real held-out clips' score."""
+    return metric(run, "inception_score") / metric(run, "inception_score_real")
+
+
+def cell(values: list[float], digits: int = 2) -> str:
+    values = [v for v in values if math.isfinite(v)]
+    return mean_std(values, digits) if values else "—"
+
+
+def table(done: list[dict]) -> str:
+    """One row per setting and variant: mean ± std over seeds, and how many seeds reach the
+    goal."""
+    header = ["model", "variant", "seeds", "IS", "IS real held-out", "IS share"]
+    header += ["digits covered", "digit KL", "k-NN JSD", "H_fake - H_real", "goal met", "min/run"]
+    rows = []
+    for setting in SETTINGS:
+        for variant in VARIANTS:
+            runs = [
+                r
+                for r in done
+                if r["setting"] == setting and r["variant"] == variant and "evaluation" in r
+            ]
+            if not runs:
+                continue
+            met = sum(
+                share(r) >= GOAL_SHARE
+                and metric(r, "classes_covered") == 10
+                and metric(r, "class_kl") <= GOAL_KL
+                for r in runs
+            )
+            gaps = [metric(r, "entropy_fake") - metric(r, "entropy_real") for r in runs]
+            rows.append(
+                [
+                    setting,
+                    variant,
+                    str(len(runs)),
+                    cell([metric(r, "inception_score") for r in runs]),
+                    cell([metric(r, "inception_score_real") for r in runs]),
+                    cell([share(r) for r in runs]),
+                    cell([metric(r, "classes_covered") for r in runs], 1),
+                    cell([metric(r, "class_kl") for r in runs], 3),
+                    cell([metric(r, "jsd") for r in runs], 3),
+                    cell(gaps),
+                    f"{met} of {len(runs)}",
+                    f"{statistics.fmean(r['wall_s'] for r in runs) / 60:.1f}",
+                ]
+            )
+    failed = [
+        f"{r['setting']} {r['variant']} seed {r['seed']}: {r['error']}"
+        for r in done
+        if "error" in r
+    ]
+    notes = "\n\nFailed runs: " + "; ".join(failed) if failed else ""
+    return markdown_table(header, rows) + notes
+
+
+def anchors() -> str:
+    """The published SC09 scores as shares of the real score."""
+    real = PUBLISHED["real SC09"]
+    rows = [[name, f"{value:.2f}", f"{value / real:.2f}"] for name, value in PUBLISHED.items()]
+    return markdown_table(["SC09 (Donahue et al. 2019)", "IS", "share of real"], rows)
+
+
+def tables(done: list[dict]) -> str:
+    return "\n\n".join([table(done), "Published, on SC09:\n\n" + anchors()])
+
+
+def section(setting: str):
+    def run(records: str | None, seeds: str | None, steps: str | None, variants: str | None):
+        path = Path(records) if records else None
+        chosen = [int(s) for s in seeds.split(",")] if seeds else SEEDS
+        names = variants.split(";") if variants else tuple(VARIANTS)
+        done = run_all(setting, chosen, int(steps or STEPS), (), path, names)
+        return tables([r for r in done if r["setting"] == setting])
+
+    return run
+
+
+def dry(setting: str):
+    def run(records: str | None, seeds: str | None, steps: str | None, variants: str | None):
+        done = run_all(setting, (0,), 4, DRY, None, ("plain", "entropy λ=0.1"))
+        return tables(done)
+
+    return run
+
+
+def recorded(
+    records: str | None, seeds: str | None, steps: str | None, variants: str | None
+) -> str:
+    if not records:
+        raise SystemExit("recorded needs --records FILE")
+    return tables(read_records(Path(records)))
+
+
+if __name__ == "__main__":
+    run_sections(
+        __doc__.splitlines()[0],
+        {"wavegan": section("wavegan"), "specgan": section("specgan"), "recorded": recorded},
+        "# Audio benchmark (benchmarks/audio.py)",
+        dry_runs={"wavegan": dry("wavegan"), "specgan": dry("specgan")},
+        options={
+            "records": "a JSON-lines file keeping every finished run",
+            "seeds": "comma-separated seeds (default 0,1,2)",
+            "steps": f"generator steps per run (default {STEPS})",
+            "variants": "semicolon-separated variant names (default: all)",
+        },
+    )
