@@ -1,10 +1,10 @@
 """Which feature space lets the metric's JSD see what is wrong with a set of spoken digits?
 
-Spoken digits synthesised with eSpeak NG (8 kHz, 8,192 samples: the CPU preset), voices split
-as the data are: the feature maps are fitted on the training voices, and the real floor is the
-JSD between clips of the training voices and clips of held-out voices (about 0: the same
-distribution). Each degraded set, made from training-voice clips, is then compared with the
-held-out clips:
+``data=spoken_digits`` (:class:`gan_je.data.SpokenDigits`, 8 kHz, 8,192 samples: the CPU
+preset; voice variants held out for validation): the feature maps are fitted on the training
+split, and the real floor is the JSD between training clips and held-out clips (about 0: the
+same distribution but for the voices). Each degraded set, made from training clips, is then
+compared with the held-out clips:
 
 - ``5 digits``: only the digits 0-4 (half the classes missing: mode collapse);
 - ``noise``: white noise of standard deviation 0.05 added (SNR about 15 dB);
@@ -15,7 +15,7 @@ The JSD is the one the runs log, ``val/jsd`` of :class:`gan_je.metrics.JointEntr
 conf/estimator/knn.yaml's settings (k = 3, one halving for the standard error). A space wins
 when its JSD rises well above its real floor for every degradation.
 
-    python benchmarks/audio_features.py [--voices 150 40] [--takes 2] [--seed 0]
+    python benchmarks/audio_features.py [--accents 8] [--clips-per-word 1] [--seed 0]
 """
 
 from __future__ import annotations
@@ -26,48 +26,17 @@ import time
 import numpy as np
 import torch
 
-from gan_je.audio import fit_length, resample
+from gan_je.audio import fit_length
+from gan_je.data import SpokenDigits
+from gan_je.data.speech import ENGLISH_ACCENTS
 from gan_je.features import PCA, Classifier, LogMelPCA
 from gan_je.metrics import JointEntropy
 from gan_je.tables import markdown_table
 
-RATE, LENGTH = 8000, 8192
-WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-
-
-def voices(seed: int = 0) -> list[str]:
-    """Every English eSpeak NG voice (accent + variant), in a seeded order."""
-    from gan_je.data.speech import ENGLISH_ACCENTS, VARIANTS
-
-    names = [f"{accent}+{variant}" for variant in VARIANTS for accent in ENGLISH_ACCENTS]
-    return [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
-
-
-def spoken_digits(
-    names: list[str], takes: int = 1, seed: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Clips ``(n, 1, LENGTH)`` at ``RATE`` and their digits: each digit said ``takes`` times by
-    each voice at a random speaking rate, pitch and loudness, at a random offset."""
-    from gan_je.data.speech import ESPEAK_RATE, synthesise
-
-    rng = np.random.default_rng(seed)
-    clips, labels = [], []
-    for voice in names:
-        for _ in range(takes):
-            for digit, word in enumerate(WORDS):
-                speech = synthesise(
-                    word, voice, int(rng.integers(120, 220)), int(rng.integers(20, 80))
-                )
-                clip = resample(speech.astype(np.float32) / 32768, ESPEAK_RATE, RATE)[:LENGTH]
-                clip *= rng.uniform(0.3, 0.9) / max(1e-3, float(np.abs(clip).max()))
-                offset = int(rng.integers(0, LENGTH - len(clip) + 1))
-                clips.append(fit_length(clip[None], LENGTH, offset))
-                labels.append(digit)
-    return torch.from_numpy(np.stack(clips)), torch.tensor(labels)
-
 
 def degraded(x: torch.Tensor, labels: torch.Tensor, n: int, seed: int) -> dict[str, torch.Tensor]:
     """``n`` clips of each degradation (see the module doc), made from ``x``."""
+    length = x.shape[-1]
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(x), generator=generator)
     base = x[order[:n]]
@@ -76,8 +45,8 @@ def degraded(x: torch.Tensor, labels: torch.Tensor, n: int, seed: int) -> dict[s
     cut = torch.zeros_like(base)
     for i, clip in enumerate(base):
         start = int(clip[0].abs().gt(0.01).nonzero()[0])  # where the word begins
-        offset = LENGTH * 3 // 4 + int(torch.randint(LENGTH // 8, (1,), generator=generator))
-        cut[i] = fit_length(clip[:, start:], LENGTH, offset)
+        offset = length * 3 // 4 + int(torch.randint(length // 8, (1,), generator=generator))
+        cut[i] = fit_length(clip[:, start:], length, offset)
     silent = base.clone()
     silent[: n // 2] = 0
     return {"5 digits": few, "noise": noisy, "cut off": cut, "half silent": silent}
@@ -96,21 +65,24 @@ def jsd(features: torch.nn.Module, real: torch.Tensor, other: torch.Tensor, seed
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--voices", type=int, nargs=2, default=[150, 40], help="train, held out")
-    parser.add_argument("--takes", type=int, default=2, help="times each voice says each digit")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--accents", type=int, default=8, help="English accents used (1-8)")
+    parser.add_argument("--clips-per-word", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0, help="data_seed: voices held out")
     args = parser.parse_args()
     start = time.perf_counter()
-    names = voices(args.seed)
-    n_train, n_held = args.voices
-    x, labels = spoken_digits(names[:n_train], args.takes, args.seed)
-    held, _ = spoken_digits(names[n_train : n_train + n_held], args.takes, args.seed + 1)
-    n = len(held)
+    data = SpokenDigits(
+        accents=list(ENGLISH_ACCENTS[: args.accents]),
+        clips_per_word=args.clips_per_word,
+        data_seed=args.seed,
+    )
+    data.setup("fit")
+    (x, labels), (held, _) = data.train_set.tensors, data.val_set.tensors
+    n, rate = len(held), data.sample_rate
     spaces = {
         "classifier (PCA 8 of its embedding)": Classifier(dim=8, epochs=20).fit(
-            x, labels, kind="waveform", sample_rate=RATE
+            x, labels, kind="waveform", sample_rate=rate
         ),
-        "log-mel, PCA 8": LogMelPCA(dim=8).fit(x, sample_rate=RATE),
+        "log-mel, PCA 8": LogMelPCA(dim=8).fit(x, sample_rate=rate),
         "waveform, PCA 8": PCA(dim=8).fit(x.flatten(1)),
     }
     generator = torch.Generator().manual_seed(args.seed)
@@ -124,8 +96,9 @@ def main() -> None:
         rises = [v - floor for label, (v, _) in values.items() if label != "real (train voices)"]
         summary.append([name, f"{floor:.3f}", f"{min(rises):.3f}", f"{np.mean(rises):.3f}"])
     print(
-        f"{n} held-out clips ({n_held} voices) against {n} of each set; features fitted on "
-        f"{len(x)} clips of {n_train} other voices; {time.perf_counter() - start:.0f} s\n"
+        f"{n} held-out clips ({len(data.val_variant_names)} voice variants in "
+        f"{args.accents} accents) against {n} of each set; features fitted on {len(x)} "
+        f"training clips; {time.perf_counter() - start:.0f} s\n"
     )
     print(markdown_table(["features", *sets], rows))
     print()
