@@ -20,7 +20,10 @@ Variants (``VARIANTS``): plain; the entropy regulariser (lambda = 0.1); the entr
 controller (validating every 100 generator steps, so that it acts within the budget).
 
 ``--records FILE`` keeps every finished run in a JSON-lines file as it ends; runs already
-there are not run again, and ``recorded`` makes the tables from the file alone.
+there are not run again, and ``recorded`` makes the tables from the file alone. With
+``--records``, seed 0's plain run of each model leaves ``EXAMPLES`` clips in
+``benchmarks/results/audio/`` (``<model>-<steps>-steps.wav``, one WAV per clip in the folder
+beside it, and their spectrograms, ``.png``).
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ SETTINGS = {"wavegan": "spoken_digits_wavegan", "specgan": "spoken_digits_specga
 SEEDS = (0, 1, 2)
 STEPS = 1000
 N_MEASURED = 1000
+#: clips kept of seed 0's plain run of each model, in EXAMPLES_DIR
+EXAMPLES = 10
+EXAMPLES_DIR = ROOT / "benchmarks" / "results" / "audio"
 #: the controller acts after each validation: every 100 generator steps, not once an epoch
 MATCHING = ["callbacks=entropy_matching", "+trainer.val_check_interval=100"]
 VARIANTS = {
@@ -59,7 +65,8 @@ PUBLISHED = {"real SC09": 9.18, "WaveGAN": 4.7, "SpecGAN": 6.0}
 #: the issue's goal: a share of the real score, every digit, a digit KL at most this
 GOAL_SHARE, GOAL_KL = 0.8, 0.05
 #: --dry-run: a few voices, a few steps, one seed
-DRY = ["data.n_variants=4", "data.val_voices=2", "data.cache_dir=null"]
+DRY = ["data.accents=[en-us,en]", "data.variants=[f1,f2,m1,m2,m3,m4]", "data.val_variants=2"]
+DRY += ["data.clips_per_word=4", "data.cache_dir=null"]
 DRY += ["callbacks.class_scores.n_samples=50", "callbacks.class_scores.epochs=1"]
 DRY += ["estimator.max_samples=100", "estimator.n_fake=100"]
 
@@ -101,6 +108,28 @@ def evaluate_checkpoint(folder: Path, n: int, seed: int) -> dict:
     }
 
 
+def keep_examples(folder: Path, name: str) -> None:
+    """``EXAMPLES`` clips of the run in ``folder`` (seed 0 of the latents), as ``gan_je.generate``
+    writes them: ``benchmarks/results/audio/<name>.wav`` (one after another, with the folder of
+    one WAV per clip beside it) and ``<name>.png`` (their spectrograms)."""
+    from gan_je.generate import run
+
+    EXAMPLES_DIR.mkdir(parents=True, exist_ok=True)
+    for file_format in ("wav", "png"):
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose(
+                config_name="generate",
+                overrides=[
+                    f"ckpt_path={folder / 'checkpoints' / 'last.ckpt'}",
+                    f"n={EXAMPLES}",
+                    f"format={file_format}",
+                    f"out={EXAMPLES_DIR / f'{name}.{file_format}'}",
+                    "device=cpu",
+                ],
+            )
+        run(cfg)
+
+
 def run_key(setting: str, variant: str, seed: int, steps: int, extra: Sequence[str]) -> dict:
     """What names one run (its overrides included, so a changed variant runs again)."""
     return {
@@ -111,15 +140,25 @@ def run_key(setting: str, variant: str, seed: int, steps: int, extra: Sequence[s
     }
 
 
-def measure(setting: str, variant: str, seed: int, steps: int, extra: Sequence[str]) -> dict:
+def measure(
+    setting: str,
+    variant: str,
+    seed: int,
+    steps: int,
+    extra: Sequence[str],
+    examples: bool = False,
+) -> dict:
     """Train one variant once and evaluate it: its record (key, steps, wall and CPU seconds,
-    the evaluation, or the error that stopped it)."""
+    the evaluation, or the error that stopped it); with ``examples``, keep its example clips
+    (:func:`keep_examples`)."""
     key = run_key(setting, variant, seed, steps, extra)
     record = {**key, "threads": torch.get_num_threads()}
     evaluation: dict = {}
 
     def keep(folder: Path) -> None:
         evaluation.update(evaluate_checkpoint(folder, N_MEASURED, seed))
+        if examples:
+            keep_examples(folder, f"{setting}-{steps}-steps")
 
     wall, cpu = time.perf_counter(), time.process_time()
     try:
@@ -152,7 +191,8 @@ def run_all(
             key = run_key(setting, variant, seed, steps, extra)
             if any(key.items() <= record.items() for record in done):
                 continue
-            done.append(measure(setting, variant, seed, steps, extra))
+            examples = records is not None and seed == 0 and variant == "plain"
+            done.append(measure(setting, variant, seed, steps, extra, examples))
             if records is not None:
                 write_atomically(records, "".join(json.dumps(r) + "\n" for r in done))
             last = done[-1]

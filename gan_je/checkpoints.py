@@ -175,13 +175,21 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
+#: How ``nn.Module.state_dict`` names a module's extra state (``get_extra_state``).
+EXTRA_STATE_SUFFIX = "_extra_state"
+
+
 def _check_fields(path: Path, checkpoint: dict[str, Any]) -> None:
     """Refuse, naming the field, a checkpoint whose fields have the wrong types: a
-    ``state_dict`` of named tensors, a whole ``g_step`` >= 0, a data spec its kind accepts
-    (e.g. a mixture's ``centers`` as rows of numbers)."""
+    ``state_dict`` of named tensors (a module's ``<name>._extra_state``, the plain values a
+    fitted feature map keeps, such as a classifier's input shape, excepted), a whole
+    ``g_step`` >= 0, a data spec its kind accepts (e.g. a mixture's ``centers`` as rows of
+    numbers)."""
     state = checkpoint.get("state_dict")
     if not isinstance(state, dict) or not all(
-        isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items()
+        isinstance(key, str)
+        and (isinstance(value, torch.Tensor) or key.endswith(EXTRA_STATE_SUFFIX))
+        for key, value in state.items()
     ):
         raise CheckpointError(f"{path}: its state_dict must map names to tensors")
     g_step = checkpoint.get("g_step", 0)
@@ -200,12 +208,13 @@ def check_weights(path: str | Path, expected: Mapping[str, torch.Tensor], saved:
     them), and NaN or infinite values (a diverged or damaged run: its samples would all be
     NaN). The one check of :func:`load_sampler` and :func:`load_module`."""
     for name, tensor in saved.items():
-        if name not in expected or not expected[name].is_floating_point():
-            continue
+        mine = expected.get(name)
+        if not isinstance(mine, torch.Tensor) or not mine.is_floating_point():
+            continue  # not the module's, an extra state, or whole numbers
         if not tensor.is_floating_point():
             raise CheckpointError(
                 f"{path}: the tensor {name} holds {tensor.dtype} values where the network "
-                f"has {expected[name].dtype} weights; it was not written by gan_je.train"
+                f"has {mine.dtype} weights; it was not written by gan_je.train"
             )
         if not torch.isfinite(tensor).all():
             raise CheckpointError(

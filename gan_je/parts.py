@@ -41,6 +41,7 @@ REGISTERED: set[str] = {
     ),
     *(f"gan_je.features.{name}" for name in ("PCA", "Identity", "RandomProjection", "Classifier")),
     "gan_je.features.TokenFeatures",
+    "gan_je.features.LogMelPCA",
     *(
         f"gan_je.data.{name}"
         for name in (
@@ -53,6 +54,8 @@ REGISTERED: set[str] = {
             "ImageFolder",
             "Oracle",
             "TextLines",
+            "SpokenDigits",
+            "AudioFolder",
         )
     ),
     *(f"torch.optim.{name}" for name in ("Adam", "AdamW", "SGD", "RMSprop")),

@@ -118,6 +118,7 @@ def _weight(name: str, change):
         (_set("centers", "ring"), "needs centers as a list of rows of 2 finite numbers"),
         (_set("centers", [[0.0, "x"]]), "needs centers as a list of rows of 2 finite numbers"),
         (_set("state_dict", ["weights"]), "state_dict must map names to tensors"),
+        (_weight("generator.net.0.weight", lambda w: w.tolist()), "must map names to tensors"),
         (
             _weight("generator.net.0.weight", lambda w: w.long()),
             "generator.net.0.weight holds torch.int64",
