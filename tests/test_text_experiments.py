@@ -6,21 +6,17 @@ its samples as text."""
 
 from __future__ import annotations
 
-import csv
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli import QUIET, last_value, metric_rows, run_module
+
 pytestmark = pytest.mark.slow
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
-QUIET = ["logger=none", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
-QUIET += ["trainer.accelerator=cpu", "trainer.max_epochs=2", "trainer.limit_train_batches=3"]
 VOCAB, LENGTH = 20, 8
 #: a tiny oracle, drawn in the run (no cache file), and measures sized to it
 TINY_ORACLE = [f"data.vocab_size={VOCAB}", f"data.length={LENGTH}", "data.n_train=640"]
@@ -34,36 +30,6 @@ ORACLE_KEYS += ["entropy_per_token_fake", "jsd"]
 LINES = "the quick brown fox jumps over the lazy dog {}\n"
 
 
-def _run(module: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
-    """``python -m <module> <overrides>`` in ``cwd``, with ``$GAN_JE_DATA`` an empty folder
-    there (``paths.data_dir``: no data file is found or written anywhere else)."""
-    data = cwd / "no_data"
-    data.mkdir(exist_ok=True)
-    env = os.environ | {"GAN_JE_DATA": str(data), "WANDB_MODE": "offline"}
-    result = subprocess.run(
-        [sys.executable, "-m", module, *overrides],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
-
-
-def _rows(run: Path) -> list[dict[str, str]]:
-    with (run / "metrics.csv").open() as file:
-        return list(csv.DictReader(file))
-
-
-def _last(rows: list[dict[str, str]], key: str) -> float:
-    """The last value logged under ``key``."""
-    values = [float(row[key]) for row in rows if row.get(key)]
-    assert values, f"{key} was never logged"
-    return values[-1]
-
-
 @pytest.fixture(scope="module")
 def oracle_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two epochs of ``experiment=text_oracle`` on a tiny oracle, entropy-regularised."""
@@ -71,15 +37,15 @@ def oracle_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = folder / "run"
     overrides = ["experiment=text_oracle", *TINY_ORACLE, *QUIET, "loss.entropy_weight=0.1"]
     overrides.append("model.pretrain_steps=2")  # then 4 adversarial, entropy-regularised steps
-    _run("gan_je.train", *overrides, f"hydra.run.dir={run}", cwd=folder)
+    run_module("gan_je.train", *overrides, f"hydra.run.dir={run}", cwd=folder)
     assert not any((folder / "no_data").iterdir())  # the oracle was drawn, not read
     return run
 
 
 def test_text_oracle_logs_every_measure(oracle_run):
-    rows = _rows(oracle_run)
-    value = {key: _last(rows, f"val/{key}") for key in ORACLE_KEYS}
-    se = {key: _last(rows, f"val/{key}_se") for key in ORACLE_KEYS if "js_" not in key}
+    rows = metric_rows(oracle_run)
+    value = {key: last_value(rows, f"val/{key}") for key in ORACLE_KEYS}
+    se = {key: last_value(rows, f"val/{key}_se") for key in ORACLE_KEYS if "js_" not in key}
     assert all(math.isfinite(v) for v in [*value.values(), *se.values()]), value
     assert 0 < value["entropy_per_token_oracle"] < math.log(VOCAB)
     assert 0 <= value["jsd_exact"] <= math.log(2) + 1e-6
@@ -91,13 +57,15 @@ def test_text_oracle_logs_every_measure(oracle_run):
     assert value["kl_generator_oracle"] == pytest.approx(kl, abs=1e-4)
     assert min(value["kl_oracle_generator"], value["kl_generator_oracle"]) > 0
     # the entropy regulariser ran on relaxed sequences
-    assert _last(rows, "train/entropy_weight") == pytest.approx(0.1)
+    assert last_value(rows, "train/entropy_weight") == pytest.approx(0.1)
     assert any(key.startswith("train/entropy_batch") and row[key] for row in rows for key in row)
 
 
 def test_evaluate_and_generate_on_the_oracle_checkpoint_without_data_files(oracle_run, tmp_path):
     checkpoint = oracle_run / "checkpoints" / "last.ckpt"
-    evaluated = _run("gan_je.evaluate", f"ckpt_path={checkpoint}", "n_samples=300", cwd=tmp_path)
+    evaluated = run_module(
+        "gan_je.evaluate", f"ckpt_path={checkpoint}", "n_samples=300", cwd=tmp_path
+    )
     assert "| kl_generator_oracle |" in evaluated.stdout
     (record,) = (checkpoint.parent / "evaluations").glob("last-*.json")
     result = json.loads(record.read_text())
@@ -108,7 +76,7 @@ def test_evaluate_and_generate_on_the_oracle_checkpoint_without_data_files(oracl
     kl = metrics["nll_oracle"] - metrics["entropy_per_token_fake"]
     assert metrics["kl_generator_oracle"] == pytest.approx(kl, abs=1e-9)
     out = tmp_path / "samples.txt"
-    _run(
+    run_module(
         "gan_je.generate",
         f"ckpt_path={checkpoint}",
         "format=txt",
@@ -173,13 +141,13 @@ def test_text_chars_trains_on_a_text_file_and_writes_samples_as_text(tmp_path):
     overrides += ["model.generator.n_blocks=2", "model.discriminator.n_blocks=2"]
     overrides += ["callbacks=entropy_matching", "callbacks.entropy_matching.warmup=0"]
     overrides += ["callbacks.sequence_measures.n_samples=40", f"hydra.run.dir={run}"]
-    _run("gan_je.train", *overrides, cwd=tmp_path)
-    rows = _rows(run)
+    run_module("gan_je.train", *overrides, cwd=tmp_path)
+    rows = metric_rows(run)
     for key in ("js_1", "js_4", "js_4_real", "entropy_fake", "jsd"):
-        assert math.isfinite(_last(rows, f"val/{key}")), key
+        assert math.isfinite(last_value(rows, f"val/{key}")), key
     assert "val/nll_test" not in rows[0]  # Gulrajani's generator has no log-likelihood
     # the controller set a weight after the first validation and the generator used it
-    assert _last(rows, "train/entropy_weight") != 0
+    assert last_value(rows, "train/entropy_weight") != 0
     written = sorted((run / "samples").glob("*.txt"))
     assert len(written) == 2  # one per validation
     decoded = written[-1].read_text()
