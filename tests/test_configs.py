@@ -295,6 +295,8 @@ def test_trainer_and_debug_configs_build_trainers(train_config, option, debug):
 EXPERIMENT_BUILDS = {"ring": ("MLPGenerator", "points"), "grid": ("MLPGenerator", "points")}
 EXPERIMENT_BUILDS["text_oracle"] = ("LSTMGenerator", "tokens")
 EXPERIMENT_BUILDS["text_chars"] = ("LSTMGenerator", "tokens")
+EXPERIMENT_BUILDS["spoken_digits_wavegan"] = ("WaveGANGenerator", "waveform")
+EXPERIMENT_BUILDS["spoken_digits_specgan"] = ("SpecGANGenerator", "waveform")
 
 
 @pytest.mark.slow
