@@ -59,6 +59,8 @@ def run(cfg: DictConfig) -> Path:
     sampling.set_temperature(sampler.network, cfg.get("temperature"))
     kind = kind_of(sampler.data_spec)
     kind.check_format(cfg.format)
+    if cfg.format == "wav":  # the folder of one file per clip beside it, before any sampling
+        kind.check_clip_folder(path)
     if cfg.format == "txt" and not cfg.interpolate:  # text: only the ids are kept
         sampling.check_draw_fits("n", cfg.n, kind.sample_shape[:1])
         latents = sampling.seeded(cfg.seed)

@@ -72,10 +72,12 @@ def test_the_wav_holds_every_clip_with_silence_between_and_each_in_its_own_file(
         assert rate == 400 and values.shape == (2, 64)
         assert np.abs(values - clip).max() <= QUANTUM
 
-    (folder / "notes.txt").write_text("a file of the user's")
     kind_of(SPEC).write(clips[:2], path, "wav", "t", strip=False)  # again, fewer clips
-    names = ["000.wav", "001.wav", "002.wav", "notes.txt"]  # nothing deleted
-    assert sorted(p.name for p in folder.iterdir()) == names
+    assert sorted(p.name for p in folder.iterdir()) == ["000.wav", "001.wav"]
+    (folder / "notes.txt").write_text("a file of the user's")
+    with pytest.raises(ConfigError, match=r"holds files gan_je did not write there \(notes.txt\)"):
+        kind_of(SPEC).write(clips, path, "wav", "t", strip=False)
+    assert sorted(p.name for p in folder.iterdir()) == ["000.wav", "001.wav", "notes.txt"]
     assert _read(path)[0].shape == (2, 2 * 64 + GAP)
     mono = kind_of({**SPEC, "sample_shape": [1, 64]})
     mono.write(clips[:1, :1], tmp_path / "one.wav", "wav", "t", strip=False)

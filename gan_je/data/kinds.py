@@ -361,6 +361,11 @@ class TokenSequence(SampleKind):
         write_atomically(path, "".join(f"{one_line(line)}\n" for line in self.decode(ids)))
 
 
+def _is_clip(path: Path) -> bool:
+    """Whether ``path`` is one of :meth:`Waveform.write_wav`'s numbered clip files."""
+    return path.is_file() and path.suffix == ".wav" and path.stem.isdigit()
+
+
 @register_kind
 class Waveform(SampleKind):
     """Sound ``(channels, length)`` in [-1, 1] at ``sample_rate`` samples per second.
@@ -454,31 +459,50 @@ class Waveform(SampleKind):
         """The folder of one WAV per clip beside ``path`` (``x.wav``: ``x/``)."""
         return path.with_suffix("")
 
-    def write_wav(self, samples: Tensor, path: Path) -> None:
-        """The clips ``samples`` ``(n, channels, length)`` as 16-bit PCM WAV files at the
-        spec's rate (:func:`gan_je.audio.write_wav`, each written atomically, values clipped
-        to [-1, 1]), every channel kept: ``path`` holds all n clips one after another with
-        :attr:`GAP_SECONDS` of silence between two (one file to listen to at once), and the
-        folder :meth:`clip_folder` beside it one file per clip, ``000.wav``, ``001.wav``, ...
-        (more digits from 1,000 clips on, so that names sort in order). Files of those names
-        are replaced; nothing else in the folder is touched (an earlier, larger write's
-        last clips stay)."""
-        from gan_je.audio import write_wav
-
-        clips = self.clips(samples)
-        if path.suffix != ".wav":
-            raise ValueError(f"a waveform's WAV file must end in .wav, got {path}")
+    def check_clip_folder(self, path: Path) -> None:
+        """Refuse, before anything is drawn or written, a :meth:`clip_folder` of ``path``
+        that is a file or holds anything but numbered WAVs (``000.wav``: an earlier write's
+        clips), so that writing never touches files gan_je did not write there."""
         folder = self.clip_folder(path)
         if folder.exists() and not folder.is_dir():
             raise ConfigError(
                 f"cannot write the clips of {path} into {folder}: it is a file, not a folder; "
                 "choose another file name or move that file"
             )
+        foreign = (
+            sorted(p.name for p in folder.iterdir() if not _is_clip(p)) if folder.exists() else []
+        )
+        if foreign:
+            raise ConfigError(
+                f"cannot write the clips of {path} into {folder}: it holds files gan_je did "
+                f"not write there ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); "
+                "choose another file name or folder"
+            )
+
+    def write_wav(self, samples: Tensor, path: Path) -> None:
+        """The clips ``samples`` ``(n, channels, length)`` as 16-bit PCM WAV files at the
+        spec's rate (:func:`gan_je.audio.write_wav`, each written atomically, values clipped
+        to [-1, 1]), every channel kept: ``path`` holds all n clips one after another with
+        :attr:`GAP_SECONDS` of silence between two (one file to listen to at once), and the
+        folder :meth:`clip_folder` beside it one file per clip, ``000.wav``, ``001.wav``, ...
+        (more digits from 1,000 clips on, so that names sort in order). The folder may hold
+        only an earlier write's numbered WAVs (:meth:`check_clip_folder`); those beyond these
+        clips are removed, so that it holds these clips alone."""
+        from gan_je.audio import write_wav
+
+        clips = self.clips(samples)
+        if path.suffix != ".wav":
+            raise ValueError(f"a waveform's WAV file must end in .wav, got {path}")
+        self.check_clip_folder(path)
+        folder = self.clip_folder(path)
         folder.mkdir(parents=True, exist_ok=True)
         width = max(3, len(str(len(clips) - 1)))
         names = [f"{index:0{width}d}.wav" for index in range(len(clips))]
         for name, clip in zip(names, clips, strict=True):
             write_wav(folder / name, clip, self.rate)
+        for old in folder.iterdir():  # only numbered WAVs: an earlier, larger write's
+            if old.name not in names:
+                old.unlink()
         silence = clips.new_zeros(clips.shape[1], round(self.GAP_SECONDS * self.rate))
         pieces = [piece for clip in clips for piece in (silence, clip)][1:]
         write_wav(path, torch.cat(pieces, dim=-1), self.rate)
