@@ -31,7 +31,7 @@ format: install  ## apply ruff's fixes and formatting
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-bench: install  ## the benchmark tables: estimators, errors, training speed, mode collapse, text (hours)
+bench: install  ## the benchmark tables: estimators, errors, training speed, mode collapse, text, audio (hours)
 	$(PY) benchmarks/estimators.py
 	$(PY) benchmarks/calibration.py
 	$(PY) benchmarks/jsd_high_dim.py
@@ -42,6 +42,8 @@ bench: install  ## the benchmark tables: estimators, errors, training speed, mod
 	$(PY) benchmarks/mode_collapse.py
 	$(PY) benchmarks/token_features.py
 	$(PY) benchmarks/text.py --records benchmarks/results/text.jsonl oracle chars
+	$(PY) benchmarks/audio_features.py
+	$(PY) benchmarks/audio.py --records benchmarks/results/audio.jsonl real wavegan specgan
 	$(PY) benchmarks/stacked_mnist.py --records benchmarks/results/stacked_mnist.jsonl counter small_d standard
 
 gpu-check: install  ## on one GPU: CUDA tests, k-NN and training speed (8 min) -> benchmarks/results/gpu-report.md

@@ -2,6 +2,7 @@
 with the entropy-matching controller, scored as SC09 is scored (Donahue et al. 2019).
 
     python benchmarks/audio.py real       # the data, the classifier, the real ceiling
+    python benchmarks/audio.py --checkpoints a.ckpt,b.ckpt score   # class scores of any runs
     python benchmarks/audio.py --records benchmarks/results/audio.jsonl wavegan specgan
     python benchmarks/audio.py --records benchmarks/results/audio.jsonl recorded   # tables
     python benchmarks/audio.py --dry-run wavegan specgan      # tiny, to check it runs
@@ -275,7 +276,13 @@ def tables(done: list[dict]) -> str:
 
 
 def section(setting: str):
-    def run(records: str | None, seeds: str | None, steps: str | None, variants: str | None):
+    def run(
+        records: str | None = None,
+        seeds: str | None = None,
+        steps: str | None = None,
+        variants: str | None = None,
+        **_: str | None,
+    ) -> str:
         path = Path(records) if records else None
         chosen = [int(s) for s in seeds.split(",")] if seeds else SEEDS
         names = variants.split(";") if variants else tuple(VARIANTS)
@@ -286,14 +293,14 @@ def section(setting: str):
 
 
 def dry(setting: str):
-    def run(records: str | None, seeds: str | None, steps: str | None, variants: str | None):
+    def run(**_: str | None) -> str:
         done = run_all(setting, (0,), 4, DRY, None, ("plain", "entropy λ=0.1"))
         return tables(done)
 
     return run
 
 
-def real(records: str | None, seeds: str | None, steps: str | None, variants: str | None) -> str:
+def real(seeds: str | None = None, **_: str | None) -> str:
     """The data and the ceiling: the spoken digits' splits, the digit classifier's accuracy on
     the held-out voices and its scores of ``N_MEASURED`` held-out clips, of the same clips
     through SpecGAN's representation and back (``model=specgan``'s log spectrogram, then its
@@ -354,9 +361,47 @@ def real(records: str | None, seeds: str | None, steps: str | None, variants: st
     return f"{splits}; held-out voice variants: {voices}\n\n" + markdown_table(header, rows)
 
 
-def recorded(
-    records: str | None, seeds: str | None, steps: str | None, variants: str | None
-) -> str:
+def score(checkpoints: str | None = None, **_: str | None) -> str:
+    """The class scores of ``N_MEASURED`` clips of each checkpoint (a run of any settings on
+    the default spoken digits, seed 0 of the latents), in the digit classifier of seed 0
+    (the one ``real`` reports), with the generator step each reached."""
+    from hydra.utils import instantiate
+
+    from gan_je import sampling
+    from gan_je.callbacks import ClassScores
+    from gan_je.class_scores import fit_class_scorer
+    from gan_je.module import GANModule
+
+    if not checkpoints:
+        return "Nothing to score: pass --checkpoints FILE[,FILE...]."
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(
+            config_name="train",
+            overrides=["experiment=spoken_digits_wavegan", f"paths.data_dir={ROOT / 'data'}"],
+        )
+    data = instantiate(cfg.data)
+    data.prepare_data()
+    data.setup("fit")
+    cache = str(ROOT / "outputs" / ".feature_cache")
+    scorer = ClassScores(n_samples=N_MEASURED, epochs=20, seed=0, cache_dir=cache).scorer
+    real, _ = fit_class_scorer(scorer, data, N_MEASURED)
+    rows = [["real held-out clips", "—", f"{real['inception_score']:.2f}", "10"]]
+    for path in checkpoints.split(","):
+        module = GANModule.load_from_checkpoint(path).eval()
+        clips = sampling.draw(module.sampler, N_MEASURED, sampling.seeded(0)).float()
+        scores = scorer.scores(clips)
+        rows.append(
+            [
+                path,
+                str(module.g_step),
+                f"{scores['inception_score']:.2f}",
+                f"{scores['classes_covered']:.0f}",
+            ]
+        )
+    return markdown_table(["checkpoint", "generator steps", "IS", "digits covered"], rows)
+
+
+def recorded(records: str | None = None, **_: str | None) -> str:
     if not records:
         raise SystemExit("recorded needs --records FILE")
     return tables(read_records(Path(records)))
@@ -367,6 +412,7 @@ if __name__ == "__main__":
         __doc__.splitlines()[0],
         {
             "real": real,
+            "score": score,
             "wavegan": section("wavegan"),
             "specgan": section("specgan"),
             "recorded": recorded,
@@ -378,5 +424,6 @@ if __name__ == "__main__":
             "seeds": "comma-separated seeds (default 0,1,2)",
             "steps": f"generator steps per run (default {STEPS})",
             "variants": "semicolon-separated variant names (default: all)",
+            "checkpoints": "comma-separated checkpoints for the score section",
         },
     )
