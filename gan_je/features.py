@@ -372,9 +372,9 @@ class TokenFeatures(nn.Module):
 class LogMel(nn.Module):
     """Waveforms ``(B, C, n)`` at ``sample_rate`` samples per second as log-mel images
     ``(B, C, n_mels, 1 + n // hop)`` (:func:`gan_je.audio.log_mel`): ``n_fft`` is the power of
-    two nearest 32 ms of sound (256 at 8 kHz, 512 at 16 kHz), ``hop`` a quarter of it, so a
-    clip of ``n`` samples gives the same image at every rate where ``n`` scales with it
-    (8,192 at 8 kHz and 16,384 at 16 kHz: 129 frames). No weights: it is made again from
+    two nearest 32 ms of sound (256 at 8 kHz, 512 at 16 kHz), ``hop`` half of it (128 at 8 kHz,
+    256 at 16 kHz), so a clip of ``n`` samples gives the same image at every rate where ``n``
+    scales with it (8,192 at 8 kHz and 16,384 at 16 kHz: 65 frames). No weights: it is made again from
     ``sample_rate`` and ``n_mels``."""
 
     def __init__(self, sample_rate: int, n_mels: int = 40) -> None:
