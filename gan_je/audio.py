@@ -31,6 +31,8 @@ from gan_je.checks import non_negative_int, positive_float, positive_int
 
 #: The smallest log-mel power (keeps silence finite).
 MEL_FLOOR = 1e-5
+#: Full scale of a 16-bit PCM sample: 1.0 is stored as 32767 (:func:`to_pcm16`).
+PCM16_SCALE = 32767
 
 
 def resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
@@ -66,9 +68,31 @@ def fit_length(x: Tensor | np.ndarray, length: int, offset: int = 0) -> Tensor |
     return out
 
 
+def to_pcm16(x: np.ndarray) -> np.ndarray:
+    """``x`` (values in [-1, 1]; clipped there) as 16-bit PCM samples, ``round(x * 32767)``
+    (int16, any shape): symmetric, so that 1 and -1 are 32767 and -32767 and 0 is 0. The
+    inverse of :func:`from_pcm16` up to rounding (half a step, ``0.5 / 32767``)."""
+    x = np.asarray(x)
+    if not np.isfinite(x).all():
+        raise ValueError("x holds values that are not finite (NaN or inf)")
+    return np.round(np.clip(x, -1.0, 1.0) * PCM16_SCALE).astype(np.int16)
+
+
+def from_pcm16(pcm: np.ndarray) -> np.ndarray:
+    """16-bit PCM samples (int16, any shape) as float32 ``pcm / 32767``: the inverse of
+    :func:`to_pcm16`. -32768, which :func:`to_pcm16` never writes but other programs may,
+    reads as -1, so that every value is in [-1, 1]."""
+    pcm = np.asarray(pcm)
+    if pcm.dtype != np.int16:
+        raise ValueError(f"pcm must hold int16 samples, got {pcm.dtype}")
+    values = pcm.astype(np.float32) / np.float32(PCM16_SCALE)
+    return np.maximum(values, -1.0, out=values)
+
+
 def write_wav(path: str | Path, clip: Tensor | np.ndarray, rate: int) -> None:
     """Write ``clip`` ``(channels, n)`` (values in [-1, 1]; clipped there) as a 16-bit PCM
-    WAV file at ``rate`` samples per second, atomically (:mod:`gan_je.atomic_files`)."""
+    WAV file (:func:`to_pcm16`) at ``rate`` samples per second, atomically
+    (:mod:`gan_je.atomic_files`)."""
     rate = positive_int("rate", rate)
     if isinstance(clip, Tensor):
         clip = clip.detach().float().cpu().numpy()
@@ -77,7 +101,7 @@ def write_wav(path: str | Path, clip: Tensor | np.ndarray, rate: int) -> None:
         raise ValueError(f"clip must have shape (channels, n) with both >= 1, got {clip.shape}")
     if not np.isfinite(clip).all():
         raise ValueError("clip holds values that are not finite (NaN or inf)")
-    pcm = np.round(np.clip(clip, -1.0, 1.0) * 32767).astype("<i2")
+    pcm = to_pcm16(clip).astype("<i2")
     with replaced_atomically(path) as file, wave.open(file, "wb") as out:
         out.setnchannels(clip.shape[0])
         out.setsampwidth(2)
@@ -87,7 +111,8 @@ def write_wav(path: str | Path, clip: Tensor | np.ndarray, rate: int) -> None:
 
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     """A PCM WAV file as ``(clip (channels, n) float32 in [-1, 1], rate)``; 8-bit (unsigned),
-    16-, 24- and 32-bit (signed) samples.
+    16-, 24- and 32-bit (signed) samples; 16-bit ones by :func:`from_pcm16` (what
+    :func:`write_wav` wrote reads back within half a step, ``0.5 / 32767``).
 
     Raises:
         ValueError: the file is not a PCM WAV file (``wave`` reads no other).
@@ -105,8 +130,10 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
         triples = raw.reshape(-1, 3).astype(np.int32)
         ints = (triples[:, 0] << 8) | (triples[:, 1] << 16) | (triples[:, 2] << 24)
         values = ints.astype(np.float32) / 2**31
-    elif width in (2, 4):
-        values = np.frombuffer(frames, dtype=f"<i{width}").astype(np.float32) / 2 ** (8 * width - 1)
+    elif width == 2:
+        values = from_pcm16(np.frombuffer(frames, dtype="<i2").astype(np.int16))
+    elif width == 4:
+        values = np.frombuffer(frames, dtype="<i4").astype(np.float32) / 2**31
     else:
         raise ValueError(f"{path}: {8 * width}-bit samples are not supported (8, 16, 24, 32 are)")
     return values.reshape(-1, channels).T.copy(), rate

@@ -56,7 +56,23 @@ def test_wav_round_trip_read_with_the_standard_library(tmp_path):
     assert np.abs(frames / 32767 - clip).max() <= 0.5 / 32767 + 1e-7
     back, rate = audio.read_wav(path)
     assert rate == 8000 and back.shape == (2, 800)
-    assert np.abs(back - clip).max() < 1e-4
+    assert np.abs(back - clip).max() <= 0.5 / 32767 + 1e-7  # one scale both ways: rounding only
+
+
+def test_16_bit_pcm_is_symmetric_and_clipped():
+    x = np.array([0.0, 1.0, -1.0, 0.5, 1.5, -2.0, 0.25 / 32767], dtype=np.float32)
+    pcm = audio.to_pcm16(x)
+    assert pcm.dtype == np.int16
+    assert pcm.tolist() == [0, 32767, -32767, 16384, 32767, -32767, 0]
+    back = audio.from_pcm16(np.array([0, 32767, -32767, -32768, 16384], dtype=np.int16))
+    assert back.dtype == np.float32
+    assert back.tolist() == pytest.approx([0.0, 1.0, -1.0, -1.0, 16384 / 32767], abs=1e-7)
+    ints = np.arange(-32767, 32768, dtype=np.int16)
+    assert np.array_equal(audio.to_pcm16(audio.from_pcm16(ints)), ints)
+    with pytest.raises(ValueError, match="not finite"):
+        audio.to_pcm16(np.array([np.nan]))
+    with pytest.raises(ValueError, match="int16"):
+        audio.from_pcm16(np.array([1], dtype=np.int32))
 
 
 @pytest.mark.parametrize("width", [1, 3, 4])

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from gan_je.audio import to_pcm16
 from gan_je.data import SpokenDigits, speech
 from gan_je.data import spoken_digits as module
 from gan_je.data.spoken_digits import (
@@ -15,7 +16,6 @@ from gan_je.data.spoken_digits import (
     held_out,
     make_clip,
     plan_clips,
-    to_pcm,
 )
 from gan_je.errors import ConfigError
 from gan_je.extras import MissingExtraError
@@ -56,7 +56,7 @@ def test_a_word_is_cut_of_its_silence_scaled_and_placed_whole(monkeypatch):
         expected = np.zeros(length, np.float32)
         expected[offset : offset + 5] = burst / 2000 * 0.5
         np.testing.assert_allclose(clip, expected, atol=1e-7)
-        pcm = to_pcm(clip)
+        pcm = to_pcm16(clip)  # as the cache keeps it
         assert pcm.dtype == np.int16 and np.array_equal(pcm, np.round(expected * 32767))
     with pytest.raises(ConfigError, match=r"longer than a clip of 4 samples.*words_per_minute"):
         make_clip(ClipChoice("en-us+m3", 4, 175, 50, 0.0), rate, 4)
