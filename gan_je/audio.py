@@ -139,12 +139,33 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     return values.reshape(-1, channels).T.copy(), rate
 
 
-def _check_stft(n_fft: int, hop: int) -> tuple[int, int]:
+def check_stft(
+    n_fft: int, hop: int, length: int | None = None, invertible: bool = False
+) -> tuple[int, int]:
+    """``(n_fft, hop)`` checked for the spectrograms of this module: ``n_fft`` an even number
+    >= 2 and ``hop`` from 1 to ``n_fft`` (below it where ``invertible``: Griffin-Lim needs
+    overlapping windows); with ``length``, a clip of that many samples must be longer than
+    ``n_fft // 2``, which its centred first and last frames reflect around their centre.
+
+    Raises:
+        ValueError: naming the setting (and the clip length) that does not fit.
+    """
     n_fft, hop = positive_int("n_fft", n_fft), positive_int("hop", hop)
     if n_fft < 2 or n_fft % 2:
         raise ValueError(f"n_fft must be an even number >= 2, got {n_fft}")
     if hop > n_fft:
         raise ValueError(f"hop ({hop}) must not exceed n_fft ({n_fft}): samples would be skipped")
+    if invertible and hop == n_fft:  # Hann windows that meet end to end leave gaps
+        raise ValueError(
+            f"hop must be below n_fft ({n_fft}) to invert a spectrogram (Griffin-Lim needs "
+            f"overlapping windows), got {hop}"
+        )
+    if length is not None and positive_int("length", length) <= n_fft // 2:
+        raise ValueError(
+            f"a clip of {length} samples is too short for n_fft={n_fft}: the centred frames "
+            f"need more than n_fft // 2 = {n_fft // 2} samples; lower n_fft, or raise the "
+            "clip length (data.length may be too short)"
+        )
     return n_fft, hop
 
 
@@ -153,6 +174,7 @@ def _stft(x: Tensor, n_fft: int, hop: int) -> Tensor:
     full-scale sine has magnitude 1 at its frequency."""
     if not isinstance(x, Tensor) or x.ndim == 0 or x.shape[-1] < 2:
         raise ValueError("x must be a tensor (..., n) with n >= 2 samples on its last axis")
+    check_stft(n_fft, hop, x.shape[-1])
     window = torch.hann_window(n_fft, device=x.device, dtype=x.dtype)
     flat = x.reshape(-1, x.shape[-1])
     spectrum = torch.stft(flat, n_fft, hop, window=window, center=True, return_complex=True)
@@ -162,7 +184,7 @@ def _stft(x: Tensor, n_fft: int, hop: int) -> Tensor:
 def magnitude(x: Tensor, n_fft: int, hop: int) -> Tensor:
     """``|STFT(x)|`` ``(..., n_fft // 2 + 1, 1 + n // hop)`` of ``x`` ``(..., n)`` (see the
     module doc): a full-scale sine reads 1 at its frequency."""
-    n_fft, hop = _check_stft(n_fft, hop)
+    n_fft, hop = check_stft(n_fft, hop)
     return _stft(x, n_fft, hop).abs()
 
 
@@ -170,7 +192,7 @@ def log_spectrogram(x: Tensor, n_fft: int, hop: int, floor_db: float = 80.0) -> 
     """SpecGAN's image of ``x`` ``(..., n)``: ``(..., n_fft // 2, n // hop)`` in [-1, 1],
     ``1 + 2 dB / floor_db`` of ``dB = 20 log10 |X|`` clipped to ``[-floor_db, 0]``; the
     Nyquist bin and the last frame are dropped."""
-    n_fft, hop = _check_stft(n_fft, hop)
+    n_fft, hop = check_stft(n_fft, hop)
     floor_db = positive_float("floor_db", floor_db)
     if x.shape[-1] < hop:
         raise ValueError(f"x has {x.shape[-1]} samples, fewer than one hop ({hop})")
@@ -195,9 +217,7 @@ def griffin_lim(
     (1984): invert, transform again, keep the new phases; each round's phases pushed on by
     ``momentum`` times their change (Perraudin et al. 2013, "A fast Griffin-Lim algorithm";
     0: the original). Starts from zero phase, so the result is deterministic."""
-    n_fft, hop = _check_stft(n_fft, hop)
-    if hop == n_fft:  # Hann windows that meet end to end leave gaps no inverse can fill
-        raise ValueError(f"hop must be below n_fft ({n_fft}) to invert a spectrogram, got {hop}")
+    n_fft, hop = check_stft(n_fft, hop, length, invertible=True)
     length, n_iter = positive_int("length", length), positive_int("n_iter", n_iter)
     floor_db = positive_float("floor_db", floor_db)
     if not 0 <= momentum < 1:
@@ -246,7 +266,7 @@ def mel_filters(rate: int, n_fft: int, n_mels: int) -> Tensor:
 def log_mel(x: Tensor, rate: int, n_fft: int = 512, hop: int = 128, n_mels: int = 40) -> Tensor:
     """``log(1e-5 + M |X|^2)`` ``(..., n_mels, 1 + n // hop)`` of ``x`` ``(..., n)`` at
     ``rate`` samples per second: :func:`magnitude` squared through :func:`mel_filters`."""
-    n_fft, hop = _check_stft(n_fft, hop)
+    n_fft, hop = check_stft(n_fft, hop)
     filters = mel_filters(positive_int("rate", rate), n_fft, positive_int("n_mels", n_mels))
     power = magnitude(x, n_fft, hop) ** 2
     return torch.log(MEL_FLOOR + filters.to(power) @ power)

@@ -171,8 +171,15 @@ def test_log_mel_shape_and_floor():
         (lambda: audio.magnitude(torch.zeros(100), 64, 128), "must not exceed"),
         (lambda: audio.resample(np.zeros(10), 0, 8000), "from_rate"),
         (lambda: audio.log_spectrogram(torch.zeros(10), 64, 32), "fewer than one hop"),
+        (lambda: audio.magnitude(torch.zeros(2, 64), 128, 32), r"64 samples.*n_fft=128"),
+        (lambda: audio.log_mel(torch.zeros(64), 8000, 128, 32), "data.length may be too"),
+        (lambda: audio.griffin_lim(torch.zeros(32, 2), 64, 16, 32), "32 samples is too short"),
     ],
 )
 def test_errors_name_the_setting(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_the_shortest_clip_a_spectrogram_takes_is_just_over_half_a_window():
+    assert audio.magnitude(torch.zeros(65), 128, 32).shape == (65, 3)
