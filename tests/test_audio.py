@@ -158,6 +158,17 @@ def test_mel_filters_peak_at_one_in_increasing_order():
     assert (peaks[1:] >= peaks[:-1]).all() and peaks[-1] > 200
 
 
+@pytest.mark.parametrize("frequency", [150, 300, 1000, 1234, 2500, 3500])
+def test_a_sine_is_loudest_in_the_mel_band_centred_nearest_its_frequency(frequency):
+    rate, n_mels = 8000, 40
+    mel = 2595 * np.log10(1 + np.array(frequency) / 700)
+    step = 2595 * np.log10(1 + rate / 2 / 700) / (n_mels + 1)  # centres at step, 2 step, ...
+    nearest = int(np.abs(step * np.arange(1, n_mels + 1) - mel).argmin())
+    x = torch.from_numpy(sine(frequency, rate, 4096, 0.5))
+    bands = audio.log_mel(x, rate, n_fft=256, hop=64, n_mels=n_mels).mean(dim=-1)
+    assert int(bands.argmax()) == nearest
+
+
 def test_log_mel_shape_and_floor():
     out = audio.log_mel(torch.zeros(3, 1, 8192), 8000, n_fft=256, hop=128, n_mels=32)
     assert out.shape == (3, 1, 32, 65)
