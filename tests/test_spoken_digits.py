@@ -2,6 +2,7 @@
 validation, the set cached on disk (tiny sets: a few voices, built in about a second)."""
 
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -136,6 +137,31 @@ def test_a_missing_synthesiser_is_one_sentence_naming_the_extra(tmp_path, monkey
         _tiny(cache_dir=tmp_path).prepare_data()
     assert "\n" not in str(caught.value) and "data=spoken_digits" in str(caught.value)
     with pytest.raises(MissingExtraError, match=r"gan_je\[audio\]"):
+        speech.synthesise("one", "en-us+m3")
+
+
+@pytest.mark.parametrize(
+    ("returned", "said", "message"),
+    [
+        (2, b"\x01\x00", r"espeak_Synth returned 2 \(EE_NOT_FOUND, not EE_OK\)"),
+        (-1, b"", r"returned -1 \(EE_INTERNAL_ERROR"),
+        (0, b"", "'one' in the voice 'en-us\\+m3' with no samples"),
+    ],
+)
+def test_a_synthesis_that_fails_or_says_nothing_is_an_error(monkeypatch, returned, said, message):
+    engine = SimpleNamespace(chunks=[])
+
+    def synth(*args: object) -> int:
+        engine.chunks.append(said)
+        return returned
+
+    engine.lib = SimpleNamespace(
+        espeak_SetVoiceByName=lambda name: 0,
+        espeak_SetParameter=lambda *args: 0,
+        espeak_Synth=synth,
+    )
+    monkeypatch.setattr(speech, "_engine", engine)
+    with pytest.raises(RuntimeError, match=message):
         speech.synthesise("one", "en-us+m3")
 
 
