@@ -115,7 +115,8 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     :func:`write_wav` wrote reads back within half a step, ``0.5 / 32767``).
 
     Raises:
-        ValueError: the file is not a PCM WAV file (``wave`` reads no other).
+        ValueError: the file is not a PCM WAV file (``wave`` reads no other), or its header
+            gives a sample rate below 1 Hz.
     """
     try:
         with wave.open(os.fspath(path), "rb") as source:
@@ -123,6 +124,8 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
             rate, frames = source.getframerate(), source.readframes(source.getnframes())
     except (wave.Error, EOFError) as err:
         raise ValueError(f"{path} is not a PCM WAV file that Python's wave reads: {err}") from err
+    if rate < 1:
+        raise ValueError(f"{path}: its header gives a sample rate of {rate} Hz")
     raw = np.frombuffer(frames, dtype=np.uint8)
     if width == 1:
         values = (raw.astype(np.float32) - 128) / 128
