@@ -372,10 +372,10 @@ class TokenFeatures(nn.Module):
 class LogMel(nn.Module):
     """Waveforms ``(B, C, n)`` at ``sample_rate`` samples per second as log-mel images
     ``(B, C, n_mels, 1 + n // hop)`` (:func:`gan_je.audio.log_mel`): ``n_fft`` is the power of
-    two nearest 32 ms of sound (256 at 8 kHz, 512 at 16 kHz), ``hop`` a quarter of it, so a
-    clip of ``n`` samples gives the same image at every rate where ``n`` scales with it
-    (8,192 at 8 kHz and 16,384 at 16 kHz: 129 frames). No weights: it is made again from
-    ``sample_rate`` and ``n_mels``."""
+    two nearest 32 ms of sound (256 at 8 kHz, 512 at 16 kHz), ``hop`` half of it (128 at 8 kHz,
+    256 at 16 kHz), so a clip of ``n`` samples gives the same image at every rate where ``n``
+    scales with it (8,192 at 8 kHz and 16,384 at 16 kHz: 65 frames). No weights: it is made
+    again from ``sample_rate`` and ``n_mels``."""
 
     def __init__(self, sample_rate: int, n_mels: int = 40) -> None:
         super().__init__()
@@ -548,6 +548,7 @@ class Classifier(nn.Module):
         checksum = f"{float(x.double().sum()):.6e}-{int(labels.sum())}"
         key = f"{type(self).__name__}-{tuple(x.shape)}-{checksum}-{self.embedding}-"
         key += f"{self.epochs}-{self.seed}" + (f"-{self.sample_rate}" if self.sample_rate else "")
+        key += f"-{self.net!r}"  # weights cached by another network cannot load into this
         digest = hashlib.sha1(key.encode()).hexdigest()[:16]
         return Path(self.cache_dir) / f"classifier-{digest}.pt"
 

@@ -56,7 +56,23 @@ def test_wav_round_trip_read_with_the_standard_library(tmp_path):
     assert np.abs(frames / 32767 - clip).max() <= 0.5 / 32767 + 1e-7
     back, rate = audio.read_wav(path)
     assert rate == 8000 and back.shape == (2, 800)
-    assert np.abs(back - clip).max() < 1e-4
+    assert np.abs(back - clip).max() <= 0.5 / 32767 + 1e-7  # one scale both ways: rounding only
+
+
+def test_16_bit_pcm_is_symmetric_and_clipped():
+    x = np.array([0.0, 1.0, -1.0, 0.5, 1.5, -2.0, 0.25 / 32767], dtype=np.float32)
+    pcm = audio.to_pcm16(x)
+    assert pcm.dtype == np.int16
+    assert pcm.tolist() == [0, 32767, -32767, 16384, 32767, -32767, 0]
+    back = audio.from_pcm16(np.array([0, 32767, -32767, -32768, 16384], dtype=np.int16))
+    assert back.dtype == np.float32
+    assert back.tolist() == pytest.approx([0.0, 1.0, -1.0, -1.0, 16384 / 32767], abs=1e-7)
+    ints = np.arange(-32767, 32768, dtype=np.int16)
+    assert np.array_equal(audio.to_pcm16(audio.from_pcm16(ints)), ints)
+    with pytest.raises(ValueError, match="not finite"):
+        audio.to_pcm16(np.array([np.nan]))
+    with pytest.raises(ValueError, match="int16"):
+        audio.from_pcm16(np.array([1], dtype=np.int32))
 
 
 @pytest.mark.parametrize("width", [1, 3, 4])
@@ -142,6 +158,17 @@ def test_mel_filters_peak_at_one_in_increasing_order():
     assert (peaks[1:] >= peaks[:-1]).all() and peaks[-1] > 200
 
 
+@pytest.mark.parametrize("frequency", [150, 300, 1000, 1234, 2500, 3500])
+def test_a_sine_is_loudest_in_the_mel_band_centred_nearest_its_frequency(frequency):
+    rate, n_mels = 8000, 40
+    mel = 2595 * np.log10(1 + np.array(frequency) / 700)
+    step = 2595 * np.log10(1 + rate / 2 / 700) / (n_mels + 1)  # centres at step, 2 step, ...
+    nearest = int(np.abs(step * np.arange(1, n_mels + 1) - mel).argmin())
+    x = torch.from_numpy(sine(frequency, rate, 4096, 0.5))
+    bands = audio.log_mel(x, rate, n_fft=256, hop=64, n_mels=n_mels).mean(dim=-1)
+    assert int(bands.argmax()) == nearest
+
+
 def test_log_mel_shape_and_floor():
     out = audio.log_mel(torch.zeros(3, 1, 8192), 8000, n_fft=256, hop=128, n_mels=32)
     assert out.shape == (3, 1, 32, 65)
@@ -155,8 +182,15 @@ def test_log_mel_shape_and_floor():
         (lambda: audio.magnitude(torch.zeros(100), 64, 128), "must not exceed"),
         (lambda: audio.resample(np.zeros(10), 0, 8000), "from_rate"),
         (lambda: audio.log_spectrogram(torch.zeros(10), 64, 32), "fewer than one hop"),
+        (lambda: audio.magnitude(torch.zeros(2, 64), 128, 32), r"64 samples.*n_fft=128"),
+        (lambda: audio.log_mel(torch.zeros(64), 8000, 128, 32), "data.length may be too"),
+        (lambda: audio.griffin_lim(torch.zeros(32, 2), 64, 16, 32), "32 samples is too short"),
     ],
 )
 def test_errors_name_the_setting(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_the_shortest_clip_a_spectrogram_takes_is_just_over_half_a_window():
+    assert audio.magnitude(torch.zeros(65), 128, 32).shape == (65, 3)

@@ -120,6 +120,41 @@ def test_an_empty_wav_is_named(tmp_path):
         AudioFolder(tmp_path, val_size=1).setup()
 
 
+def test_a_wav_whose_header_says_0_hz_is_named(tmp_path):
+    write_wav(tmp_path / "good.wav", torch.zeros(1, 100), 8000)
+    write_wav(tmp_path / "zero.wav", torch.zeros(1, 100), 8000)
+    header = bytearray((tmp_path / "zero.wav").read_bytes())
+    header[24:28] = (0).to_bytes(4, "little")  # the fmt chunk's sample rate
+    (tmp_path / "zero.wav").write_bytes(bytes(header))
+    with pytest.raises(DataError, match=r"zero\.wav .*sample rate of 0 Hz"):
+        AudioFolder(tmp_path, val_size=1).setup()
+
+
+def test_a_resampling_error_names_the_file(tmp_path, monkeypatch):
+    from gan_je.data import audio_folder
+
+    write_wav(tmp_path / "x.wav", torch.zeros(1, 100), 16000)
+
+    def failing(*args: object) -> np.ndarray:
+        raise MemoryError("out of memory")
+
+    monkeypatch.setattr(audio_folder, "resample", failing)
+    with pytest.raises(DataError, match=r"cannot resample .*x\.wav from 16000 to 8000 Hz"):
+        load_clip(tmp_path / "x.wav", 8000, 100)
+
+
+def test_macos_sidecar_files_are_skipped(tmp_path):
+    for i in range(3):
+        write_wav(tmp_path / "digits" / f"{i}.wav", torch.zeros(1, 100), 8000)
+        (tmp_path / "digits" / f"._{i}.wav").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    dm = _loaded(AudioFolder(tmp_path, length=100, val_size=1))
+    assert len(dm.train_set) + len(dm.val_set) == 3
+    (tmp_path / "only").mkdir()
+    (tmp_path / "only" / "._a.wav").write_bytes(b"\x00\x05\x16\x07")
+    with pytest.raises(DataError, match=r"no WAV files .*sidecars"):
+        AudioFolder(tmp_path / "only").prepare_data()
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [

@@ -171,7 +171,9 @@ def test_specgans_train_form_of_real_clips_is_their_log_spectrogram():
     ("arguments", "message"),
     [
         ({"sample_shape": (1, 8192), "hop": 100}, "hop that divides the clip length 8192"),
-        ({"sample_shape": (1, 8192), "hop": 128}, "shorter than n_fft"),
+        ({"sample_shape": (1, 8192), "hop": 128}, "hop must be below n_fft"),
+        ({"sample_shape": (1, 8192), "n_fft": 127}, "even number"),
+        ({"sample_shape": (1, 8192), "n_fft": 32768}, "8192 samples is too short"),
         ({"sample_shape": (1, 8192), "n_fft": 100}, "multiples of 32"),
         ({"sample_shape": (1, 8192), "bounded": False}, "in \\[-1, 1\\]"),
         ({"sample_shape": (1, 64, 64)}, "waveforms \\(channels, length\\)"),

@@ -18,6 +18,7 @@ from hydra.core.global_hydra import GlobalHydra
 from lightning.pytorch.loggers import TensorBoardLogger
 from PIL import Image
 
+from gan_je import audio
 from gan_je.audio import log_mel
 from gan_je.callbacks import SamplePictures
 from gan_je.data import kinds
@@ -146,6 +147,19 @@ def test_the_waveform_picture_draws_the_log_mel_of_each_clips_mono_mix(tmp_path,
         kind.picture(torch.zeros(3, 1, 64), tmp_path / "bad.png", "t")
     one_sample = kind_of({**SPEC, "sample_shape": [1, 1]})
     assert not one_sample.has_picture and one_sample.formats == ("npz", "wav")
+
+
+def test_the_waveform_picture_transforms_only_the_clips_it_draws(tmp_path, monkeypatch):
+    transformed = []
+
+    def recording_log_mel(x, *args, **kwargs):
+        transformed.append(tuple(x.shape))
+        return log_mel(x, *args, **kwargs)
+
+    monkeypatch.setattr(audio, "log_mel", recording_log_mel)
+    monkeypatch.setattr(kinds, "show_spectrograms", lambda *args, **kw: None)
+    kind_of(SPEC).picture(_clips(100), tmp_path / "grid.png", "t")
+    assert transformed == [(16, 64)]  # the 16 drawn, not all 100 (generate n=10000: GBs)
 
 
 def test_the_loggers_receive_the_first_clips_as_sound(wandb_offline, tmp_path):

@@ -199,25 +199,26 @@ def test_every_loss_has_the_regulariser_settings_with_their_defaults(train_confi
 # stand-in feature extractor on digits in tests/test_estimator_configs.py
 @pytest.mark.slow
 @pytest.mark.parametrize("option", [o for o in _options("estimator") if o != "inception"])
-@pytest.mark.parametrize(
-    "features",
-    [f for f in _options("features") if f not in ("tokens", "log_mel")],  # points
-)
+@pytest.mark.parametrize("features", [f for f in _options("features") if f != "tokens"])
 def test_estimator_configs_give_the_design_keys(train_config, option, features):
+    """On points, or on waveforms (1,024 samples at 8 kHz) for the features that need them."""
     metric = instantiate(train_config(f"estimator={option}", f"features={features}").estimator)
     assert isinstance(metric, JointEntropy | GaussianJointEntropy)
     generator = torch.Generator().manual_seed(0)
-    real, fake = (
-        torch.randn(200, 12, generator=generator),
-        torch.randn(200, 12, generator=generator),
-    )
-    if getattr(metric.features, "needs_labels", False):
+    waveforms = getattr(metric.features, "needs_sample_rate", False)  # log_mel
+    shape = (200, 1, 1024) if waveforms else (200, 12)
+    real, fake = torch.randn(shape, generator=generator), torch.randn(shape, generator=generator)
+    if waveforms:
+        real, fake = 0.1 * real, 0.5 * fake  # louder noise
+        metric.features.fit(real, sample_rate=8000)
+    elif getattr(metric.features, "needs_labels", False):
         labels = torch.randint(0, 3, (200,), generator=generator)
         metric.features.fit(real, labels, kind="points")
     else:
         metric.features.fit(real)
+    fake = fake if waveforms else fake + 1
     metric.update(real, real=True)
-    metric.update(fake + 1, real=False)
+    metric.update(fake, real=False)
     values = metric.compute()
     keys = {"entropy_real", "entropy_fake", "entropy_mixture", "joint_entropy", "jsd"}
     assert keys | {"jsd_sliced"} <= set(values)

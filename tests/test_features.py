@@ -226,6 +226,21 @@ def test_classifier_features_learn_the_labels_and_are_cached(tmp_path, monkeypat
     assert torch.equal(again(x_val), features(x_val))  # untrained weights would differ
 
 
+def test_a_classifier_cached_by_another_network_is_not_loaded(tmp_path, monkeypatch):
+    x = torch.randn(40, 3)
+    y = (x[:, 0] > 0).long()
+    Classifier(dim=2, embedding=4, epochs=1, cache_dir=str(tmp_path)).fit(x, y, kind="points")
+    network = Classifier._network
+
+    def wider(self: Classifier, *args: object) -> torch.nn.Sequential:
+        return torch.nn.Sequential(torch.nn.Linear(3, 3), *network(self, *args))
+
+    monkeypatch.setattr(Classifier, "_network", wider)  # a later version's layers
+    changed = Classifier(dim=2, embedding=4, epochs=1, cache_dir=str(tmp_path))
+    changed.fit(x, y, kind="points")  # trains its own: the old weights would not load
+    assert len(list(tmp_path.glob("classifier-*.pt"))) == 2
+
+
 def test_classifier_features_need_labels_and_fitting():
     with pytest.raises(ValueError, match="label"):
         Classifier().fit(torch.randn(10, 2), None, kind="points")

@@ -2,11 +2,13 @@
 validation, the set cached on disk (tiny sets: a few voices, built in about a second)."""
 
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
+from gan_je.audio import to_pcm16
 from gan_je.data import SpokenDigits, speech
 from gan_je.data import spoken_digits as module
 from gan_je.data.spoken_digits import (
@@ -15,7 +17,6 @@ from gan_je.data.spoken_digits import (
     held_out,
     make_clip,
     plan_clips,
-    to_pcm,
 )
 from gan_je.errors import ConfigError
 from gan_je.extras import MissingExtraError
@@ -56,7 +57,7 @@ def test_a_word_is_cut_of_its_silence_scaled_and_placed_whole(monkeypatch):
         expected = np.zeros(length, np.float32)
         expected[offset : offset + 5] = burst / 2000 * 0.5
         np.testing.assert_allclose(clip, expected, atol=1e-7)
-        pcm = to_pcm(clip)
+        pcm = to_pcm16(clip)  # as the cache keeps it
         assert pcm.dtype == np.int16 and np.array_equal(pcm, np.round(expected * 32767))
     with pytest.raises(ConfigError, match=r"longer than a clip of 4 samples.*words_per_minute"):
         make_clip(ClipChoice("en-us+m3", 4, 175, 50, 0.0), rate, 4)
@@ -136,6 +137,31 @@ def test_a_missing_synthesiser_is_one_sentence_naming_the_extra(tmp_path, monkey
         _tiny(cache_dir=tmp_path).prepare_data()
     assert "\n" not in str(caught.value) and "data=spoken_digits" in str(caught.value)
     with pytest.raises(MissingExtraError, match=r"gan_je\[audio\]"):
+        speech.synthesise("one", "en-us+m3")
+
+
+@pytest.mark.parametrize(
+    ("returned", "said", "message"),
+    [
+        (2, b"\x01\x00", r"espeak_Synth returned 2 \(EE_NOT_FOUND, not EE_OK\)"),
+        (-1, b"", r"returned -1 \(EE_INTERNAL_ERROR"),
+        (0, b"", "'one' in the voice 'en-us\\+m3' with no samples"),
+    ],
+)
+def test_a_synthesis_that_fails_or_says_nothing_is_an_error(monkeypatch, returned, said, message):
+    engine = SimpleNamespace(chunks=[])
+
+    def synth(*args: object) -> int:
+        engine.chunks.append(said)
+        return returned
+
+    engine.lib = SimpleNamespace(
+        espeak_SetVoiceByName=lambda name: 0,
+        espeak_SetParameter=lambda *args: 0,
+        espeak_Synth=synth,
+    )
+    monkeypatch.setattr(speech, "_engine", engine)
+    with pytest.raises(RuntimeError, match=message):
         speech.synthesise("one", "en-us+m3")
 
 

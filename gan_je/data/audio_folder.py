@@ -6,8 +6,10 @@ subfolder names; a flat folder is one class, 0). Each file is mixed down to mono
 its channels), resampled to ``sample_rate`` (:func:`gan_je.audio.resample`), kept from its
 start and cut or padded with silence to ``length`` samples (:func:`gan_je.audio.fit_length`),
 and clipped to [-1, 1] (resampling can overshoot a full-scale file a little); levels are kept
-as recorded. A missing or empty folder and an unreadable file are a
-:class:`~gan_je.errors.DataError`.
+as recorded. Files whose names start with ``._`` are skipped: macOS writes such sidecars
+(resource forks, not sound) beside every file it copies onto some disks. A missing or empty
+folder and a file that cannot be read or resampled (a damaged file, a header saying 0 Hz)
+are a :class:`~gan_je.errors.DataError` naming the file.
 """
 
 from __future__ import annotations
@@ -87,15 +89,22 @@ class AudioFolder(WaveformDataModule):
 
 
 def find_wavs(path: str | Path) -> list[Path]:
-    """All WAV files under ``path``, recursively, sorted; a :class:`DataError` if ``path``
-    is not a folder or holds none."""
-    return find_files(path, WAV_EXTENSIONS, "WAV files")
+    """All WAV files under ``path``, recursively, sorted, but macOS's ``._*`` sidecars; a
+    :class:`DataError` if ``path`` is not a folder or holds none."""
+    files = find_files(path, WAV_EXTENSIONS, "WAV files")
+    wavs = [file for file in files if not file.name.startswith("._")]
+    if not wavs:
+        raise DataError(
+            f"no WAV files in {path} or its subfolders but macOS's '._*' sidecars (not "
+            "sound): add WAV files or point data.path at a folder of them"
+        )
+    return wavs
 
 
 def load_clip(file: Path, sample_rate: int, length: int) -> np.ndarray:
     """``(length,)`` float32 in [-1, 1]: ``file`` mixed down to mono, resampled to
-    ``sample_rate``, cut or padded to ``length`` (module doc); a :class:`DataError` if the
-    file cannot be read or holds no samples."""
+    ``sample_rate``, cut or padded to ``length`` (module doc); a :class:`DataError` naming
+    the file if it cannot be read or resampled, or holds no samples."""
     sample_rate, length = positive_int("sample_rate", sample_rate), positive_int("length", length)
     try:
         clip, rate = read_wav(file)
@@ -106,5 +115,11 @@ def load_clip(file: Path, sample_rate: int, length: int) -> np.ndarray:
         ) from err
     if clip.shape[1] == 0:
         raise DataError(f"{file} holds no samples: delete or move it")
-    mono = resample(clip.mean(axis=0), rate, sample_rate).astype(np.float32)
+    try:
+        mono = resample(clip.mean(axis=0), rate, sample_rate).astype(np.float32)
+    except (ValueError, MemoryError) as err:
+        raise DataError(
+            f"cannot resample {file} from {rate} to {sample_rate} Hz ({type(err).__name__}: "
+            f"{err}); convert it (ffmpeg -i in.wav -ar {sample_rate} out.wav) or move it"
+        ) from err
     return np.clip(fit_length(mono, length), -1.0, 1.0)

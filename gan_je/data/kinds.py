@@ -383,6 +383,8 @@ class Waveform(SampleKind):
     GAP_SECONDS: ClassVar[float] = 0.25
     #: The most STFT points of the picture's spectrograms (fewer for shorter clips).
     PICTURE_FFT: ClassVar[int] = 512
+    #: The most clips the picture draws (the first ones; only these are transformed).
+    PICTURE_CLIPS: ClassVar[int] = 16
 
     def check(self) -> None:
         rate = self.spec.get("sample_rate")
@@ -431,7 +433,7 @@ class Waveform(SampleKind):
 
         if not self.has_picture:
             super().picture(samples, path, title, real, strip)  # refuses
-        mono = self.clips(samples).mean(dim=1)
+        mono = self.clips(samples)[: self.PICTURE_CLIPS].mean(dim=1)
         n_fft = min(self.PICTURE_FFT, 2 ** int(math.log2(self.sample_shape[1])))
         hop = max(1, n_fft // 4)
         spectrograms = log_mel(mono, self.rate, n_fft, hop, n_mels=min(40, max(1, n_fft // 4)))

@@ -47,8 +47,12 @@ VARIANTS = (
 _RATE, _PITCH = 1, 3
 #: ``espeak_AUDIO_OUTPUT``: synchronous, samples handed to the callback.
 _SYNCHRONOUS = 2
-#: ``espeakCHARS_UTF8`` position type for ``espeak_Synth``: characters.
+#: ``espeak_Synth``'s ``position_type``: ``POS_CHARACTER`` (its position counts characters).
 _POS_CHARACTER = 1
+#: ``espeak_Synth``'s ``flags``: ``espeakCHARS_UTF8``, the text is UTF-8.
+_CHARS_UTF8 = 1
+#: ``espeak_ERROR`` values ``espeak_Synth`` returns (speak_lib.h); 0 is ``EE_OK``.
+_ERRORS = {-1: "EE_INTERNAL_ERROR", 1: "EE_BUFFER_FULL", 2: "EE_NOT_FOUND"}
 _CALLBACK = ctypes.CFUNCTYPE(
     ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
 )
@@ -89,6 +93,7 @@ def synthesise(text: str, voice: str, words_per_minute: int = 175, pitch: int = 
         MissingExtraError: the ``espeakng-loader`` wheel is not installed.
         ValueError: an empty text, a rate or pitch out of range, or a voice eSpeak NG
             does not know.
+        RuntimeError: eSpeak NG reported an error, or gave no samples.
     """
     global _engine
     if not isinstance(text, str) or not text.strip():
@@ -111,6 +116,15 @@ def synthesise(text: str, voice: str, words_per_minute: int = 175, pitch: int = 
         lib.espeak_SetParameter(_PITCH, int(pitch), 0)
         _engine.chunks.clear()
         encoded = text.encode()
-        lib.espeak_Synth(encoded, len(encoded) + 1, 0, _POS_CHARACTER, 0, 0, None, None)
+        error = lib.espeak_Synth(
+            encoded, len(encoded) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
+        )
         samples = np.frombuffer(b"".join(_engine.chunks), dtype=np.int16).copy()
+    if error != 0:
+        raise RuntimeError(
+            f"eSpeak NG failed to say {text!r} in the voice {voice!r}: espeak_Synth returned "
+            f"{error} ({_ERRORS.get(error, 'unknown')}, not EE_OK)"
+        )
+    if len(samples) == 0:
+        raise RuntimeError(f"eSpeak NG said {text!r} in the voice {voice!r} with no samples")
     return samples

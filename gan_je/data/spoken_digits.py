@@ -22,9 +22,10 @@ every machine. The sound itself is not quite: eSpeak NG adds noise it takes from
 that its API exposes, so two syntheses of one word differ a little (lengths by a few tens
 of samples, waveforms by small shifts in time; their log-mel spectrograms correlate at
 0.999). The set is therefore built once and kept in ``cache_dir`` (a file named by every
-setting that changes it; samples as 16-bit integers), and every later run and every job of
-a sweep reads that one set. Jobs that start together on an empty cache would each build
-their own (the last written stays), so build it with one short run first (``debug=fdr``).
+setting that changes it; samples as 16-bit integers, :func:`gan_je.audio.to_pcm16`), and
+every later run and every job of a sweep reads that one set. Jobs that start together on an
+empty cache would each build their own (the last written stays), so build it with one short
+run first (``debug=fdr``).
 Building the default 7,680 clips takes about 20 s of one CPU core (synthesis about 1 ms a
 clip, resampling about 2 ms); reading them back takes about a second.
 
@@ -48,7 +49,7 @@ import torch
 from torch import Tensor
 
 from gan_je.atomic_files import replaced_atomically
-from gan_je.audio import fit_length, resample
+from gan_je.audio import fit_length, from_pcm16, resample, to_pcm16
 from gan_je.checks import is_int, is_real, positive_float, positive_int
 from gan_je.data._checks import check_samples_fit
 from gan_je.data._waveforms import WaveformDataModule
@@ -70,8 +71,6 @@ RATES = (4000, ESPEAK_RATE)
 WORDS_PER_MINUTE, PITCHES = (80, 450), (0, 100)
 #: Part of the cache file's name; raise it when the clips a setting gives change.
 CACHE_VERSION = 1
-#: The largest value of a 16-bit sample: a clip is stored as ``round(x * INT16_SCALE)``.
-INT16_SCALE = 32767
 
 
 class ClipChoice(NamedTuple):
@@ -201,9 +200,9 @@ class SpokenDigits(WaveformDataModule):
         val = np.array([c.voice.split("+", 1)[1] in held for c in self.choices])
         train = ~val  # the int16 clips split first: floats of each split made once
         return (
-            from_pcm(pcm[train]),
+            torch.from_numpy(from_pcm16(pcm[train])).unsqueeze(1),
             torch.from_numpy(y[train]),
-            from_pcm(pcm[val]),
+            torch.from_numpy(from_pcm16(pcm[val])).unsqueeze(1),
             torch.from_numpy(y[val]),
         )
 
@@ -224,7 +223,7 @@ class SpokenDigits(WaveformDataModule):
         check_variants(self.variants)
         log.info("synthesising %d spoken digits with eSpeak NG", len(choices))
         pcm = np.stack(
-            [to_pcm(make_clip(c, self.sample_rate, self.length, self.peak)) for c in choices]
+            [to_pcm16(make_clip(c, self.sample_rate, self.length, self.peak)) for c in choices]
         )
         if path is not None:
             saved = {"pcm": torch.from_numpy(pcm), "choices": [list(c) for c in choices]}
@@ -287,18 +286,6 @@ def make_clip(choice: ClipChoice, sample_rate: int, length: int, peak: float = 0
         )
     sound *= peak / np.abs(sound).max()
     return fit_length(sound, length, int(choice.position * (length - len(sound) + 1)))
-
-
-def from_pcm(pcm: np.ndarray) -> Tensor:
-    """Clips ``(n, 1, length)`` float32 of their 16-bit samples ``pcm`` ``(n, length)``: the
-    inverse of :func:`to_pcm` (up to its rounding)."""
-    return torch.from_numpy(pcm).float().div_(INT16_SCALE).unsqueeze(1)
-
-
-def to_pcm(clip: np.ndarray) -> np.ndarray:
-    """``clip`` (values in [-1, 1]) as 16-bit samples, ``round(clip * 32767)``: how the cache
-    keeps it (half the bytes of float32; read back as ``pcm / 32767``)."""
-    return np.round(np.clip(clip, -1.0, 1.0) * INT16_SCALE).astype(np.int16)
 
 
 def held_out(variants: Sequence[str], val_variants: int | float, seed: int) -> tuple[str, ...]:

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from gan_je.audio import griffin_lim, log_spectrogram
+from gan_je.audio import check_stft, griffin_lim, log_spectrogram
 from gan_je.checks import positive_int
 from gan_je.models._checks import check_samples, shape_tuple
 
@@ -86,13 +86,12 @@ class SpecGANGenerator(nn.Module):
                 f"SpecGANGenerator makes waveforms (channels, length) in [-1, 1] (data of kind "
                 f"'waveform'), got samples of shape {shape} with bounded={bounded}"
             )
-        self.n_fft, self.hop = positive_int("n_fft", n_fft), positive_int("hop", hop)
         self.length = shape[1]
-        if self.n_fft % 2 or self.length % self.hop or self.hop >= self.n_fft:
+        self.n_fft, self.hop = check_stft(n_fft, hop, self.length, invertible=True)
+        if self.length % self.hop:
             raise ValueError(
-                f"SpecGANGenerator needs an even n_fft, and a hop that divides the clip length "
-                f"{self.length} and is shorter than n_fft (Griffin-Lim needs overlapping "
-                f"windows), got n_fft={n_fft}, hop={hop}"
+                f"SpecGANGenerator needs a hop that divides the clip length {self.length} "
+                f"(whole frames), got hop={hop}"
             )
         self.train_shape = (shape[0], self.n_fft // 2, self.length // self.hop)
         channels, bins, frames = _check_image(self.train_shape, "SpecGANGenerator")
