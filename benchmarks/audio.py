@@ -30,20 +30,15 @@ beside it, and their spectrograms, ``.png``).
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-from common import CONF, mean_std, run_sections, train_quietly
+from common import CONF, mean_std, read_records, run_sections, timed_training, write_records
 from hydra import compose, initialize_config_dir
 
-from gan_je.atomic_files import write_atomically
-from gan_je.errors import DivergenceError
 from gan_je.tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,13 +73,6 @@ def overrides_of(variant: str, steps: int, extra: Sequence[str]) -> list[str]:
     clips are synthesised once) and ``extra``."""
     data = f"paths.data_dir={ROOT / 'data'}"
     return [*VARIANTS[variant], f"model.max_g_steps={steps}", data, *extra]
-
-
-def read_records(path: Path | None) -> list[dict]:
-    """The runs recorded in the JSON-lines file ``path`` (none when it does not exist)."""
-    if path is None or not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def evaluate_checkpoint(folder: Path, n: int, seed: int) -> dict:
@@ -154,7 +142,6 @@ def measure(
     the evaluation, or the error that stopped it); with ``examples``, keep its example clips
     (:func:`keep_examples`)."""
     key = run_key(setting, variant, seed, steps, extra)
-    record = {**key, "threads": torch.get_num_threads()}
     evaluation: dict = {}
 
     def keep(folder: Path) -> None:
@@ -162,16 +149,8 @@ def measure(
         if examples:
             keep_examples(folder, f"{setting}-{steps}-steps")
 
-    wall, cpu = time.perf_counter(), time.process_time()
-    try:
-        run = train_quietly(SETTINGS[setting], seed, 1000, *key["overrides"], keep=keep)
-    except DivergenceError as err:  # a result too: recorded, not retried (any other error,
-        record["error"] = f"diverged: {err}"  # a signal included, ends the benchmark)
-    else:
-        record["g_steps"], record["evaluation"] = run["g_steps"], evaluation
-    record["wall_s"] = round(time.perf_counter() - wall, 1)
-    record["cpu_s"] = round(time.process_time() - cpu, 1)
-    return record
+    fields, run = timed_training(SETTINGS[setting], seed, 1000, *key["overrides"], keep=keep)
+    return {**key, **fields} | ({"evaluation": evaluation} if run is not None else {})
 
 
 def run_all(
@@ -195,8 +174,7 @@ def run_all(
                 continue
             examples = records is not None and seed == 0 and variant == "plain"
             done.append(measure(setting, variant, seed, steps, extra, examples))
-            if records is not None:
-                write_atomically(records, "".join(json.dumps(r) + "\n" for r in done))
+            write_records(records, done)
             last = done[-1]
             shown = last.get("error") or last["evaluation"]["metrics"].get("inception_score")
             print(f"  {setting} {variant} seed {seed}: {shown}", file=sys.stderr, flush=True)

@@ -4,9 +4,11 @@ training config composed as ``python -m gan_je.train`` would."""
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -62,6 +64,50 @@ def train_quietly(
         if keep is not None:
             keep(Path(folder))
         return summary
+
+
+def timed_training(
+    experiment: str,
+    seed: int,
+    epochs: int,
+    *overrides: str,
+    keep: Callable[[Path], None] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """:func:`train_quietly`, timed: the fields a benchmark records of the run (``threads``,
+    ``g_steps``, ``wall_s`` and ``cpu_s``, or the divergence that stopped it as ``error``)
+    and the run's summary (``None`` when it diverged). A divergence is a result, recorded and
+    not retried; any other error, a stop by a signal included, ends the benchmark."""
+    import torch
+
+    from gan_je.errors import DivergenceError
+
+    fields: dict[str, Any] = {"threads": torch.get_num_threads()}
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        run = train_quietly(experiment, seed, epochs, *overrides, keep=keep)
+    except DivergenceError as err:
+        run, fields["error"] = None, f"diverged: {err}"
+    else:
+        fields["g_steps"] = run["g_steps"]
+    fields["wall_s"] = round(time.perf_counter() - wall, 1)
+    fields["cpu_s"] = round(time.process_time() - cpu, 1)
+    return fields, run
+
+
+def read_records(path: Path | None) -> list[dict]:
+    """The runs recorded in the JSON-lines file ``path`` (none when it does not exist)."""
+    if path is None or not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_records(path: Path | None, records: list[dict]) -> None:
+    """Replace the JSON-lines file ``path`` by ``records`` in one step (nothing for ``None``),
+    so that an interrupted benchmark keeps every run that finished."""
+    from gan_je.atomic_files import write_atomically
+
+    if path is not None:
+        write_atomically(path, "".join(json.dumps(record) + "\n" for record in records))
 
 
 class MeasurementError(Exception):

@@ -52,7 +52,6 @@ wins against the losses.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 import shutil
@@ -64,11 +63,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from common import MeasurementError, mean_std, run_sections, train_quietly
+from common import (
+    MeasurementError,
+    mean_std,
+    read_records,
+    run_sections,
+    timed_training,
+    write_records,
+)
 
-from gan_je.atomic_files import write_atomically
 from gan_je.data import StackedMNIST
-from gan_je.errors import DivergenceError
 from gan_je.modes import StackedModeCounter, uniform_baseline
 from gan_je.tables import markdown_table
 
@@ -197,13 +201,6 @@ def finals_by_seed(runs: list[dict]) -> dict[int, dict]:
     return {record["seed"]: record["final"] for record in runs if "final" in record}
 
 
-def read_records(path: Path | None) -> list[dict]:
-    """The runs recorded in the JSON-lines file ``path`` (none when it does not exist)."""
-    if path is None or not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def code_version() -> str:
     """The commit the runs use, ``+changes`` when gan_je, conf or benchmarks differ from it."""
 
@@ -231,7 +228,6 @@ def measure(
     again. ``picture``: where to copy the run's last sample grid (64 images from the run's
     fixed preview latents)."""
     key = run_key(setting, variant, seed, epochs, extra)
-    record = {**key, "code": code_version(), "threads": torch.get_num_threads()}
 
     def keep_last_grid(folder: Path) -> None:
         grids = sorted((folder / "samples").glob("*.png"))
@@ -239,16 +235,12 @@ def measure(
             picture.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(grids[-1], picture)
 
-    wall, cpu = time.perf_counter(), time.process_time()
-    try:
-        run = train_quietly(SETTINGS[setting], seed, epochs, *key["overrides"], keep=keep_last_grid)
-    except DivergenceError as err:
-        record["error"] = f"diverged: {err}"
-    else:
-        record["g_steps"] = run["g_steps"]
+    fields, run = timed_training(
+        SETTINGS[setting], seed, epochs, *key["overrides"], keep=keep_last_grid
+    )
+    record = {**key, "code": code_version(), **fields}
+    if run is not None:
         record["final"] = {name: run["final"][name] for name in REPORTED}
-    record["wall_s"] = round(time.perf_counter() - wall, 1)
-    record["cpu_s"] = round(time.process_time() - cpu, 1)
     return record
 
 
@@ -276,8 +268,7 @@ def evaluate(
                 continue
             picture = new_grid(records, setting, variant, seed, extra)
             done.append(measure(setting, variant, seed, epochs, extra, picture))
-            if records is not None:
-                write_atomically(records, "".join(json.dumps(r) + "\n" for r in done))
+            write_records(records, done)
             summary = done[-1].get("final") or done[-1]["error"]
             print(f"  {setting} {variant} seed {seed}: {summary}", file=sys.stderr, flush=True)
     rows, steps, versions, finished = [], set(), [], {}

@@ -30,19 +30,15 @@ there are not run again, and ``recorded`` makes the tables and the frontier plot
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import statistics
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from common import mean_std, run_sections, train_config, train_quietly
+from common import mean_std, read_records, run_sections, timed_training, train_config, write_records
 
-from gan_je.atomic_files import write_atomically
-from gan_je.errors import DivergenceError
 from gan_je.tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,13 +82,6 @@ def overrides_of(setting: str, variant: str, steps: int, extra: Sequence[str]) -
     if VARIANTS[variant][: len(LSTM_GAN)] == LSTM_GAN:
         budget.append(f"model.pretrain_steps={steps // 2}")
     return [*VARIANTS[variant], *budget, f"paths.data_dir={ROOT / 'data'}", *extra]
-
-
-def read_records(path: Path | None) -> list[dict]:
-    """The runs recorded in the JSON-lines file ``path`` (none when it does not exist)."""
-    if path is None or not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 @torch.no_grad()
@@ -149,23 +138,14 @@ def measure(setting: str, variant: str, seed: int, steps: int, extra: Sequence[s
     """Train one variant once and measure it: its record (key, steps, wall and CPU seconds,
     the measured points, or the error that stopped it)."""
     key = run_key(setting, variant, seed, steps, extra)
-    record = {**key, "threads": torch.get_num_threads()}
     measured: list[dict] = []
 
     def keep(folder: Path) -> None:
         composed = [f"experiment={SETTINGS[setting]}", *key["overrides"]]
         measured.extend(measure_checkpoint(folder, composed, N_MEASURED, seed))
 
-    wall, cpu = time.perf_counter(), time.process_time()
-    try:
-        run = train_quietly(SETTINGS[setting], seed, 1000, *key["overrides"], keep=keep)
-    except DivergenceError as err:  # a result too: recorded, not retried (any other error,
-        record["error"] = f"diverged: {err}"  # a signal included, ends the benchmark)
-    else:
-        record["g_steps"], record["points"] = run["g_steps"], measured
-    record["wall_s"] = round(time.perf_counter() - wall, 1)
-    record["cpu_s"] = round(time.process_time() - cpu, 1)
-    return record
+    fields, run = timed_training(SETTINGS[setting], seed, 1000, *key["overrides"], keep=keep)
+    return {**key, **fields} | ({"points": measured} if run is not None else {})
 
 
 def run_all(
@@ -188,8 +168,7 @@ def run_all(
             if any(key.items() <= record.items() for record in done):
                 continue
             done.append(measure(setting, variant, seed, steps, extra))
-            if records is not None:
-                write_atomically(records, "".join(json.dumps(r) + "\n" for r in done))
+            write_records(records, done)
             last = done[-1]
             print(
                 f"  {setting} {variant} seed {seed}: {last.get('error') or last['points'][-1]}",
