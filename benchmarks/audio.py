@@ -32,11 +32,10 @@ from __future__ import annotations
 
 import math
 import statistics
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from common import CONF, mean_std, read_records, run_sections, timed_training, write_records
+from common import CONF, mean_std, read_records, run_sections, run_unrecorded, timed_training
 from hydra import compose, initialize_config_dir
 
 from gan_je.tables import markdown_table
@@ -166,19 +165,16 @@ def run_all(
     unknown = set(variants) - set(VARIANTS)
     if unknown:
         raise SystemExit(f"unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}")
-    done = read_records(records)
-    for seed in seeds:
-        for variant in variants:
-            key = run_key(setting, variant, seed, steps, extra)
-            if any(key.items() <= record.items() for record in done):
-                continue
-            examples = records is not None and seed == 0 and variant == "plain"
-            done.append(measure(setting, variant, seed, steps, extra, examples))
-            write_records(records, done)
-            last = done[-1]
-            shown = last.get("error") or last["evaluation"]["metrics"].get("inception_score")
-            print(f"  {setting} {variant} seed {seed}: {shown}", file=sys.stderr, flush=True)
-    return done
+    keys = [run_key(setting, variant, seed, steps, extra) for seed in seeds for variant in variants]
+
+    def run(key: dict) -> dict:
+        examples = records is not None and key["seed"] == 0 and key["variant"] == "plain"
+        return measure(setting, key["variant"], key["seed"], steps, extra, examples)
+
+    def outcome(record: dict) -> float:
+        return record["evaluation"]["metrics"].get("inception_score")
+
+    return run_unrecorded(keys, run, records, outcome)
 
 
 def metric(run: dict, key: str) -> float:

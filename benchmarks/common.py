@@ -110,6 +110,27 @@ def write_records(path: Path | None, records: list[dict]) -> None:
         write_atomically(path, "".join(json.dumps(record) + "\n" for record in records))
 
 
+def run_unrecorded(
+    keys: list[dict[str, Any]],
+    measure: Callable[[dict[str, Any]], dict[str, Any]],
+    records: Path | None,
+    outcome: Callable[[dict[str, Any]], Any],
+) -> list[dict[str, Any]]:
+    """The records of ``keys``' runs: those of the JSON-lines file ``records`` (a record is a
+    key's when it holds every item of it), and ``measure(key)`` for each key without one,
+    added to the file as it ends (:func:`write_records`) and reported on stderr with
+    ``outcome(record)``. So an interrupted benchmark continues where it stopped."""
+    done = read_records(records)
+    for key in keys:
+        if any(key.items() <= record.items() for record in done):
+            continue
+        done.append(measure(key))
+        write_records(records, done)
+        shown = done[-1].get("error") or outcome(done[-1])
+        print(f"  {key['setting']} {key['variant']} seed {key['seed']}: {shown}", file=sys.stderr)
+    return done
+
+
 class MeasurementError(Exception):
     """Raised by a section some of whose measurements failed: its ``table`` (with the
     failures marked) is still printed, then the script exits with status 1."""

@@ -32,12 +32,18 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from common import mean_std, read_records, run_sections, timed_training, train_config, write_records
+from common import (
+    mean_std,
+    read_records,
+    run_sections,
+    run_unrecorded,
+    timed_training,
+    train_config,
+)
 
 from gan_je.tables import markdown_table
 
@@ -161,21 +167,12 @@ def run_all(
     unknown = set(variants) - set(VARIANTS)
     if unknown:
         raise SystemExit(f"unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}")
-    done = read_records(records)
-    for seed in seeds:
-        for variant in variants:
-            key = run_key(setting, variant, seed, steps, extra)
-            if any(key.items() <= record.items() for record in done):
-                continue
-            done.append(measure(setting, variant, seed, steps, extra))
-            write_records(records, done)
-            last = done[-1]
-            print(
-                f"  {setting} {variant} seed {seed}: {last.get('error') or last['points'][-1]}",
-                file=sys.stderr,
-                flush=True,
-            )
-    return done
+    keys = [run_key(setting, variant, seed, steps, extra) for seed in seeds for variant in variants]
+
+    def run(key: dict) -> dict:
+        return measure(setting, key["variant"], key["seed"], steps, extra)
+
+    return run_unrecorded(keys, run, records, lambda record: record["points"][-1])
 
 
 def finished(done: list[dict], setting: str, variant: str) -> list[dict]:

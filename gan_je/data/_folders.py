@@ -21,14 +21,15 @@ from gan_je.errors import DataError
 ROOT_CLASS = "."
 
 
-def find_files(path: str | Path, extensions: Sequence[str], what: str) -> list[Path]:
+def find_files(path: str | Path, extensions: Sequence[str], what: str, folder: str) -> list[Path]:
     """All files under ``path``, recursively, whose names end in one of ``extensions`` (lower
     case; matched case-insensitively), sorted; a :class:`DataError` if ``path`` is not a
-    folder or holds none. ``what`` names them in the messages ("images")."""
+    folder or holds none. ``what`` names the files in the messages ("images"), ``folder``
+    the folder ("image folder")."""
     path = Path(path)
     if not path.is_dir():
         raise DataError(
-            f"the folder {path} does not exist or is not a folder: set data.path "
+            f"{folder} {path} does not exist or is not a folder: set data.path "
             f"(path=...) to a folder of {what}"
         )
     files = sorted(

@@ -91,7 +91,7 @@ class AudioFolder(WaveformDataModule):
 def find_wavs(path: str | Path) -> list[Path]:
     """All WAV files under ``path``, recursively, sorted, but macOS's ``._*`` sidecars; a
     :class:`DataError` if ``path`` is not a folder or holds none."""
-    files = find_files(path, WAV_EXTENSIONS, "WAV files")
+    files = find_files(path, WAV_EXTENSIONS, "WAV files", "audio folder")
     wavs = [file for file in files if not file.name.startswith("._")]
     if not wavs:
         raise DataError(

@@ -96,7 +96,7 @@ class ImageFolder(ArrayDataModule):
 def find_images(path: str | Path) -> list[Path]:
     """All image files under ``path``, recursively, sorted; a :class:`DataError` if ``path``
     is not a folder or holds none."""
-    return find_files(path, IMAGE_EXTENSIONS, "images")
+    return find_files(path, IMAGE_EXTENSIONS, "images", "image folder")
 
 
 def load_image(file: Path, size: int, mode: str) -> np.ndarray:
