@@ -34,9 +34,19 @@ import math
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from common import CONF, mean_std, read_records, run_sections, run_unrecorded, timed_training
+from common import (
+    CONF,
+    mean_std,
+    read_records,
+    run_sections,
+    run_unrecorded,
+    timed_training,
+    train_config,
+)
 from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
 
 from gan_je.tables import markdown_table
 
@@ -274,6 +284,18 @@ def dry(setting: str):
     return run
 
 
+def spoken_digits(experiment: str) -> tuple[DictConfig, Any]:
+    """The composed config of ``experiment=<experiment>`` and its data module, set up, the
+    clips read from (or built into) the shared cache under ``data/``."""
+    from hydra.utils import instantiate
+
+    cfg = train_config(ROOT, f"experiment={experiment}", f"paths.data_dir={ROOT / 'data'}")
+    data = instantiate(cfg.data)
+    data.prepare_data()
+    data.setup("fit")
+    return cfg, data
+
+
 def real(seeds: str | None = None, **_: str | None) -> str:
     """The data and the ceiling: the spoken digits' splits, the digit classifier's accuracy on
     the held-out voices and its scores of ``N_MEASURED`` held-out clips, of the same clips
@@ -281,21 +303,13 @@ def real(seeds: str | None = None, **_: str | None) -> str:
     Griffin-Lim: the most SpecGAN can score), and of as many training clips, for each seed of
     the classifier; ``EXAMPLES`` held-out clips kept as ``real.wav`` / ``real.png`` in
     ``benchmarks/results/audio/``."""
-    from hydra.utils import instantiate
 
     from gan_je.audio import griffin_lim, log_spectrogram
     from gan_je.callbacks import ClassScores
     from gan_je.class_scores import fit_class_scorer
     from gan_je.data.kinds import kind_of
 
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            config_name="train",
-            overrides=["experiment=spoken_digits_specgan", f"paths.data_dir={ROOT / 'data'}"],
-        )
-    data = instantiate(cfg.data)
-    data.prepare_data()
-    data.setup("fit")
+    cfg, data = spoken_digits("spoken_digits_specgan")
     spec = cfg.model.generator
     held_out = data.val_tensor(N_MEASURED)
     image = log_spectrogram(held_out, spec.n_fft, spec.hop)
@@ -339,7 +353,6 @@ def score(checkpoints: str | None = None, **_: str | None) -> str:
     """The class scores of ``N_MEASURED`` clips of each checkpoint (a run of any settings on
     the default spoken digits, seed 0 of the latents), in the digit classifier of seed 0
     (the one ``real`` reports), with the generator step each reached."""
-    from hydra.utils import instantiate
 
     from gan_je import sampling
     from gan_je.callbacks import ClassScores
@@ -348,14 +361,7 @@ def score(checkpoints: str | None = None, **_: str | None) -> str:
 
     if not checkpoints:
         return "Nothing to score: pass --checkpoints FILE[,FILE...]."
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            config_name="train",
-            overrides=["experiment=spoken_digits_wavegan", f"paths.data_dir={ROOT / 'data'}"],
-        )
-    data = instantiate(cfg.data)
-    data.prepare_data()
-    data.setup("fit")
+    _, data = spoken_digits("spoken_digits_wavegan")
     cache = str(ROOT / "outputs" / ".feature_cache")
     scorer = ClassScores(n_samples=N_MEASURED, epochs=20, seed=0, cache_dir=cache).scorer
     real, _ = fit_class_scorer(scorer, data, N_MEASURED)
