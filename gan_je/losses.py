@@ -19,7 +19,7 @@ forming s(t), so they neither underflow to log 0 nor lose precision for large |t
 
 A loss object also says how to train: ``n_critic`` discriminator steps per generator step,
 and ``penalty(...)``, the regularisers added to the discriminator loss (WGAN-GP's gradient
-penalty; R1 when ``r1_weight > 0``).
+penalty; R1 when ``r1_weight > 0``, every ``r1_every`` discriminator steps).
 """
 
 import warnings
@@ -183,6 +183,10 @@ class GANLoss:
     Attributes:
         n_critic: discriminator steps per generator step.
         r1_weight: gamma of the R1 penalty on real data (0 = off).
+        r1_every: lazy R1 (Karras et al. 2020, "Analyzing and improving the image quality of
+            StyleGAN", section 3.1): the penalty is applied on one discriminator step in
+            ``r1_every``, multiplied by ``r1_every``, so its mean over the steps is unchanged
+            while its cost (a second backward pass) is paid ``r1_every`` times less often.
         gp_weight: λ of the WGAN-GP gradient penalty (0 = off; only ``WassersteinGP`` sets it).
         entropy_weight: λ of the entropy regulariser: the generator minimises its adversarial
             loss - λ·Ĥ(G(z)), Ĥ the differentiable Kozachenko-Leonenko entropy of its batch
@@ -202,9 +206,11 @@ class GANLoss:
         r1_weight: float = 0.0,
         entropy_weight: float = 0.0,
         entropy_anneal_steps: int | None = None,
+        r1_every: int = 1,
     ) -> None:
         self.n_critic = positive_int("n_critic (discriminator steps per generator step)", n_critic)
         self.r1_weight = non_negative_float("r1_weight", r1_weight)
+        self.r1_every = positive_int("r1_every (discriminator steps per R1 penalty)", r1_every)
         self.entropy_weight = non_negative_float("entropy_weight", entropy_weight)
         self.entropy_anneal_steps = (
             None
@@ -246,22 +252,29 @@ class GANLoss:
         real: Tensor,
         fake: Tensor,
         real_logits: Tensor | None = None,
+        *,
+        d_step: int,
     ) -> Tensor:
-        """Regularisers to add to the discriminator loss; a zero tensor when none applies.
+        """Regularisers to add to the discriminator loss at discriminator step ``d_step``
+        (counted from 0 over the run); a zero tensor when none applies.
 
-        ``gp_weight · E[(‖∇D(x̂)‖ - 1)²]`` (WGAN-GP, see ``gradient_penalty``) plus
-        ``(r1_weight / 2) · E‖∇D(x)‖²`` on real data (R1, see ``r1_penalty``).
-        Differentiable w.r.t. D's parameters.
+        ``gp_weight · E[(‖∇D(x̂)‖ - 1)²]`` (WGAN-GP, see ``gradient_penalty``) plus, on the
+        steps with ``d_step % r1_every == 0``, ``r1_every · (r1_weight / 2) · E‖∇D(x)‖²`` on
+        real data (lazy R1, see ``r1_penalty``). Differentiable w.r.t. D's parameters.
         """
+        d_step = non_negative_int("d_step", d_step)
         total = real.new_zeros(())
         if self.gp_weight > 0:
             total = total + gradient_penalty(discriminator, real, fake, self.gp_weight)
-        if self.r1_weight > 0:
-            total = total + r1_penalty(discriminator, real, self.r1_weight, real_logits)
+        if self.r1_weight > 0 and d_step % self.r1_every == 0:
+            weight = self.r1_weight * self.r1_every
+            total = total + r1_penalty(discriminator, real, weight, real_logits)
         return total
 
     def __repr__(self) -> str:
         args = f"n_critic={self.n_critic}, r1_weight={self.r1_weight}"
+        if self.r1_every != 1:
+            args += f", r1_every={self.r1_every}"
         if self.entropy_weight > 0:
             args += f", entropy_weight={self.entropy_weight}"
         if self.entropy_anneal_steps is not None:
@@ -343,12 +356,14 @@ class WassersteinGP(GANLoss):
         r1_weight: float = 0.0,
         entropy_weight: float = 0.0,
         entropy_anneal_steps: int | None = None,
+        r1_every: int = 1,
     ) -> None:
         super().__init__(
             n_critic=n_critic,
             r1_weight=r1_weight,
             entropy_weight=entropy_weight,
             entropy_anneal_steps=entropy_anneal_steps,
+            r1_every=r1_every,
         )
         self.gp_weight = non_negative_float("gp_weight", gp_weight)
 

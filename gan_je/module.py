@@ -2,6 +2,8 @@
 
 Per training batch: ``loss.n_critic`` discriminator steps (fresh latents, the same real
 batch; packs of ``pack`` samples, :mod:`gan_je.models.packing`), then one generator step.
+With ``augment`` every batch the discriminator sees, real and generated, is augmented
+(:mod:`gan_je.augment`) before packing, with fresh draws each time.
 Lightning's ``global_step`` counts both networks' steps, so the module keeps its own
 generator-step counter ``g_step`` (logged, checkpointed; schedulers step once per ``g_step``).
 The first ``pretrain_steps`` generator steps (all of them when ``adversarial`` is false) are
@@ -30,6 +32,7 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from gan_je import checkpoints, parts, sampling, seeding
+from gan_je.augment import Augmentation
 from gan_je.checks import (
     check_fits_in_memory,
     finite_float,
@@ -90,6 +93,10 @@ class GANModule(LightningModule):
             discriminator step, as RelGAN's pretraining (Nie et al. 2019); 0: none.
         adversarial: false: maximum likelihood throughout, the discriminator never stepped
             (the baseline every text GAN must beat, Caccia et al. 2018).
+        augment: differentiable augmentation of the discriminator's inputs, a mapping of
+            :class:`gan_je.augment.Augmentation`'s settings (``policy``, ``probability``,
+            ``adaptive``, ``target``, ``interval``, ``speed_images``); images only.
+            ``None``: off.
         seed: seeds the preview and validation latents.
         data_spec: the samples' description (their ``kind``, ``sample_shape`` and the
             kind's fields, e.g. mixture ``centers`` and ``std``; :mod:`gan_je.data.kinds`);
@@ -123,6 +130,7 @@ class GANModule(LightningModule):
         max_loss: float = 1e6,
         pretrain_steps: int = 0,
         adversarial: bool = True,
+        augment: Description | None = None,
         seed: int = 0,
         data_spec: Description | None = None,
         run_config: Description | None = None,
@@ -149,6 +157,7 @@ class GANModule(LightningModule):
         except ValueError as err:
             raise ConfigError(str(err)) from err
         self.entropy_space = EntropySpace(entropy_space, self.pack, seed)
+        self.augmentation = Augmentation.from_setting(augment)
         # the arguments are the hyperparameters, as plain data (the data spec once built)
         self.save_hyperparameters(parts.plain(settings | {"data_spec": None}), logger=False)
         self.automatic_optimization = False
@@ -211,6 +220,11 @@ class GANModule(LightningModule):
         check_fits_in_memory("the networks' parameter count", n_parameters, 16)
         self.generator, self.discriminator = self._networks(spec)
         sample_shape = tuple(spec["sample_shape"])
+        if self.augmentation is not None and spec["kind"] != "image":
+            raise ConfigError(
+                f"model.augment transforms images, but the data are of kind {spec['kind']!r}: "
+                f"set model.augment=null"
+            )
         contract.check_generator(self.generator, sample_shape)
         train_shape = contract.train_shape(self.generator)
         contract.check_discriminator(
@@ -387,6 +401,8 @@ class GANModule(LightningModule):
                 scheduler.step()
         self.log_dict(losses, prog_bar=True)
         self.log("train/g_step", float(self.g_step))
+        if self.augmentation is not None:
+            self.log("train/augment_p", self.augmentation.p)
 
     def _likelihood_step(self, real: Tensor) -> dict[str, Tensor]:
         """One maximum likelihood step of the generator on the real token sequences
@@ -399,33 +415,45 @@ class GANModule(LightningModule):
         self.untoggle_optimizer(opt_g)
         return {"train/nll": nll.detach()}
 
+    def _seen(self, samples: Tensor) -> Tensor:
+        """``samples`` as the discriminator sees them: augmented (when on), then packed."""
+        if self.augmentation is not None:
+            samples = self.augmentation(samples)
+        return pack_samples(samples, self.pack)
+
     def _adversarial_step(self, real: Tensor) -> dict[str, Tensor]:
-        """``loss.n_critic`` discriminator steps, then one generator step."""
+        """``loss.n_critic`` discriminator steps, then one generator step. Discriminator
+        step ``i`` of this generator step is step ``g_step · n_critic + i`` of the run (lazy
+        R1 counts them)."""
         if contract.train_shape(self.generator) is not None:  # e.g. SpecGAN's spectrograms
             real = self.generator.to_train_form(real)
         real = whole_packs(real, self.pack)
-        n, real = real.shape[0], pack_samples(real, self.pack)
+        n = real.shape[0]
         opt_g, opt_d = self.optimizers()
         at = (self.g_step, self.current_epoch)  # where a diverged loss is reported
         latent_dim = self.generator.latent_dim
 
         self.toggle_optimizer(opt_d)
-        for _ in range(self.loss.n_critic):
+        for i in range(self.loss.n_critic):
             with torch.no_grad():
                 fake = self.generator(torch.randn(n, latent_dim, device=self.device))
-            fake = pack_samples(fake, self.pack)
+            real_seen, fake = self._seen(real), self._seen(fake)
+            real_logits = self.discriminator(real_seen)
+            d_step = self.g_step * self.loss.n_critic + i
             d_loss = self.loss.discriminator_loss(
-                self.discriminator(real), self.discriminator(fake)
-            ) + self.loss.penalty(self.discriminator, real, fake)
+                real_logits, self.discriminator(fake)
+            ) + self.loss.penalty(self.discriminator, real_seen, fake, d_step=d_step)
             check_finite(
                 d_loss, "discriminator loss", self.max_loss, self.g_step, self.current_epoch
             )
             self._step(opt_d, d_loss)
+            if self.augmentation is not None:
+                self.augmentation.observe(real_logits, n)
         self.untoggle_optimizer(opt_d)
 
         self.toggle_optimizer(opt_g)
         fake = self.generator(torch.randn(n, latent_dim, device=self.device))
-        g_loss = self.loss.generator_loss(self.discriminator(pack_samples(fake, self.pack)))
+        g_loss = self.loss.generator_loss(self.discriminator(self._seen(fake)))
         entropy_weight = self.entropy_weight()
         if entropy_weight != 0:
             coordinates = self.entropy_space(fake, self._features, self.discriminator)
@@ -493,11 +521,15 @@ class GANModule(LightningModule):
         checkpoint["g_step"] = self.g_step
         checkpoint["entropy_weight_held"] = self.entropy_weight_held
         checkpoint["rng"] = checkpoints.random_state()
+        if self.augmentation is not None:
+            checkpoint["augment"] = self.augmentation.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.g_step = int(checkpoint.get("g_step", 0))
         self.entropy_weight_held = checkpoint.get("entropy_weight_held")
         self._rng_to_restore = checkpoint.get("rng")
+        if self.augmentation is not None:
+            self.augmentation.load_state_dict(checkpoint.get("augment", {}))
         self._features_fitted = True  # the state dict holds the fitted features
 
     def on_train_start(self) -> None:

@@ -281,9 +281,9 @@ def test_ganmodule_trains_and_reloads_wavegan_and_specgan(
     seen = []
     penalty = module.loss.penalty
 
-    def spy(discriminator, real, fake, real_logits=None):
+    def spy(discriminator, real, fake, real_logits=None, *, d_step):
         seen.append((tuple(real.shape), tuple(fake.shape)))
-        return penalty(discriminator, real, fake, real_logits)
+        return penalty(discriminator, real, fake, real_logits, d_step=d_step)
 
     module.loss.penalty = spy
     trainer = _fit(module, datamodule, max_epochs=1, limit_train_batches=2)

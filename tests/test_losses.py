@@ -19,6 +19,8 @@ from gan_je.losses import (
     r1_penalty,
 )
 from gan_je.models import DCGANDiscriminator, MLPDiscriminator
+from gan_je.train import build
+from tests.test_module import SMALL_RING, _fit
 
 LOG2 = math.log(2.0)
 ALL = [NonSaturating, Minimax, Hinge, WassersteinGP, LeastSquares]
@@ -154,7 +156,9 @@ def test_gradient_penalty_of_a_linear_discriminator_is_exact(shape):
     fake = torch.randn(16, *shape, dtype=torch.float64)
     norm = D.w.detach().norm().item()
     expected = 10.0 * (norm - 1.0) ** 2
-    assert WassersteinGP().penalty(D, real, fake).item() == pytest.approx(expected, rel=1e-12)
+    assert WassersteinGP().penalty(D, real, fake, d_step=0).item() == pytest.approx(
+        expected, rel=1e-12
+    )
     assert gradient_penalty(D, real, fake, weight=3.0).item() == pytest.approx(0.3 * expected)
 
 
@@ -164,9 +168,9 @@ def test_r1_of_a_linear_discriminator_is_exact(shape):
     D = Linear(torch.randn(math.prod(shape), dtype=torch.float64))
     real = torch.randn(16, *shape, dtype=torch.float64)
     sq = D.w.detach().square().sum().item()
-    assert NonSaturating(r1_weight=2.0).penalty(D, real, real).item() == pytest.approx(sq)
-    assert Hinge(r1_weight=0.2).penalty(D, real, real).item() == pytest.approx(0.1 * sq)
-    both = WassersteinGP(r1_weight=2.0).penalty(D, real, torch.zeros_like(real))
+    assert NonSaturating(r1_weight=2.0).penalty(D, real, real, d_step=0).item() == pytest.approx(sq)
+    assert Hinge(r1_weight=0.2).penalty(D, real, real, d_step=0).item() == pytest.approx(0.1 * sq)
+    both = WassersteinGP(r1_weight=2.0).penalty(D, real, torch.zeros_like(real), d_step=0)
     norm = math.sqrt(sq)
     assert both.item() == pytest.approx(10.0 * (norm - 1.0) ** 2 + sq)
     assert r1_penalty(D, real, weight=4.0).item() == pytest.approx(2.0 * sq)
@@ -179,14 +183,14 @@ def test_penalties_are_differentiable_wrt_discriminator_parameters():
     fake = torch.randn(8, 4, dtype=torch.float64, requires_grad=True)  # as if from G
 
     D = Linear(w)
-    WassersteinGP().penalty(D, real, fake).backward()
+    WassersteinGP().penalty(D, real, fake, d_step=0).backward()
     norm = w.norm()
     # d/dw 10 (‖w‖ - 1)² = 20 (‖w‖ - 1) w / ‖w‖
     torch.testing.assert_close(D.w.grad, 20.0 * (norm - 1.0) * w / norm)
     assert fake.grad is None  # the penalty trains D only
 
     D = Linear(w)
-    LeastSquares(r1_weight=3.0).penalty(D, real, fake).backward()
+    LeastSquares(r1_weight=3.0).penalty(D, real, fake, d_step=0).backward()
     torch.testing.assert_close(D.w.grad, 3.0 * w)  # d/dw (g/2) ‖w‖² = g w, g = r1_weight
 
 
@@ -194,7 +198,7 @@ def test_penalty_reaches_every_parameter_of_a_real_discriminator():
     torch.manual_seed(0)
     D = DCGANDiscriminator((1, 16, 16), width=4, norm="layer")
     real, fake = torch.randn(4, 1, 16, 16), torch.randn(4, 1, 16, 16)
-    WassersteinGP(r1_weight=1.0).penalty(D, real, fake).backward()
+    WassersteinGP(r1_weight=1.0).penalty(D, real, fake, d_step=0).backward()
     # Weights only: a bias followed by nothing but piecewise-linear layers shifts D(x) without
     # changing ∇_x D(x), so the penalty does not depend on it.
     for name, p in D.named_parameters():
@@ -208,12 +212,14 @@ def test_r1_reuses_the_real_logits_when_it_can():
     real = torch.randn(6, 3).requires_grad_(True)
     logits = D(real)
     calls = D.calls
-    value = NonSaturating(r1_weight=1.0).penalty(D, real, real, real_logits=logits)
+    value = NonSaturating(r1_weight=1.0).penalty(D, real, real, real_logits=logits, d_step=0)
     assert D.calls == calls  # no second forward pass
     assert value.item() == pytest.approx(0.5 * D.w.detach().square().sum().item())
     # logits of a detached real batch cannot give input gradients: D runs again
     logits = D(real.detach())
-    again = NonSaturating(r1_weight=1.0).penalty(D, real.detach(), real, real_logits=logits)
+    again = NonSaturating(r1_weight=1.0).penalty(
+        D, real.detach(), real, real_logits=logits, d_step=0
+    )
     assert D.calls == calls + 2 and again.item() == pytest.approx(value.item())
 
 
@@ -223,16 +229,16 @@ def test_penalty_is_zero_without_a_regulariser(cls):
         raise AssertionError("the discriminator must not be called")
 
     real = torch.randn(3, 2)
-    out = cls().penalty(never, real, real)
+    out = cls().penalty(never, real, real, d_step=0)
     assert out.ndim == 0 and out.item() == 0.0
-    assert WassersteinGP(gp_weight=0.0).penalty(never, real, real).item() == 0.0
+    assert WassersteinGP(gp_weight=0.0).penalty(never, real, real, d_step=0).item() == 0.0
 
 
 def test_gradient_penalty_warns_about_batch_norm():
     D = DCGANDiscriminator((1, 16, 16), width=4, norm="batch")
     x = torch.randn(4, 1, 16, 16)
     with pytest.warns(UserWarning, match="batch norm"):
-        WassersteinGP().penalty(D, x, x)
+        WassersteinGP().penalty(D, x, x, d_step=0)
 
 
 def test_gradient_penalty_needs_matching_batches():
@@ -295,3 +301,69 @@ def test_entropy_weight_is_constant_or_annealed_linearly_to_zero():
         NonSaturating(entropy_anneal_steps=0)
     with pytest.raises(ValueError, match="g_step must be an integer >= 0"):
         loss.entropy_weight_at(-1)
+
+
+# ------------------------------------------------------------------------------- lazy R1
+
+
+@pytest.mark.parametrize("every", [1, 2, 4])
+@pytest.mark.parametrize("first", [0, 3])
+def test_lazy_r1_averages_to_the_dense_penalty_in_value_and_gradient(every, first):
+    """Over any ``every`` consecutive discriminator steps, the lazy penalty (applied once,
+    times ``every``) has the dense penalty's mean value and mean gradient w.r.t. D."""
+    torch.manual_seed(0)
+    D = MLPDiscriminator((3,), hidden=8).double()  # nonlinear: ∇_x D depends on x
+    real = torch.randn(16, 3, dtype=torch.float64)
+    dense = NonSaturating(r1_weight=2.0).penalty(D, real, real, d_step=0)
+    (dense_grad,) = torch.autograd.grad(dense, D.net[0].weight)
+    lazy_loss = NonSaturating(r1_weight=2.0, r1_every=every)
+    steps = [lazy_loss.penalty(D, real, real, d_step=d) for d in range(first, first + every)]
+    assert sum(value.item() != 0 for value in steps) == 1  # once per ``every`` steps
+    mean = torch.stack(steps).mean()
+    (mean_grad,) = torch.autograd.grad(mean, D.net[0].weight)
+    assert dense.item() > 0
+    torch.testing.assert_close(mean, dense, rtol=1e-12, atol=0)
+    torch.testing.assert_close(mean_grad, dense_grad, rtol=1e-12, atol=0)
+
+
+def test_lazy_r1_applies_on_the_multiples_of_r1_every_and_leaves_wgan_gp_dense():
+    D = Linear(torch.randn(4, dtype=torch.float64))
+    real, fake = torch.randn(8, 4, dtype=torch.float64), torch.randn(8, 4, dtype=torch.float64)
+    sq = D.w.detach().square().sum().item()
+    lazy = Hinge(r1_weight=2.0, r1_every=3)
+    values = [lazy.penalty(D, real, real, d_step=d).item() for d in range(7)]
+    assert values == pytest.approx([3 * sq, 0, 0, 3 * sq, 0, 0, 3 * sq])
+    gp = 10.0 * (math.sqrt(sq) - 1.0) ** 2  # the gradient penalty on every step
+    both = WassersteinGP(r1_weight=2.0, r1_every=2)
+    assert both.penalty(D, real, fake, d_step=4).item() == pytest.approx(gp + 2 * sq)
+    assert both.penalty(D, real, fake, d_step=5).item() == pytest.approx(gp)
+    assert "r1_every=2" in repr(both) and "r1_every" not in repr(Hinge())
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.0, True, "2", None])
+@pytest.mark.parametrize("cls", ALL)
+def test_r1_every_must_be_a_positive_int(cls, bad):
+    with pytest.raises(ValueError, match=r"r1_every .* must be a positive integer"):
+        cls(r1_every=bad)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.0, None])
+def test_the_discriminator_step_must_be_a_count(bad):
+    real = torch.randn(3, 2)
+    with pytest.raises(ValueError, match="d_step must be an integer >= 0"):
+        NonSaturating(r1_weight=1.0).penalty(Linear(torch.randn(2)), real, real, d_step=bad)
+
+
+def test_the_module_counts_discriminator_steps_across_generator_steps(train_config):
+    cfg = train_config(*SMALL_RING, "loss=wgan_gp", "loss.n_critic=3", "loss.r1_every=4")
+    datamodule, module = build(cfg)
+    assert module.loss.r1_every == 4  # from conf/shared/loss.yaml
+    seen, penalty = [], module.loss.penalty
+
+    def spy(*args, d_step, **kwargs):
+        seen.append(d_step)
+        return penalty(*args, d_step=d_step, **kwargs)
+
+    module.loss.penalty = spy
+    _fit(module, datamodule, max_epochs=1, limit_train_batches=3, limit_val_batches=0)
+    assert seen == list(range(9))  # g_step · n_critic + i
