@@ -290,6 +290,11 @@ class Augmentation:
             raise ConfigError(f"model.augment: {err}") from err
 
     @property
+    def adaptive(self) -> bool:
+        """Whether ADA's controller moves the probability."""
+        return self.controller is not None
+
+    @property
     def p(self) -> float:
         """The probability in use now."""
         return self.controller.p if self.controller is not None else self._fixed

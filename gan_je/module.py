@@ -447,8 +447,10 @@ class GANModule(LightningModule):
                 d_loss, "discriminator loss", self.max_loss, self.g_step, self.current_epoch
             )
             self._step(opt_d, d_loss)
-            if self.augmentation is not None:
-                self.augmentation.observe(real_logits, n)
+            if self.augmentation is not None and self.augmentation.adaptive:
+                # one p on every process: r_t over all their real batches
+                logits = self.all_gather(real_logits.detach()).flatten()
+                self.augmentation.observe(logits, n * self.trainer.world_size)
         self.untoggle_optimizer(opt_d)
 
         self.toggle_optimizer(opt_g)

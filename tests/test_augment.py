@@ -3,6 +3,8 @@ controller, and GANModule augmenting everything its discriminator sees."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning
 import pytest
 import torch
@@ -18,7 +20,7 @@ from gan_je.augment import (
     translation,
 )
 from gan_je.errors import ConfigError
-from gan_je.train import build
+from gan_je.train import build, train
 from tests.test_module import SMALL_RING, _fit
 
 
@@ -379,3 +381,41 @@ def test_a_resumed_run_with_adaptive_augmentation_equals_the_uninterrupted_one(
     assert expected.keys() == got.keys()
     for key in expected:
         assert torch.equal(expected[key], got[key]), key
+
+
+class DumpAugmentState(lightning.Callback):
+    """Each rank saves its augmentation state and discriminator weights at the end."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = Path(folder)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        weights = {k: v for k, v in pl_module.state_dict().items() if k.startswith("disc")}
+        state = {"augment": pl_module.augmentation.state_dict(), "weights": weights}
+        torch.save(state, self.folder / f"rank{trainer.global_rank}.pt")
+
+
+@pytest.mark.slow
+def test_adaptive_augmentation_keeps_one_probability_on_every_process(train_config, tmp_path):
+    """DDP (two gloo processes): r_t is measured over both ranks' real batches, so p moves
+    alike on both and their discriminators stay identical."""
+    augment = "model.augment={adaptive:true,probability:0.5,interval:2,speed_images:100}"
+    cfg = train_config(
+        *DIGITS,
+        augment,
+        "trainer=ddp_sim",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=5",
+        "trainer.limit_val_batches=0",
+        "logger=none",
+        "callbacks=none",
+        "trainer.enable_progress_bar=false",
+        f"+callbacks.dump={{_target_:{__name__}.DumpAugmentState,folder:'{tmp_path}'}}",
+    )
+    assert train(cfg)["g_steps"] == 5
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert rank0["augment"] == rank1["augment"] and rank0["augment"]["p"] != 0.5
+    # 2 intervals of 2 steps, each of 2 ranks x 16 images: p moved by 0.64 each time
+    assert rank0["augment"]["images"] == 32 and rank0["augment"]["steps"] == 1
+    for key in rank0["weights"]:
+        torch.testing.assert_close(rank0["weights"][key], rank1["weights"][key], rtol=0, atol=0)
