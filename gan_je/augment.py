@@ -163,8 +163,8 @@ class AdaptiveProbability:
     calls fake) grows towards 1 as D memorises the training set. After every ``interval``
     steps p moves by sign(r_t - target) · (images seen in them) / ``speed_images`` and is
     clamped to [0, 1]: augment more while D overfits, less otherwise. It reads the sign of a
-    logit, so it suits losses whose logits are centred on 0 (non-saturating, hinge, least
-    squares less so, WGAN not at all).
+    logit, so it suits losses whose decision boundary is at 0 (non-saturating, minimax,
+    hinge); not least squares (boundary at 0.5) nor WGAN (no boundary).
 
     ``speed_images``: p can move from 0 to 1 in this many real images. ADA's 500,000 suits
     runs of tens of millions of images; gan_je's default run shows D about 2,450 x 64 =
