@@ -150,13 +150,12 @@ def class_scorer(
     if settings is None and network is None:
         return None
     from gan_je.callbacks import ClassScores
+    from gan_je.data.kinds import kind_of
 
     settings = {k: v for k, v in (settings or {}).items() if k not in ("_target_", "cache_dir")}
     if network is not None:
         settings["network"] = network
     callback = ClassScores(**settings, cache_dir=str(cache_dir))
-    from gan_je.data.kinds import kind_of
-
     callback.check_kind(kind_of(module.hparams.data_spec).name)
     return callback.scorer
 
