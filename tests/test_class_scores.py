@@ -284,6 +284,16 @@ def test_evaluate_scores_in_the_network_chosen():
         class_scorer(points, "cache", "digit")
 
 
+def test_evaluate_refuses_an_unknown_class_scores_network(tmp_path):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        app = compose(
+            config_name="evaluate",
+            overrides=[f"ckpt_path={tmp_path / 'last.ckpt'}", "class_scores_network=inception"],
+        )
+    with pytest.raises(ConfigError, match="class_scores_network must be null"):
+        evaluate(app)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("network", ["kind", "digit"])
 def test_the_callback_logs_the_class_scores_and_evaluate_reports_them(
