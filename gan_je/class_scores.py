@@ -23,10 +23,11 @@ them, as the audio and image GAN papers report them:
   classifier in place of Inception v3, computed by
   :func:`gan_je.estimators.gaussian.frechet_distance`. The features are the classifier's
   penultimate layer (:meth:`gan_je.features.Classifier.embed`: the ``embedding``-wide
-  activations before the class head, 64 or 128 numbers a sample, not Inception's 2,048, so
-  the values are not comparable with published FIDs). The reference is every sample of the
-  training split the classifier learned from; generated samples and as many held-out real
-  ones (the floor: what a perfect generator would score) are each measured against it.
+  activations before the class head, 64 numbers a sample by default, not Inception's 2,048,
+  so the values are comparable neither with published FIDs nor between networks). The
+  reference is every sample of the training split the classifier learned from; generated
+  samples and as many held-out real ones (the floor: what a perfect generator would score)
+  are each measured against it.
   FID is biased upwards for small sets (the covariance of ``n`` samples is noisy, and
   the noise adds to the trace term, roughly in proportion to ``1/n``; Chong & Forsyth 2020,
   "Effectively unbiased FID"), so compare values only at equal ``n``, never with a floor of
