@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from lightning import Callback, LightningModule, Trainer
@@ -41,7 +41,7 @@ from gan_je.estimators._inputs import check_base
 from gan_je.features import Classifier
 from gan_je.loggers import send_picture, send_summary
 from gan_je.metrics_csv import read_metrics, write_metrics
-from gan_je.modes import StackedModeCounter
+from gan_je.modes import DigitClassifier, StackedModeCounter
 from gan_je.pictures import plot_curves
 from gan_je.progress import validation_line
 from gan_je.resolvers import check_tags
@@ -185,18 +185,30 @@ class StackedModes(Callback):
 
 class ClassScores(Callback):
     """The class scores (:mod:`gan_je.class_scores`) of the generator after each validation:
-    ``val/inception_score``, ``val/class_kl`` (nats) and ``val/classes_covered`` of
+    ``val/inception_score``, ``val/class_kl`` (nats), ``val/classes_covered`` and
+    ``val/frechet_distance`` (from the training split, in the classifier's features) of
     ``n_samples`` samples drawn from fixed, seeded latents; beside them the ceiling
     ``val/inception_score_real`` (and ``class_kl_real``, ``classes_covered_real``: the
-    histogram's own bias at this size) of as many held-out real samples (a seeded subset) and
+    histogram's own bias at this size; ``frechet_distance_real``: the floor, the Fréchet
+    distance's own bias at this size) of as many held-out real samples (a seeded subset) and
     ``val/classifier_accuracy`` on every held-out sample, which say how far the classifier
-    can be trusted.
+    can be trusted. Where the held-out split is smaller than ``n_samples``, that many of
+    each are scored (the class KL and the Fréchet distance are biased by the size: compared
+    only at equal sizes). The Fréchet distance needs more samples than ``embedding``.
 
-    The classifier (:class:`gan_je.features.Classifier`, its network chosen by the data's
-    kind of sample: log-mel and convolutions for waveforms) is trained for ``epochs`` once
-    per trainer call on the data module's labelled training samples, cached in
-    ``cache_dir``. Any labelled data serves (spoken digits, MNIST digits).
+    The classifier is trained for ``epochs`` once per trainer call on the data module's
+    labelled training samples, cached in ``cache_dir``. Any labelled data serves (spoken
+    digits, MNIST digits). ``network`` chooses it: ``kind`` is
+    :class:`gan_je.features.Classifier`, its network chosen by the data's kind of sample
+    (log-mel and convolutions for waveforms, two strided convolutions pooled to 2 x 2 for
+    images); ``digit`` is :class:`gan_je.modes.DigitClassifier` (the stacked-MNIST mode
+    counter's network, which keeps the digit's layout), for images only.
     """
+
+    NETWORKS: ClassVar[dict[str, type[Classifier]]] = {
+        "kind": Classifier,
+        "digit": DigitClassifier,
+    }
 
     def __init__(
         self,
@@ -205,22 +217,55 @@ class ClassScores(Callback):
         embedding: int = 64,
         seed: int = 0,
         cache_dir: str | None = None,
+        network: str = "kind",
     ) -> None:
         self.n_samples = positive_int("n_samples", n_samples)
-        classifier = Classifier(
+        self.network = network
+        if network not in self.NETWORKS:
+            raise ConfigError(
+                f"callbacks.class_scores.network must be one of {', '.join(self.NETWORKS)} "
+                f"(the classifier of the data's kind, or the digit classifier), got {network!r}"
+            )
+        classifier = self.NETWORKS[network](
             embedding=positive_int("embedding", embedding),
             epochs=positive_int("epochs", epochs),
             seed=non_negative_int("seed", seed),
             cache_dir=cache_dir,
         )
         self.scorer = ClassScorer(classifier)
+        self.n_scored = self.n_samples  # at most the held-out split's size, set in setup
         self.real: dict[str, float] = {}  # the held-out values, measured once in setup
+
+    def check_kind(self, kind: str) -> None:
+        """Refuse, as a :class:`~gan_je.errors.ConfigError`, the digit network for samples
+        other than images."""
+        if self.network == "digit" and kind != "image":
+            raise ConfigError(
+                f"callbacks.class_scores.network=digit classifies images, but the data's "
+                f"samples are of kind {kind!r}; use network=kind"
+            )
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         data = trainer.datamodule
         if getattr(data, "train_set", None) is None and hasattr(data, "setup"):
             data.setup("fit")  # trainer.validate: the classifier learns from the training split
-        real, accuracy = fit_class_scorer(self.scorer, data, self.n_samples)
+        self.check_kind(data.data_spec["kind"])
+        self.n_scored = min(self.n_samples, len(data.val_set))
+        if self.n_scored < self.n_samples:
+            log.warning(
+                "class scores of %d generated and as many held-out samples (the held-out "
+                "split's size), not n_samples=%d: the scores are compared at equal sizes",
+                self.n_scored,
+                self.n_samples,
+            )
+        if self.n_scored <= self.scorer.classifier.embedding:
+            log.warning(
+                "class scores: no Fréchet distance for %d samples, which must exceed the "
+                "classifier's %d features (embedding)",
+                self.n_scored,
+                self.scorer.classifier.embedding,
+            )
+        real, accuracy = fit_class_scorer(self.scorer, data, self.n_scored)
         self.real = {f"{key}_real": value for key, value in real.items()}
         self.real["classifier_accuracy"] = accuracy
 
@@ -228,7 +273,7 @@ class ClassScores(Callback):
         if trainer.sanity_checking:
             return
         seed = seeding.stream_seed(pl_module.seed, "modes")
-        scores = self.scorer.scores(pl_module.sample(self.n_samples, seed=seed).float().cpu())
+        scores = self.scorer.scores(pl_module.sample(self.n_scored, seed=seed).float().cpu())
         pl_module.log_dict({f"val/{key}": value for key, value in (scores | self.real).items()})
 
 

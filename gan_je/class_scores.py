@@ -16,9 +16,27 @@ them, as the audio and image GAN papers report them:
   samples (:func:`gan_je.modes.uniform_baseline`: 0.0045 for 10 classes and 1,000 samples),
   so compare it with real samples of the same number.
 - ``classes_covered``: the number of classes predicted for at least one sample.
+- ``frechet_distance``: the Fréchet distance ``|mu_r - mu_g|^2 + tr(S_r + S_g -
+  2 (S_r^1/2 S_g S_r^1/2)^1/2)`` between Gaussians fitted to the classifier's features of
+  the reference set (``r``) and of the samples (``g``): FID (Heusel et al. 2017, "GANs
+  trained by a two time-scale update rule converge to a local Nash equilibrium") with this
+  classifier in place of Inception v3, computed by
+  :func:`gan_je.estimators.gaussian.frechet_distance`. The features are the classifier's
+  penultimate layer (:meth:`gan_je.features.Classifier.embed`: the ``embedding``-wide
+  activations before the class head, 64 numbers a sample by default, not Inception's 2,048,
+  so the values are comparable neither with published FIDs nor between networks). The
+  reference is every sample of the training split the classifier learned from; generated
+  samples and as many held-out real ones (the floor: what a perfect generator would score)
+  are each measured against it.
+  FID is biased upwards for small sets (the covariance of ``n`` samples is noisy, and
+  the noise adds to the trace term, roughly in proportion to ``1/n``; Chong & Forsyth 2020,
+  "Effectively unbiased FID"), so compare values only at equal ``n``, never with a floor of
+  another size. It needs more samples than features (a full-rank covariance), and is
+  left out of the scores of smaller sets.
 
 :class:`ClassScorer` owns the classifier (any fitted :class:`gan_je.features.Classifier`:
-waveforms, images, points) and gives all three for a set of samples.
+waveforms, images, points; :class:`gan_je.modes.DigitClassifier` for digits) and gives all
+four for a set of samples.
 """
 
 from __future__ import annotations
@@ -31,6 +49,7 @@ from torch import Tensor
 
 from gan_je.checks import positive_int
 from gan_je.errors import ConfigError
+from gan_je.estimators.gaussian import frechet_distance
 from gan_je.features import Classifier
 
 
@@ -95,13 +114,14 @@ def classes_covered(labels: Tensor, n_classes: int) -> int:
 
 class ClassScorer:
     """The class scores of sets of samples under one classifier: ``fit`` trains it on labelled
-    real samples (or reads its cache), ``scores`` classifies samples and gives
-    ``inception_score``, ``class_kl`` and ``classes_covered`` (see the module doc), and
-    ``accuracy`` says how far the classifier can be trusted on held-out data.
+    real samples (or reads its cache) and keeps their features as the Fréchet distance's
+    reference, ``scores`` classifies samples and gives ``inception_score``, ``class_kl``,
+    ``classes_covered`` and ``frechet_distance`` (see the module doc), and ``accuracy`` says
+    how far the classifier can be trusted on held-out data.
 
     ``classifier`` is any :class:`gan_je.features.Classifier` (its network chosen by the kind
     of sample; :class:`gan_je.modes.DigitClassifier` for MNIST digits), fitted here or
-    before.
+    before (then without a reference: no ``frechet_distance``).
     """
 
     def __init__(self, classifier: Classifier) -> None:
@@ -110,13 +130,16 @@ class ClassScorer:
                 f"ClassScorer needs a gan_je.features.Classifier, got {type(classifier).__name__}"
             )
         self.classifier = classifier
+        self.reference: Tensor | None = None  # the fitted samples' features (N, embedding)
 
     def fit(
         self, x: Tensor, labels: Tensor, kind: str, sample_rate: int | None = None
     ) -> ClassScorer:
         """Train the classifier on samples ``x`` of ``kind`` with their class ``labels``
-        (:meth:`gan_je.features.Classifier.fit`; waveforms need their ``sample_rate``)."""
+        (:meth:`gan_je.features.Classifier.fit`; waveforms need their ``sample_rate``), and
+        keep the features of ``x`` as the Fréchet distance's reference."""
         self.classifier.fit(x, labels, kind=kind, sample_rate=sample_rate)
+        self.reference = self._features(x)
         return self
 
     @property
@@ -129,24 +152,34 @@ class ClassScorer:
         """The classifier's accuracy on samples ``x`` with their true ``labels``."""
         return self.classifier.accuracy(x, labels)
 
+    def _features(self, x: Tensor) -> Tensor:
+        with torch.no_grad():
+            return self.classifier.embed(x).double().cpu()
+
     def scores(self, samples: Tensor) -> dict[str, float]:
-        """``inception_score``, ``class_kl`` (nats) and ``classes_covered`` of ``samples``
-        ``(N, *sample_shape)``."""
+        """``inception_score``, ``class_kl`` (nats), ``classes_covered`` and, once fitted
+        here and for more samples than the classifier has features, ``frechet_distance``
+        from the reference of ``samples`` ``(N, *sample_shape)``."""
         n_classes = self.n_classes
         probabilities = self.classifier.probabilities(samples).cpu()
         predicted = probabilities.argmax(dim=1)
-        return {
+        scores = {
             "inception_score": inception_score(probabilities),
             "class_kl": class_kl(predicted, n_classes),
             "classes_covered": float(classes_covered(predicted, n_classes)),
         }
+        if self.reference is not None and len(samples) > self.reference.shape[1]:
+            features = self._features(samples)
+            scores["frechet_distance"] = float(frechet_distance(self.reference, features))
+        return scores
 
 
 def fit_class_scorer(
     scorer: ClassScorer, datamodule: Any, n_real: int
 ) -> tuple[dict[str, float], float]:
     """Fit ``scorer``'s classifier on a gan_je data module's labelled training split (its
-    kind and sample rate from ``data_spec``), and measure it on the held-out split: the
+    kind and sample rate from ``data_spec``; the split's features are the reference of the
+    Fréchet distance), and measure it on the held-out split: the
     :meth:`ClassScorer.scores` of ``n_real`` held-out samples (a subset seeded by the data's
     ``data_seed``; all when fewer: the ceiling generated samples are compared with) and the
     classifier's accuracy on every held-out sample.

@@ -8,9 +8,11 @@ the same number), mode coverage for the 2-D mixtures, the exact measures of toke
 (:mod:`gan_je.sequence_measures`: NLL-oracle, NLL-test, exact entropies and JSD, n-gram JSDs
 and their real floor), and the mode counts of stacked MNIST (:mod:`gan_je.modes`; with
 ``baseline=true`` also those of real training images, the ceiling), and for a run with the
-``class_scores`` callback the class scores (:mod:`gan_je.class_scores`: Inception score, class
-KL, classes covered) beside those of as many real held-out samples (``<key>_real``) and the
-classifier's held-out accuracy. Each evaluation is one
+``class_scores`` callback (or any labelled data with ``class_scores_network=kind|digit``) the
+class scores (:mod:`gan_je.class_scores`: Inception score, class KL, classes covered, and the
+Fréchet distance from the training split in the classifier's features, ``frechet_distance``,
+not the metric's ``frechet`` in the run's own features) beside those of as many real
+held-out samples (``<key>_real``) and the classifier's held-out accuracy. Each evaluation is one
 record beside the checkpoint, ``evaluations/<checkpoint>-<features>-<split>-<digest>.json``,
 keyed by its settings: the same settings replace their record, others add one
 (:mod:`gan_je.evaluation_records`).
@@ -136,18 +138,26 @@ def mode_counter(
     return counter.fit(*digits["train"])
 
 
-def class_scorer(module: GANModule, cache_dir: str | Path) -> ClassScorer | None:
+def class_scorer(
+    module: GANModule, cache_dir: str | Path, network: str | None = None
+) -> ClassScorer | None:
     """For a run with ``callbacks.class_scores``, the callback's class scorer with the run's
-    settings (epochs, embedding, seed), its classifier cached in ``cache_dir``; ``None``
-    for other runs."""
+    settings (epochs, embedding, seed, network), its classifier cached in ``cache_dir``;
+    ``None`` for other runs. A ``network`` (``kind`` or ``digit``) replaces the run's, and
+    gives class scores with the callback's defaults to a run without the callback."""
     run_callbacks = (module.hparams.get("run_config") or {}).get("callbacks") or {}
     settings = run_callbacks.get("class_scores")
-    if settings is None:
+    if settings is None and network is None:
         return None
     from gan_je.callbacks import ClassScores
+    from gan_je.data.kinds import kind_of
 
-    settings = {k: v for k, v in settings.items() if k not in ("_target_", "cache_dir")}
-    return ClassScores(**settings, cache_dir=str(cache_dir)).scorer
+    settings = {k: v for k, v in (settings or {}).items() if k not in ("_target_", "cache_dir")}
+    if network is not None:
+        settings["network"] = network
+    callback = ClassScores(**settings, cache_dir=str(cache_dir))
+    callback.check_kind(kind_of(module.hparams.data_spec).name)
+    return callback.scorer
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -168,6 +178,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"n_samples must be a whole number of at least 2, got {cfg.n_samples!r}")
     if not isinstance(cfg.equal_sizes, bool):
         raise ConfigError(f"equal_sizes must be true or false, got {cfg.equal_sizes!r}")
+    if cfg.get("class_scores_network") not in (None, "kind", "digit"):
+        raise ConfigError(
+            f"class_scores_network must be null (the run's own), kind or digit, got "
+            f"{cfg.class_scores_network!r}"
+        )
     if not is_int(cfg.batch_size) or cfg.batch_size < 1:
         raise ConfigError(
             f"batch_size must be a whole number of at least 1, got {cfg.batch_size!r}"
@@ -184,7 +199,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     copying = held_out and module.metric.wants_training_samples()
     kind = kind_of(module.hparams.data_spec)
     tokens = kind.name == "tokens"  # the real floor: train ids
-    scorer = class_scorer(module, Path(cfg.paths.log_dir) / ".feature_cache")
+    scorer = class_scorer(
+        module, Path(cfg.paths.log_dir) / ".feature_cache", cfg.get("class_scores_network")
+    )
     needs_train = not held_out or cfg.baseline or bool(features) or copying or tokens
     needs_train = needs_train or scorer is not None  # its classifier learns the training labels
     datamodule = load_data(module, "fit" if needs_train else "validate")
@@ -241,6 +258,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "seed": cfg.seed,
         "baseline": cfg.baseline,
         "temperature": cfg.get("temperature"),
+        "class_scores_network": cfg.get("class_scores_network"),
         "n_real": n_real,
         "n_generated": n_generated,
         "equal_sizes": n_real == n_generated,

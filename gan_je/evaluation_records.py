@@ -4,12 +4,12 @@ last-pca-val-3fa9c1d2e4.json``.
 
 A record is keyed by the settings in :data:`SETTINGS` (the checkpoint, its generator step,
 the split, the sample sizes compared, the seed, the baseline switch, the features
-compared in, and the sampling temperature where one was set; the estimator is the
-checkpoint's own): an evaluation with the same settings replaces its own record, any
-other adds one. One file per record rather than one list: each is replaced atomically on
-its own, so two evaluations running at once never lose each
-other's record (a shared list would need a lock around read-modify-write), and ``ls`` shows
-what was evaluated.
+compared in, and the sampling temperature and the class scores' network where one was set;
+the estimator is the checkpoint's own): an evaluation with the same settings replaces its
+own record, any other adds one. One file per record rather than one list: each is replaced
+atomically on its own, so two evaluations running at once never lose each other's record
+(a shared list would need a lock around read-modify-write), and ``ls`` shows what was
+evaluated.
 Records hold plain JSON values only (strings, numbers, booleans, null, lists, objects; a
 NaN or infinite number is written as null), so any JSON reader can read them without
 gan_je.
@@ -70,8 +70,9 @@ def record_name(record: dict[str, Any]) -> str:
     if missing:
         raise ValueError(f"an evaluation record needs the settings {', '.join(missing)}")
     settings = plain({key: record[key] for key in SETTINGS}, "the settings")
-    if record.get("temperature") is not None:  # not in the digest unset: older records keep theirs
-        settings["temperature"] = record["temperature"]
+    for key in ("temperature", "class_scores_network"):  # not in the digest unset: older
+        if record.get(key) is not None:  # records keep theirs
+            settings[key] = record[key]
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
     kind = features_name(settings["features"])
     return f"{Path(settings['ckpt_path']).stem}-{kind}-{settings['split']}-{digest}.json"

@@ -455,12 +455,12 @@ class Classifier(nn.Module):
     convolutions (16, 32, 64 channels, batch norm) averaged over time in 4 frequency bands,
     so that a word is recognised wherever it lies in the clip (held-out voices:
     tests/test_audio_classifier.py); two fully connected layers on the flattened sample
-    for every other kind; then an ``embedding``-wide layer and a linear head. It trains for
-    ``epochs`` with Adam. The fitted
-    weights are cached in ``cache_dir`` under a key made of the data's shape, a checksum
-    of samples and labels, and these settings, so every run on the same data reuses one
-    extractor. ``fit(x, labels, kind, sample_rate)`` needs the labels and the kind, and for
-    waveforms the sample rate.
+    for every other kind; then an ``embedding``-wide layer (:meth:`embed` gives its
+    activations, the features of the class scores' Fréchet distance) and a linear head. It
+    trains for ``epochs`` with Adam. The fitted weights are cached in ``cache_dir`` under a
+    key made of the data's shape, a checksum of samples and labels, and these settings, so
+    every run on the same data reuses one extractor. ``fit(x, labels, kind, sample_rate)``
+    needs the labels and the kind, and for waveforms the sample rate.
 
     The network's initial weights come from ``seed`` in a forked random stream, so fitting
     leaves the global one alone. Its kind, input shape and number of classes (and the sample
@@ -574,7 +574,7 @@ class Classifier(nn.Module):
                 with replaced_atomically(cache) as file:
                     torch.save(self.net.state_dict(), file)
         self.net.requires_grad_(False).eval()
-        self.pca.fit(self._embed(x))
+        self.pca.fit(self.embed(x))
         return self
 
     def get_extra_state(self) -> dict[str, Any]:
@@ -628,13 +628,25 @@ class Classifier(nn.Module):
                 loss.backward()
                 optimizer.step()
 
-    def _embed(self, x: Tensor) -> Tensor:
+    def embed(self, x: Tensor) -> Tensor:
+        """The fitted network's penultimate-layer features of samples ``x``
+        ``(N, *sample_shape)``: the ``embedding``-wide layer's activations (after its
+        nonlinearity, before the class head), ``(N, embedding)`` on the network's device.
+        Gradients pass to ``x``; the weights are frozen. Raises ``RuntimeError`` before
+        ``fit`` and ``ValueError`` for samples of another shape than those fitted on."""
+        if self.net is None:
+            raise RuntimeError("Classifier is not fitted: call fit(train_samples, labels)")
+        if not isinstance(x, Tensor) or tuple(x.shape[1:]) != self.sample_shape:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(
+                f"the Classifier was fitted on samples of shape {self.sample_shape}: pass "
+                f"(N, {', '.join(map(str, self.sample_shape))}), got {shape}"
+            )
+        x = x.to(next(self.net.parameters()).device).float()
         return torch.cat([self.net[:-1](part) for part in x.split(1024)])
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.net is None:
-            raise RuntimeError("Classifier is not fitted: call fit(train_samples, labels)")
-        return self.pca(self._embed(x.to(next(self.net.parameters()).device).float()))
+        return self.pca(self.embed(x))
 
     def probabilities(self, x: Tensor) -> Tensor:
         """The fitted classifier's class probabilities ``(N, n_classes)`` for ``x``."""
