@@ -16,6 +16,9 @@ them, as the audio and image GAN papers report them:
   samples (:func:`gan_je.modes.uniform_baseline`: 0.0045 for 10 classes and 1,000 samples),
   so compare it with real samples of the same number.
 - ``classes_covered``: the number of classes predicted for at least one sample.
+- ``smallest_class``, ``largest_class``: the shares of the samples in the rarest and the
+  commonest predicted class (1/k for a balanced set; a binomial spread of about
+  ``sqrt((1/k)(1 - 1/k) / n)`` around it for ``n`` samples of a balanced generator).
 - ``frechet_distance``: the Fréchet distance ``|mu_r - mu_g|^2 + tr(S_r + S_g -
   2 (S_r^1/2 S_g S_r^1/2)^1/2)`` between Gaussians fitted to the classifier's features of
   the reference set (``r``) and of the samples (``g``): FID (Heusel et al. 2017, "GANs
@@ -157,16 +160,21 @@ class ClassScorer:
             return self.classifier.embed(x).double().cpu()
 
     def scores(self, samples: Tensor) -> dict[str, float]:
-        """``inception_score``, ``class_kl`` (nats), ``classes_covered`` and, once fitted
+        """``inception_score``, ``class_kl`` (nats), ``classes_covered``, the shares of the
+        samples in the rarest and the commonest predicted class (``smallest_class``,
+        ``largest_class``: 1/k each for a balanced set) and, once fitted
         here and for more samples than the classifier has features, ``frechet_distance``
         from the reference of ``samples`` ``(N, *sample_shape)``."""
         n_classes = self.n_classes
         probabilities = self.classifier.probabilities(samples).cpu()
         predicted = probabilities.argmax(dim=1)
+        shares = class_histogram(predicted, n_classes)
         scores = {
             "inception_score": inception_score(probabilities),
             "class_kl": class_kl(predicted, n_classes),
             "classes_covered": float(classes_covered(predicted, n_classes)),
+            "smallest_class": float(shares.min()),
+            "largest_class": float(shares.max()),
         }
         if self.reference is not None and len(samples) > self.reference.shape[1]:
             features = self._features(samples)

@@ -112,6 +112,12 @@ def test_class_scorer_scores_a_classifier_s_predictions():
     assert collapsed["classes_covered"] == 1
     assert collapsed["class_kl"] == pytest.approx(math.log(3), rel=1e-9)
     assert collapsed["inception_score"] < 1.1
+    assert (collapsed["smallest_class"], collapsed["largest_class"]) == (0.0, 1.0)
+    # two of clusters 0 and 2 for every one of cluster 1: shares 2/5, 1/5, 2/5
+    lopsided = torch.cat([x[labels != 1], x[labels == 1][: (labels != 1).sum() // 4]])
+    shares = scorer.scores(lopsided)
+    assert shares["smallest_class"] == pytest.approx(1 / 5, abs=0.01)
+    assert shares["largest_class"] == pytest.approx(2 / 5, abs=0.01)
 
 
 def test_class_scorer_needs_a_classifier_and_fitting():

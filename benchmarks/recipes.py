@@ -1,0 +1,210 @@
+"""Recipes for the default run: which way of training a GAN on the 5,000 MNIST digits gives the
+best samples at ``make train``'s budget (the same wall time on 2 CPU cores, within 20 %).
+
+    python benchmarks/recipes.py real                 # the digit classifier and the real floor
+    python benchmarks/recipes.py --records benchmarks/results/recipes.jsonl runs
+    python benchmarks/recipes.py --records benchmarks/results/recipes.jsonl recorded  # tables
+    python benchmarks/recipes.py --dry-run runs       # tiny, to check it runs
+    python benchmarks/recipes.py --seeds 0 --recipes "DCGAN (2016);ResNet" --records r.jsonl runs
+
+Each recipe is an ``experiment=`` preset (``RECIPES``, ``conf/experiment/mnist5k_*.yaml``) that
+sets its networks, loss, regularisers and number of epochs; the epochs are chosen so that
+every preset takes about the wall time of today's default on 2 CPU cores. Each run trains its
+preset on the CPU for a seed, then evaluates its last checkpoint with ``gan_je.evaluate``
+(the 500 held-out digits against as many generated ones, seeded): the Inception score and the
+Fréchet distance in the features of gan_je's own digit classifier (``gan_je.modes.DigitClassifier``
+trained on the 4,500 training digits, ``callbacks.class_scores``), each beside the value of
+the held-out real digits (the ceiling and the floor), the class histogram (its KL from
+uniform, its smallest and largest class), and the k-NN ``jsd`` of the run's metric.
+
+``--records FILE`` keeps every finished run in a JSON-lines file as it ends; runs already there
+are not run again, and ``recorded`` makes the tables from the file alone.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+
+from common import (
+    CONF,
+    mean_std,
+    read_records,
+    run_sections,
+    run_unrecorded,
+    timed_training,
+    train_config,
+)
+from hydra import compose, initialize_config_dir
+
+from gan_je.tables import markdown_table
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = (0, 1, 2)
+#: recipe name: its experiment preset (conf/experiment/<preset>.yaml)
+RECIPES = {
+    "DCGAN (2016)": "mnist5k_dcgan",
+}
+BASELINE = "DCGAN (2016)"
+#: the issue's goals for the default run: a share of the real held-out Inception score, and
+#: every class's share of the samples within these bounds
+GOAL_SHARE, GOAL_CLASS_SHARE = 0.9, (0.07, 0.13)
+#: --dry-run: a few steps
+DRY = ["trainer.max_epochs=1", "trainer.limit_train_batches=3", "estimator.n_fake=100"]
+DRY += ["callbacks.class_scores.epochs=1"]
+
+
+def evaluate_checkpoint(folder: Path, seed: int) -> dict:
+    """``gan_je.evaluate`` of the run in ``folder`` (its ``checkpoints/last.ckpt``): as many
+    generated digits as held-out ones."""
+    from gan_je.evaluate import evaluate
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(
+            config_name="evaluate",
+            overrides=[
+                f"ckpt_path={folder / 'checkpoints' / 'last.ckpt'}",
+                f"seed={seed}",
+                "device=cpu",
+                f"paths.log_dir={ROOT / 'outputs'}",
+            ],
+        )
+    result = evaluate(cfg)
+    return {key: result[key] for key in ("metrics", "n_generated", "n_real", "g_step")} | {
+        key: result[key] for key in result if key.startswith(("classifier", "real_"))
+    }
+
+
+def run_key(recipe: str, seed: int, extra: Sequence[str]) -> dict:
+    """What names one run (its overrides included, so a changed recipe runs again)."""
+    return {"setting": "mnist5k", "variant": recipe, "seed": seed, "overrides": list(extra)}
+
+
+def measure(recipe: str, seed: int, extra: Sequence[str]) -> dict:
+    """Train one recipe once for its preset's epochs and evaluate it: its record (key, steps,
+    wall and CPU seconds, the evaluation, or the error that stopped it)."""
+    key = run_key(recipe, seed, extra)
+    evaluation: dict = {}
+
+    def keep(folder: Path) -> None:
+        evaluation.update(evaluate_checkpoint(folder, seed))
+
+    epochs = int(train_config(ROOT, f"experiment={RECIPES[recipe]}").trainer.max_epochs)
+    fields, run = timed_training(RECIPES[recipe], seed, epochs, *extra, keep=keep)
+    return {**key, **fields} | ({"evaluation": evaluation} if run is not None else {})
+
+
+def run_all(
+    recipes: Sequence[str], seeds: Sequence[int], extra: Sequence[str], records: Path | None
+) -> list[dict]:
+    """Run each of ``recipes`` on every seed not yet in ``records``; the records."""
+    unknown = set(recipes) - set(RECIPES)
+    if unknown:
+        raise SystemExit(f"unknown recipes {sorted(unknown)}; choose from {list(RECIPES)}")
+    keys = [run_key(recipe, seed, extra) for seed in seeds for recipe in recipes]
+
+    def outcome(record: dict) -> str:
+        values = record["evaluation"]["metrics"]
+        return f"IS {values['inception_score']:.2f}, FD {values['frechet_distance']:.2f}"
+
+    return run_unrecorded(
+        keys, lambda key: measure(key["variant"], key["seed"], extra), records, outcome
+    )
+
+
+def metric(run: dict, key: str) -> float:
+    return float(run["evaluation"]["metrics"].get(key, math.nan))
+
+
+def meets_goal(run: dict) -> bool:
+    """The issue's goal for the default run: an Inception score within 10 % of the real
+    held-out digits', every class between 7 % and 13 % of the samples."""
+    low, high = GOAL_CLASS_SHARE
+    share = metric(run, "inception_score") / metric(run, "inception_score_real")
+    return (
+        share >= GOAL_SHARE
+        and metric(run, "smallest_class") >= low
+        and metric(run, "largest_class") <= high
+    )
+
+
+def cell(values: list[float], digits: int = 2) -> str:
+    values = [v for v in values if math.isfinite(v)]
+    return mean_std(values, digits) if values else "—"
+
+
+def table(done: list[dict]) -> str:
+    """One row per recipe: mean ± std over seeds, the wall time against the baseline's, and on
+    how many seeds the goal is met."""
+    runs_of = {
+        recipe: [r for r in done if r["variant"] == recipe and "evaluation" in r]
+        for recipe in RECIPES
+    }
+    baseline = runs_of.get(BASELINE) or []
+    base_wall = statistics.fmean(r["wall_s"] for r in baseline) if baseline else math.nan
+    header = ["recipe", "seeds", "generator steps", "IS", "IS real", "FD", "FD real"]
+    header += ["class KL", "smallest class", "largest class", "val/jsd", "goal met"]
+    header += ["min/run", "time / baseline"]
+    rows = []
+    for recipe, runs in runs_of.items():
+        if not runs:
+            continue
+        wall = statistics.fmean(r["wall_s"] for r in runs)
+        rows.append(
+            [
+                recipe,
+                str(len(runs)),
+                f"{statistics.fmean(r['g_steps'] for r in runs):,.0f}",
+                cell([metric(r, "inception_score") for r in runs]),
+                cell([metric(r, "inception_score_real") for r in runs]),
+                cell([metric(r, "frechet_distance") for r in runs]),
+                cell([metric(r, "frechet_distance_real") for r in runs]),
+                cell([metric(r, "class_kl") for r in runs], 3),
+                cell([metric(r, "smallest_class") for r in runs], 3),
+                cell([metric(r, "largest_class") for r in runs], 3),
+                cell([metric(r, "jsd") for r in runs], 3),
+                f"{sum(meets_goal(r) for r in runs)} of {len(runs)}",
+                f"{wall / 60:.1f}",
+                f"{wall / base_wall:.2f}",
+            ]
+        )
+    failed = [f"{r['variant']} seed {r['seed']}: {r['error']}" for r in done if "error" in r]
+    notes = "\n\nFailed runs: " + "; ".join(failed) if failed else ""
+    return markdown_table(header, rows) + notes
+
+
+def runs(
+    records: str | None = None,
+    seeds: str | None = None,
+    recipes: str | None = None,
+    **_: str | None,
+) -> str:
+    chosen = [int(s) for s in seeds.split(",")] if seeds else SEEDS
+    names = recipes.split(";") if recipes else list(RECIPES)
+    return table(run_all(names, chosen, (), Path(records) if records else None))
+
+
+def dry_runs(**_: str | None) -> str:
+    return table(run_all([BASELINE], (0,), DRY, None))
+
+
+def recorded(records: str | None = None, **_: str | None) -> str:
+    if not records:
+        raise SystemExit("recorded needs --records FILE")
+    return table(read_records(Path(records)))
+
+
+if __name__ == "__main__":
+    run_sections(
+        __doc__.splitlines()[0],
+        {"runs": runs, "recorded": recorded},
+        "# Recipes for the default run (benchmarks/recipes.py)",
+        dry_runs={"runs": dry_runs},
+        options={
+            "records": "JSON-lines file of finished runs",
+            "seeds": "e.g. 0,1,2",
+            "recipes": "names separated by ;",
+        },
+    )
