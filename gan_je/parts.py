@@ -25,6 +25,7 @@ from gan_je.errors import ConfigError, PartError
 REGISTERED: set[str] = {
     *(f"gan_je.models.{name}" for name in ("MLPGenerator", "MLPDiscriminator")),
     *(f"gan_je.models.{name}" for name in ("DCGANGenerator", "DCGANDiscriminator")),
+    *(f"gan_je.models.{name}" for name in ("ResNetGenerator", "ResNetDiscriminator")),
     *(
         f"gan_je.models.{name}"
         for name in ("CharResNetGenerator", "CharResNetDiscriminator", "LSTMGenerator")

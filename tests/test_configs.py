@@ -36,9 +36,10 @@ def test_the_defaults_are_the_documented_ones(train_config):
     assert cfg.model.optimizer_g.lr == 2e-4 and list(cfg.model.optimizer_g.betas) == [0.5, 0.999]
 
 
-#: what a model option builds for: DCGAN for 8-64 pixel images, the MLP for anything (flat),
-#: the text models for token sequences
+#: what a model option builds for: DCGAN and the residual networks for 8-64 pixel images, the
+#: MLP for anything (flat), the text models for token sequences
 SUPPORTS = {"dcgan": lambda spec: spec["kind"] == "image", "mlp": lambda spec: True}
+SUPPORTS |= dict.fromkeys(("resnet", "resnet_paper"), SUPPORTS["dcgan"])
 SUPPORTS |= dict.fromkeys(("char_resnet", "lstm_gan", "lstm_mle"), lambda s: s["kind"] == "tokens")
 AUDIO = ("wavegan", "wavegan_paper", "specgan", "specgan_paper")
 SUPPORTS |= dict.fromkeys(AUDIO, lambda s: s["kind"] == "waveform")
@@ -47,6 +48,7 @@ IMAGE = {"kind": "image", "sample_shape": [1, 28, 28]}
 TOKENS = {"kind": "tokens", "sample_shape": [6, 5], "vocab_size": 5}
 SPEC_FOR = {"dcgan": IMAGE, "mlp": IMAGE, "char_resnet": TOKENS, "lstm_gan": TOKENS}
 SPEC_FOR["lstm_mle"] = TOKENS
+SPEC_FOR |= dict.fromkeys(("resnet", "resnet_paper"), IMAGE)
 WAVEFORM = {"kind": "waveform", "sample_shape": [1, 8192], "sample_rate": 8000}
 SPEC_FOR |= dict.fromkeys(AUDIO, WAVEFORM)
 #: data options whose spec comes from their files (TextLines: the vocabulary of the training

@@ -1,9 +1,10 @@
-"""Generators and discriminators: fully connected (any sample shape), DCGAN (images), for
-token sequences (Gulrajani et al.'s residual networks, the autoregressive LSTM) and for
-waveforms (WaveGAN, SpecGAN)."""
+"""Generators and discriminators: fully connected (any sample shape), DCGAN and SNGAN's
+residual networks (images), for token sequences (Gulrajani et al.'s residual networks, the
+autoregressive LSTM) and for waveforms (WaveGAN, SpecGAN)."""
 
 from gan_je.models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_init_
 from gan_je.models.mlp import MLPDiscriminator, MLPGenerator
+from gan_je.models.resnet import ResNetDiscriminator, ResNetGenerator
 from gan_je.models.specgan import SpecGANDiscriminator, SpecGANGenerator
 from gan_je.models.text import CharResNetDiscriminator, CharResNetGenerator, LSTMGenerator
 from gan_je.models.wavegan import WaveGANDiscriminator, WaveGANGenerator, phase_shuffle
@@ -16,6 +17,8 @@ __all__ = [
     "LSTMGenerator",
     "MLPDiscriminator",
     "MLPGenerator",
+    "ResNetDiscriminator",
+    "ResNetGenerator",
     "SpecGANDiscriminator",
     "SpecGANGenerator",
     "WaveGANDiscriminator",

@@ -29,12 +29,14 @@ NORMS = ("batch", "layer", "none")
 
 
 def _image_geometry(
-    sample_shape: Sequence[int], any_channels: bool = False
+    sample_shape: Sequence[int], any_channels: bool = False, network: str = "DCGAN"
 ) -> tuple[tuple[int, int, int], int, int]:
     """Validate an image shape; return (shape, base resolution, number of stride-2 layers).
 
     C must be in ``SUPPORTED_CHANNELS`` (what a generator produces), or any C >= 1 with
     ``any_channels`` (a discriminator, which may judge PacGAN packs of m images: m·C channels).
+    ``network`` names the refused network in the message (the residual networks share the
+    rule).
     """
     try:
         shape = shape_tuple(sample_shape)
@@ -51,7 +53,7 @@ def _image_geometry(
         got = sample_shape if shape is None else shape
         channel_rule = "C >= 1" if any_channels else f"C in {SUPPORTED_CHANNELS}"
         raise ValueError(
-            f"DCGAN needs square images of shape (C, H, W) with {channel_rule} and H = W in "
+            f"{network} needs square images of shape (C, H, W) with {channel_rule} and H = W in "
             f"{SUPPORTED_SIZES}, got samples of shape {got}; use model=mlp for flat data or "
             "other sizes"
         )
