@@ -1,7 +1,6 @@
 """Recipes for the default run: which way of training a GAN on the 5,000 MNIST digits gives the
 best samples at ``make train``'s budget (the same wall time on 2 CPU cores, within 20 %).
 
-    python benchmarks/recipes.py real                 # the digit classifier and the real floor
     python benchmarks/recipes.py --records benchmarks/results/recipes.jsonl runs
     python benchmarks/recipes.py --records benchmarks/results/recipes.jsonl recorded  # tables
     python benchmarks/recipes.py --dry-run runs       # tiny, to check it runs
@@ -46,6 +45,14 @@ SEEDS = (0, 1, 2)
 #: recipe name: its experiment preset (conf/experiment/<preset>.yaml)
 RECIPES = {
     "DCGAN (2016)": "mnist5k_dcgan",
+    "+ DiffAugment": "mnist5k_diffaugment",
+    "+ ADA": "mnist5k_ada",
+    "+ hinge, SN": "mnist5k_sn_hinge",
+    "+ EMA": "mnist5k_ema",
+    "+ TTUR": "mnist5k_ttur",
+    "ResNet, hinge": "mnist5k_resnet",
+    "+ hinge, SN, DiffAugment, EMA": "mnist5k_sn_hinge_diffaugment_ema",
+    "ResNet, hinge, DiffAugment, EMA": "mnist5k_resnet_diffaugment_ema",
 }
 BASELINE = "DCGAN (2016)"
 #: the issue's goals for the default run: a share of the real held-out Inception score, and

@@ -16,6 +16,7 @@ from gan_je.errors import ConfigError
 from gan_je.losses import GANLoss
 from gan_je.metrics import GaussianJointEntropy, JointEntropy
 from gan_je.module import GANModule
+from tests.test_module import _fit
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -300,6 +301,8 @@ EXPERIMENT_BUILDS["text_oracle"] = ("LSTMGenerator", "tokens")
 EXPERIMENT_BUILDS["text_chars"] = ("LSTMGenerator", "tokens")
 EXPERIMENT_BUILDS["spoken_digits_wavegan"] = ("WaveGANGenerator", "waveform")
 EXPERIMENT_BUILDS["spoken_digits_specgan"] = ("SpecGANGenerator", "waveform")
+EXPERIMENT_BUILDS["mnist5k_resnet"] = ("ResNetGenerator", "image")
+EXPERIMENT_BUILDS["mnist5k_resnet_diffaugment_ema"] = ("ResNetGenerator", "image")
 
 
 @pytest.mark.slow
@@ -310,6 +313,25 @@ def test_experiment_presets_compose(train_config, option):
     assert cfg.model.generator._target_ == f"gan_je.models.{generator}"
     datamodule = instantiate(cfg.data)
     assert datamodule.kind == kind
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("option", [o for o in _options("experiment") if o.startswith("mnist5k")])
+def test_the_recipe_presets_train_what_they_name(train_config, option):
+    """Each recipe of benchmarks/recipes.py builds its networks for the 28-pixel digits and
+    takes a training step; what its name promises is on: augmentation, EMA, spectral norm."""
+    cfg = train_config(f"experiment={option}")
+    assert cfg.callbacks.class_scores.network == "digit"  # every recipe is scored alike
+    module = instantiate(cfg.model)
+    module.build_networks(instantiate(cfg.data).data_spec)
+    assert (module.augmentation is not None) == ("augment" in option or "ada" in option)
+    assert (module.ema is not None) == option.endswith("ema")
+    normalised = [name for name, _ in module.discriminator.named_parameters() if "orig" in name]
+    assert bool(normalised) == ("sn" in option or "resnet" in option)
+    before = [p.clone() for p in module.generator.parameters()]
+    _fit(module, instantiate(cfg.data), max_epochs=1, limit_train_batches=1, limit_val_batches=0)
+    assert module.g_step == 1
+    assert any(not torch.equal(a, b) for a, b in zip(before, module.generator.parameters()))
 
 
 def test_the_optuna_search_composes(train_config):
