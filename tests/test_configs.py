@@ -331,7 +331,9 @@ def test_the_recipe_presets_train_what_they_name(train_config, option):
     before = [p.clone() for p in module.generator.parameters()]
     _fit(module, instantiate(cfg.data), max_epochs=1, limit_train_batches=1, limit_val_batches=0)
     assert module.g_step == 1
-    assert any(not torch.equal(a, b) for a, b in zip(before, module.generator.parameters()))
+    assert any(
+        not torch.equal(a, b) for a, b in zip(before, module.generator.parameters(), strict=True)
+    )
 
 
 def test_the_optuna_search_composes(train_config):
