@@ -132,9 +132,7 @@ def evaluate_checkpoint(folder: Path, seed: int, *overrides: str) -> dict:
             ],
         )
     result = evaluate(cfg)
-    return {key: result[key] for key in ("metrics", "n_generated", "n_real", "g_step")} | {
-        key: result[key] for key in result if key.startswith(("classifier", "real_"))
-    }
+    return {key: result[key] for key in ("metrics", "n_generated", "n_real", "g_step")}
 
 
 def run_key(recipe: str, seed: int, extra: Sequence[str]) -> dict:

@@ -201,8 +201,9 @@ class ClassScores(Callback):
     digits, MNIST digits). ``network`` chooses it: ``kind`` is
     :class:`gan_je.features.Classifier`, its network chosen by the data's kind of sample
     (log-mel and convolutions for waveforms, two strided convolutions pooled to 2 x 2 for
-    images); ``digit`` is :class:`gan_je.modes.DigitClassifier` (the stacked-MNIST mode
-    counter's network, which keeps the digit's layout), for images only.
+    images); ``digit`` is :class:`gan_je.modes.DigitClassifier` (the layout of the
+    stacked-MNIST mode counter's network, which keeps the digit's layout, with its own
+    ``embedding`` width and cache), for images only.
     """
 
     NETWORKS: ClassVar[dict[str, type[Classifier]]] = {

@@ -178,10 +178,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"n_samples must be a whole number of at least 2, got {cfg.n_samples!r}")
     if not isinstance(cfg.equal_sizes, bool):
         raise ConfigError(f"equal_sizes must be true or false, got {cfg.equal_sizes!r}")
-    if cfg.get("class_scores_network") not in (None, "kind", "digit"):
+    from gan_je.callbacks import ClassScores
+
+    if cfg.get("class_scores_network") not in (None, *ClassScores.NETWORKS):
         raise ConfigError(
-            f"class_scores_network must be null (the run's own), kind or digit, got "
-            f"{cfg.class_scores_network!r}"
+            f"class_scores_network must be null (the run's own) or one of "
+            f"{', '.join(ClassScores.NETWORKS)}, got {cfg.class_scores_network!r}"
         )
     if not is_int(cfg.batch_size) or cfg.batch_size < 1:
         raise ConfigError(
@@ -286,8 +288,17 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if scorer is not None:  # beside the scores of as many real held-out samples: the ceiling
         from gan_je.class_scores import fit_class_scorer
 
-        real, accuracy = fit_class_scorer(scorer, datamodule, n_generated)
+        n_scored = min(n_generated, len(datamodule.val_set))
+        real, accuracy = fit_class_scorer(scorer, datamodule, n_scored)
         result["metrics"] |= scorer.scores(fake)
+        if n_scored < n_generated and "frechet_distance" in real:  # only at equal sizes
+            result["metrics"]["frechet_distance"] = scorer.frechet_distance(fake[:n_scored])
+            log.info(
+                "frechet_distance of the first %d generated samples, as many as the held-out "
+                "ones of frechet_distance_real; the other class scores of all %d",
+                n_scored,
+                n_generated,
+            )
         result["metrics"] |= {f"{key}_real": value for key, value in real.items()}
         result["metrics"]["classifier_accuracy"] = accuracy
     if cfg.baseline:

@@ -267,12 +267,13 @@ def test_the_callback_configs_extend_the_defaults_unchanged(train_config):
     monitor = instantiate(default["mode_collapse"])
     assert (monitor.margin, monitor.action, monitor.patience) == (1.0, "none", 2)
     assert not train_config("callbacks=none").callbacks
-    extra = {"early_stopping": "early_stopping", "entropy_matching": "entropy_matching"}
+    extra = {"early_stopping": "EarlyStopping", "entropy_matching": "EntropyMatching"}
+    extra["class_scores"] = "ClassScores"
     for option, own in extra.items():
         configured = OmegaConf.to_container(
             train_config(f"callbacks={option}").callbacks, resolve=True
         )
-        assert configured.pop(own)["_target_"].endswith(("EarlyStopping", "EntropyMatching"))
+        assert configured.pop(option)["_target_"].endswith(own)
         assert configured == default, option
     assert set(extra) | {"default", "none"} == set(_options("callbacks"))
 
