@@ -433,7 +433,10 @@ class GANModule(LightningModule):
         return pack_samples(samples, self.pack)
 
     def _sum_over_processes(self, tensor: Tensor) -> Tensor:
-        """``tensor`` summed over the training processes (itself in one process)."""
+        """``tensor`` summed over the training processes (itself in one process, or with no
+        trainer)."""
+        if self._trainer is None:
+            return tensor
         return self.trainer.strategy.reduce(tensor.to(self.device), reduce_op="sum")
 
     def _adversarial_step(self, real: Tensor) -> dict[str, Tensor]:

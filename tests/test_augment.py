@@ -269,6 +269,22 @@ def test_the_controller_synchronises_once_per_interval_over_every_process():
     assert ada.p == pytest.approx(0.5 - 3 * 64 / 1000)  # both: r_t = 0 / 48 < 0.6
 
 
+def test_the_saved_partial_sums_are_over_every_process_and_restored_on_one():
+    """Mid-interval, a checkpoint holds the signs and logits of every process (``reduce``);
+    one process takes them back, the others start from 0, so the next reduction counts
+    each once."""
+    ada = AdaptiveProbability(p=0.2, interval=3, speed_images=500)
+    ada.update(_logits(7), 32)  # signs 6, logits 8
+    ada.reduce = lambda sums: 2 * sums  # two processes that saw the same
+    state = ada.state_dict()
+    assert state == {"p": 0.2, "signs": 12, "logits": 16, "images": 32, "steps": 1}
+    first, other = AdaptiveProbability(interval=3), AdaptiveProbability(interval=3)
+    first.load_state_dict(state)
+    other.load_state_dict(state, sums=False)
+    assert first.state_dict() == state
+    assert other.state_dict() == state | {"signs": 0, "logits": 0}
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
@@ -451,6 +467,8 @@ def test_a_resumed_run_with_adaptive_augmentation_equals_the_uninterrupted_one(
     _fit(resumed, datamodule, max_epochs=2, ckpt_path=tmp_path / "cut.ckpt", **limits)
     assert (full.g_step, resumed.g_step) == (6, 6)
     assert resumed.augmentation.state_dict() == full.augmentation.state_dict()
+    loaded = GANModule.load_from_checkpoint(tmp_path / "cut.ckpt")  # no trainer to reduce
+    assert loaded.augmentation.state_dict() == saved
     assert full.augmentation.p != 0.5
     expected, got = _state(full), _state(resumed)
     assert expected.keys() == got.keys()
