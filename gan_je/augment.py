@@ -25,6 +25,12 @@ Every function draws from torch's global random stream on the batch's device, wh
 checkpoints save and restore, so a resumed run repeats the same transforms. Each always
 draws the same numbers for a batch of a given size whatever ``p`` (``0 < p``), so one random
 state gives one transform.
+
+The penalties see what D is trained on. R1 is taken w.r.t. the augmented, packed real batch
+(StyleGAN2-ADA takes it w.r.t. the non-augmented reals), and WGAN-GP interpolates between a
+real and a fake batch each augmented independently. Both are defensible: a penalty
+regularises D where D is trained and judged, and with augmentation that is on augmented
+inputs; the non-augmented reals are, at p = 1, inputs D never sees.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gan_je import checks
 from gan_je.checks import is_real, non_negative_int, positive_float, positive_int
 from gan_je.errors import ConfigError
 
@@ -50,9 +57,7 @@ def _check(x: Tensor, p: float) -> float:
     if not isinstance(x, Tensor) or x.ndim != 4 or not x.is_floating_point():
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"augmentation needs a float image batch (B, C, H, W), got {shape}")
-    if not is_real(p) or not 0 <= p <= 1:
-        raise ValueError(f"the augmentation probability p must be in [0, 1], got {p!r}")
-    return float(p)
+    return checks.probability("the augmentation probability p", p)
 
 
 def _chosen(x: Tensor, p: float) -> Tensor:
@@ -160,11 +165,14 @@ class AdaptiveProbability:
 
     The overfitting heuristic r_t = E[sign(D(x))] over the real batches of ``interval``
     discriminator steps (the fraction of real samples D calls real, less the fraction it
-    calls fake) grows towards 1 as D memorises the training set. After every ``interval``
-    steps p moves by sign(r_t - target) · (images seen in them) / ``speed_images`` and is
-    clamped to [0, 1]: augment more while D overfits, less otherwise. It reads the sign of a
-    logit, so it suits losses whose decision boundary is at 0 (non-saturating, minimax,
-    hinge); not least squares (boundary at 0.5) nor WGAN (no boundary).
+    calls fake) grows towards 1 as D memorises the training set. The sum of the signs and
+    the count of logits stay on D's device between moves (no synchronisation per step);
+    after every ``interval`` steps they are summed over the processes by ``reduce`` (the
+    identity in one process) and p moves by sign(r_t - target) · (images seen in them) /
+    ``speed_images``, clamped to [0, 1]: augment more while D overfits, less otherwise. It
+    reads the sign of a logit, so it suits losses whose decision boundary is at 0
+    (non-saturating, minimax, hinge); not least squares (boundary at 0.5) nor WGAN (no
+    boundary): see ``GANLoss.logit_zero_separates``.
 
     ``speed_images``: p can move from 0 to 1 in this many real images. ADA's 500,000 suits
     runs of tens of millions of images; gan_je's default run shows D about 2,450 x 64 =
@@ -181,53 +189,62 @@ class AdaptiveProbability:
         interval: int = 4,
         speed_images: float = 20_000,
     ) -> None:
-        if not is_real(p) or not 0 <= p <= 1:
-            raise ValueError(f"the starting probability must be in [0, 1], got {p!r}")
+        self.p = checks.probability("the starting probability", p)
         if not is_real(target) or not 0 < target < 1:
             raise ValueError(f"target must be in (0, 1), got {target!r}")
-        self.p, self.target = float(p), float(target)
+        self.target = float(target)
         self.interval = positive_int("interval (discriminator steps)", interval)
         self.speed_images = positive_float("speed_images", speed_images)
-        self._signs, self._logits, self._images, self._steps = 0.0, 0, 0, 0
+        #: sums a tensor over the processes (GANModule sets it; the identity in one process)
+        self.reduce: Callable[[Tensor], Tensor] = lambda totals: totals
+        self._reset()
 
-    @property
-    def overfitting(self) -> float | None:
-        """r_t of the steps seen since p last moved (``None`` before any)."""
-        return self._signs / self._logits if self._logits else None
+    def _reset(self) -> None:
+        # signs and logits: (2,) int64 sums this process saw since p last moved, on D's
+        # device once a step is recorded; images (over all processes) and steps: ints
+        self._sums: Tensor = torch.zeros(2, dtype=torch.int64)
+        self._images, self._steps = 0, 0
 
     def update(self, real_logits: Tensor, n_images: int) -> None:
-        """Record one discriminator step: D's logits on its (augmented) real batch, made of
-        ``n_images`` images (more than the logits when D judges packs); every ``interval``
-        steps, move p."""
+        """Record one discriminator step: D's logits on this process's (augmented) real
+        batch, and ``n_images`` the images behind the logits of every process (more than the
+        logits when D judges packs); every ``interval`` steps, move p."""
         if not isinstance(real_logits, Tensor) or real_logits.numel() == 0:
             raise ValueError(f"real_logits must be a non-empty tensor, got {real_logits!r}")
-        self._signs += real_logits.detach().sign().sum().item()
-        self._logits += real_logits.numel()
+        count = real_logits.new_full((), real_logits.numel(), dtype=torch.int64)  # on device
+        step = torch.stack([real_logits.detach().sign().sum().long(), count])
+        self._sums = self._sums.to(step.device) + step
         self._images += positive_int("n_images", n_images)
         self._steps += 1
         if self._steps < self.interval:
             return
-        direction = (self.overfitting > self.target) - (self.overfitting < self.target)
+        signs, logits = self.reduce(self._sums.clone()).tolist()  # the only synchronisation
+        overfitting = signs / logits
+        direction = (overfitting > self.target) - (overfitting < self.target)
         self.p = min(1.0, max(0.0, self.p + direction * self._images / self.speed_images))
-        self._signs, self._logits, self._images, self._steps = 0.0, 0, 0, 0
+        self._reset()
 
     def state_dict(self) -> dict[str, float | int]:
-        """p and the accumulators, as plain numbers (for a checkpoint)."""
+        """p and the accumulators since p last moved, as plain numbers (for a checkpoint):
+        the signs and logits summed over the processes (``reduce``, which every process
+        must call alike, as Lightning does when it saves a checkpoint)."""
+        signs, logits = self.reduce(self._sums.clone()).tolist()
         return {
             "p": self.p,
-            "signs": self._signs,
-            "logits": self._logits,
+            "signs": signs,
+            "logits": logits,
             "images": self._images,
             "steps": self._steps,
         }
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Put back a :meth:`state_dict`."""
-        p = state["p"]
-        if not is_real(p) or not 0 <= p <= 1:
-            raise ValueError(f"a saved augmentation probability must be in [0, 1], got {p!r}")
-        self.p, self._signs = float(p), float(state["signs"])
-        self._logits = non_negative_int("logits", state["logits"])
+    def load_state_dict(self, state: Mapping[str, Any], sums: bool = True) -> None:
+        """Put back a :meth:`state_dict`. In a run of several processes only one takes the
+        sums of signs and logits (``sums``; the others start from 0), so that their next
+        ``reduce`` counts them once."""
+        self.p = checks.probability("a saved augmentation probability", state["p"])
+        signs = int(state["signs"]) if sums else 0
+        logits = non_negative_int("logits", state["logits"]) if sums else 0
+        self._sums = torch.tensor([signs, logits], dtype=torch.int64)
         self._images = non_negative_int("images", state["images"])
         self._steps = non_negative_int("steps", state["steps"])
 
@@ -241,7 +258,8 @@ class Augmentation:
         probability: the per-sample probability of each policy: fixed (default 1.0,
             DiffAugment), or where the adaptive one starts (default 0.0).
         adaptive: move the probability with :class:`AdaptiveProbability`.
-        target, interval, speed_images: the controller's (adaptive only).
+        target, interval, speed_images: the controller's (adaptive only: refused with a
+            fixed probability, which would ignore them).
     """
 
     KEYS = ("policy", "probability", "adaptive", "target", "interval", "speed_images")
@@ -251,21 +269,24 @@ class Augmentation:
         policy: Sequence[str] = ("color", "translation", "cutout"),
         probability: float | None = None,
         adaptive: bool = False,
-        target: float = 0.6,
-        interval: int = 4,
-        speed_images: float = 20_000,
+        target: float | None = None,
+        interval: int | None = None,
+        speed_images: float | None = None,
     ) -> None:
         self.policy = check_policy(policy)
         if not isinstance(adaptive, bool):
             raise ValueError(f"adaptive must be true or false, got {adaptive!r}")
         if probability is None:
             probability = 0.0 if adaptive else 1.0
-        if not is_real(probability) or not 0 <= probability <= 1:
-            raise ValueError(f"probability must be in [0, 1], got {probability!r}")
-        self.controller = (
-            AdaptiveProbability(probability, target, interval, speed_images) if adaptive else None
-        )
-        self._fixed = float(probability)
+        self._fixed = checks.probability("probability", probability)
+        settings = {"target": target, "interval": interval, "speed_images": speed_images}
+        settings = {name: value for name, value in settings.items() if value is not None}
+        if settings and not adaptive:
+            raise ValueError(
+                f"{', '.join(settings)} set the adaptive probability's controller, but "
+                f"adaptive is false: drop them, or set adaptive: true"
+            )
+        self.controller = AdaptiveProbability(self._fixed, **settings) if adaptive else None
 
     @classmethod
     def from_setting(cls, setting: Mapping[str, Any] | None) -> Augmentation | None:
@@ -304,7 +325,8 @@ class Augmentation:
         return augment(x, self.policy, self.p)
 
     def observe(self, real_logits: Tensor, n_images: int) -> None:
-        """Feed the controller one discriminator step (nothing at a fixed probability)."""
+        """Feed the controller one discriminator step: D's logits on this process's real
+        batch, ``n_images`` the images of every process's (nothing at a fixed probability)."""
         if self.controller is not None:
             self.controller.update(real_logits, n_images)
 
@@ -312,8 +334,8 @@ class Augmentation:
         """The controller's state (empty at a fixed probability)."""
         return self.controller.state_dict() if self.controller is not None else {}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def load_state_dict(self, state: Mapping[str, Any], sums: bool = True) -> None:
         """Restore a :meth:`state_dict` (an empty one, or any at a fixed probability, is
-        ignored)."""
+        ignored); ``sums``: see :meth:`AdaptiveProbability.load_state_dict`."""
         if self.controller is not None and state:
-            self.controller.load_state_dict(state)
+            self.controller.load_state_dict(state, sums)

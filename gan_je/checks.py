@@ -41,6 +41,13 @@ def non_negative_float(name: str, value: object) -> float:
     return float(value)
 
 
+def probability(name: str, value: object) -> float:
+    """Return ``value`` as a float if it is a number in [0, 1], else raise a ``ValueError``."""
+    if not is_real(value) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return float(value)
+
+
 def finite_float(name: str, value: object) -> float:
     """Return ``value`` as a float if it is a finite number, else raise a ``ValueError``."""
     if not is_real(value) or not abs(value) < float("inf"):

@@ -196,9 +196,15 @@ class GANLoss:
             λ·max(0, 1 - t / entropy_anneal_steps): the regulariser spreads the generator
             early and leaves the adversarial loss alone to sharpen the modes later
             (``None``: constant λ). See :meth:`entropy_weight_at`.
+        logit_zero_separates: whether D's logit 0 separates what it calls real (> 0) from
+            what it calls fake (< 0), as ADA's overfitting heuristic E[sign D(real)] assumes
+            (:class:`gan_je.augment.AdaptiveProbability`): true for the losses on a sigmoid
+            or a margin around 0; false for least squares (targets 0 and 1) and WGAN (no
+            boundary).
     """
 
     name: str = ""
+    logit_zero_separates: bool = True
 
     def __init__(
         self,
@@ -348,6 +354,7 @@ class WassersteinGP(GANLoss):
     """
 
     name = "wgan_gp"
+    logit_zero_separates = False
 
     def __init__(
         self,
@@ -381,6 +388,7 @@ class LeastSquares(GANLoss):
     """
 
     name = "lsgan"
+    logit_zero_separates = False
 
     def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
         return least_squares_discriminator_loss(real_logits, fake_logits)

@@ -174,6 +174,17 @@ class GANModule(LightningModule):
                 f"maximum-likelihood steps ignore the entropy regulariser; set "
                 f"loss.entropy_weight=0 or model.adversarial=true"
             )
+        if self.augmentation is not None and self.augmentation.adaptive:
+            if not getattr(self.loss, "logit_zero_separates", True):
+                name = getattr(self.loss, "name", "") or type(self.loss).__name__
+                raise ConfigError(
+                    f"model.augment.adaptive=true moves the probability by the sign of D's "
+                    f"logits on real data, but loss={name} does not separate real from fake "
+                    f"at logit 0: set model.augment.adaptive=false with a fixed "
+                    f"model.augment.probability (e.g. 1.0), or a loss whose boundary is 0 "
+                    f"(nonsaturating, minimax, hinge)"
+                )
+            self.augmentation.controller.reduce = self._sum_over_processes
         self.metric = parts.build(self.hparams.metric, "estimator")
         if not isinstance(self.metric, ValidationMetric):
             raise ConfigError(
@@ -213,6 +224,11 @@ class GANModule(LightningModule):
         ``data_spec`` (and have the metric watch the modes of a known mixture); it is saved
         as a hyperparameter."""
         spec = kind_of(parts.plain(data_spec)).spec  # a spec from before kinds gets its kind
+        if self.augmentation is not None and spec["kind"] != "image":
+            raise ConfigError(
+                f"model.augment transforms images, but the data are of kind {spec['kind']!r}: "
+                f"set model.augment=null"
+            )
         with torch.device("meta"):  # their sizes first, without taking any memory
             networks = self._networks(spec)
         n_parameters = sum(p.numel() for network in networks for p in network.parameters())
@@ -220,11 +236,6 @@ class GANModule(LightningModule):
         check_fits_in_memory("the networks' parameter count", n_parameters, 16)
         self.generator, self.discriminator = self._networks(spec)
         sample_shape = tuple(spec["sample_shape"])
-        if self.augmentation is not None and spec["kind"] != "image":
-            raise ConfigError(
-                f"model.augment transforms images, but the data are of kind {spec['kind']!r}: "
-                f"set model.augment=null"
-            )
         contract.check_generator(self.generator, sample_shape)
         train_shape = contract.train_shape(self.generator)
         contract.check_discriminator(
@@ -421,6 +432,13 @@ class GANModule(LightningModule):
             samples = self.augmentation(samples)
         return pack_samples(samples, self.pack)
 
+    def _sum_over_processes(self, tensor: Tensor) -> Tensor:
+        """``tensor`` summed over the training processes (itself in one process, or with no
+        trainer)."""
+        if self._trainer is None:
+            return tensor
+        return self.trainer.strategy.reduce(tensor.to(self.device), reduce_op="sum")
+
     def _adversarial_step(self, real: Tensor) -> dict[str, Tensor]:
         """``loss.n_critic`` discriminator steps, then one generator step. Discriminator
         step ``i`` of this generator step is step ``g_step · n_critic + i`` of the run (lazy
@@ -447,10 +465,8 @@ class GANModule(LightningModule):
                 d_loss, "discriminator loss", self.max_loss, self.g_step, self.current_epoch
             )
             self._step(opt_d, d_loss)
-            if self.augmentation is not None and self.augmentation.adaptive:
-                # one p on every process: r_t over all their real batches
-                logits = self.all_gather(real_logits.detach()).flatten()
-                self.augmentation.observe(logits, n * self.trainer.world_size)
+            if self.augmentation is not None:  # r_t over every process's real batches
+                self.augmentation.observe(real_logits, n * self.trainer.world_size)
         self.untoggle_optimizer(opt_d)
 
         self.toggle_optimizer(opt_g)
@@ -531,7 +547,9 @@ class GANModule(LightningModule):
         self.entropy_weight_held = checkpoint.get("entropy_weight_held")
         self._rng_to_restore = checkpoint.get("rng")
         if self.augmentation is not None:
-            self.augmentation.load_state_dict(checkpoint.get("augment", {}))
+            # one process takes the partial sums of r_t, which the next reduction adds up
+            state = checkpoint.get("augment", {})
+            self.augmentation.load_state_dict(state, sums=self.global_rank == 0)
         self._features_fitted = True  # the state dict holds the fitted features
 
     def on_train_start(self) -> None:

@@ -20,6 +20,8 @@ from gan_je.augment import (
     translation,
 )
 from gan_je.errors import ConfigError
+from gan_je.models.packing import pack_samples
+from gan_je.module import GANModule
 from gan_je.train import build, train
 from tests.test_module import SMALL_RING, _fit
 
@@ -214,7 +216,8 @@ def test_the_probability_falls_otherwise_and_is_clamped_at_zero():
     ada = AdaptiveProbability(p=0.5, target=0.6, interval=2, speed_images=1000)
     ada.update(_logits(4), 100)  # signs summing to 0
     ada.update(_logits(7), 100)  # and to 6: r_t = 6 / 16 < 0.6
-    assert ada.overfitting is None and ada.p == pytest.approx(0.3)  # 0.5 - 200 / 1000
+    assert ada.p == pytest.approx(0.3)  # 0.5 - 200 / 1000
+    assert ada.state_dict() | {"p": 0} == {"p": 0, "signs": 0, "logits": 0, "images": 0, "steps": 0}
     for _ in range(20):
         ada.update(_logits(2), 100)
     assert ada.p == 0.0
@@ -244,6 +247,44 @@ def test_the_controller_state_resumes_mid_interval():
     assert all(type(v) in (int, float) for v in whole.state_dict().values())  # plain data
 
 
+def test_the_controller_synchronises_once_per_interval_over_every_process():
+    """Between moves the sums stay on D's device: logits on the meta device, which hold no
+    values, are recorded without error. At the move ``reduce`` is called once with the
+    (signs, logits) sums, and p moves by what it returns: here another process's sums."""
+    ada = AdaptiveProbability(p=0.5, target=0.6, interval=3, speed_images=1000)
+    ada.update(torch.ones(8, device="meta"), 64)
+    ada.update(torch.ones(8, device="meta"), 64)
+    assert ada.p == 0.5
+    calls = []
+
+    def with_another_process(sums: torch.Tensor) -> torch.Tensor:
+        calls.append(sums.tolist())
+        return sums + torch.tensor([-24, 24])  # its 3 x 8 logits all negative
+
+    ada = AdaptiveProbability(p=0.5, target=0.6, interval=3, speed_images=1000)
+    ada.reduce = with_another_process
+    for _ in range(3):
+        ada.update(_logits(8), 64)  # alone r_t = 1 > 0.6 would raise p
+    assert calls == [[24, 24]]  # once, at the move
+    assert ada.p == pytest.approx(0.5 - 3 * 64 / 1000)  # both: r_t = 0 / 48 < 0.6
+
+
+def test_the_saved_partial_sums_are_over_every_process_and_restored_on_one():
+    """Mid-interval, a checkpoint holds the signs and logits of every process (``reduce``);
+    one process takes them back, the others start from 0, so the next reduction counts
+    each once."""
+    ada = AdaptiveProbability(p=0.2, interval=3, speed_images=500)
+    ada.update(_logits(7), 32)  # signs 6, logits 8
+    ada.reduce = lambda sums: 2 * sums  # two processes that saw the same
+    state = ada.state_dict()
+    assert state == {"p": 0.2, "signs": 12, "logits": 16, "images": 32, "steps": 1}
+    first, other = AdaptiveProbability(interval=3), AdaptiveProbability(interval=3)
+    first.load_state_dict(state)
+    other.load_state_dict(state, sums=False)
+    assert first.state_dict() == state
+    assert other.state_dict() == state | {"signs": 0, "logits": 0}
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
@@ -269,6 +310,11 @@ def test_model_augment_settings_are_checked():
         ({"probability": 2}, r"model.augment: probability must be in \[0, 1\]"),
         ({"adaptive": "yes"}, "model.augment: adaptive must be true or false"),
         (["color"], "model.augment must be null or a mapping"),
+        ({"target": 0.7}, "model.augment: target set the adaptive .* but adaptive is false"),
+        (
+            {"probability": 0.5, "interval": 2, "speed_images": 10},
+            "model.augment: interval, speed_images set the adaptive probability's controller",
+        ),
     ]
     for setting, message in bad:
         with pytest.raises(ConfigError, match=message):
@@ -283,11 +329,12 @@ DIGITS += ["features=random", "estimator.features.dim=4", "data.batch_size=16"]
 
 
 class Recorder:
-    """Stands in for ``module.augmentation``: records each batch it augments and the
-    probability used, and whether the result carries a gradient."""
+    """Stands in for ``module.augmentation``: records each batch it augments, the
+    probability used and whether the result carries a gradient (``calls``), and the result
+    (``outputs``)."""
 
     def __init__(self, augmentation: Augmentation) -> None:
-        self.augmentation, self.calls = augmentation, []
+        self.augmentation, self.calls, self.outputs = augmentation, [], []
 
     def __getattr__(self, name: str):
         return getattr(self.augmentation, name)
@@ -295,6 +342,7 @@ class Recorder:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         out = self.augmentation(x)
         self.calls.append((x.clone(), self.augmentation.p, out.requires_grad))
+        self.outputs.append(out.detach().clone())
         return out
 
 
@@ -322,27 +370,70 @@ def test_the_module_augments_real_and_fake_alike_in_every_step(train_config):
     assert trainer.callback_metrics["train/augment_p"] == 0.5
 
 
+def test_the_discriminator_judges_the_augmented_packed_batches(train_config):
+    """Every input of D, in its steps and in G's, is pack_samples of what the augmentation
+    returned for that batch, never of the batch itself."""
+    augment = "model.augment={policy:[color,translation,cutout],probability:1.0}"
+    cfg = train_config(*DIGITS, "loss=hinge", "loss.n_critic=2", "model.pack=2", augment)
+    datamodule, module = build(cfg)
+    module.augmentation = recorder = Recorder(module.augmentation)
+    inputs = []
+    module.discriminator.register_forward_pre_hook(
+        lambda _, args: inputs.append(args[0].detach().clone())
+    )
+    _fit(module, datamodule, max_epochs=1, limit_train_batches=2, limit_val_batches=0)
+    # per generator step: real and fake in each of the 2 discriminator steps, then fake
+    assert len(inputs) == len(recorder.calls) == len(recorder.outputs) == 2 * 5
+    for seen, (batch, *_), augmented in zip(inputs, recorder.calls, recorder.outputs, strict=True):
+        assert torch.equal(seen, pack_samples(augmented, 2))
+        assert not torch.equal(seen, pack_samples(batch, 2))
+
+
+@pytest.mark.parametrize("loss", ["lsgan", "wgan_gp"])
+def test_adaptive_augmentation_is_refused_for_losses_without_a_boundary_at_zero(train_config, loss):
+    adaptive = "model.augment={adaptive:true}"
+    message = (
+        rf"model.augment.adaptive=true .* loss={loss} does not separate real from fake at "
+        r"logit 0: set model.augment.adaptive=false with a fixed model.augment.probability"
+    )
+    with pytest.raises(ConfigError, match=message):
+        build(train_config(*DIGITS, f"loss={loss}", adaptive))
+    _, module = build(train_config(*DIGITS, f"loss={loss}", "model.augment={probability:0.5}"))
+    assert module.augmentation.p == 0.5  # a fixed probability suits every loss
+
+
 @pytest.mark.parametrize(
-    "overrides",
+    ("overrides", "augment"),
     [
-        ["model.pack=2", "loss.r1_weight=1.0", "loss.r1_every=2"],
-        ["loss=wgan_gp", "loss.n_critic=2", "loss.r1_weight=0.5"],
+        (
+            ["model.pack=2", "loss.r1_weight=1.0", "loss.r1_every=2"],
+            "model.augment={adaptive:true,probability:0.5,interval:1,speed_images:100}",
+        ),
+        (
+            ["loss=wgan_gp", "loss.n_critic=2", "loss.r1_weight=0.5"],
+            "model.augment={probability:0.5}",
+        ),
     ],
-    ids=["pack-r1", "wgan_gp"],
+    ids=["pack-r1-ada", "wgan_gp"],
 )
-def test_a_short_run_with_augmentation_packing_and_penalties(train_config, overrides):
+def test_a_short_run_with_augmentation_packing_and_penalties(train_config, overrides, augment):
     """The penalties take gradients w.r.t. the augmented (packed) batches; ADA moves p."""
-    augment = "model.augment={adaptive:true,probability:0.5,interval:1,speed_images:100}"
     datamodule, module = build(train_config(*DIGITS, augment, *overrides))
     trainer = _fit(module, datamodule, max_epochs=1, limit_train_batches=3, limit_val_batches=0)
     assert module.g_step == 3
-    assert module.augmentation.p != 0.5
+    assert (module.augmentation.p != 0.5) == module.augmentation.adaptive
     assert trainer.callback_metrics["train/augment_p"] == module.augmentation.p
     for name in ("train/d_loss", "train/g_loss"):
         assert torch.isfinite(trainer.callback_metrics[name])
 
 
-def test_augmentation_is_refused_for_data_that_are_not_images(train_config):
+def test_augmentation_is_refused_for_data_that_are_not_images(train_config, monkeypatch):
+    """Before any network is built."""
+
+    def no_networks(*_):
+        raise AssertionError("the networks were built before model.augment was checked")
+
+    monkeypatch.setattr(GANModule, "_networks", no_networks)
     cfg = train_config(*SMALL_RING, "model.augment={policy:[translation]}")
     with pytest.raises(ConfigError, match=r"model.augment transforms images.*kind .points."):
         build(cfg)
@@ -376,6 +467,8 @@ def test_a_resumed_run_with_adaptive_augmentation_equals_the_uninterrupted_one(
     _fit(resumed, datamodule, max_epochs=2, ckpt_path=tmp_path / "cut.ckpt", **limits)
     assert (full.g_step, resumed.g_step) == (6, 6)
     assert resumed.augmentation.state_dict() == full.augmentation.state_dict()
+    loaded = GANModule.load_from_checkpoint(tmp_path / "cut.ckpt")  # no trainer to reduce
+    assert loaded.augmentation.state_dict() == saved
     assert full.augmentation.p != 0.5
     expected, got = _state(full), _state(resumed)
     assert expected.keys() == got.keys()

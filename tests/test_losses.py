@@ -144,6 +144,22 @@ def test_discriminator_losses_push_logits_the_right_way():
         assert (f.grad < 0).all(), cls.__name__  # G raises f
 
 
+@pytest.mark.parametrize("cls", ALL)
+def test_logit_zero_separates_says_where_the_discriminator_is_undecided(cls):
+    """A sample D scores t as real and as fake costs L(t) = discriminator_loss(t, t). Logit 0
+    separates real from fake when L is stationary at 0 and only there: L'(0) = 0, L'(-2) < 0
+    < L'(2). Least squares is stationary at 0.5; WGAN everywhere (L = 0)."""
+
+    def slope(value: float) -> float:
+        logit = torch.full((4,), value, dtype=torch.float64, requires_grad=True)
+        (grad,) = torch.autograd.grad(cls().discriminator_loss(logit, logit), logit)
+        return grad.sum().item()
+
+    separates = slope(0.0) == 0 and slope(-2.0) < 0 < slope(2.0)
+    assert cls.logit_zero_separates == separates
+    assert separates == (cls not in (LeastSquares, WassersteinGP))
+
+
 # ------------------------------------------------------------------------------- penalties
 
 
