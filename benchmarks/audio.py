@@ -38,6 +38,7 @@ from typing import Any
 
 from common import (
     CONF,
+    evaluate_last_checkpoint,
     mean_std,
     read_records,
     run_sections,
@@ -82,29 +83,6 @@ def overrides_of(variant: str, steps: int, extra: Sequence[str]) -> list[str]:
     clips are synthesised once) and ``extra``."""
     data = f"paths.data_dir={ROOT / 'data'}"
     return [*VARIANTS[variant], f"model.max_g_steps={steps}", data, *extra]
-
-
-def evaluate_checkpoint(folder: Path, n: int, seed: int) -> dict:
-    """``gan_je.evaluate`` of the run in ``folder`` (its ``checkpoints/last.ckpt``): ``n``
-    generated clips against as many held-out ones, with the real training clips' row."""
-    from gan_je.evaluate import evaluate
-
-    checkpoint = folder / "checkpoints" / "last.ckpt"
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            config_name="evaluate",
-            overrides=[
-                f"ckpt_path={checkpoint}",
-                f"n_samples={n}",
-                f"seed={seed}",
-                "device=cpu",
-                f"paths.log_dir={ROOT / 'outputs'}",
-            ],
-        )
-    result = evaluate(cfg)
-    return {key: result[key] for key in ("metrics", "n_generated", "n_real", "g_step")} | {
-        key: result[key] for key in result if key.startswith(("classifier", "real_"))
-    }
 
 
 def keep_examples(folder: Path, name: str) -> None:
@@ -154,7 +132,7 @@ def measure(
     evaluation: dict = {}
 
     def keep(folder: Path) -> None:
-        evaluation.update(evaluate_checkpoint(folder, N_MEASURED, seed))
+        evaluation.update(evaluate_last_checkpoint(folder, seed, f"n_samples={N_MEASURED}"))
         if examples:
             keep_examples(folder, f"{setting}-{steps}-steps")
 

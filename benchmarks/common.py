@@ -94,6 +94,28 @@ def timed_training(
     return fields, run
 
 
+def evaluate_last_checkpoint(folder: Path, seed: int, *overrides: str) -> dict[str, Any]:
+    """``gan_je.evaluate`` of the run in ``folder`` (its ``checkpoints/last.ckpt``) on the CPU,
+    seeded, with ``overrides`` (e.g. ``n_samples=1000``): what a benchmark records of it,
+    ``metrics``, ``n_generated``, ``n_real`` and ``g_step``. Classifiers are cached in the
+    repository's ``outputs/``."""
+    from gan_je.evaluate import evaluate  # Lightning: only for the benchmarks that train
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(
+            config_name="evaluate",
+            overrides=[
+                f"ckpt_path={folder / 'checkpoints' / 'last.ckpt'}",
+                f"seed={seed}",
+                "device=cpu",
+                f"paths.log_dir={CONF.parent / 'outputs'}",
+                *overrides,
+            ],
+        )
+    result = evaluate(cfg)
+    return {key: result[key] for key in ("metrics", "n_generated", "n_real", "g_step")}
+
+
 def read_records(path: Path | None) -> list[dict]:
     """The runs recorded in the JSON-lines file ``path`` (none when it does not exist)."""
     if path is None or not path.is_file():

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from common import (
-    CONF,
+    evaluate_last_checkpoint,
     mean_std,
     read_records,
     run_sections,
@@ -43,7 +43,6 @@ from common import (
     timed_training,
     train_config,
 )
-from hydra import compose, initialize_config_dir
 
 from gan_je.tables import markdown_table
 
@@ -115,26 +114,6 @@ def real(seeds: str | None = None, **_: str | None) -> str:
     return f"{splits}\n\n" + markdown_table(header, rows)
 
 
-def evaluate_checkpoint(folder: Path, seed: int, *overrides: str) -> dict:
-    """``gan_je.evaluate`` of the run in ``folder`` (its ``checkpoints/last.ckpt``) with
-    ``overrides`` (by default as many generated digits as held-out ones)."""
-    from gan_je.evaluate import evaluate
-
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            config_name="evaluate",
-            overrides=[
-                f"ckpt_path={folder / 'checkpoints' / 'last.ckpt'}",
-                f"seed={seed}",
-                "device=cpu",
-                f"paths.log_dir={ROOT / 'outputs'}",
-                *overrides,
-            ],
-        )
-    result = evaluate(cfg)
-    return {key: result[key] for key in ("metrics", "n_generated", "n_real", "g_step")}
-
-
 def run_key(recipe: str, seed: int, extra: Sequence[str]) -> dict:
     """What names one run (its overrides included, so a changed recipe runs again)."""
     return {"setting": "mnist5k", "variant": recipe, "seed": seed, "overrides": list(extra)}
@@ -148,8 +127,10 @@ def measure(recipe: str, seed: int, extra: Sequence[str]) -> dict:
     evaluation: dict = {}
 
     def keep(folder: Path) -> None:
-        evaluation.update(evaluate_checkpoint(folder, seed))
-        many = evaluate_checkpoint(folder, seed, "equal_sizes=false", f"n_samples={N_HISTOGRAM}")
+        evaluation.update(evaluate_last_checkpoint(folder, seed))
+        many = evaluate_last_checkpoint(
+            folder, seed, "equal_sizes=false", f"n_samples={N_HISTOGRAM}"
+        )
         evaluation["histogram"] = {key: many["metrics"][key] for key in HISTOGRAM_KEYS}
 
     epochs = int(train_config(ROOT, f"experiment={RECIPES[recipe]}").trainer.max_epochs)

@@ -4,7 +4,6 @@ refusals, and GANModule training them from model=resnet and reloading their chec
 
 from __future__ import annotations
 
-import lightning
 import pytest
 import torch
 from hydra.utils import instantiate
@@ -13,6 +12,7 @@ from torch import nn
 from gan_je.commands import build_from_config
 from gan_je.models import ResNetDiscriminator, ResNetGenerator, contract
 from gan_je.module import GANModule
+from tests.test_module import _fit
 
 SIZES = (8, 16, 28, 32, 64)
 CHANNELS = (1, 3)
@@ -195,19 +195,8 @@ def test_model_resnet_trains_with_r1_and_its_checkpoint_reloads(train_config, tm
     )
     torch.manual_seed(cfg.seed)
     module = build_from_config(cfg.model, "model")
-    trainer = lightning.Trainer(
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        max_epochs=1,
-        limit_train_batches=3,
-    )
     datamodule = instantiate(cfg.data)
-    trainer.fit(module, datamodule=datamodule)
+    trainer = _fit(module, datamodule, max_epochs=1, limit_train_batches=3, limit_val_batches=0)
     assert module.g_step == 3
     assert type(module.generator) is ResNetGenerator
     assert type(module.discriminator) is ResNetDiscriminator
