@@ -47,6 +47,8 @@ from common import (
 from gan_je.tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
+#: where the digit classifier is cached: the one evaluate reads (and ``real`` fits)
+CACHE = ROOT / "outputs" / ".feature_cache"
 SEEDS = (0, 1, 2)
 #: recipe name: its experiment preset (conf/experiment/<preset>.yaml)
 RECIPES = {
@@ -98,7 +100,7 @@ def real(seeds: str | None = None, **_: str | None) -> str:
             epochs=settings.epochs,
             network=settings.network,
             seed=seed,
-            cache_dir=str(ROOT / "outputs" / ".feature_cache"),
+            cache_dir=str(CACHE),
         )
         held_out, accuracy = fit_class_scorer(callback.scorer, data, n)
         rows.append([str(seed), f"{accuracy:.3f}"])
@@ -128,13 +130,13 @@ def measure(recipe: str, seed: int, extra: Sequence[str]) -> dict:
 
     def keep(folder: Path) -> None:
         evaluation.update(evaluate_last_checkpoint(folder, seed))
-        many = evaluate_last_checkpoint(
-            folder, seed, "equal_sizes=false", f"n_samples={N_HISTOGRAM}"
-        )
-        evaluation["histogram"] = {key: many["metrics"][key] for key in HISTOGRAM_KEYS}
+        unequal = ("equal_sizes=false", f"n_samples={N_HISTOGRAM}")
+        scores = evaluate_last_checkpoint(folder, seed, *unequal)["metrics"]
+        evaluation["histogram"] = {key: scores[key] for key in HISTOGRAM_KEYS}
 
     epochs = int(train_config(ROOT, f"experiment={RECIPES[recipe]}").trainer.max_epochs)
-    fields, run = timed_training(RECIPES[recipe], seed, epochs, *extra, keep=keep)
+    cache = f"callbacks.class_scores.cache_dir={CACHE}"  # the classifier fitted once, as evaluate's
+    fields, run = timed_training(RECIPES[recipe], seed, epochs, cache, *extra, keep=keep)
     return {**key, **fields} | ({"evaluation": evaluation} if run is not None else {})
 
 
