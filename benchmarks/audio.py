@@ -38,11 +38,13 @@ from typing import Any
 
 from common import (
     CONF,
+    better_and_worse,
     evaluate_last_checkpoint,
     mean_std,
     read_records,
     run_sections,
     run_unrecorded,
+    sign_test,
     timed_training,
     train_config,
 )
@@ -233,8 +235,62 @@ def anchors() -> str:
     return markdown_table(["SC09 (Donahue et al. 2019)", "IS", "share of real"], rows)
 
 
+#: what the paired table compares: (column, the run's number, decimals, more is better)
+COMPARED = (
+    ("IS", lambda run: metric(run, "inception_score"), 2, True),
+    ("digits covered", lambda run: metric(run, "classes_covered"), 1, True),
+    ("digit KL", lambda run: metric(run, "class_kl"), 3, False),
+    ("k-NN JSD", lambda run: metric(run, "jsd"), 3, False),
+)
+
+
+def against_plain(done: list[dict]) -> str:
+    """Each variant minus plain on the same seed (the same clips in the same order, the same
+    scoring latents), per model: the mean ± std of the differences and on how many seeds the
+    variant is the better; then both models' seeds pooled, with the exact sign test of the
+    wins against the losses (:func:`common.sign_test`)."""
+    finished = {(r["setting"], r["variant"], r["seed"]): r for r in done if "evaluation" in r}
+    rows, pooled = [], {}
+    for setting in SETTINGS:
+        for variant in VARIANTS:
+            seeds = sorted(
+                seed
+                for (s, v, seed) in finished
+                if (s, v) == (setting, variant) and (setting, "plain", seed) in finished
+            )
+            if variant == "plain" or not seeds:
+                continue
+            row = [setting, variant, str(len(seeds))]
+            for column, (_, number, digits, more_is_better) in enumerate(COMPARED):
+                diffs = [
+                    number(finished[setting, variant, seed])
+                    - number(finished[setting, "plain", seed])
+                    for seed in seeds
+                ]
+                better, _ = better_and_worse(diffs, more_is_better)
+                row.append(f"{mean_std(diffs, digits, signed=True)} ({better}/{len(diffs)})")
+                pooled.setdefault(variant, [[] for _ in COMPARED])[column] += diffs
+            rows.append(row)
+    if not rows:
+        return "No variant has a seed in common with plain yet."
+    header = ["model", "variant - plain", "seeds", *(name for name, *_ in COMPARED)]
+    pooled_rows = []
+    for variant, columns in pooled.items():
+        row = [variant, str(len(columns[0]))]
+        for diffs, (_, _, _, more_is_better) in zip(columns, COMPARED, strict=True):
+            better, worse = better_and_worse(diffs, more_is_better)
+            row.append(f"{better} better, {worse} worse (p = {sign_test(better, worse):.3f})")
+        pooled_rows.append(row)
+    both = ["both models: variant vs plain", "pairs", *(name for name, *_ in COMPARED)]
+    note = (
+        "(n/m): better than plain on n of m seeds, ties neither; p: the two-sided sign test "
+        "of the wins against the losses."
+    )
+    return "\n\n".join([markdown_table(header, rows), markdown_table(both, pooled_rows), note])
+
+
 def tables(done: list[dict]) -> str:
-    return "\n\n".join([table(done), "Published, on SC09:\n\n" + anchors()])
+    return "\n\n".join([table(done), against_plain(done), "Published, on SC09:\n\n" + anchors()])
 
 
 def section(setting: str):

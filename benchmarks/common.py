@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import tempfile
@@ -218,3 +219,23 @@ def mean_std(values: list[float], digits: int, signed: bool = False) -> str:
     if len(values) == 1:
         return mean
     return f"{mean} ± {statistics.stdev(values):.{digits}f}"
+
+
+def better_and_worse(diffs: list[float], more_is_better: bool) -> tuple[int, int]:
+    """How many of the differences ``diffs`` (variant - plain) favour the variant, and how
+    many favour plain; ties count as neither."""
+    better = sum((d > 0) if more_is_better else (d < 0) for d in diffs)
+    worse = sum((d < 0) if more_is_better else (d > 0) for d in diffs)
+    return better, worse
+
+
+def sign_test(better: int, worse: int) -> float:
+    """The exact two-sided sign test's p-value: the probability, were variant and plain
+    equally likely to win each pair, of a split at least as uneven as ``better`` :
+    ``worse`` (ties dropped; Dixon & Mood 1946). p = min(1, 2 · P(X ≤ min(b, w))), X ~
+    Binomial(b + w, 1/2). Six wins of six give 2/64 = 0.031; three of three, 0.25."""
+    if better < 0 or worse < 0:
+        raise ValueError(f"counts must be >= 0, got {better} better and {worse} worse")
+    n = better + worse
+    tail = sum(math.comb(n, k) for k in range(min(better, worse) + 1)) / 2**n
+    return min(1.0, 2 * tail)
