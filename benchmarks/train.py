@@ -126,7 +126,7 @@ def plain_steps_per_second(
                 with torch.no_grad():
                     fake = generator(torch.randn(n, latent_dim, device=device))
                 d_loss = loss.discriminator_loss(discriminator(real), discriminator(fake))
-                d_loss = d_loss + loss.penalty(discriminator, real, fake)
+                d_loss = d_loss + loss.penalty(discriminator, real, fake, d_step=done)
                 step(opt_d, d_loss)
                 discriminator.requires_grad_(False)
                 fake = generator(torch.randn(n, latent_dim, device=device))
