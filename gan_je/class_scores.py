@@ -169,7 +169,9 @@ class ClassScorer:
         here and for more samples than the classifier has features, ``frechet_distance``
         from the reference of ``samples`` ``(N, *sample_shape)``."""
         n_classes = self.n_classes
-        probabilities = self.classifier.probabilities(samples).cpu()
+        with torch.no_grad():  # one pass of the network: the features, then the head
+            features = self.classifier.embed(samples)
+            probabilities = self.classifier.probabilities_of(features).cpu()
         predicted = probabilities.argmax(dim=1)
         shares = class_histogram(predicted, n_classes)
         scores = {
@@ -180,7 +182,7 @@ class ClassScorer:
             "largest_class": float(shares.max()),
         }
         if self.reference is not None and self._has_rank(len(samples)):
-            scores["frechet_distance"] = self.frechet_distance(samples)
+            scores["frechet_distance"] = self._distance(features)
         return scores
 
     def _has_rank(self, n: int) -> bool:
@@ -200,7 +202,11 @@ class ClassScorer:
                 f"features (a full-rank covariance), got {len(samples)} against a reference "
                 f"of {n_reference}: score more samples, or lower callbacks.class_scores.embedding"
             )
-        return float(frechet_distance(self.reference, self._features(samples)))
+        return self._distance(self._features(samples))
+
+    def _distance(self, features: Tensor) -> float:
+        """The Fréchet distance of samples' classifier ``features`` from the reference."""
+        return float(frechet_distance(self.reference, features.double().cpu()))
 
 
 def fit_class_scorer(

@@ -650,12 +650,16 @@ class Classifier(nn.Module):
 
     def probabilities(self, x: Tensor) -> Tensor:
         """The fitted classifier's class probabilities ``(N, n_classes)`` for ``x``."""
+        with torch.no_grad():
+            return self.probabilities_of(self.embed(x))
+
+    def probabilities_of(self, features: Tensor) -> Tensor:
+        """The class probabilities ``(N, n_classes)`` of samples whose :meth:`embed`
+        features are ``features`` ``(N, embedding)``: the class head's softmax (so a caller
+        that needs both runs the network once)."""
         if self.net is None:
             raise RuntimeError("Classifier is not fitted: call fit(train_samples, labels)")
-        device = next(self.net.parameters()).device
-        with torch.no_grad():
-            logits = torch.cat([self.net(part.to(device).float()) for part in x.split(1024)])
-        return logits.softmax(dim=1)
+        return self.net[-1](features).softmax(dim=1)
 
     def accuracy(self, x: Tensor, labels: Tensor) -> float:
         """Fraction of ``x`` the fitted classifier labels correctly."""

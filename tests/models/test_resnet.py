@@ -12,10 +12,8 @@ from torch import nn
 from gan_je.commands import build_from_config
 from gan_je.models import ResNetDiscriminator, ResNetGenerator, contract
 from gan_je.module import GANModule
+from tests.models.test_models import CHANNELS, SIZES
 from tests.test_module import _fit
-
-SIZES = (8, 16, 28, 32, 64)
-CHANNELS = (1, 3)
 
 
 @pytest.fixture(autouse=True)
