@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from lightning import LightningModule
 from torch import Tensor, nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from gan_je import checkpoints, parts, sampling, seeding
 from gan_je.augment import Augmentation
@@ -41,6 +41,7 @@ from gan_je.checks import (
     positive_int,
 )
 from gan_je.data.kinds import kind_of
+from gan_je.ema import averaged_generator
 from gan_je.entropy_space import EntropySpace
 from gan_je.errors import ConfigError
 from gan_je.estimators import differentiable_entropy
@@ -79,6 +80,8 @@ class GANModule(LightningModule):
         compile: compile the generator and discriminator with ``torch.compile`` (in place,
             ``nn.Module.compile``: the state dict keys stay those of the plain networks).
         ema_decay: sample from an EMA of the generator with this decay (``None``: off).
+        ema_rampup: cap the EMA's half-life at this fraction of the generator steps taken
+            (StyleGAN2-ADA's ramp-up, :mod:`gan_je.ema`; ``None``: the constant ``ema_decay``).
         n_preview: latents of the fixed, seeded preview batch for sample pictures.
         max_g_steps: stop training after this many generator steps (``None``: no limit).
         pack: PacGAN packing (Lin et al. 2018): the discriminator sees ``pack`` samples of
@@ -123,6 +126,7 @@ class GANModule(LightningModule):
         grad_clip: float | None = None,
         compile: bool = False,
         ema_decay: float | None = None,
+        ema_rampup: float | None = None,
         n_preview: int = 64,
         max_g_steps: int | None = None,
         pack: int = 1,
@@ -151,6 +155,8 @@ class GANModule(LightningModule):
             positive_int("model.n_preview", n_preview), positive_float("model.max_loss", max_loss)
             if max_g_steps is not None:
                 positive_int("model.max_g_steps", max_g_steps)
+            if ema_rampup is not None:
+                positive_float("model.ema_rampup", ema_rampup)
             for name, optimizer in (("optimizer_g", optimizer_g), ("optimizer_d", optimizer_d)):
                 if "lr" in optimizer:
                     positive_float(f"model.{name}.lr (learning rate)", optimizer["lr"])
@@ -191,7 +197,8 @@ class GANModule(LightningModule):
                 f"estimator: {type(self.metric).__name__} is not a gan_je.metrics."
                 f"ValidationMetric (subclass gan_je.metrics.RealFakeSamples)"
             )
-        self.grad_clip, self.ema_decay, self.seed = grad_clip, ema_decay, seed
+        self.grad_clip, self.ema_decay, self.ema_rampup = grad_clip, ema_decay, ema_rampup
+        self.seed = seed
         self.compile_networks = compile
         self.max_g_steps, self.max_loss = max_g_steps, float(max_loss)
         self.adversarial = adversarial
@@ -260,8 +267,7 @@ class GANModule(LightningModule):
         self.entropy_space.check(self.discriminator)
         self.loss.check_discriminator(self.discriminator)
         if self.ema_decay is not None:
-            average = get_ema_multi_avg_fn(self.ema_decay)
-            self.ema = AveragedModel(self.generator, multi_avg_fn=average, use_buffers=True)
+            self.ema = averaged_generator(self.generator, self.ema_decay, self.ema_rampup)
         if self.compile_networks:  # after the EMA's copy; compiled at their first call
             self.generator.compile()
             self.discriminator.compile()

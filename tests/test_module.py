@@ -67,6 +67,21 @@ def test_ema_generator_is_used_for_samples(train_config):
     torch.testing.assert_close(module.preview(), ema.eval()(module.preview_latents))
 
 
+def test_the_ema_ramp_up_follows_the_generator_from_the_start(train_config):
+    # 5 steps of one seed: the ramped average (half-life 5 % of the steps) is near the trained
+    # generator, the constant 0.999 still near the first step's weights
+    def distance_from_ema_to_generator(rampup: str) -> float:
+        config = train_config(*SMALL_RING, "model.ema_decay=0.999", f"model.ema_rampup={rampup}")
+        datamodule, module = build(config)
+        _fit(module, datamodule, max_epochs=1, limit_train_batches=5, limit_val_batches=0)
+        live = module.generator.state_dict()
+        average = module.ema.module.state_dict()
+        floats = [name for name, tensor in live.items() if tensor.is_floating_point()]
+        return sum((average[name] - live[name]).norm().item() for name in floats)
+
+    assert distance_from_ema_to_generator("0.05") < 0.1 * distance_from_ema_to_generator("null")
+
+
 def test_validation_compares_as_many_generated_samples_as_real_ones(train_config):
     datamodule, module = build(train_config(*SMALL_RING))
     seen = []
@@ -205,6 +220,7 @@ def test_module_arguments_are_checked(train_config):
     for bad, match in (
         ({"grad_clip": 0}, "grad_clip"),
         ({"ema_decay": 1.0}, "ema_decay"),
+        ({"ema_rampup": 0}, "ema_rampup"),
         ({"n_preview": 0}, "n_preview"),
         ({"max_g_steps": 0}, "max_g_steps"),
         ({"metric": parts["metric"] | {"n_fake": 1}}, "n_fake"),
