@@ -41,6 +41,7 @@ from common import (
     better_and_worse,
     evaluate_last_checkpoint,
     mean_std,
+    paired_cells,
     read_records,
     run_sections,
     run_unrecorded,
@@ -260,16 +261,14 @@ def against_plain(done: list[dict]) -> str:
             )
             if variant == "plain" or not seeds:
                 continue
-            row = [setting, variant, str(len(seeds))]
-            for column, (_, number, digits, more_is_better) in enumerate(COMPARED):
-                diffs = [
-                    number(finished[setting, variant, seed])
-                    - number(finished[setting, "plain", seed])
-                    for seed in seeds
-                ]
-                better, _ = better_and_worse(diffs, more_is_better)
-                row.append(f"{mean_std(diffs, digits, signed=True)} ({better}/{len(diffs)})")
-                pooled.setdefault(variant, [[] for _ in COMPARED])[column] += diffs
+            cells, diffs = paired_cells(
+                {seed: finished[setting, variant, seed] for seed in seeds},
+                {seed: finished[setting, "plain", seed] for seed in seeds},
+                COMPARED,
+            )
+            row = [setting, variant, str(len(seeds)), *cells]
+            for column, column_diffs in enumerate(diffs):
+                pooled.setdefault(variant, [[] for _ in COMPARED])[column] += column_diffs
             rows.append(row)
     if not rows:
         return "No variant has a seed in common with plain yet."

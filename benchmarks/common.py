@@ -10,7 +10,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +227,28 @@ def better_and_worse(diffs: list[float], more_is_better: bool) -> tuple[int, int
     better = sum((d > 0) if more_is_better else (d < 0) for d in diffs)
     worse = sum((d < 0) if more_is_better else (d > 0) for d in diffs)
     return better, worse
+
+
+def paired_cell(diffs: list[float], digits: int, more_is_better: bool) -> str:
+    """Differences variant - plain as ``mean ± std (n/m)``: better on n of m seeds (a tie is
+    not better)."""
+    better, _ = better_and_worse(diffs, more_is_better)
+    return f"{mean_std(diffs, digits, signed=True)} ({better}/{len(diffs)})"
+
+
+def paired_cells(
+    runs: dict[int, dict], plain: dict[int, dict], compared: Sequence[tuple]
+) -> tuple[list[str], list[list[float]]]:
+    """A variant against plain on the seeds both ran (``runs`` and ``plain`` by seed): for each
+    measure of ``compared`` (name, the number of a run, digits, whether more is better), the
+    :func:`paired_cell` of the differences variant - plain, and the differences."""
+    seeds = sorted(set(runs) & set(plain))
+    cells, differences = [], []
+    for _, number, digits, more_is_better in compared:
+        diffs = [number(runs[seed]) - number(plain[seed]) for seed in seeds]
+        cells.append(paired_cell(diffs, digits, more_is_better))
+        differences.append(diffs)
+    return cells, differences
 
 
 def sign_test(better: int, worse: int) -> float:

@@ -37,6 +37,7 @@ from pathlib import Path
 from common import (
     evaluate_last_checkpoint,
     mean_std,
+    paired_cells,
     read_records,
     run_sections,
     run_unrecorded,
@@ -226,6 +227,41 @@ def table(done: list[dict]) -> str:
     return markdown_table(header, rows) + notes
 
 
+COMPARED = (
+    ("IS", lambda run: metric(run, "inception_score"), 2, True),
+    ("FD", lambda run: metric(run, "frechet_distance"), 1, False),
+    (f"class KL, {N_HISTOGRAM:,}", lambda run: histogram(run, "class_kl"), 3, False),
+    ("smallest class", lambda run: histogram(run, "smallest_class"), 3, True),
+    ("val/jsd", lambda run: metric(run, "jsd"), 3, False),
+)
+
+
+def against_baseline(done: list[dict]) -> str:
+    """Each recipe minus the baseline on the same seed (the same data order and scoring
+    latents): the mean ± std of the differences and on how many seeds the recipe is the
+    better (:func:`common.paired_cells`)."""
+    by_seed: dict[str, dict[int, dict]] = {}
+    for run in done:
+        if "evaluation" in run:
+            by_seed.setdefault(run["variant"], {})[run["seed"]] = run
+    baseline = by_seed.get(BASELINE, {})
+    rows = []
+    for recipe in RECIPES:
+        seeds = set(by_seed.get(recipe, {})) & set(baseline)
+        if recipe == BASELINE or not seeds:
+            continue
+        cells, _ = paired_cells(by_seed[recipe], baseline, COMPARED)
+        rows.append([recipe, str(len(seeds)), *cells])
+    if not rows:
+        return "No recipe has a seed in common with the baseline yet."
+    header = [f"recipe - {BASELINE}", "seeds", *(name for name, *_ in COMPARED)]
+    note = (
+        "(n/m): better than the baseline on n of m seeds, ties neither. Three wins of three "
+        "give a two-sided sign test p = 0.25: three seeds rank the recipes, they prove nothing."
+    )
+    return markdown_table(header, rows) + "\n\n" + note
+
+
 def runs(
     records: str | None = None,
     seeds: str | None = None,
@@ -234,7 +270,8 @@ def runs(
 ) -> str:
     chosen = [int(s) for s in seeds.split(",")] if seeds else SEEDS
     names = recipes.split(";") if recipes else list(RECIPES)
-    return table(run_all(names, chosen, (), Path(records) if records else None))
+    done = run_all(names, chosen, (), Path(records) if records else None)
+    return table(done) + "\n\n" + against_baseline(done)
 
 
 def dry_runs(**_: str | None) -> str:
@@ -244,7 +281,8 @@ def dry_runs(**_: str | None) -> str:
 def recorded(records: str | None = None, **_: str | None) -> str:
     if not records:
         raise SystemExit("recorded needs --records FILE")
-    return table(read_records(Path(records)))
+    done = read_records(Path(records))
+    return table(done) + "\n\n" + against_baseline(done)
 
 
 if __name__ == "__main__":

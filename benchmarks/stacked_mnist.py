@@ -66,6 +66,7 @@ from common import (
     MeasurementError,
     better_and_worse,
     mean_std,
+    paired_cell,
     read_records,
     run_sections,
     sign_test,
@@ -365,12 +366,7 @@ def against_plain(setting: str, finished: dict[str, dict[int, dict]]) -> str:
     """The table of :func:`differences` in ``setting``. Each cell: the mean ± std of the
     differences over the seeds both have finished, and on how many of them the variant is
     better (``2/3``)."""
-
-    def cell(diffs: list[float], digits: int, more_is_better: bool) -> str:
-        better, _ = better_and_worse(diffs, more_is_better)
-        return f"{mean_std(diffs, digits, signed=True)} ({better}/{len(diffs)})"
-
-    rows = paired_rows(differences(finished), cell)
+    rows = paired_rows(differences(finished), paired_cell)
     if not rows:
         return f"No variant has a seed in common with plain in {setting} yet."
     header = [f"{setting}: variant - plain", "seeds", *(name for name, *_ in COMPARED)]
