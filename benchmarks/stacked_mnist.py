@@ -3,6 +3,7 @@
     python benchmarks/stacked_mnist.py counter      # the counter on real stacked images (1 min)
     python benchmarks/stacked_mnist.py standard     # every variant, 3 seeds (many CPU hours)
     python benchmarks/stacked_mnist.py small_d      # the same with a 1/4-size discriminator
+    python benchmarks/stacked_mnist.py standard_recipe small_d_recipe   # the default's recipe
     python benchmarks/stacked_mnist.py --dry-run standard small_d   # tiny, to check it runs
     python benchmarks/stacked_mnist.py --records runs.jsonl --seeds 0 small_d standard
     python benchmarks/stacked_mnist.py gpu          # on a GPU: three variants, small_d, seed 0
@@ -36,6 +37,10 @@ the same budget (13 epochs of 781 steps = 10,153 generator steps), three seeds p
   the fixed features;
 - ``boost``: the collapse monitor raises λ while modes are missing or entropy is low;
 - ``PacGAN2``, ``PacGAN4``: the discriminator judges packs of 2 and 4 samples.
+
+``standard_recipe`` / ``small_d_recipe``: the same settings with the default run's recipe
+(``RECIPE``: ``model=dcgan_sn loss=hinge``, spectral norm instead of batch norm in D, the
+winner of benchmarks/recipes.py) in place of the 2016 DCGAN, ``plain`` and ``entropy λ=0.1``.
 
 Reported, after the last epoch: modes covered (of 1,000), mode KL and high-quality share of
 26,000 generated images, ``val/jsd``, the entropy gap H_fake - H_real and its size
@@ -96,6 +101,10 @@ VARIANTS = {
     "PacGAN2": ["model.pack=2"],
     "PacGAN4": ["model.pack=4"],
 }
+#: the ``*_recipe`` sections: the default run's recipe (benchmarks/recipes.py: spectral norm in
+#: D, hinge loss) in place of the 2016 DCGAN, plain and with the regulariser that won before
+RECIPE = ("model=dcgan_sn", "loss=hinge")
+RECIPE_VARIANTS = ("plain", "entropy λ=0.1")
 #: the gpu section: the variants that answer the issue's goal in the 1/4-size setting
 GPU_VARIANTS = ("plain", "entropy matching", "PacGAN4")
 GPU = ("trainer.accelerator=gpu", "trainer.devices=1")
@@ -301,7 +310,7 @@ def evaluate(
         rows.append(row)
     budget = ", ".join(f"{s:,}" for s in sorted(steps)) or "no"
     header = [
-        f"{setting}, {budget} steps",
+        " + ".join([setting, *extra]) + f", {budget} steps",
         "seeds",
         "modes (of 1,000)",
         "mode KL",
@@ -407,12 +416,17 @@ def main() -> None:
     def seeds_of(text: str | None) -> list[int]:
         return [int(seed) for seed in text.split(",")] if text else list(SEEDS)
 
-    def section(setting: str, dry: bool) -> Callable[..., str]:
+    def section(
+        setting: str,
+        dry: bool,
+        extra: Sequence[str] = (),
+        variants: Sequence[str] = tuple(VARIANTS),
+    ) -> Callable[..., str]:
         def run(records: str | None, seeds: str | None) -> str:
             path = Path(records) if records else None
             if dry:
-                return evaluate(setting, seeds_of(seeds)[:1], 1, DRY, path)
-            return evaluate(setting, seeds_of(seeds), EPOCHS, (), path)
+                return evaluate(setting, seeds_of(seeds)[:1], 1, [*extra, *DRY], path, variants)
+            return evaluate(setting, seeds_of(seeds), EPOCHS, extra, path, variants)
 
         return run
 
@@ -429,18 +443,29 @@ def main() -> None:
 
     sections = {"counter": lambda **_: counter_ceiling()}
     sections |= {setting: section(setting, dry=False) for setting in SETTINGS}
+    for setting in SETTINGS:
+        sections[f"{setting}_recipe"] = section(setting, False, RECIPE, RECIPE_VARIANTS)
     sections["gpu"] = on_gpu(dry=False)
 
     def recorded(records: str | None, seeds: str | None) -> str:
         if not records:
             raise MeasurementError("not made", "the recorded section needs --records FILE")
         path, chosen = Path(records), seeds_of(seeds)
-        tables = [evaluate(setting, chosen, EPOCHS, (), path, run=False) for setting in SETTINGS]
+        return "\n\n".join(
+            [both(path, chosen, (), tuple(VARIANTS)), both(path, chosen, RECIPE, RECIPE_VARIANTS)]
+        )
+
+    def both(path: Path, chosen: list[int], extra: Sequence[str], variants: Sequence[str]) -> str:
+        """The recorded tables of every setting, run with ``extra``, then both together."""
+        tables = [
+            evaluate(setting, chosen, EPOCHS, extra, path, variants, run=False)
+            for setting in SETTINGS
+        ]
         done = read_records(path)
         finished = {
-            setting: {
-                variant: finals_by_seed(runs_of(done, setting, variant, chosen, EPOCHS, ()))
-                for variant in VARIANTS
+            " + ".join([setting, *extra]): {
+                variant: finals_by_seed(runs_of(done, setting, variant, chosen, EPOCHS, extra))
+                for variant in variants
             }
             for setting in SETTINGS
         }
@@ -449,6 +474,8 @@ def main() -> None:
     sections["recorded"] = recorded
     dry_runs = {"counter": lambda **_: counter_ceiling(n_val=2_000)}
     dry_runs |= {setting: section(setting, dry=True) for setting in SETTINGS}
+    for setting in SETTINGS:
+        dry_runs[f"{setting}_recipe"] = section(setting, True, RECIPE, RECIPE_VARIANTS)
     dry_runs["gpu"] = on_gpu(dry=True)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device"
     banner = f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {device}"

@@ -29,18 +29,25 @@ def test_the_defaults_are_the_documented_ones(train_config):
     cfg = train_config()
     assert cfg.data._target_ == "gan_je.data.MNIST5k"
     assert cfg.model.generator._target_ == "gan_je.models.DCGANGenerator"
-    assert cfg.loss._target_ == "gan_je.losses.NonSaturating"
+    # the recipe benchmarks/recipes.py chose: spectral norm instead of batch norm in D, hinge
+    assert cfg.model.discriminator._target_ == "gan_je.models.DCGANDiscriminator"
+    assert cfg.model.discriminator.norm == "none" and cfg.model.discriminator.spectral_norm
+    assert cfg.loss._target_ == "gan_je.losses.Hinge"
+    assert cfg.model.ema_decay is None and cfg.model.augment is None
     assert cfg.estimator._target_ == "gan_je.metrics.JointEntropy"
     assert cfg.estimator.features._target_ == "gan_je.features.PCA"
     assert cfg.trainer.accelerator == "auto"
     assert list(cfg.logger) == ["wandb"]
     assert cfg.model.optimizer_g.lr == 2e-4 and list(cfg.model.optimizer_g.betas) == [0.5, 0.999]
+    measured = train_config("experiment=mnist5k_sn_hinge")  # the recipe as benchmarked
+    assert cfg.model == measured.model and cfg.loss == measured.loss
+    assert cfg.trainer.max_epochs == measured.trainer.max_epochs
 
 
 #: what a model option builds for: DCGAN and the residual networks for 8-64 pixel images, the
 #: MLP for anything (flat), the text models for token sequences
 SUPPORTS = {"dcgan": lambda spec: spec["kind"] == "image", "mlp": lambda spec: True}
-SUPPORTS |= dict.fromkeys(("resnet", "resnet_paper"), SUPPORTS["dcgan"])
+SUPPORTS |= dict.fromkeys(("dcgan_sn", "resnet", "resnet_paper"), SUPPORTS["dcgan"])
 SUPPORTS |= dict.fromkeys(("char_resnet", "lstm_gan", "lstm_mle"), lambda s: s["kind"] == "tokens")
 AUDIO = ("wavegan", "wavegan_paper", "specgan", "specgan_paper")
 SUPPORTS |= dict.fromkeys(AUDIO, lambda s: s["kind"] == "waveform")
@@ -49,7 +56,7 @@ IMAGE = {"kind": "image", "sample_shape": [1, 28, 28]}
 TOKENS = {"kind": "tokens", "sample_shape": [6, 5], "vocab_size": 5}
 SPEC_FOR = {"dcgan": IMAGE, "mlp": IMAGE, "char_resnet": TOKENS, "lstm_gan": TOKENS}
 SPEC_FOR["lstm_mle"] = TOKENS
-SPEC_FOR |= dict.fromkeys(("resnet", "resnet_paper"), IMAGE)
+SPEC_FOR |= dict.fromkeys(("dcgan_sn", "resnet", "resnet_paper"), IMAGE)
 WAVEFORM = {"kind": "waveform", "sample_shape": [1, 8192], "sample_rate": 8000}
 SPEC_FOR |= dict.fromkeys(AUDIO, WAVEFORM)
 #: data options whose spec comes from their files (TextLines: the vocabulary of the training
