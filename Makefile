@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev,all]"
 	touch $(STAMP)
 
-train: install  ## train the default experiment (DCGAN on 5,000 MNIST digits, a few minutes on a CPU)
+train: install  ## train the default experiment (DCGAN, SN discriminator, hinge loss, on 5,000 MNIST digits; minutes on a CPU)
 	$(PY) -m gan_je.train
 
 test: install  ## run the test suite, one pytest-xdist worker per core (SLURM tests on one)

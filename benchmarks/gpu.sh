@@ -5,7 +5,7 @@
 #   2. the exact k-NN search: entropy and JSD, "auto" against "triton", N = 50,000 and
 #      1,000,000, d = 64, at proposal precisions highest and tf32 (and bf16 at 50,000), with
 #      time and peak memory (benchmarks/estimators.py gpu);
-#   3. training throughput, model=dcgan: GANModule against a plain PyTorch loop in fp32,
+#   3. training throughput, the 2016 DCGAN: GANModule against a plain PyTorch loop in fp32,
 #      16-mixed and bf16-mixed (benchmarks/train.py precision);
 #   4. make train's experiment with trainer=gpu: wall time and final val/jsd;
 #   5. the stacked-MNIST benchmark: plain, entropy matching and PacGAN4 with a 1/4-size

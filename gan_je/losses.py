@@ -233,7 +233,8 @@ class GANLoss:
         ):
             raise ConfigError(
                 f"{type(self).__name__} penalises per-sample gradients, which batch norm in "
-                f"the discriminator mixes across the batch: set model.discriminator.norm=layer"
+                f"the discriminator mixes across the batch: set model.discriminator.norm=layer, "
+                f"or use model=dcgan_sn (spectral norm, no batch norm)"
             )
 
     def entropy_weight_at(self, g_step: int) -> float:

@@ -2,9 +2,9 @@
 
 Examples::
 
-    python -m gan_je.train                                  # DCGAN on 5,000 MNIST digits
+    python -m gan_je.train                                  # DCGAN, SN in D, hinge: 5,000 digits
     python -m gan_je.train experiment=ring                  # MLP GAN on the 8-Gaussian ring
-    python -m gan_je.train model=dcgan estimator=gaussian loss=hinge trainer.max_epochs=5
+    python -m gan_je.train model=dcgan estimator=gaussian loss=nonsaturating trainer.max_epochs=5
     python -m gan_je.train debug=fdr                        # one batch of everything
 
 Everything is built with ``hydra.utils.instantiate``. :func:`train` is the whole program:

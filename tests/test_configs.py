@@ -168,10 +168,10 @@ def _missing(node: dict, prefix: str = ""):
 
 @pytest.mark.parametrize("option", _options("model"))
 def test_model_configs_build_the_module_and_its_parts(train_config, option):
-    cfg = train_config(f"model={option}", "loss=hinge", "estimator=gaussian")
+    cfg = train_config(f"model={option}", "loss=lsgan", "estimator=gaussian")
     module = instantiate(cfg.model)
     assert isinstance(module, GANModule)
-    assert type(module.loss).__name__ == "Hinge"
+    assert type(module.loss).__name__ == "LeastSquares"
     assert isinstance(module.metric, GaussianJointEntropy)
     module.build_networks(SPEC_FOR[option])
     fake = module.generator(torch.randn(4, module.generator.latent_dim))

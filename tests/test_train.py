@@ -500,7 +500,7 @@ def test_incompatible_choices_fail_before_training(train_config):
     with pytest.raises(ConfigError, match=r"model=.*use model=mlp"):
         train(train_config("model=dcgan", "data=ring", *QUIET))
     with pytest.raises(ConfigError, match="norm=layer"):
-        train(train_config("loss=wgan_gp", "data=mnist5k", *QUIET))
+        train(train_config("model=dcgan", "loss=wgan_gp", "data=mnist5k", *QUIET))
     assert not (Path(train_config().paths.output_dir) / "checkpoints").exists()
 
 
