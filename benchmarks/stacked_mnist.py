@@ -263,14 +263,17 @@ def evaluate(
     records: Path | None = None,
     variants: Sequence[str] = tuple(VARIANTS),
     run: bool = True,
+    recipe: Sequence[str] = (),
 ) -> str:
-    """The table of every variant in ``setting`` (``standard`` or ``small_d``).
+    """The table of every variant in ``setting`` (``standard`` or ``small_d``), trained with the
+    overrides ``recipe`` (named in the table's title) and ``extra`` (how it runs: dry, GPU).
 
     Runs go seed by seed (every variant's seed 0 first). With ``records`` (a JSON-lines
     file) each finished run is added to it at once, atomically, and runs already there are
     not run again: an interrupted benchmark continues where it stopped, and the table is
     made from the file. ``run=False``: the table of the recorded runs only.
     """
+    title, extra = " + ".join([setting, *recipe]), [*recipe, *extra]
     done = read_records(records)
     for seed in seeds if run else ():
         for variant in variants:
@@ -310,7 +313,7 @@ def evaluate(
         rows.append(row)
     budget = ", ".join(f"{s:,}" for s in sorted(steps)) or "no"
     header = [
-        " + ".join([setting, *extra]) + f", {budget} steps",
+        f"{title}, {budget} steps",
         "seeds",
         "modes (of 1,000)",
         "mode KL",
@@ -324,7 +327,7 @@ def evaluate(
     table = markdown_table(header, rows) + f"\n\nCode (runs): {counted or 'none'}."
     if "plain" not in variants:
         return table
-    return table + "\n\n" + against_plain(setting, finished)
+    return table + "\n\n" + against_plain(title, finished)
 
 
 #: the paired comparison's columns: name, the number from a final validation, decimals,
@@ -455,16 +458,16 @@ def main() -> None:
             [both(path, chosen, (), tuple(VARIANTS)), both(path, chosen, RECIPE, RECIPE_VARIANTS)]
         )
 
-    def both(path: Path, chosen: list[int], extra: Sequence[str], variants: Sequence[str]) -> str:
-        """The recorded tables of every setting, run with ``extra``, then both together."""
+    def both(path: Path, chosen: list[int], recipe: Sequence[str], variants: Sequence[str]) -> str:
+        """The recorded tables of every setting, trained with ``recipe``, then both together."""
         tables = [
-            evaluate(setting, chosen, EPOCHS, extra, path, variants, run=False)
+            evaluate(setting, chosen, EPOCHS, (), path, variants, run=False, recipe=recipe)
             for setting in SETTINGS
         ]
         done = read_records(path)
         finished = {
-            " + ".join([setting, *extra]): {
-                variant: finals_by_seed(runs_of(done, setting, variant, chosen, EPOCHS, extra))
+            " + ".join([setting, *recipe]): {
+                variant: finals_by_seed(runs_of(done, setting, variant, chosen, EPOCHS, recipe))
                 for variant in variants
             }
             for setting in SETTINGS
