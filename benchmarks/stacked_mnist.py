@@ -422,14 +422,16 @@ def main() -> None:
     def section(
         setting: str,
         dry: bool,
-        extra: Sequence[str] = (),
+        recipe: Sequence[str] = (),
         variants: Sequence[str] = tuple(VARIANTS),
     ) -> Callable[..., str]:
         def run(records: str | None, seeds: str | None) -> str:
             path = Path(records) if records else None
             if dry:
-                return evaluate(setting, seeds_of(seeds)[:1], 1, [*extra, *DRY], path, variants)
-            return evaluate(setting, seeds_of(seeds), EPOCHS, extra, path, variants)
+                chosen, epochs, extra = seeds_of(seeds)[:1], 1, DRY
+            else:
+                chosen, epochs, extra = seeds_of(seeds), EPOCHS, ()
+            return evaluate(setting, chosen, epochs, extra, path, variants, recipe=recipe)
 
         return run
 
