@@ -14,7 +14,7 @@ steps taken so far:
     h_t = min(h, rampup · t),    β_t = 0.5 ** (1 / h_t),
 
 so the average forgets its start at any length of run and becomes the plain ``decay`` once
-``t ≥ h / rampup`` (13,860 steps for 0.999 and 0.05). Steps stand for images here: every step
+``t ≥ h / rampup`` (about 13,860 steps for 0.999 and 0.05). Steps stand for images here: every step
 sees one batch of a fixed size.
 """
 
