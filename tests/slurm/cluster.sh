@@ -65,10 +65,11 @@ start() {
   for program in munged slurmctld slurmd sbatch; do
     command -v "$program" > /dev/null || fail "$program not found: apt-get install slurm-wlm munge"
   done
-  if [ -f "$DIR/slurmctld.pid" ] && kill -0 "$(cat "$DIR/slurmctld.pid")" 2> /dev/null; then
+  if [ -f "$DIR/slurmctld.pid" ] && [ -n "$(living "$(cat "$DIR/slurmctld.pid")")" ]; then
     echo "export SLURM_CONF=$CONF   # already running"
     return
   fi
+  stop  # what an earlier start left without its slurmctld: a slurmd, a munged
   mkdir -p "$DIR/state" "$DIR/spool" "$DIR/munge"
   chown munge: "$DIR/munge"
   chmod 755 "$DIR/munge"  # clients (every user) reach the socket
@@ -88,14 +89,47 @@ start() {
   fail "the node did not come up within 30 s; see $DIR/slurmctld.log and $DIR/slurmd.log"
 }
 
-stop() {
+# The pids given that belong to a running process: a killed daemon nobody has reaped stays a
+# zombie, which kill -0 still finds.
+living() {
+  local pid
+  for pid in "$@"; do
+    if [ -n "$(ps -o stat= -p "$pid" 2> /dev/null | grep -v '^Z')" ]; then
+      echo "$pid"
+    fi
+  done
+}
+
+# The daemons of this cluster: found by their pid files and by the config or socket on their
+# command line, so that one whose pid file is gone (an interrupted stop, a crash) is found too.
+cluster_pids() {
   local pid_file
   for pid_file in "$DIR/slurmd.pid" "$DIR/slurmctld.pid" "$DIR/munge/munged.pid"; do
     if [ -f "$pid_file" ]; then
-      kill "$(cat "$pid_file")" 2> /dev/null || true
-      rm -f "$pid_file"
+      cat "$pid_file"
     fi
   done
+  pgrep -f -- "^slurm(ctld|d) -f $CONF" || true
+  pgrep -f -- "^munged --socket=$MUNGE_SOCKET" || true
+}
+
+stop() {
+  local pids
+  pids=$(cluster_pids | sort -u)
+  if [ -n "$pids" ]; then
+    kill $pids 2> /dev/null || true
+  fi
+  for _ in $(seq 100); do  # until they have exited (10 s), so that a start after can bind
+    pids=$(living $pids)
+    if [ -z "$pids" ]; then
+      break
+    fi
+    sleep 0.1
+  done
+  if [ -n "$pids" ]; then
+    fail "daemons $pids did not stop within 10 s"
+  fi
+  rm -f "$DIR/slurmd.pid" "$DIR/slurmctld.pid" "$DIR/munge/munged.pid"
 }
 
 status() {
