@@ -243,6 +243,8 @@ def paired_cells(
     measure of ``compared`` (name, the number of a run, digits, whether more is better), the
     :func:`paired_cell` of the differences variant - plain, and the differences."""
     seeds = sorted(set(runs) & set(plain))
+    if not seeds:
+        raise ValueError(f"no seed in common: runs of seeds {sorted(runs)}, plain {sorted(plain)}")
     cells, differences = [], []
     for _, number, digits, more_is_better in compared:
         diffs = [number(runs[seed]) - number(plain[seed]) for seed in seeds]

@@ -63,7 +63,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import torch
@@ -72,6 +72,7 @@ from common import (
     better_and_worse,
     mean_std,
     paired_cell,
+    paired_cells,
     read_records,
     run_sections,
     sign_test,
@@ -347,16 +348,23 @@ def differences(finished: dict[str, dict[int, dict]]) -> dict[str, list[list[flo
     paired difference removes the part of the seed-to-seed spread the two runs share.
     ``finished``: variant → seed → final validation. Variants with no seed in common with
     plain are left out."""
-    plain = finished.get("plain", {})
-    paired = {}
+    plain, paired = finished.get("plain", {}), {}
     for variant, runs in finished.items():
-        seeds = sorted(set(runs) & set(plain))
-        if variant != "plain" and seeds:
-            paired[variant] = [
-                [number(runs[seed]) - number(plain[seed]) for seed in seeds]
-                for _, number, _, _ in COMPARED
-            ]
+        if variant != "plain" and set(runs) & set(plain):
+            paired[variant] = paired_cells(runs, plain, COMPARED)[1]
     return paired
+
+
+def pooled(tables: Iterable[dict[str, list[list[float]]]]) -> dict[str, list[list[float]]]:
+    """Paired differences of several settings together: variant → one list per
+    :data:`COMPARED` column, each setting's differences after the previous one's."""
+    together: dict[str, list[list[float]]] = {}
+    for table in tables:
+        for variant, columns in table.items():
+            so_far = together.setdefault(variant, [[] for _ in COMPARED])
+            for diffs, more in zip(so_far, columns, strict=True):
+                diffs += more
+    return together
 
 
 def paired_rows(
@@ -386,24 +394,20 @@ def against_plain(setting: str, finished: dict[str, dict[int, dict]]) -> str:
     return f"{markdown_table(header, rows)}\n\n{note}"
 
 
+def sign_cell(diffs: list[float], _: int, more_is_better: bool) -> str:
+    """Paired differences as ``n better, m worse (p = ...)``: the :func:`sign_test` of the
+    wins against the losses, ties dropped."""
+    better, worse = better_and_worse(diffs, more_is_better)
+    return f"{better} better, {worse} worse (p = {sign_test(better, worse):.3f})"
+
+
 def both_settings(finished: dict[str, dict[str, dict[int, dict]]]) -> str:
     """Each variant against plain over the seeds of every setting together: on how many
     (setting, seed) pairs it is the better and on how many the worse, and the
     :func:`sign_test` of those wins against those losses. The sizes of the differences are
     not pooled (they differ between settings); their signs are. ``finished``: setting →
     variant → seed → final validation."""
-    pooled: dict[str, list[list[float]]] = {}
-    for per_setting in finished.values():
-        for variant, columns in differences(per_setting).items():
-            so_far = pooled.setdefault(variant, [[] for _ in COMPARED])
-            for diffs, more in zip(so_far, columns, strict=True):
-                diffs += more
-
-    def cell(diffs: list[float], _: int, more_is_better: bool) -> str:
-        better, worse = better_and_worse(diffs, more_is_better)
-        return f"{better} better, {worse} worse (p = {sign_test(better, worse):.3f})"
-
-    rows = paired_rows(pooled, cell)
+    rows = paired_rows(pooled(differences(runs) for runs in finished.values()), sign_cell)
     if not rows:
         return "No variant has a seed in common with plain yet."
     settings = " and ".join(finished)
@@ -413,6 +417,41 @@ def both_settings(finished: dict[str, dict[str, dict[int, dict]]]) -> str:
         "two-sided sign test of the wins against the losses."
     )
     return f"{markdown_table(header, rows)}\n\n{note}"
+
+
+def recipe_against_2016(done: list[dict], seeds: Sequence[int]) -> str:
+    """Each of :data:`RECIPE_VARIANTS` trained with :data:`RECIPE` minus the same variant
+    trained as in the papers (the 2016 DCGAN), seed by seed, in each setting: the mean ± std
+    of the differences and on how many seeds the recipe is the better (:func:`paired_cell`);
+    then, per variant, the signs over both settings' seeds with their :func:`sign_test`. Runs
+    of one seed train on the same images in the same order and are scored on the same
+    latents in both. ``done``: the records; ``seeds``: the seeds to compare."""
+    rows, per_setting = [], []
+    for setting in SETTINGS:
+        per_setting.append({})
+        for variant in RECIPE_VARIANTS:
+            recipe, dcgan = (
+                finals_by_seed(runs_of(done, setting, variant, seeds, EPOCHS, overrides))
+                for overrides in (RECIPE, ())
+            )
+            if set(recipe) & set(dcgan):
+                cells, diffs = paired_cells(recipe, dcgan, COMPARED)
+                rows.append([f"{setting}, {variant}", str(len(diffs[0])), *cells])
+                per_setting[-1][variant] = diffs
+    if not rows:
+        return "The recipe has no seed in common with the 2016 DCGAN yet."
+    names = [name for name, *_ in COMPARED]
+    recipe = " ".join(RECIPE)
+    paired = markdown_table([f"{recipe} - 2016 DCGAN", "seeds", *names], rows)
+    signs = markdown_table(
+        [f"{recipe} vs 2016 DCGAN, both settings", "pairs", *names],
+        paired_rows(pooled(per_setting), sign_cell),
+    )
+    note = (
+        "(n/m): the recipe better on n of m seeds, a tie not better. Below: better / worse on "
+        "that many (setting, seed) pairs and the two-sided sign test's p."
+    )
+    return f"{paired}\n\n{note}\n\n{signs}"
 
 
 def main() -> None:
@@ -456,9 +495,11 @@ def main() -> None:
         if not records:
             raise MeasurementError("not made", "the recorded section needs --records FILE")
         path, chosen = Path(records), seeds_of(seeds)
-        return "\n\n".join(
-            [both(path, chosen, (), tuple(VARIANTS)), both(path, chosen, RECIPE, RECIPE_VARIANTS)]
-        )
+        tables = [
+            both(path, chosen, (), tuple(VARIANTS)),
+            both(path, chosen, RECIPE, RECIPE_VARIANTS),
+        ]
+        return "\n\n".join([*tables, recipe_against_2016(read_records(path), chosen)])
 
     def both(path: Path, chosen: list[int], recipe: Sequence[str], variants: Sequence[str]) -> str:
         """The recorded tables of every setting, trained with ``recipe``, then both together."""

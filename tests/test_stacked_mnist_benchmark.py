@@ -269,3 +269,61 @@ def test_recorded_command_pools_the_chosen_seeds_of_both_settings(
         "4 better, 0 worse (p = 0.125)",
         "0 better, 4 worse (p = 0.125)",
     ]
+
+
+def test_recipe_against_2016_pairs_each_variant_with_itself_on_the_same_seed(bench) -> None:
+    def record(setting: str, variant: str, seed: int, recipe: tuple, numbers: dict) -> dict:
+        return bench.run_key(setting, variant, seed, bench.EPOCHS, recipe) | {"final": numbers}
+
+    lam = "entropy λ=0.1"
+    done = [
+        record("standard", "plain", 0, (), compared(994, 0.36, 0.158, 0.140)),
+        record("standard", "plain", 0, bench.RECIPE, compared(999, 0.34, 0.117, 0.139)),
+        record("standard", "plain", 1, (), compared(996, 0.40, 0.150, 0.130)),
+        record("standard", "plain", 1, bench.RECIPE, compared(1000, 0.30, 0.120, 0.120)),
+        record("standard", "plain", 2, bench.RECIPE, compared(1000, 0.30, 0.120, 0.120)),
+        record("small_d", "plain", 0, (), compared(981, 0.56, 0.123, 0.155)),
+        record("small_d", "plain", 0, bench.RECIPE, compared(802, 1.41, 0.109, 0.263)),
+        # λ = 0.1 with the recipe is paired with λ = 0.1 without it, never with plain
+        record("small_d", lam, 0, (), compared(990, 0.50, 0.130, 0.150)),
+        record("small_d", lam, 0, bench.RECIPE, compared(1000, 0.20, 0.140, 0.160)),
+        bench.run_key("small_d", lam, 1, bench.EPOCHS, bench.RECIPE) | {"error": "diverged"},
+    ]
+    table = bench.recipe_against_2016(done, [0, 1, 2])
+    # standard plain: seeds 0 and 1 (seed 2 has no 2016 run): +5, +4 modes; -0.02, -0.10 KL
+    assert row_cells(table, "standard, plain")[1:] == [
+        "2",
+        "+4.5 ± 0.7 (2/2)",
+        "-0.06 ± 0.06 (2/2)",
+        "-3.5 ± 0.8 (0/2)",  # -4.1, -3.0 points
+        "-0.006 ± 0.006 (2/2)",  # -0.001, -0.010
+    ]
+    assert row_cells(table, "small_d, plain")[1:] == [
+        "1",
+        "-179.0 (0/1)",
+        "+0.85 (0/1)",
+        "-1.4 (0/1)",
+        "+0.108 (0/1)",
+    ]
+    assert row_cells(table, f"small_d, {lam}")[2:] == [
+        "+10.0 (1/1)",
+        "-0.30 (1/1)",
+        "+1.0 (1/1)",
+        "+0.010 (0/1)",
+    ]
+    assert "standard, entropy" not in table  # no pair
+    # both settings: plain 3 pairs (modes 2 better, 1 worse), λ = 0.1 one pair
+    assert row_cells(table, "plain | 3")[2:] == [
+        "2 better, 1 worse (p = 1.000)",
+        "2 better, 1 worse (p = 1.000)",
+        "0 better, 3 worse (p = 0.250)",
+        "2 better, 1 worse (p = 1.000)",
+    ]
+    assert row_cells(table, f"{lam} | 1")[2] == "1 better, 0 worse (p = 1.000)"
+    alone = bench.recipe_against_2016(done[:1], [0])
+    assert "no seed in common" in alone
+
+
+def test_paired_cells_needs_a_seed_in_common(bench) -> None:
+    with pytest.raises(ValueError, match="no seed in common"):
+        bench.paired_cells({0: {}}, {1: {}}, bench.COMPARED)
