@@ -430,12 +430,12 @@ def recipe_against_2016(done: list[dict], seeds: Sequence[int]) -> str:
     for setting in SETTINGS:
         per_setting.append({})
         for variant in RECIPE_VARIANTS:
-            recipe, dcgan = (
+            with_recipe, as_2016 = (
                 finals_by_seed(runs_of(done, setting, variant, seeds, EPOCHS, overrides))
                 for overrides in (RECIPE, ())
             )
-            if set(recipe) & set(dcgan):
-                cells, diffs = paired_cells(recipe, dcgan, COMPARED)
+            if set(with_recipe) & set(as_2016):
+                cells, diffs = paired_cells(with_recipe, as_2016, COMPARED)
                 rows.append([f"{setting}, {variant}", str(len(diffs[0])), *cells])
                 per_setting[-1][variant] = diffs
     if not rows:
