@@ -93,17 +93,19 @@ def translation(x: Tensor, p: float = 1.0) -> Tensor:
 
 def cutout(x: Tensor, p: float = 1.0) -> Tensor:
     """Each sample, with probability ``p``, with a ``CUTOUT_RATIO`` x ``CUTOUT_RATIO``
-    rectangle of the image (a square for a square image) set to ``FILL``; its centre is a
-    pixel drawn uniformly, so it may reach over the border. Differentiable w.r.t. ``x``
-    (zero gradient inside the square)."""
+    rectangle of the image (a square for a square image) set to ``FILL``. As DiffAugment's, it
+    may reach over the border: its place is uniform among those that keep at least half its
+    height and half its width (rounded up) inside, the same margin at every border.
+    Differentiable w.r.t. ``x`` (zero gradient inside the rectangle)."""
     p = _check(x, p)
     if p == 0:
         return x
     b, _, h, w = x.shape
     chosen = _chosen(x, p)
     ch, cw = _pixels(h, CUTOUT_RATIO), _pixels(w, CUTOUT_RATIO)
-    top = torch.randint(0, h, (b, 1), device=x.device) - ch // 2
-    left = torch.randint(0, w, (b, 1), device=x.device) - cw // 2
+    # ch // 2 rows may lie above the image, and as many below it when ch is even
+    top = torch.randint(0, h + 1 - ch % 2, (b, 1), device=x.device) - ch // 2
+    left = torch.randint(0, w + 1 - cw % 2, (b, 1), device=x.device) - cw // 2
     rows = torch.arange(h, device=x.device) - top  # (B, H): inside when 0 <= row < ch
     cols = torch.arange(w, device=x.device) - left
     in_rows = ((rows >= 0) & (rows < ch)).view(b, 1, h, 1)
@@ -143,7 +145,7 @@ def check_policy(policy: Sequence[str]) -> tuple[str, ...]:
         raise ValueError(
             f"an augmentation policy is a non-empty list of {', '.join(POLICIES)}; got {policy!r}"
         )
-    unknown = [name for name in policy if name not in POLICIES]
+    unknown = [name for name in policy if not isinstance(name, str) or name not in POLICIES]
     if unknown:
         raise ValueError(
             f"unknown augmentation policy {', '.join(map(repr, unknown))}: choose among "
@@ -211,10 +213,12 @@ class AdaptiveProbability:
         logits when D judges packs); every ``interval`` steps, move p."""
         if not isinstance(real_logits, Tensor) or real_logits.numel() == 0:
             raise ValueError(f"real_logits must be a non-empty tensor, got {real_logits!r}")
-        count = real_logits.new_full((), real_logits.numel(), dtype=torch.int64)  # on device
-        step = torch.stack([real_logits.detach().sign().sum().long(), count])
-        self._sums = self._sums.to(step.device) + step
-        self._images += positive_int("n_images", n_images)
+        n_images = positive_int("n_images", n_images)
+        logits = real_logits.detach()
+        count = logits.new_full((), logits.numel(), dtype=torch.int64)  # on device
+        signs = (logits > 0).sum() - (logits < 0).sum()  # counted in int64, exact in fp16 too
+        self._sums = self._sums.to(logits.device) + torch.stack([signs, count])
+        self._images += n_images
         self._steps += 1
         if self._steps < self.interval:
             return
@@ -241,10 +245,21 @@ class AdaptiveProbability:
         """Put back a :meth:`state_dict`. In a run of several processes only one takes the
         sums of signs and logits (``sums``; the others start from 0), so that their next
         ``reduce`` counts them once."""
+        missing = [key for key in ("p", "signs", "logits", "images", "steps") if key not in state]
+        if missing:
+            raise ValueError(
+                f"the saved augmentation state lacks {', '.join(missing)}: it must be what "
+                f"AdaptiveProbability.state_dict returned, got the keys {list(state)}"
+            )
         self.p = checks.probability("a saved augmentation probability", state["p"])
-        signs = int(state["signs"]) if sums else 0
         logits = non_negative_int("logits", state["logits"]) if sums else 0
-        self._sums = torch.tensor([signs, logits], dtype=torch.int64)
+        signs = state["signs"] if sums else 0
+        if not checks.is_int(signs) or abs(signs) > logits:
+            raise ValueError(
+                f"the saved sum of signs must be an integer between -logits and logits "
+                f"({logits}), got {signs!r}"
+            )
+        self._sums = torch.tensor([int(signs), logits], dtype=torch.int64)
         self._images = non_negative_int("images", state["images"])
         self._steps = non_negative_int("steps", state["steps"])
 

@@ -259,14 +259,14 @@ class ClassScores(Callback):
                 self.n_scored,
                 self.n_samples,
             )
-        if self.n_scored <= self.scorer.classifier.embedding:
+        real, accuracy = fit_class_scorer(self.scorer, data, self.n_scored)
+        if not self.scorer.has_distance(self.n_scored):
             log.warning(
-                "class scores: no Fréchet distance for %d samples, which must exceed the "
-                "classifier's %d features (embedding)",
+                "class scores: no Fréchet distance for %d samples, which (and the training "
+                "split) must outnumber the classifier's %d features (embedding)",
                 self.n_scored,
                 self.scorer.classifier.embedding,
             )
-        real, accuracy = fit_class_scorer(self.scorer, data, self.n_scored)
         self.real = {f"{key}_real": value for key, value in real.items()}
         self.real["classifier_accuracy"] = accuracy
 

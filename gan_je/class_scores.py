@@ -162,13 +162,17 @@ class ClassScorer:
         with torch.no_grad():
             return self.classifier.embed(x).double().cpu()
 
-    def scores(self, samples: Tensor) -> dict[str, float]:
+    def scores(self, samples: Tensor, n_distance: int | None = None) -> dict[str, float]:
         """``inception_score``, ``class_kl`` (nats), ``classes_covered``, the shares of the
         samples in the rarest and the commonest predicted class (``smallest_class``,
-        ``largest_class``: 1/k each for a balanced set) and, once fitted
-        here and for more samples than the classifier has features, ``frechet_distance``
-        from the reference of ``samples`` ``(N, *sample_shape)``."""
+        ``largest_class``: 1/k each for a balanced set) of ``samples`` ``(N, *sample_shape)``
+        and, once fitted here, ``frechet_distance`` from the reference of the first
+        ``n_distance`` of them (all: ``None``). The distance falls with the number of samples
+        (the noise of their covariance adds to it), so give as many as the set it is
+        compared with; it needs more than the classifier has features, in the samples and in
+        the reference (a full-rank covariance), and is left out otherwise."""
         n_classes = self.n_classes
+        n = len(samples) if n_distance is None else positive_int("n_distance", n_distance)
         with torch.no_grad():  # one pass of the network: the features, then the head
             features = self.classifier.embed(samples)
             probabilities = self.classifier.probabilities_of(features).cpu()
@@ -181,28 +185,17 @@ class ClassScorer:
             "smallest_class": float(shares.min()),
             "largest_class": float(shares.max()),
         }
-        if self.reference is not None and self._has_rank(len(samples)):
-            scores["frechet_distance"] = self._distance(features)
+        if self.reference is not None and self.has_distance(min(n, len(samples))):
+            scores["frechet_distance"] = self._distance(features[:n])
         return scores
 
-    def _has_rank(self, n: int) -> bool:
-        """Whether ``n`` samples and the reference both outnumber the features."""
-        n_reference, width = self.reference.shape
-        return min(n, n_reference) > width
-
-    def frechet_distance(self, samples: Tensor) -> float:
-        """The Fréchet distance of ``samples`` ``(N, *sample_shape)`` from the reference, in
-        the classifier's features (see the module doc); ``N`` must exceed their number."""
+    def has_distance(self, n: int) -> bool:
+        """Whether the Fréchet distance of ``n`` samples exists: they and the fitted
+        reference both outnumber the classifier's features."""
         if self.reference is None:
             raise RuntimeError("ClassScorer has no reference: fit it with fit(x, labels, kind)")
         n_reference, width = self.reference.shape
-        if not self._has_rank(len(samples)):
-            raise ValueError(
-                f"the Fréchet distance needs more samples than the classifier's {width} "
-                f"features (a full-rank covariance), got {len(samples)} against a reference "
-                f"of {n_reference}: score more samples, or lower callbacks.class_scores.embedding"
-            )
-        return self._distance(self._features(samples))
+        return min(n, n_reference) > width
 
     def _distance(self, features: Tensor) -> float:
         """The Fréchet distance of samples' classifier ``features`` from the reference."""

@@ -15,7 +15,8 @@ steps taken so far:
 
 so the average forgets its start at any length of run and becomes the plain ``decay`` once
 ``t ≥ h / rampup`` (about 13,860 steps for 0.999 and 0.05). Steps stand for images here: every step
-sees one batch of a fixed size.
+sees one batch of a fixed size. StyleGAN2-ADA counts only the images seen before the step
+(rampup · (t - 1) here): the cap here is one step later, a difference gone after a few steps.
 """
 
 from __future__ import annotations
@@ -27,7 +28,16 @@ import torch
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
-from gan_je.checks import positive_float, positive_int
+from gan_je.checks import is_real, positive_float, positive_int
+
+
+def check_ema_settings(decay: float | None, rampup: float | None) -> None:
+    """Raise a ``ValueError`` unless ``decay`` is ``None`` (no EMA) or a number in (0, 1), and
+    ``rampup`` ``None`` (no ramp-up) or a finite number > 0."""
+    if decay is not None and (not is_real(decay) or not 0 < decay < 1):
+        raise ValueError(f"model.ema_decay must be null (no EMA) or in (0, 1), got {decay!r}")
+    if rampup is not None:
+        positive_float("model.ema_rampup", rampup)
 
 
 def ema_decay_at(step: int, decay: float, rampup: float | None) -> float:
@@ -35,11 +45,11 @@ def ema_decay_at(step: int, decay: float, rampup: float | None) -> float:
     (1 for the first step, which the average copies), ``decay`` itself when ``rampup`` is
     ``None``."""
     positive_int("EMA step", step)
-    if not 0 < decay < 1:
-        raise ValueError(f"model.ema_decay must be in (0, 1), got {decay!r}")
+    if decay is None:
+        raise ValueError("an EMA needs model.ema_decay, a number in (0, 1); got null")
+    check_ema_settings(decay, rampup)
     if rampup is None:
         return decay
-    positive_float("model.ema_rampup", rampup)
     half_life = min(math.log(0.5) / math.log(decay), rampup * step)
     return 0.5 ** (1 / half_life)
 

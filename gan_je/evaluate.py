@@ -290,9 +290,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
         n_scored = min(n_generated, len(datamodule.val_set))
         real, accuracy = fit_class_scorer(scorer, datamodule, n_scored)
-        result["metrics"] |= scorer.scores(fake)
-        if n_scored < n_generated and "frechet_distance" in real:  # only at equal sizes
-            result["metrics"]["frechet_distance"] = scorer.frechet_distance(fake[:n_scored])
+        result["metrics"] |= scorer.scores(fake, n_distance=n_scored)  # at equal sizes
+        if n_scored < n_generated and "frechet_distance" in real:
             log.info(
                 "frechet_distance of the first %d generated samples, as many as the held-out "
                 "ones of frechet_distance_real; the other class scores of all %d",

@@ -41,7 +41,7 @@ from gan_je.checks import (
     positive_int,
 )
 from gan_je.data.kinds import kind_of
-from gan_je.ema import averaged_generator
+from gan_je.ema import averaged_generator, check_ema_settings
 from gan_je.entropy_space import EntropySpace
 from gan_je.errors import ConfigError
 from gan_je.estimators import differentiable_entropy
@@ -145,8 +145,6 @@ class GANModule(LightningModule):
             raise ConfigError(f"model.grad_clip must be None or > 0, got {grad_clip!r}")
         if not isinstance(compile, bool):
             raise ConfigError(f"model.compile must be true or false, got {compile!r}")
-        if ema_decay is not None and not 0 < ema_decay < 1:
-            raise ConfigError(f"model.ema_decay must be None or in (0, 1), got {ema_decay!r}")
         if not isinstance(adversarial, bool):
             raise ConfigError(f"model.adversarial must be true or false, got {adversarial!r}")
         try:
@@ -155,8 +153,7 @@ class GANModule(LightningModule):
             positive_int("model.n_preview", n_preview), positive_float("model.max_loss", max_loss)
             if max_g_steps is not None:
                 positive_int("model.max_g_steps", max_g_steps)
-            if ema_rampup is not None:
-                positive_float("model.ema_rampup", ema_rampup)
+            check_ema_settings(ema_decay, ema_rampup)
             for name, optimizer in (("optimizer_g", optimizer_g), ("optimizer_d", optimizer_d)):
                 if "lr" in optimizer:
                     positive_float(f"model.{name}.lr (learning rate)", optimizer["lr"])

@@ -230,6 +230,25 @@ def test_the_frechet_distance_needs_more_samples_than_features():
     assert "frechet_distance" in scorer.scores(x)
     assert "frechet_distance" not in scorer.scores(x[:16])
     assert "inception_score" in scorer.scores(x[:16])
+    assert scorer.has_distance(17) and not scorer.has_distance(16)
+    small_reference = ClassScorer(Classifier(embedding=16, epochs=1)).fit(*_images(15, 0), "image")
+    assert not small_reference.has_distance(1000)  # the reference must outnumber them too
+    assert "frechet_distance" not in small_reference.scores(_images(100, 1)[0])
+
+
+def test_the_frechet_distance_of_the_first_n_distance_samples():
+    """``n_distance``: the distance of as many samples as the set compared with, the other
+    scores of all of them."""
+    scorer = ClassScorer(Classifier(embedding=8, epochs=1)).fit(*_images(90, 0), "image")
+    x = _images(60, 1)[0]
+    first = scorer.scores(x, n_distance=20)
+    assert first["frechet_distance"] == pytest.approx(scorer.scores(x[:20])["frechet_distance"])
+    assert first["frechet_distance"] != pytest.approx(scorer.scores(x)["frechet_distance"])
+    assert first["inception_score"] == pytest.approx(scorer.scores(x)["inception_score"])
+    assert scorer.scores(x, n_distance=600) == scorer.scores(x)  # at most all of them
+    assert "frechet_distance" not in scorer.scores(x, n_distance=8)
+    with pytest.raises(ValueError, match="n_distance must be a positive integer"):
+        scorer.scores(x, n_distance=0)
 
 
 def test_the_two_networks_are_cached_apart(tmp_path):

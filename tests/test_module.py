@@ -220,6 +220,7 @@ def test_module_arguments_are_checked(train_config):
     for bad, match in (
         ({"grad_clip": 0}, "grad_clip"),
         ({"ema_decay": 1.0}, "ema_decay"),
+        ({"ema_decay": "0.999"}, "ema_decay"),
         ({"ema_rampup": 0}, "ema_rampup"),
         ({"n_preview": 0}, "n_preview"),
         ({"max_g_steps": 0}, "max_g_steps"),
