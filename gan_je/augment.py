@@ -103,7 +103,7 @@ def cutout(x: Tensor, p: float = 1.0) -> Tensor:
     b, _, h, w = x.shape
     chosen = _chosen(x, p)
     ch, cw = _pixels(h, CUTOUT_RATIO), _pixels(w, CUTOUT_RATIO)
-    # ch // 2 rows may lie above the image, and as many below it when ch is even
+    # at most ch // 2 rows above the image and as many below it (h + 1 - ch % 2 places)
     top = torch.randint(0, h + 1 - ch % 2, (b, 1), device=x.device) - ch // 2
     left = torch.randint(0, w + 1 - cw % 2, (b, 1), device=x.device) - cw // 2
     rows = torch.arange(h, device=x.device) - top  # (B, H): inside when 0 <= row < ch

@@ -141,6 +141,26 @@ def test_color_is_the_diffaugment_brightness_saturation_and_contrast():
         assert factor.mean() == pytest.approx((low + high) / 2, abs=0.1)
 
 
+def test_color_on_one_channel_is_contrast_and_brightness_and_keeps_grey_pixels_grey():
+    """One channel: saturation does nothing, so each sample becomes c·x + d with the
+    contrast c in [0.5, 1.5]; three channels: a grey pixel stays grey (saturation scales
+    each pixel's distance from its own grey), and the mean moves by the brightness only."""
+    x = images(b=200, c=1)
+    torch.manual_seed(0)
+    out = color(x)
+    flat_x, flat_out = x.flatten(1), out.flatten(1)
+    for xs, ys in zip(flat_x, flat_out, strict=True):
+        slope = ((xs - xs.mean()) * (ys - ys.mean())).sum() / (xs - xs.mean()).square().sum()
+        torch.testing.assert_close(ys, ys.mean() + slope * (xs - xs.mean()))
+        assert 0.5 <= slope <= 1.5
+    shift = (flat_out.mean(1) - flat_x.mean(1)).abs()  # contrast keeps the mean
+    assert shift.max() <= 0.5 and shift.max() > 0.45  # brightness in [-0.5, 0.5]
+    grey = images(b=50, c=1).expand(50, 3, 8, 8)
+    out = color(grey)
+    torch.testing.assert_close(out[:, 0], out[:, 1])
+    torch.testing.assert_close(out[:, 0], out[:, 2])
+
+
 @pytest.mark.parametrize("policy", [*([name] for name in POLICIES), list(POLICIES)])
 def test_the_same_random_state_gives_the_same_transform(policy):
     x = images(b=16)
@@ -171,6 +191,20 @@ def test_probability_one_transforms_every_sample_and_p_the_share_p():
     assert unchanged == pytest.approx(1 / 9, abs=0.025)
     unchanged = (translation(x, 0.3) == x).flatten(1).all(1).float().mean()
     assert unchanged == pytest.approx(0.7 + 0.3 / 9, abs=0.04)
+
+
+def test_real_and_fake_batches_get_the_same_distribution_of_transforms():
+    """Two different batches through the same policy and p: the transforms' statistics
+    (which samples were cut, the cut area, the mean brightness shift) agree."""
+    real, fake = images(b=4000, c=1, seed=1), images(b=4000, c=1, seed=2)
+    torch.manual_seed(0)
+    cut_real, cut_fake = cutout(real, 0.5) != real, cutout(fake, 0.5) != fake
+    for stat in (lambda m: m.flatten(1).any(1).float().mean(), lambda m: m.float().mean()):
+        assert stat(cut_real) == pytest.approx(stat(cut_fake).item(), abs=0.03)
+    bright_real = (color(real) - real).mean(dim=(1, 2, 3))
+    bright_fake = (color(fake) - fake).mean(dim=(1, 2, 3))
+    assert bright_real.mean() == pytest.approx(bright_fake.mean().item(), abs=0.02)
+    assert bright_real.std() == pytest.approx(bright_fake.std().item(), abs=0.02)
 
 
 def test_every_policy_keeps_the_batch_shape_dtype_and_device():

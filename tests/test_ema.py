@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -20,6 +22,7 @@ def test_the_ramp_up_caps_the_half_life_at_a_fraction_of_the_steps():
     assert ema_decay_at(10_000, 0.999, 0.05) == pytest.approx(0.5 ** (1 / 500))
     assert ema_decay_at(13_856, 0.999, 0.05) == pytest.approx(0.5 ** (1 / 692.8), abs=1e-7)
     assert ema_decay_at(13_870, 0.999, 0.05) == pytest.approx(0.999)  # past h / rampup
+    assert math.log(0.5) / math.log(0.999) == pytest.approx(692.8, abs=0.05)  # the comment's h
 
 
 @pytest.mark.parametrize(
@@ -69,5 +72,6 @@ def test_the_ramp_up_forgets_the_first_step():
     first_only = [1.0] + [0.0] * 839
     plain = _average_of(first_only, 0.999, None)[0].weight
     torch.testing.assert_close(plain, torch.full_like(plain, 0.999**839))
+    assert 0.999**839 > 0.43  # the docs' 43 %
     ramped = _average_of(first_only, 0.999, 0.05)[0].weight
     assert ramped.abs().max() < 1e-6
